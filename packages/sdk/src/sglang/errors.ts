@@ -1,0 +1,109 @@
+// Maps SGLang's failure shapes onto the SDK's error classes. SGLang reports
+// errors four ways (see docs/sglang-http.md): an HTTP error body (three JSON
+// shapes), an `{"error": {...}}` event inside a 200 SSE stream, and a
+// `finish_reason` of type "abort" on the last result. Session failures come as
+// plain 400s or aborts, so the message decides the class before the status.
+import {
+  AbortedError,
+  type APIError,
+  type APIErrorOptions,
+  ConflictError,
+  ContextLengthExceededError,
+  NotFoundError,
+  SessionBusyError,
+  apiErrorForStatus,
+} from "../core/error.js";
+import type { SglangFinishReason } from "./types.js";
+
+type ErrorClass = new (message: string, options: APIErrorOptions) => APIError;
+
+/** Message patterns of the pinned SGLang (scheduler.py, session_controller.py, http_server.py). */
+const MESSAGE_CLASSES: ReadonlyArray<readonly [RegExp, ErrorClass]> = [
+  [/session id \S+ does not exist|close was requested for session/i, NotFoundError],
+  [/already has an active request|appending to a request that hasn't finished/i, SessionBusyError],
+  [/Failed to open the session/i, ConflictError],
+  [/exceeds the maximum allowed length|longer than the model's context length|longer than the KV cache/i, ContextLengthExceededError],
+];
+
+export interface ErrorContext {
+  sessionId?: string;
+  requestId?: string;
+}
+
+function byMessage(message: string, options: APIErrorOptions): APIError | undefined {
+  for (const [pattern, ErrorType] of MESSAGE_CLASSES) {
+    if (pattern.test(message)) return new ErrorType(message, options);
+  }
+  return undefined;
+}
+
+/** Text of SGLang's error bodies: `{"error":{"message"}}`, `{"error":"..."}`, `{"object":"error","message"}`, `{"detail":...}`. */
+export function errorBodyMessage(body: unknown): { message?: string; code?: string } {
+  if (typeof body !== "object" || body === null) return {};
+  const record = body as Record<string, unknown>;
+  const error = record.error;
+  if (typeof error === "string") return { message: error };
+  if (typeof error === "object" && error !== null) {
+    const inner = error as Record<string, unknown>;
+    const code = inner.type ?? inner.code;
+    return {
+      ...(typeof inner.message === "string" ? { message: inner.message } : {}),
+      ...(code !== undefined && code !== null ? { code: String(code) } : {}),
+    };
+  }
+  if (typeof record.message === "string") {
+    const code = record.type ?? record.code;
+    return { message: record.message, ...(code !== undefined && code !== null ? { code: String(code) } : {}) };
+  }
+  if (record.detail !== undefined) {
+    return { message: typeof record.detail === "string" ? record.detail : JSON.stringify(record.detail) };
+  }
+  return {};
+}
+
+/** An HTTP response with a non-2xx status. */
+export function errorFromHttpResponse(status: number, bodyText: string, context: ErrorContext): APIError {
+  let body: unknown = bodyText;
+  try {
+    body = bodyText === "" ? undefined : JSON.parse(bodyText);
+  } catch {
+    // Not JSON (a proxy's HTML page, say): keep the text.
+  }
+  const parsed = errorBodyMessage(body);
+  const message = parsed.message ?? (bodyText.trim() || `SGLang answered HTTP ${status}`);
+  const options: APIErrorOptions = { status, body, ...context, ...(parsed.code ? { code: parsed.code } : {}) };
+  return byMessage(message, options) ?? apiErrorForStatus(status, message, options);
+}
+
+/** An `{"error": {...}}` event inside a streamed `/generate` response (HTTP 200). */
+export function errorFromStreamEvent(event: Record<string, unknown>, context: ErrorContext): APIError {
+  const parsed = errorBodyMessage(event);
+  const error = event.error as Record<string, unknown> | undefined;
+  const status = typeof error?.code === "number" ? error.code : 400;
+  const message = parsed.message ?? "SGLang reported an error in the stream";
+  const options: APIErrorOptions = {
+    status,
+    body: event,
+    ...context,
+    ...(typeof error?.type === "string" ? { code: error.type } : {}),
+    ...(typeof error?.retryable === "boolean" ? { retryable: error.retryable } : {}),
+  };
+  return byMessage(message, options) ?? apiErrorForStatus(status, message, options);
+}
+
+/** A result whose `finish_reason.type` is "abort". */
+export function errorFromAbort(reason: Extract<SglangFinishReason, { type: "abort" }>, context: ErrorContext): APIError {
+  const message = reason.message ?? "Aborted";
+  const status = typeof reason.status_code === "number" ? reason.status_code : undefined;
+  const options: APIErrorOptions = {
+    body: reason,
+    ...context,
+    ...(status !== undefined ? { status } : {}),
+    ...(reason.err_type ? { code: reason.err_type } : {}),
+  };
+  const classified = byMessage(message, options);
+  if (classified) return classified;
+  // A status-less abort is a cancel (client gone, /abort_request, session closed under it).
+  if (status === undefined || status < 400) return new AbortedError(message, options);
+  return apiErrorForStatus(status, message, options);
+}
