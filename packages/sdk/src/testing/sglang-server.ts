@@ -270,7 +270,8 @@ export class FakeSglangServer {
     for (const [index, event] of plan.events.entries()) {
       if (fault && index === fault.afterEvents) {
         rollback();
-        if (fault.kind === "drop") res.socket?.destroy();
+        // Flush what was written, then cut the connection without ending the chunked body.
+        if (fault.kind === "drop") res.socket?.destroySoon();
         return;
       }
       if (this.options.tokenDelayMs > 0) await delay(this.options.tokenDelayMs);
