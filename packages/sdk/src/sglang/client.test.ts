@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import {
   APIError,
-  AuthenticationError,
   BadRequestError,
-  ConflictError,
+  FailedPreconditionError,
   ContextLengthExceededError,
   MicroturnError,
   NotFoundError,
-  RateLimitError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
   UnavailableError,
 } from "../core/error.js";
 import { FakeSglangServer, type FakeSglangServerOptions } from "../testing/sglang-server.js";
@@ -105,7 +105,7 @@ describe("SglangClient errors", () => {
 
     const streamedNoInput = await rejection(collect(client.generateStream({ sampling_params: { max_new_tokens: -1 } })));
     expect(BadRequestError.isInstance(streamedNoInput)).toBe(true);
-    expect((streamedNoInput as APIError).code).toBe("invalid_request_error");
+    expect((streamedNoInput as APIError).status).toBe(400);
 
     const tooLong = await rejection(collect(client.generateStream({ text: "0123456789" })));
     expect(ContextLengthExceededError.isInstance(tooLong)).toBe(true);
@@ -113,10 +113,10 @@ describe("SglangClient errors", () => {
     expect((tooLong as Error).message).toMatch(/exceeds the maximum allowed length \(8 tokens\)/);
   });
 
-  it("rejects a wrong API key with AuthenticationError", async () => {
+  it("rejects a wrong API key with UnauthenticatedError", async () => {
     const { client } = await setup({ apiKey: "right" }, { apiKey: "wrong" });
     const error = await rejection(client.generate({ text: "x" }));
-    expect(AuthenticationError.isInstance(error)).toBe(true);
+    expect(UnauthenticatedError.isInstance(error)).toBe(true);
     expect((error as APIError).status).toBe(401);
     // Health stays open without a key, as in SGLang.
     await expect(client.health()).resolves.toBeUndefined();
@@ -140,7 +140,7 @@ describe("SglangClient errors", () => {
     expect((cancelled as APIError).retryable).toBe(false);
 
     server.injectAbort({ message: "slow down", statusCode: 429 });
-    expect(RateLimitError.isInstance(await rejection(client.generate({ text: "x" })))).toBe(true);
+    expect(ResourceExhaustedError.isInstance(await rejection(client.generate({ text: "x" })))).toBe(true);
   });
 
   it("reports health and model/server info", async () => {
@@ -182,7 +182,7 @@ describe("SglangClient sessions", () => {
   it("maps session failures: duplicate id, streaming disabled, unknown session", async () => {
     const { client } = await setup();
     await client.openSession({ capacityOfStrLen: 10, sessionId: "s1" });
-    expect(ConflictError.isInstance(await rejection(client.openSession({ capacityOfStrLen: 10, sessionId: "s1" })))).toBe(true);
+    expect(FailedPreconditionError.isInstance(await rejection(client.openSession({ capacityOfStrLen: 10, sessionId: "s1" })))).toBe(true);
     const missing = await rejection(client.generate({ text: "x", session_params: { id: "nope" } }));
     expect(NotFoundError.isInstance(missing)).toBe(true);
     expect((missing as APIError).sessionId).toBe("nope");

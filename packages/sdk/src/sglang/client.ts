@@ -261,7 +261,7 @@ export class SglangClient {
 
   /** Sends one request; resolves once a 2xx status arrived, throws the typed error otherwise. */
   private async send(method: "GET" | "POST", path: string, options: SendOptions): Promise<Dispatcher.ResponseData> {
-    if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
+    if (options.signal?.aborted) throw new AbortError("The request was aborted by the caller.", { cause: options.signal.reason });
     const routingKey = options.context.sessionId ?? options.routingKey ?? this.routingKey;
     const headers: Record<string, string> = {
       ...this.extraHeaders,
@@ -295,6 +295,7 @@ export class SglangClient {
     if (response.statusCode === 503 && text === "") {
       throw new UnavailableError(`SGLang at ${this.baseUrl} is unavailable (HTTP 503 on ${path}).`, {
         status: 503,
+        retryable: true,
         ...options.context,
       });
     }
@@ -304,14 +305,14 @@ export class SglangClient {
   /** Maps undici and socket failures to the SDK's classes; SDK errors pass through. */
   private transportError(error: unknown, options: CallOptions): unknown {
     if (MicroturnError.isInstance(error)) return error;
-    if (options.signal?.aborted) return new AbortError(undefined, { cause: error });
+    if (options.signal?.aborted) return new AbortError("The request was aborted by the caller.", { cause: error });
     const code = errorCode(error);
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
-      return new TimeoutError(`SGLang at ${this.baseUrl} made no progress within ${timeoutMs} ms.`, { timeoutMs, cause: error });
+      return new TimeoutError(`SGLang at ${this.baseUrl} made no progress within ${timeoutMs} ms.`, { cause: error });
     }
     if (code === "UND_ERR_ABORTED" || (error instanceof Error && error.name === "AbortError")) {
-      return new AbortError(undefined, { cause: error });
+      return new AbortError("The request was aborted by the caller.", { cause: error });
     }
     if (code !== undefined && (code.startsWith("UND_ERR") || /^E[A-Z]+$/.test(code))) {
       const detail = error instanceof Error && error.message ? error.message : code;

@@ -5,13 +5,18 @@
 // plain 400s or aborts, so the message decides the class before the status.
 import {
   AbortedError,
-  type APIError,
+  APIError,
   type APIErrorOptions,
-  ConflictError,
+  BadRequestError,
   ContextLengthExceededError,
+  FailedPreconditionError,
+  InternalServerError,
   NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
   SessionBusyError,
-  apiErrorForStatus,
+  UnauthenticatedError,
+  UnavailableError,
 } from "../core/error.js";
 import type { SglangFinishReason } from "./types.js";
 
@@ -21,9 +26,38 @@ type ErrorClass = new (message: string, options: APIErrorOptions) => APIError;
 const MESSAGE_CLASSES: ReadonlyArray<readonly [RegExp, ErrorClass]> = [
   [/session id \S+ does not exist|close was requested for session/i, NotFoundError],
   [/already has an active request|appending to a request that hasn't finished/i, SessionBusyError],
-  [/Failed to open the session/i, ConflictError],
+  [/Failed to open the session/i, FailedPreconditionError],
   [/exceeds the maximum allowed length|longer than the model's context length|longer than the KV cache/i, ContextLengthExceededError],
 ];
+
+/** Class for an HTTP status; `APIError` itself when none fits. 429, 502, 503 and 504 are retryable. */
+export function apiErrorForStatus(status: number, message: string, options: APIErrorOptions = {}): APIError {
+  const opts: APIErrorOptions = { ...options, status };
+  const retryable = { retryable: true, ...opts };
+  switch (status) {
+    case 400:
+    case 422:
+      return new BadRequestError(message, opts);
+    case 401:
+      return new UnauthenticatedError(message, opts);
+    case 403:
+      return new PermissionDeniedError(message, opts);
+    case 404:
+      return new NotFoundError(message, opts);
+    case 409:
+      return new FailedPreconditionError(message, opts);
+    case 413:
+      return new ContextLengthExceededError(message, opts);
+    case 429:
+      return new ResourceExhaustedError(message, retryable);
+    case 502:
+    case 503:
+    case 504:
+      return new UnavailableError(message, retryable);
+    default:
+      return status >= 500 ? new InternalServerError(message, opts) : new APIError(message, opts);
+  }
+}
 
 export interface ErrorContext {
   sessionId?: string;
@@ -71,7 +105,7 @@ export function errorFromHttpResponse(status: number, bodyText: string, context:
   }
   const parsed = errorBodyMessage(body);
   const message = parsed.message ?? (bodyText.trim() || `SGLang answered HTTP ${status}`);
-  const options: APIErrorOptions = { status, body, ...context, ...(parsed.code ? { code: parsed.code } : {}) };
+  const options: APIErrorOptions = { status, ...context };
   return byMessage(message, options) ?? apiErrorForStatus(status, message, options);
 }
 
@@ -83,9 +117,7 @@ export function errorFromStreamEvent(event: Record<string, unknown>, context: Er
   const message = parsed.message ?? "SGLang reported an error in the stream";
   const options: APIErrorOptions = {
     status,
-    body: event,
     ...context,
-    ...(typeof error?.type === "string" ? { code: error.type } : {}),
     ...(typeof error?.retryable === "boolean" ? { retryable: error.retryable } : {}),
   };
   return byMessage(message, options) ?? apiErrorForStatus(status, message, options);
@@ -95,12 +127,7 @@ export function errorFromStreamEvent(event: Record<string, unknown>, context: Er
 export function errorFromAbort(reason: Extract<SglangFinishReason, { type: "abort" }>, context: ErrorContext): APIError {
   const message = reason.message ?? "Aborted";
   const status = typeof reason.status_code === "number" ? reason.status_code : undefined;
-  const options: APIErrorOptions = {
-    body: reason,
-    ...context,
-    ...(status !== undefined ? { status } : {}),
-    ...(reason.err_type ? { code: reason.err_type } : {}),
-  };
+  const options: APIErrorOptions = { ...context, ...(status !== undefined ? { status } : {}) };
   const classified = byMessage(message, options);
   if (classified) return classified;
   // A status-less abort is a cancel (client gone, /abort_request, session closed under it).
