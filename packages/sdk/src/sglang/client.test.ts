@@ -194,4 +194,23 @@ describe("SglangClient sessions", () => {
     expect(BadRequestError.isInstance(refused)).toBe(true);
     expect((refused as Error).message).toMatch(/--enable-streaming-session/);
   });
+
+  it("passes non-streaming session params (rid, offset) and refuses them on streaming sessions", async () => {
+    const { server, client } = await setup({ respond: () => "!" });
+    const id = await client.openSession({ capacityOfStrLen: 100 });
+    const first = await client.generate({ text: "ab", rid: "r1", session_params: { id } });
+    expect(first.metaInfo.prompt_tokens).toBe(3);
+    // Keep BOS + "a", drop the rest, append "c" (BOS of the appended input stripped).
+    const second = await client.generate({ text: "c", rid: "r2", session_params: { id, rid: "r1", offset: 2 } });
+    expect(second.metaInfo.prompt_tokens).toBe(3);
+    expect(server.session(id)!.text).toBe("ac!");
+    const stale = await rejection(client.generate({ text: "d", session_params: { id, rid: "r1" } }));
+    expect(BadRequestError.isInstance(stale)).toBe(true);
+    expect((stale as Error).message).toBe("Invalid request session id");
+
+    const streaming = await client.openSession({ capacityOfStrLen: 100, streaming: true });
+    const refused = await rejection(client.generate({ text: "x", session_params: { id: streaming, offset: 1 } }));
+    expect(BadRequestError.isInstance(refused)).toBe(true);
+    expect((refused as Error).message).toBe("Streaming sessions do not support offset.");
+  });
 });
