@@ -72,27 +72,18 @@ function byMessage(message: string, options: APIErrorOptions): APIError | undefi
 }
 
 /** Text of SGLang's error bodies: `{"error":{"message"}}`, `{"error":"..."}`, `{"object":"error","message"}`, `{"detail":...}`. */
-export function errorBodyMessage(body: unknown): { message?: string; code?: string } {
-  if (typeof body !== "object" || body === null) return {};
+export function errorBodyMessage(body: unknown): string | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
   const record = body as Record<string, unknown>;
   const error = record.error;
-  if (typeof error === "string") return { message: error };
+  if (typeof error === "string") return error;
   if (typeof error === "object" && error !== null) {
-    const inner = error as Record<string, unknown>;
-    const code = inner.type ?? inner.code;
-    return {
-      ...(typeof inner.message === "string" ? { message: inner.message } : {}),
-      ...(code !== undefined && code !== null ? { code: String(code) } : {}),
-    };
+    const message = (error as Record<string, unknown>).message;
+    return typeof message === "string" ? message : undefined;
   }
-  if (typeof record.message === "string") {
-    const code = record.type ?? record.code;
-    return { message: record.message, ...(code !== undefined && code !== null ? { code: String(code) } : {}) };
-  }
-  if (record.detail !== undefined) {
-    return { message: typeof record.detail === "string" ? record.detail : JSON.stringify(record.detail) };
-  }
-  return {};
+  if (typeof record.message === "string") return record.message;
+  if (record.detail !== undefined) return typeof record.detail === "string" ? record.detail : JSON.stringify(record.detail);
+  return undefined;
 }
 
 /** An HTTP response with a non-2xx status. */
@@ -103,18 +94,16 @@ export function errorFromHttpResponse(status: number, bodyText: string, context:
   } catch {
     // Not JSON (a proxy's HTML page, say): keep the text.
   }
-  const parsed = errorBodyMessage(body);
-  const message = parsed.message ?? (bodyText.trim() || `SGLang answered HTTP ${status}`);
+  const message = errorBodyMessage(body) ?? (bodyText.trim() || `SGLang answered HTTP ${status}`);
   const options: APIErrorOptions = { status, ...context };
   return byMessage(message, options) ?? apiErrorForStatus(status, message, options);
 }
 
 /** An `{"error": {...}}` event inside a streamed `/generate` response (HTTP 200). */
 export function errorFromStreamEvent(event: Record<string, unknown>, context: ErrorContext): APIError {
-  const parsed = errorBodyMessage(event);
   const error = event.error as Record<string, unknown> | undefined;
   const status = typeof error?.code === "number" ? error.code : 400;
-  const message = parsed.message ?? "SGLang reported an error in the stream";
+  const message = errorBodyMessage(event) ?? "SGLang reported an error in the stream";
   const options: APIErrorOptions = {
     status,
     ...context,
