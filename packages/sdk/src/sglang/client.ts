@@ -31,7 +31,11 @@ export interface SglangClientOptions {
   timeoutMs?: number;
   /** Connection pool to use instead of the client's own (which `close()` then leaves open). */
   dispatcher?: Dispatcher;
-  /** Connections of the client's own pool. Default 16. */
+  /**
+   * Most connections of the client's own pool. Default: no cap. Every streamed
+   * micro-turn holds a connection until it ends, so a cap below the number of
+   * concurrently streaming sessions queues their turns.
+   */
   connections?: number;
   /** Stream text mode when known (the server's --incremental-streaming-output); detected per request otherwise. */
   streamTextMode?: StreamTextMode;
@@ -116,7 +120,7 @@ export class SglangClient {
     this.ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher =
       options.dispatcher ??
-      new Pool(url.origin, { connections: options.connections ?? 16, keepAliveTimeout: 30_000, pipelining: 1 });
+      new Pool(url.origin, { connections: options.connections ?? null, keepAliveTimeout: 30_000, pipelining: 1 });
   }
 
   /** `POST /generate` without streaming. A `finish_reason` of type "abort" is thrown as a typed error. */

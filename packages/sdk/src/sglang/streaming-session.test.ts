@@ -58,6 +58,18 @@ describe("StreamingSession", () => {
     await expect(text(session.append("late"))).rejects.toThrow(/closed/);
   });
 
+  it("keeps concurrent sessions on one client apart", async () => {
+    const { server, client } = await setup({ tokenDelayMs: 2, respond: ({ inputText }) => inputText.split("").reverse().join("") });
+    const sessions = await Promise.all([0, 1, 2, 3, 4, 5].map(() => client.streamingSession({ capacityOfStrLen: 64 })));
+    for (let round = 0; round < 3; round += 1) {
+      const outputs = await Promise.all(sessions.map((session, i) => text(session.append(`s${i}r${round}`))));
+      expect(outputs).toEqual(sessions.map((_, i) => `${round}r${i}s`));
+    }
+    for (const [i, session] of sessions.entries()) {
+      expect(server.session(session.id)!.text).toBe([0, 1, 2].map((r) => `s${i}r${r}${r}r${i}s`).join(""));
+    }
+  });
+
   it("appends token ids and sends session_params.rid", async () => {
     const { server, client } = await setup();
     const session = await client.streamingSession({ capacityOfStrLen: 64 });
