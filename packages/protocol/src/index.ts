@@ -64,3 +64,6 @@ export function protocolMajor(version: string): number {
 export function isCompatibleProtocol(version: string): boolean {
   return protocolMajor(version) === protocolMajor(PROTOCOL_VERSION);
 }
+
+/** The standard gRPC health service (grpc.health.v1), served by the sidecar. */
+export * as grpcHealth from "./gen/grpc/health/v1/health.js";

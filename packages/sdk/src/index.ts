@@ -1,1 +1,2 @@
-export {};
+export * from "./core/error.js";
+export * from "./sglang/index.js";

@@ -1,1 +1,70 @@
-export {};
+#!/usr/bin/env node
+// The `microturn` command: serve (the sidecar), demo (a live scripted session
+// on the embedded engine), replay (a recorded session against any engine).
+import { ConfigError, configHelp, loadConfig } from "./config.js";
+
+const USAGE = `microturn — serving stack for interaction models
+
+Usage:
+  microturn serve [flags]          run the sidecar (gRPC Interaction service)
+  microturn demo [flags]           live ~20 s scripted session on the embedded engine
+  microturn replay FILE [flags]    replay a recorded session (JSONL) against the configured engine
+  microturn --help | --version
+
+Flags (each also an environment variable):
+${configHelp()}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === "--version") {
+    const { PROTOCOL_VERSION } = await import("@microturn/protocol");
+    process.stdout.write(`microturn sidecar 0.1.0 (protocol ${PROTOCOL_VERSION})\n`);
+    return 0;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  try {
+    switch (command) {
+      case "serve": {
+        const { serve } = await import("./main.js");
+        return await serve(loadConfig(rest));
+      }
+      case "demo": {
+        const { runDemo } = await import("./demo/demo.js");
+        return await runDemo(loadConfig(rest, { ...process.env, MICROTURN_PORT: process.env.MICROTURN_PORT ?? "0", MICROTURN_METRICS_PORT: process.env.MICROTURN_METRICS_PORT ?? "-1" }));
+      }
+      case "replay": {
+        const [file, ...flags] = rest;
+        if (!file) throw new ConfigError("replay needs the recording file: microturn replay FILE");
+        const { replayFile } = await import("./replay.js");
+        return await replayFile(file, loadConfig(flags, { ...process.env, MICROTURN_PORT: "0", MICROTURN_METRICS_PORT: "-1" }));
+      }
+      default:
+        process.stderr.write(`microturn: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`microturn: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`microturn: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -20,10 +20,6 @@ import {
 import { DmelAudio, Modality, modalityFromJSON, modalityToJSON, PcmAudio, VideoFrame, VideoPatches } from "./common.js";
 import { EngineCapabilities, FinishReason, finishReasonFromJSON, finishReasonToJSON } from "./engine.js";
 
-export const protobufPackage = "microturn.v1";
-
-export const protobufFileName = "microturn/v1/interaction.proto";
-
 /** How a background result is woven into the conversation. */
 export enum DeliveryMode {
   /** DELIVERY_MODE_UNSPECIFIED - Not set; the session's default applies. */
@@ -267,6 +263,8 @@ export enum ErrorCode {
   ERROR_CODE_VERSION_MISMATCH = 12,
   /** ERROR_CODE_INTERNAL - A bug on the server. */
   ERROR_CODE_INTERNAL = 13,
+  /** ERROR_CODE_UNAUTHENTICATED - The client sent no valid API key. */
+  ERROR_CODE_UNAUTHENTICATED = 14,
   UNRECOGNIZED = -1,
 }
 
@@ -314,6 +312,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 13:
     case "ERROR_CODE_INTERNAL":
       return ErrorCode.ERROR_CODE_INTERNAL;
+    case 14:
+    case "ERROR_CODE_UNAUTHENTICATED":
+      return ErrorCode.ERROR_CODE_UNAUTHENTICATED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -351,6 +352,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_VERSION_MISMATCH";
     case ErrorCode.ERROR_CODE_INTERNAL:
       return "ERROR_CODE_INTERNAL";
+    case ErrorCode.ERROR_CODE_UNAUTHENTICATED:
+      return "ERROR_CODE_UNAUTHENTICATED";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -397,7 +400,9 @@ export interface ClientEvent {
 export interface ServerEvent {
   /**
    * Position of this event in the session's server stream, from 1; resume
-   * replays events after the last one the client saw.
+   * replays events after the last one the client saw. The `started` event
+   * that answers a SessionResume carries 0: it is not part of the history and
+   * comes before the replayed events.
    */
   eventSeq: number;
   /** The event. */
@@ -4282,7 +4287,7 @@ function floatToJson(value: number | null | undefined): number | string | null |
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
@@ -4290,7 +4295,7 @@ export type DeepPartial<T> = T extends Builtin ? T
   : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(int64: { toString(): string }): number {
@@ -4312,7 +4317,7 @@ function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
 
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;

@@ -1,0 +1,77 @@
+// Builds a running sidecar from its config: engine (through the registry, so
+// no adapter is imported here), session hub, metrics, servers.
+import type { SidecarConfig } from "./config.js";
+import type { Engine } from "./engines/engine.js";
+import { createEngine } from "./engines/registry.js";
+import { createLogger, type Logger } from "./logger.js";
+import { SidecarMetrics } from "./metrics.js";
+import { startServer, type RunningServer } from "./server.js";
+import { SessionHub, type SessionHubOptions } from "./session/session-hub.js";
+
+export interface Sidecar {
+  readonly config: SidecarConfig;
+  readonly engine: Engine;
+  readonly hub: SessionHub;
+  readonly metrics: SidecarMetrics;
+  readonly server: RunningServer;
+  readonly logger: Logger;
+  /** GoAway to every session, wait up to drainMs for them to leave, then stop. */
+  shutdown(): Promise<void>;
+}
+
+export interface SidecarOverrides {
+  /** An engine built by the caller (tests, benchmarks) instead of the registry's. */
+  engine?: Engine;
+  logger?: Logger;
+  hub?: Partial<Pick<SessionHubOptions, "createBackground" | "createTools" | "createMedia">>;
+}
+
+export async function startSidecar(config: SidecarConfig, overrides: SidecarOverrides = {}): Promise<Sidecar> {
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const engine = overrides.engine ?? (await createEngine(config, logger));
+  const metrics = new SidecarMetrics();
+  let serving = true;
+  const hub = new SessionHub({
+    engine,
+    limits: { maxOutputTokensPerTurn: config.maxOutputTokensPerTurn, maxQueuedChunks: config.maxQueuedChunks },
+    maxSessions: config.maxSessions,
+    resumeGraceMs: config.resumeGraceMs,
+    recordDir: config.recordDir,
+    logger,
+    observer: metrics.observer(),
+    ...overrides.hub,
+  });
+  const server = await startServer({
+    hub,
+    logger,
+    metrics,
+    apiKey: config.apiKey,
+    host: config.host,
+    port: config.port,
+    httpPort: config.httpPort,
+    isServing: () => serving,
+  });
+  const sessionsGauge = setInterval(() => metrics.sessions.set(hub.size), 1000);
+  sessionsGauge.unref();
+
+  return {
+    config,
+    engine,
+    hub,
+    metrics,
+    server,
+    logger,
+    async shutdown() {
+      serving = false;
+      clearInterval(sessionsGauge);
+      hub.drain(config.drainMs);
+      const deadline = Date.now() + config.drainMs;
+      while (Date.now() < deadline && [...hub.sessions()].some((h) => h.outbox.attached)) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await hub.closeAll("sidecar shut down");
+      await server.close();
+      await engine.dispose();
+    },
+  };
+}

@@ -1,0 +1,185 @@
+// Every setting of the sidecar in one typed object: command-line flags first,
+// then MICROTURN_* environment variables, then defaults. Nothing else reads
+// process.env or argv.
+import { parseArgs } from "node:util";
+
+export const ENGINE_KINDS = ["embedded", "sglang-http", "sglang-grpc"] as const;
+export type EngineKind = (typeof ENGINE_KINDS)[number];
+
+export const BACKGROUND_KINDS = ["none", "embedded", "openai", "sglang-grpc"] as const;
+export type BackgroundKind = (typeof BACKGROUND_KINDS)[number];
+
+export interface SidecarConfig {
+  host: string;
+  port: number;
+  /** Port of the HTTP server for /metrics, /healthz and the WebSocket endpoint; -1 disables it. */
+  httpPort: number;
+  engine: EngineKind;
+  /** GGUF path for the embedded engine; empty writes and uses the tiny random model. */
+  model: string;
+  engineUrl: string;
+  background: BackgroundKind;
+  backgroundUrl: string;
+  backgroundModel: string;
+  backgroundApiKey: string;
+  /** Bearer token clients must present; empty accepts any client. */
+  apiKey: string;
+  maxSessions: number;
+  /** Output budget per micro-turn, tokens. */
+  maxOutputTokensPerTurn: number;
+  /** Input chunks a session may queue before QUEUE_FULL. */
+  maxQueuedChunks: number;
+  resumeGraceMs: number;
+  backgroundMaxConcurrent: number;
+  backgroundTimeoutMs: number;
+  toolTimeoutMs: number;
+  /** Folder for session recordings; empty disables recording. */
+  recordDir: string;
+  /** Time SIGTERM gives live sessions to move away before exit. */
+  drainMs: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+interface Setting {
+  flag: string;
+  env: string;
+  help: string;
+  kind: "string" | "int" | "enum";
+  values?: readonly string[];
+  default: string;
+}
+
+/** The table behind --help, the parser and docs/deployment.md. */
+export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
+  host: { flag: "host", env: "MICROTURN_HOST", kind: "string", default: "127.0.0.1", help: "gRPC listen address" },
+  port: { flag: "port", env: "MICROTURN_PORT", kind: "int", default: "50051", help: "gRPC port (0 picks a free one)" },
+  httpPort: {
+    flag: "metrics-port",
+    env: "MICROTURN_METRICS_PORT",
+    kind: "int",
+    default: "9464",
+    help: "HTTP port for /metrics, /healthz and WebSocket /v1/converse (-1 disables)",
+  },
+  engine: { flag: "engine", env: "MICROTURN_ENGINE", kind: "enum", values: ENGINE_KINDS, default: "embedded", help: "interaction engine" },
+  model: { flag: "model", env: "MICROTURN_MODEL", kind: "string", default: "", help: "GGUF for the embedded engine (default: tiny random model)" },
+  engineUrl: { flag: "engine-url", env: "MICROTURN_ENGINE_URL", kind: "string", default: "", help: "SGLang URL (http://… or host:port for gRPC)" },
+  background: {
+    flag: "background",
+    env: "MICROTURN_BACKGROUND",
+    kind: "enum",
+    values: BACKGROUND_KINDS,
+    default: "",
+    help: "background model transport (default: openai when --background-url is set, else embedded)",
+  },
+  backgroundUrl: { flag: "background-url", env: "MICROTURN_BACKGROUND_URL", kind: "string", default: "", help: "background model URL" },
+  backgroundModel: { flag: "background-model", env: "MICROTURN_BACKGROUND_MODEL", kind: "string", default: "default", help: "background model name" },
+  backgroundApiKey: { flag: "background-api-key", env: "MICROTURN_BACKGROUND_API_KEY", kind: "string", default: "", help: "API key for the background model" },
+  apiKey: { flag: "api-key", env: "MICROTURN_API_KEY", kind: "string", default: "", help: "bearer token clients must send (empty: none)" },
+  maxSessions: { flag: "max-sessions", env: "MICROTURN_MAX_SESSIONS", kind: "int", default: "4096", help: "live sessions per sidecar" },
+  maxOutputTokensPerTurn: {
+    flag: "max-output-tokens",
+    env: "MICROTURN_MAX_OUTPUT_TOKENS",
+    kind: "int",
+    default: "6",
+    help: "output tokens per 200 ms micro-turn",
+  },
+  maxQueuedChunks: { flag: "max-queued-chunks", env: "MICROTURN_MAX_QUEUED_CHUNKS", kind: "int", default: "50", help: "input chunks a session may queue" },
+  resumeGraceMs: { flag: "resume-grace-ms", env: "MICROTURN_RESUME_GRACE_MS", kind: "int", default: "30000", help: "how long a dropped session waits for resume" },
+  backgroundMaxConcurrent: {
+    flag: "background-max-concurrent",
+    env: "MICROTURN_BACKGROUND_MAX_CONCURRENT",
+    kind: "int",
+    default: "2",
+    help: "background tasks running at once per session",
+  },
+  backgroundTimeoutMs: {
+    flag: "background-timeout-ms",
+    env: "MICROTURN_BACKGROUND_TIMEOUT_MS",
+    kind: "int",
+    default: "120000",
+    help: "default background task deadline",
+  },
+  toolTimeoutMs: { flag: "tool-timeout-ms", env: "MICROTURN_TOOL_TIMEOUT_MS", kind: "int", default: "10000", help: "default tool call deadline" },
+  recordDir: { flag: "record-dir", env: "MICROTURN_RECORD_DIR", kind: "string", default: "", help: "folder for session recordings (empty: off)" },
+  drainMs: { flag: "drain-ms", env: "MICROTURN_DRAIN_MS", kind: "int", default: "5000", help: "grace given to live sessions on SIGTERM" },
+  logLevel: {
+    flag: "log-level",
+    env: "MICROTURN_LOG_LEVEL",
+    kind: "enum",
+    values: ["debug", "info", "warn", "error"],
+    default: "info",
+    help: "structured log level",
+  },
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+function parseValue(key: string, setting: Setting, raw: string, source: string): string | number {
+  if (setting.kind === "int") {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${source}: expected an integer, got "${raw}"`);
+    return Number(raw);
+  }
+  if (setting.kind === "enum" && raw !== "" && !setting.values!.includes(raw)) {
+    throw new ConfigError(`${source}: expected one of ${setting.values!.join(", ")}, got "${raw}" (${key})`);
+  }
+  return raw;
+}
+
+/** Parses flags (`args`) over environment (`env`) over defaults, and validates the whole. */
+export function loadConfig(args: string[] = [], env: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: "string" as const }]));
+  let parsed: Record<string, string | undefined>;
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const config: Record<string, string | number> = {};
+  for (const [key, setting] of Object.entries(SETTINGS)) {
+    const fromFlag = parsed[setting.flag];
+    const fromEnv = env[setting.env];
+    const [raw, source] =
+      fromFlag !== undefined ? [fromFlag, `--${setting.flag}`] : fromEnv !== undefined && fromEnv !== "" ? [fromEnv, setting.env] : [setting.default, "default"];
+    config[key] = parseValue(key, setting, raw, source);
+  }
+  const result = config as unknown as SidecarConfig;
+  if (result.background === ("" as BackgroundKind)) result.background = result.backgroundUrl ? "openai" : "embedded";
+  validate(result);
+  return result;
+}
+
+function validate(c: SidecarConfig): void {
+  const port = (name: string, value: number, allowOff: boolean) => {
+    if (!(value >= (allowOff ? -1 : 0) && value <= 65535)) throw new ConfigError(`${name} must be 0..65535${allowOff ? " or -1" : ""}, got ${value}`);
+  };
+  port("--port / MICROTURN_PORT", c.port, false);
+  port("--metrics-port / MICROTURN_METRICS_PORT", c.httpPort, true);
+  if (c.engine !== "embedded" && !c.engineUrl) {
+    throw new ConfigError(`--engine ${c.engine} needs --engine-url / MICROTURN_ENGINE_URL (where SGLang listens)`);
+  }
+  if ((c.background === "openai" || c.background === "sglang-grpc") && !c.backgroundUrl) {
+    throw new ConfigError(`--background ${c.background} needs --background-url / MICROTURN_BACKGROUND_URL`);
+  }
+  const positive: (keyof SidecarConfig)[] = ["maxSessions", "maxOutputTokensPerTurn", "maxQueuedChunks", "backgroundMaxConcurrent"];
+  for (const key of positive) {
+    if ((c[key] as number) < 1) throw new ConfigError(`--${SETTINGS[key].flag} must be at least 1, got ${c[key]}`);
+  }
+  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs"] as const) {
+    if (c[key] < 0) throw new ConfigError(`--${SETTINGS[key].flag} must not be negative, got ${c[key]}`);
+  }
+}
+
+/** The text of `microturn serve --help`. */
+export function configHelp(): string {
+  const rows = Object.values(SETTINGS).map((s) => {
+    const values = s.values ? ` (${s.values.join("|")})` : "";
+    const def = s.default === "" ? "" : ` [default: ${s.default}]`;
+    return `  --${s.flag.padEnd(26)} ${s.help}${values}${def}\n  ${"".padEnd(28)} env ${s.env}`;
+  });
+  return rows.join("\n");
+}

@@ -1,0 +1,146 @@
+// One engine session on one SGLang streaming session. Positions come from the
+// server's meta_info (prompt_tokens = the whole sequence before this turn's
+// output, completion_tokens = its output so far), so they count SGLang's
+// tokens, not ours. An aborted turn leaves the position where it was: SGLang
+// rolls a streaming session back to its last finished request.
+import { FinishReason } from "@microturn/protocol";
+import type { StreamingSession } from "@microturn/sdk";
+import { renderChunkText } from "../chunk-text.js";
+import type { AppendOptions, AppendResult, EngineChunk, EngineOutput, EngineSession, EngineSessionStats } from "../engine.js";
+import { EngineError } from "../errors.js";
+import { toEngineError } from "./errors.js";
+
+export class SglangHttpSession implements EngineSession {
+  readonly id: string;
+  private readonly stream: StreamingSession;
+  private readonly capacityTokens: number;
+  private readonly onClose: () => void;
+  /** Sent ahead of the first chunk that finishes; a rolled-back first turn takes it along. */
+  private pendingSystemPrompt: string;
+  private position = 0;
+  private appends = 0;
+  private lastAppendMs = 0;
+  private inFlight = false;
+  private closed = false;
+
+  constructor(stream: StreamingSession, capacityTokens: number, systemPrompt: string | undefined, onClose: () => void) {
+    this.stream = stream;
+    this.id = stream.id;
+    this.capacityTokens = capacityTokens;
+    this.pendingSystemPrompt = systemPrompt ?? "";
+    this.onClose = onClose;
+  }
+
+  get positionTokens(): number {
+    return this.position;
+  }
+
+  async *append(chunk: EngineChunk, options: AppendOptions): AsyncGenerator<EngineOutput, void, undefined> {
+    if (this.closed) throw new EngineError("session_closed", `sglang-http: session ${this.id} is closed.`, { sessionId: this.id });
+    if (this.inFlight) throw new EngineError("busy", `sglang-http: session ${this.id} already has an append in flight.`, { sessionId: this.id });
+    this.validate(chunk, options);
+    this.inFlight = true;
+    const started = performance.now();
+    let firstEventMs: number | undefined;
+    let visibleText = "";
+    try {
+      const text = this.pendingSystemPrompt + renderChunkText(chunk);
+      const sampling = {
+        max_new_tokens: options.maxOutputTokens,
+        ...(options.stop && options.stop.length > 0 ? { stop: options.stop } : {}),
+        ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+      };
+      for await (const delta of this.stream.append(text, sampling, options.signal ? { signal: options.signal } : {})) {
+        firstEventMs ??= performance.now() - started;
+        const meta = delta.metaInfo;
+        const position = meta.prompt_tokens + meta.completion_tokens;
+        if (delta.text !== "") {
+          visibleText += delta.text;
+          yield { type: "delta", text: delta.text, positionTokens: position };
+        }
+        if (delta.finishReason) {
+          const turnMs = performance.now() - started;
+          const result: AppendResult = {
+            finishReason: finishReasonOf(delta.finishReason.type, visibleText),
+            positionTokens: position,
+            inputEndTokens: meta.prompt_tokens,
+            inputTokens: meta.prompt_tokens - this.position,
+            outputTokens: meta.completion_tokens,
+            appendMs: firstEventMs,
+            turnMs,
+          };
+          this.position = position;
+          this.appends += 1;
+          this.lastAppendMs = turnMs;
+          this.pendingSystemPrompt = "";
+          yield { type: "done", done: result };
+        }
+      }
+    } catch (error) {
+      throw toEngineError(error, this.id);
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  async rewind(positionTokens: number): Promise<number> {
+    if (this.closed) throw new EngineError("session_closed", `sglang-http: session ${this.id} is closed.`, { sessionId: this.id });
+    if (!Number.isInteger(positionTokens) || positionTokens < 0 || positionTokens > this.position) {
+      throw new EngineError(
+        "rewind_out_of_range",
+        `sglang-http: rewind target ${positionTokens} is outside [0, ${this.position}].`,
+        { sessionId: this.id },
+      );
+    }
+    if (positionTokens === this.position) return this.position;
+    throw new EngineError(
+      "invalid_argument",
+      "sglang-http: stock SGLang streaming sessions are append-only (no offset or replace); " +
+        "use the sglang-grpc engine (patched SGLang) or the embedded engine for rewind.",
+      { sessionId: this.id },
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose();
+    try {
+      await this.stream.close();
+    } catch (error) {
+      throw toEngineError(error, this.id);
+    }
+  }
+
+  stats(): EngineSessionStats {
+    return {
+      positionTokens: this.position,
+      appends: this.appends,
+      lastAppendMs: this.lastAppendMs,
+      capacityTokens: this.capacityTokens,
+    };
+  }
+
+  private validate(chunk: EngineChunk, options: AppendOptions): void {
+    const sessionId = this.id;
+    if ((chunk.audio && (chunk.audio.frames > 0 || chunk.audio.codes.length > 0)) || (chunk.video && chunk.video.length > 0)) {
+      throw new EngineError("unsupported_modality", "sglang-http: this engine takes text only; the chunk carries audio or video.", {
+        sessionId,
+      });
+    }
+    if (!Number.isInteger(options.maxOutputTokens) || options.maxOutputTokens < 0) {
+      throw new EngineError("invalid_argument", `sglang-http: maxOutputTokens must be an integer >= 0, got ${options.maxOutputTokens}.`, {
+        sessionId,
+      });
+    }
+    if (options.temperature !== undefined && !(options.temperature >= 0)) {
+      throw new EngineError("invalid_argument", `sglang-http: temperature must be >= 0, got ${options.temperature}.`, { sessionId });
+    }
+  }
+}
+
+function finishReasonOf(type: "stop" | "length" | "abort", visibleText: string): FinishReason {
+  if (type === "length") return FinishReason.FINISH_REASON_LENGTH;
+  if (type === "abort") return FinishReason.FINISH_REASON_ABORT;
+  return visibleText === "" ? FinishReason.FINISH_REASON_SILENT : FinishReason.FINISH_REASON_STOP;
+}

@@ -1,0 +1,24 @@
+// `microturn serve`: runs the sidecar until SIGTERM/SIGINT, then drains live
+// sessions (GoAway with resume tokens) and exits.
+import { startSidecar } from "./app.js";
+import type { SidecarConfig } from "./config.js";
+
+export async function serve(config: SidecarConfig): Promise<number> {
+  const sidecar = await startSidecar(config);
+  const caps = sidecar.engine.capabilities;
+  const http = sidecar.server.httpAddress ? ` http=${sidecar.server.httpAddress}` : "";
+  process.stdout.write(
+    `microturn sidecar ready grpc=${sidecar.server.grpcAddress}${http} engine=${caps.engine} model=${caps.modelId}${caps.randomWeights ? " (random weights: output is noise)" : ""}\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      sidecar.logger.info("draining", { signal, sessions: sidecar.hub.size, drainMs: config.drainMs });
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  await sidecar.shutdown();
+  sidecar.logger.info("stopped");
+  return 0;
+}

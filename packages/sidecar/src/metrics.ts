@@ -1,0 +1,59 @@
+// Prometheus metrics of one sidecar (served on /metrics): micro-turn and
+// append latency, real-time factor, queue lag, sessions, streams, errors.
+import { ErrorCode } from "@microturn/protocol";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { SessionObserver } from "./session/interaction-session.js";
+
+const MS_BUCKETS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+
+export class SidecarMetrics {
+  readonly registry = new Registry();
+  private readonly appendMs = new Histogram({ name: "microturn_append_latency_ms", help: "Engine time to append one input chunk, ms", buckets: MS_BUCKETS, registers: [this.registry] });
+  private readonly turnMs = new Histogram({ name: "microturn_turn_latency_ms", help: "Whole micro-turn (append + output), ms", buckets: MS_BUCKETS, registers: [this.registry] });
+  private readonly rtf = new Histogram({
+    name: "microturn_real_time_factor",
+    help: "Micro-turn compute time / input time covered; above 1 the engine falls behind",
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5],
+    registers: [this.registry],
+  });
+  private readonly lagMs = new Histogram({ name: "microturn_queue_lag_ms", help: "Input time waiting in a session's queue after a micro-turn, ms", buckets: [0, 200, 400, 1000, 2000, 5000, 10000], registers: [this.registry] });
+  private readonly chunks = new Counter({ name: "microturn_chunks_total", help: "Input chunks processed", registers: [this.registry] });
+  private readonly errors = new Counter({ name: "microturn_errors_total", help: "Session errors sent to clients, by code", labelNames: ["code"], registers: [this.registry] });
+  private readonly streams = new Gauge({ name: "microturn_streams", help: "Open Converse streams (gRPC and WebSocket)", registers: [this.registry] });
+  readonly sessions = new Gauge({ name: "microturn_sessions", help: "Live sessions, attached or waiting for resume", registers: [this.registry] });
+  readonly backgroundTasks = new Gauge({ name: "microturn_background_tasks", help: "Background tasks running", registers: [this.registry] });
+
+  constructor(withProcessMetrics = true) {
+    if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: "microturn_" });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  streamOpened(): void {
+    this.streams.inc();
+  }
+
+  streamClosed(): void {
+    this.streams.dec();
+  }
+
+  /** The hooks sessions call on every micro-turn and error. */
+  observer(): SessionObserver {
+    return {
+      turn: ({ appendMs, turnMs, inputMs, queueLagMs }) => {
+        this.appendMs.observe(appendMs);
+        this.turnMs.observe(turnMs);
+        this.rtf.observe(turnMs / inputMs);
+        this.lagMs.observe(queueLagMs);
+        this.chunks.inc();
+      },
+      error: (code) => this.errors.inc({ code: ErrorCode[code] ?? String(code) }),
+    };
+  }
+}

@@ -1,0 +1,183 @@
+// The sidecar's network face: the gRPC server (Interaction.Converse and the
+// standard health service) and the HTTP server (/metrics, /healthz and the
+// WebSocket form of Converse for browsers).
+import { createServer, type IncomingMessage, type Server as HttpServer } from "node:http";
+import * as grpc from "@grpc/grpc-js";
+import { ClientEvent, ErrorCode, grpcHealth, InteractionService, ServerEvent, type InteractionServer } from "@microturn/protocol";
+import { WebSocketServer, type WebSocket } from "ws";
+import { grpcStatusFor } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { SidecarMetrics } from "./metrics.js";
+import { ConverseStream, type EventChannel } from "./session/converse.js";
+import type { SessionHub } from "./session/session-hub.js";
+
+export const WEBSOCKET_PATH = "/v1/converse";
+export const WEBSOCKET_PROTOCOL = "microturn.v1";
+
+export interface ServerOptions {
+  hub: SessionHub;
+  logger: Logger;
+  metrics: SidecarMetrics;
+  apiKey: string;
+  host: string;
+  port: number;
+  /** -1: no HTTP server. */
+  httpPort: number;
+  isServing: () => boolean;
+}
+
+export interface RunningServer {
+  grpcAddress: string;
+  httpAddress: string | undefined;
+  /** Stops accepting streams and closes both servers (live streams are cut). */
+  close(): Promise<void>;
+}
+
+function bearer(value: string | undefined): string | undefined {
+  return value?.startsWith("Bearer ") ? value.slice(7) : undefined;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const { hub, logger, metrics } = opts;
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
+
+  const converse: InteractionServer["converse"] = (call) => {
+    if (opts.apiKey && bearer(call.metadata.get("authorization")[0]?.toString()) !== opts.apiKey) {
+      call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: "missing or wrong API key: send metadata authorization: Bearer <MICROTURN_API_KEY>" });
+      return;
+    }
+    let open = true;
+    const channel: EventChannel = {
+      send: (event) => {
+        if (open) call.write(event);
+      },
+      end: (error?: { code: ErrorCode; message: string }) => {
+        if (!open) return;
+        open = false;
+        if (error) call.emit("error", { code: grpcStatusFor(error.code), details: error.message });
+        else call.end();
+      },
+    };
+    const stream = new ConverseStream(hub, channel, logger);
+    metrics.streamOpened();
+    let closed = false;
+    const onClose = () => {
+      if (closed) return;
+      closed = true;
+      open = false;
+      metrics.streamClosed();
+      stream.onClose();
+    };
+    call.on("data", (event: ClientEvent) => void stream.onEvent(event));
+    call.on("end", onClose);
+    call.on("error", onClose);
+    call.on("cancelled", onClose);
+    call.on("close", onClose);
+  };
+  server.addService(InteractionService, { converse });
+
+  const health: grpcHealth.HealthServer = {
+    check(_call, callback) {
+      const status = opts.isServing() ? grpcHealth.HealthCheckResponse_ServingStatus.SERVING : grpcHealth.HealthCheckResponse_ServingStatus.NOT_SERVING;
+      callback(null, { status });
+    },
+    watch(call) {
+      const status = opts.isServing() ? grpcHealth.HealthCheckResponse_ServingStatus.SERVING : grpcHealth.HealthCheckResponse_ServingStatus.NOT_SERVING;
+      call.write({ status });
+    },
+  };
+  server.addService(grpcHealth.HealthService, health);
+
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+  const grpcAddress = `${opts.host}:${grpcPort}`;
+
+  let http: HttpServer | undefined;
+  let wss: WebSocketServer | undefined;
+  let httpAddress: string | undefined;
+  if (opts.httpPort >= 0) {
+    http = createServer((req, res) => {
+      if (req.url === "/metrics") {
+        void metrics.render().then((body) => {
+          res.writeHead(200, { "content-type": metrics.contentType });
+          res.end(body);
+        });
+      } else if (req.url === "/healthz") {
+        const serving = opts.isServing();
+        res.writeHead(serving ? 200 : 503, { "content-type": "application/json" });
+        res.end(JSON.stringify({ serving, sessions: hub.size }));
+      } else {
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end(`not found; see /metrics, /healthz, ws ${WEBSOCKET_PATH}\n`);
+      }
+    });
+    wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024, handleProtocols: (protocols) => (protocols.has(WEBSOCKET_PROTOCOL) ? WEBSOCKET_PROTOCOL : false) });
+    http.on("upgrade", (req: IncomingMessage, socket, head) => {
+      const url = new URL(req.url ?? "/", "http://localhost");
+      if (url.pathname !== WEBSOCKET_PATH) {
+        socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
+        return;
+      }
+      const key = url.searchParams.get("api_key") ?? bearer(req.headers.authorization);
+      if (opts.apiKey && key !== opts.apiKey) {
+        socket.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
+        return;
+      }
+      wss!.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, hub, logger, metrics));
+    });
+    await new Promise<void>((resolve, reject) => {
+      http!.once("error", reject);
+      http!.listen(opts.httpPort, opts.host, () => resolve());
+    });
+    const addr = http.address();
+    httpAddress = typeof addr === "object" && addr ? `${opts.host}:${addr.port}` : undefined;
+  }
+
+  return {
+    grpcAddress,
+    httpAddress,
+    async close() {
+      wss?.clients.forEach((ws) => ws.terminate());
+      await Promise.all([
+        new Promise<void>((resolve) => server.tryShutdown(() => resolve())).then(() => server.forceShutdown()),
+        http ? new Promise<void>((resolve) => http!.close(() => resolve())) : Promise.resolve(),
+      ]);
+    },
+  };
+}
+
+/** Converse over WebSocket: each binary message is one protobuf ClientEvent / ServerEvent. */
+function serveWebSocket(ws: WebSocket, hub: SessionHub, logger: Logger, metrics: SidecarMetrics): void {
+  const channel: EventChannel = {
+    send: (event) => {
+      if (ws.readyState === ws.OPEN) ws.send(ServerEvent.encode(event).finish());
+    },
+    end: (error) => {
+      // 4000 + gRPC status keeps the code readable on the browser side.
+      if (error) ws.close(4000 + grpcStatusFor(error.code), error.message.slice(0, 120));
+      else ws.close(1000, "session ended");
+    },
+  };
+  const stream = new ConverseStream(hub, channel, logger);
+  metrics.streamOpened();
+  ws.on("message", (data, isBinary) => {
+    if (!isBinary) {
+      channel.send({ eventSeq: 0, event: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT, message: "send binary protobuf ClientEvent frames, not text", retryable: false, seq: 0, eventId: "", fatal: false } } });
+      return;
+    }
+    let event: ClientEvent;
+    try {
+      event = ClientEvent.decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
+    } catch (err) {
+      channel.send({ eventSeq: 0, event: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT, message: `malformed ClientEvent frame: ${(err as Error).message}`, retryable: false, seq: 0, eventId: "", fatal: false } } });
+      return;
+    }
+    void stream.onEvent(event);
+  });
+  ws.on("close", () => {
+    metrics.streamClosed();
+    stream.onClose();
+  });
+  ws.on("error", () => undefined);
+}

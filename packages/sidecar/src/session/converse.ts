@@ -1,0 +1,117 @@
+// One Converse stream, whatever carries it (gRPC or WebSocket): the first
+// event opens or resumes a session, later events go to it, and a stream that
+// drops without SessionEnd leaves the session waiting for resume.
+import { ErrorCode, isCompatibleProtocol, PROTOCOL_VERSION, type ClientEvent, type ServerEvent } from "@microturn/protocol";
+import { SessionFault, toSessionError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { SessionHandle, SessionHub } from "./session-hub.js";
+
+/** A bidirectional event stream to one client. */
+export interface EventChannel {
+  send(event: ServerEvent): void;
+  /** Ends the stream: cleanly, or with a fatal error the transport maps to a status. */
+  end(error?: { code: ErrorCode; message: string }): void;
+}
+
+export class ConverseStream {
+  private handle: SessionHandle | undefined;
+  private opening: Promise<void> | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly hub: SessionHub,
+    private readonly channel: EventChannel,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Handles one client event; never throws (errors become SessionError events). */
+  async onEvent(event: ClientEvent): Promise<void> {
+    if (this.opening) await this.opening;
+    try {
+      const opened = this.handle !== undefined;
+      if (opened) this.handle!.recorder?.record(event);
+      await this.dispatch(event);
+      // The opening event is recorded once its session (and recorder) exists.
+      if (!opened && event.event?.$case === "start") this.handle?.recorder?.record(event);
+    } catch (err) {
+      const error = toSessionError(err, { eventId: event.eventId });
+      if (this.handle) this.handle.outbox.push({ $case: "error", value: error });
+      else this.channel.send({ eventSeq: 0, event: { $case: "error", value: error } });
+      if (error.fatal) this.finish({ code: error.code, message: error.message });
+    }
+  }
+
+  /** The transport closed. `clean` when the client half-closed after SessionEnd. */
+  onClose(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.handle) this.hub.detach(this.handle, this.channel);
+  }
+
+  private async dispatch(event: ClientEvent): Promise<void> {
+    const payload = event.event;
+    if (!payload) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "event has no payload (unknown oneof case or empty message)");
+    if (payload.$case === "start" || payload.$case === "resume") {
+      if (this.handle) throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `${payload.$case} on a stream whose session is already open`);
+      if (!isCompatibleProtocol(payload.value.protocolVersion)) {
+        throw new SessionFault(
+          ErrorCode.ERROR_CODE_VERSION_MISMATCH,
+          `client speaks protocol "${payload.value.protocolVersion}", this sidecar speaks ${PROTOCOL_VERSION} (major versions must match)`,
+          { fatal: true },
+        );
+      }
+      this.opening = this.open(payload);
+      return this.opening;
+    }
+    const handle = this.handle;
+    if (!handle) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `"${payload.$case}" before the session started: send start (or resume) first`);
+    }
+    const session = handle.session;
+    switch (payload.$case) {
+      case "input":
+        session.acceptInput(payload.value, event.eventId);
+        return;
+      case "playback":
+        return;
+      case "interrupt":
+        session.interrupt(payload.value.playedUpToMs);
+        return;
+      case "toolResult":
+        session.toolResult(payload.value.callId, payload.value.outputJson, payload.value.isError);
+        return;
+      case "delegate":
+        session.delegate(payload.value.task, payload.value.delivery, { taskId: payload.value.taskId, timeoutMs: payload.value.timeoutMs });
+        return;
+      case "cancelTask":
+        session.cancelTask(payload.value.taskId);
+        return;
+      case "end":
+        await this.hub.end(handle, payload.value.reason || "client ended the session");
+        this.finish();
+        return;
+    }
+  }
+
+  private async open(payload: Extract<NonNullable<ClientEvent["event"]>, { $case: "start" | "resume" }>): Promise<void> {
+    try {
+      if (payload.$case === "start") {
+        const config = payload.value.config;
+        if (!config) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "start.config is required", { fatal: true });
+        this.handle = await this.hub.create(config, this.channel);
+      } else {
+        this.handle = this.hub.resume(payload.value.resumeToken, payload.value.lastEventSeq, this.channel);
+      }
+    } finally {
+      this.opening = undefined;
+    }
+  }
+
+  private finish(error?: { code: ErrorCode; message: string }): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.handle) this.handle.outbox.detach(this.channel);
+    this.channel.end(error);
+    this.logger.debug("stream ended", { session: this.handle?.session.id, error: error?.message });
+  }
+}

@@ -1,0 +1,464 @@
+// One interaction session's micro-turn loop (ARCHITECTURE.md section 2): input
+// chunks in seq order, one micro-turn in flight, output tied to the seq it
+// answers, background and tool results woven in at boundaries, barge-in rewind.
+import {
+  ContextSource,
+  DeliveryMode,
+  ErrorCode,
+  FinishReason,
+  Modality,
+  TaskStatus,
+  UnsupportedInput,
+  type BackgroundUpdate,
+  type ContextItem,
+  type DmelAudio,
+  type InputChunk,
+  type ServerEvent,
+  type SessionConfig,
+  type SessionMetrics,
+  type VideoPatches,
+} from "@microturn/protocol";
+import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
+import { SessionFault, toSessionError } from "../errors.js";
+import { validateInputChunk } from "./input-validation.js";
+import { LatencyStats } from "./latency-stats.js";
+import type { ConversationEntry, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
+import { TEXT_MS_PER_CHAR, TurnHistory } from "./turn-history.js";
+
+export type ServerPayload = NonNullable<ServerEvent["event"]>;
+
+/** Turns client media into what the engine takes (dMel codes, patches), per session. */
+export interface InputMedia {
+  audio(pcm: NonNullable<InputChunk["pcm"]>): DmelAudio;
+  video(frames: InputChunk["frames"]): VideoPatches[];
+}
+
+export interface SessionLimits {
+  maxOutputTokensPerTurn: number;
+  maxQueuedChunks: number;
+}
+
+export interface SessionObserver {
+  turn?(sample: { appendMs: number; turnMs: number; inputMs: number; queueLagMs: number }): void;
+  error?(code: ErrorCode): void;
+}
+
+export interface InteractionSessionOptions {
+  id: string;
+  engineSession: EngineSession;
+  capabilities: EngineCapabilities;
+  config: SessionConfig;
+  limits: SessionLimits;
+  emit: (event: ServerPayload) => void;
+  media?: InputMedia;
+  background?: SessionBackground;
+  tools?: SessionTools;
+  observer?: SessionObserver;
+  /** Wall clock for latency figures; the loop itself runs on input time. */
+  now?: () => number;
+}
+
+type QueueItem = { kind: "chunk"; chunk: InputChunk; arrivedAt: number } | { kind: "interrupt"; playedUpToMs: number };
+
+interface PendingContext {
+  item: ContextItem;
+  delivery: DeliveryMode;
+  /** The BackgroundUpdate to send once delivered. */
+  update?: BackgroundUpdate;
+}
+
+const DELIVERY_NOTE: Record<DeliveryMode, string> = {
+  [DeliveryMode.DELIVERY_MODE_UNSPECIFIED]: "",
+  [DeliveryMode.DELIVERY_MODE_INTERRUPT]: " (tell the user now)",
+  [DeliveryMode.DELIVERY_MODE_WHEN_IDLE]: " (tell the user at a natural pause)",
+  [DeliveryMode.DELIVERY_MODE_SILENT]: " (context only; mention it only if asked)",
+  [DeliveryMode.UNRECOGNIZED]: "",
+};
+
+export class InteractionSession {
+  readonly id: string;
+  private readonly opts: InteractionSessionOptions;
+  private readonly queue: QueueItem[] = [];
+  private readonly history = new TurnHistory();
+  private readonly pending: PendingContext[] = [];
+  private readonly conversation: ConversationEntry[] = [];
+  private readonly extractor: ToolCallExtractor | undefined;
+  private readonly turnLatency = new LatencyStats();
+  private readonly appendLatency = new LatencyStats();
+  private readonly now: () => number;
+  private nextSeq = 0;
+  private running = false;
+  private closed = false;
+  private computeMs = 0;
+  private inputMs = 0;
+  private chunks = 0;
+  private notedUnsupported = new Set<Modality>();
+  private idle: Promise<void> = Promise.resolve();
+  private resolveIdle: (() => void) | undefined;
+
+  constructor(options: InteractionSessionOptions) {
+    this.opts = options;
+    this.id = options.id;
+    this.now = options.now ?? (() => performance.now());
+    this.extractor = options.tools?.createExtractor();
+    options.background?.onUpdate((update) => this.onBackgroundUpdate(update));
+  }
+
+  /** The next input seq expected. */
+  get expectedSeq(): number {
+    return this.nextSeq;
+  }
+
+  get positionTokens(): number {
+    return this.opts.engineSession.positionTokens;
+  }
+
+  /** Takes one input chunk: validates, orders by seq, queues, acks. Never throws. */
+  acceptInput(chunk: InputChunk, eventId = ""): void {
+    try {
+      if (this.closed) throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, "session is closed", { seq: chunk.seq, fatal: true });
+      if (chunk.seq < this.nextSeq) {
+        this.opts.emit({ $case: "inputAck", value: { seq: chunk.seq, duplicate: true, queueDepth: this.queue.length } });
+        return;
+      }
+      if (chunk.seq > this.nextSeq) {
+        throw new SessionFault(ErrorCode.ERROR_CODE_SEQ_GAP, `input seq ${chunk.seq} skips ahead; expected ${this.nextSeq}: resend from ${this.nextSeq}`, {
+          seq: this.nextSeq,
+          retryable: true,
+        });
+      }
+      validateInputChunk(chunk);
+      if (this.queuedChunks() >= this.opts.limits.maxQueuedChunks) {
+        throw new SessionFault(
+          ErrorCode.ERROR_CODE_QUEUE_FULL,
+          `input queue full (${this.opts.limits.maxQueuedChunks} chunks, ${this.queueLagMs()} ms behind): the engine is slower than real time; resend seq ${chunk.seq} later`,
+          { seq: chunk.seq, retryable: true },
+        );
+      }
+      this.nextSeq = chunk.seq + 1;
+      this.queue.push({ kind: "chunk", chunk, arrivedAt: this.now() });
+      this.opts.emit({ $case: "inputAck", value: { seq: chunk.seq, duplicate: false, queueDepth: this.queue.length - 1 } });
+      this.kick();
+    } catch (err) {
+      this.reportError(err, { seq: chunk.seq, eventId });
+    }
+  }
+
+  /** Barge-in: queued behind earlier chunks so the cut lands between micro-turns. */
+  interrupt(playedUpToMs: number): void {
+    this.queue.push({ kind: "interrupt", playedUpToMs });
+    this.kick();
+  }
+
+  /** Starts a background task asked for by the client. */
+  delegate(task: string, delivery: DeliveryMode, options: { taskId?: string; timeoutMs?: number } = {}): void {
+    const background = this.requireBackground();
+    if (!task.trim()) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "delegate: task is empty");
+    background.start({
+      ...(options.taskId ? { taskId: options.taskId } : {}),
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      task,
+      delivery: this.resolveDelivery(delivery),
+      fromModel: false,
+      conversation: [...this.conversation],
+    });
+  }
+
+  cancelTask(taskId: string): void {
+    this.requireBackground().cancel(taskId);
+  }
+
+  toolResult(callId: string, outputJson: string, isError: boolean): void {
+    if (!this.opts.tools) throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, `tool result for unknown call ${callId}: this session has no tools`);
+    this.opts.tools.resolveClientTool(callId, outputJson, isError);
+  }
+
+  /** Resolves once every queued item has been processed. */
+  whenIdle(): Promise<void> {
+    return this.idle;
+  }
+
+  metrics(): SessionMetrics {
+    return {
+      chunks: this.chunks,
+      turnP50Ms: this.turnLatency.quantile(0.5),
+      turnP95Ms: this.turnLatency.quantile(0.95),
+      realTimeFactor: this.inputMs > 0 ? this.computeMs / this.inputMs : 0,
+      queueLagMs: this.queueLagMs(),
+      positionTokens: this.positionTokens,
+      backgroundTasks: this.opts.background?.running ?? 0,
+      appendP50Ms: this.appendLatency.quantile(0.5),
+    };
+  }
+
+  get chunkCount(): number {
+    return this.chunks;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.opts.background?.cancelAll();
+    this.opts.tools?.cancelAll();
+    await this.idle;
+    await this.opts.engineSession.close();
+  }
+
+  private queuedChunks(): number {
+    return this.queue.reduce((n, item) => n + (item.kind === "chunk" ? 1 : 0), 0);
+  }
+
+  private queueLagMs(): number {
+    return this.queue.reduce((ms, item) => ms + (item.kind === "chunk" ? item.chunk.durationMs : 0), 0);
+  }
+
+  private requireBackground(): SessionBackground {
+    if (!this.opts.background) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_BACKGROUND_UNAVAILABLE, "no background model is configured on this sidecar (--background)");
+    }
+    return this.opts.background;
+  }
+
+  private resolveDelivery(delivery: DeliveryMode): DeliveryMode {
+    if (delivery !== DeliveryMode.DELIVERY_MODE_UNSPECIFIED && delivery !== DeliveryMode.UNRECOGNIZED) return delivery;
+    const fallback = this.opts.config.defaultDelivery;
+    return fallback === DeliveryMode.DELIVERY_MODE_UNSPECIFIED || fallback === DeliveryMode.UNRECOGNIZED ? DeliveryMode.DELIVERY_MODE_WHEN_IDLE : fallback;
+  }
+
+  private reportError(err: unknown, context: { seq?: number; eventId?: string }): void {
+    const error = toSessionError(err, context);
+    this.opts.observer?.error?.(error.code);
+    this.opts.emit({ $case: "error", value: error });
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    this.idle = new Promise((resolve) => (this.resolveIdle = resolve));
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const item = this.queue.shift()!;
+        try {
+          if (item.kind === "chunk") await this.runTurn(item.chunk, item.arrivedAt);
+          else await this.rewindTo(item.playedUpToMs);
+        } catch (err) {
+          this.reportError(err, item.kind === "chunk" ? { seq: item.chunk.seq } : {});
+        }
+      }
+    } finally {
+      this.running = false;
+      this.resolveIdle?.();
+    }
+  }
+
+  private async runTurn(chunk: InputChunk, arrivedAt: number): Promise<void> {
+    const engineChunk = this.toEngineChunk(chunk);
+    const start = this.now();
+    let text = "";
+    let result: { finishReason: FinishReason; appendMs: number; inputStart: number; inputEnd: number; outputEnd: number } | undefined;
+    const inputStart = this.opts.engineSession.positionTokens;
+    for await (const out of this.opts.engineSession.append(engineChunk, {
+      maxOutputTokens: this.opts.config.maxOutputTokensPerTurn || this.opts.limits.maxOutputTokensPerTurn,
+    })) {
+      if (out.type === "delta") text += this.visibleText(out.text, chunk.seq);
+      else result = { finishReason: out.done.finishReason, appendMs: out.done.appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
+    }
+    if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${chunk.seq} without a result`, { seq: chunk.seq });
+    const turnMs = this.now() - start;
+    const latencyMs = this.now() - arrivedAt;
+    const silent = text.length === 0;
+    const outputStartMs = this.history.nextOutputStart(chunk);
+    const outputDurationMs = silent ? 0 : text.length * TEXT_MS_PER_CHAR;
+    this.history.record({
+      seq: chunk.seq,
+      chunk: { ...engineChunk, context: [] },
+      inputStartTokens: result.inputStart,
+      inputEndTokens: result.inputEnd,
+      outputEndTokens: result.outputEnd,
+      outputText: text,
+      outputStartMs,
+      outputDurationMs,
+    });
+    this.chunks++;
+    this.computeMs += turnMs;
+    this.inputMs += chunk.durationMs;
+    this.turnLatency.add(latencyMs);
+    this.appendLatency.add(result.appendMs);
+    this.opts.observer?.turn?.({ appendMs: result.appendMs, turnMs, inputMs: chunk.durationMs, queueLagMs: this.queueLagMs() });
+    this.logConversation(chunk, engineChunk, text, outputStartMs);
+    this.opts.emit({
+      $case: "output",
+      value: {
+        seq: chunk.seq,
+        startMs: outputStartMs,
+        durationMs: outputDurationMs,
+        text,
+        audio: undefined,
+        silent,
+        latencyMs,
+        finishReason: silent ? FinishReason.FINISH_REASON_SILENT : result.finishReason,
+      },
+    });
+  }
+
+  /** Strips tool-call markup from model text and starts the calls it holds. */
+  private visibleText(delta: string, seq: number): string {
+    if (!this.extractor) return delta;
+    const { text, calls, errors } = this.extractor.push(delta);
+    for (const message of errors) this.reportError(new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `model emitted a malformed tool call: ${message}`, { seq }), { seq });
+    for (const call of calls) void this.runToolCall(call.name, call.argumentsJson, seq);
+    return text;
+  }
+
+  private async runToolCall(name: string, argumentsJson: string, seq: number): Promise<void> {
+    const tools = this.opts.tools!;
+    if (name === "delegate") {
+      try {
+        const args = JSON.parse(argumentsJson) as { task?: unknown; delivery?: unknown };
+        if (typeof args.task !== "string" || !args.task.trim()) throw new Error('delegate needs {"task": "..."}');
+        const delivery = parseDelivery(args.delivery);
+        this.requireBackground().start({ task: args.task, delivery: this.resolveDelivery(delivery), fromModel: true, conversation: [...this.conversation] });
+      } catch (err) {
+        this.reportError(err, { seq });
+      }
+      return;
+    }
+    const spec = this.opts.config.tools.find((t) => t.name === name);
+    let outcome;
+    if (tools.isServerTool(name)) outcome = await tools.runServerTool(name, argumentsJson, AbortSignal.timeout(60_000));
+    else if (spec) outcome = await tools.callClientTool(spec, argumentsJson, seq, (event) => this.opts.emit(event));
+    else outcome = { ok: false as const, error: `unknown tool "${name}"` };
+    const text = outcome.ok ? outcome.output : `error: ${outcome.error}`;
+    this.pending.push({ item: { source: ContextSource.CONTEXT_SOURCE_TOOL, text: `[tool ${name} result] ${text}`, refId: name }, delivery: DeliveryMode.DELIVERY_MODE_INTERRUPT });
+  }
+
+  private onBackgroundUpdate(update: BackgroundUpdate): void {
+    if (update.status !== TaskStatus.TASK_STATUS_DONE && update.status !== TaskStatus.TASK_STATUS_FAILED && update.status !== TaskStatus.TASK_STATUS_TIMED_OUT) {
+      this.opts.emit({ $case: "background", value: update });
+      return;
+    }
+    // Final results wait for a fitting boundary; the client hears of them twice:
+    // now (the result) and when delivered (delivered_at_seq set).
+    this.opts.emit({ $case: "background", value: update });
+    const body = update.status === TaskStatus.TASK_STATUS_DONE ? update.content : `failed: ${update.errorMessage}`;
+    const delivery = this.resolveDelivery(update.delivery);
+    this.pending.push({
+      item: { source: ContextSource.CONTEXT_SOURCE_BACKGROUND, text: `[background ${update.taskId}${DELIVERY_NOTE[delivery]}] ${body}`, refId: update.taskId },
+      delivery,
+      update,
+    });
+  }
+
+  /** Context whose delivery mode allows it at this boundary. */
+  private takeDeliveries(chunk: InputChunk): ContextItem[] {
+    const userActive = chunk.userSpeaking || chunk.text.trim() !== "";
+    const modelSpeaking = this.history.pendingOutputMs(chunk.startMs) > 0;
+    const due: ContextItem[] = [];
+    for (let i = 0; i < this.pending.length; ) {
+      const p = this.pending[i]!;
+      if (p.delivery === DeliveryMode.DELIVERY_MODE_WHEN_IDLE && (userActive || modelSpeaking)) {
+        i++;
+        continue;
+      }
+      this.pending.splice(i, 1);
+      due.push(p.item);
+      if (p.update) this.opts.emit({ $case: "background", value: { ...p.update, content: "", deliveredAtSeq: chunk.seq } });
+    }
+    return due;
+  }
+
+  private toEngineChunk(chunk: InputChunk): EngineChunk {
+    const caps = this.opts.capabilities;
+    const notes: string[] = [];
+    const engineChunk: EngineChunk = { seq: chunk.seq, startMs: chunk.startMs, durationMs: chunk.durationMs, text: chunk.text };
+    const hasAudio = chunk.pcm !== undefined || chunk.dmel !== undefined;
+    const hasVideo = chunk.frames.length > 0 || chunk.patches.length > 0;
+    if (hasAudio) {
+      if (caps.inputModalities.includes(Modality.MODALITY_AUDIO)) {
+        engineChunk.audio = chunk.dmel ?? this.media().audio(chunk.pcm!);
+      } else notes.push(this.unsupported(Modality.MODALITY_AUDIO, chunk, "audio"));
+    }
+    if (hasVideo) {
+      if (caps.inputModalities.includes(Modality.MODALITY_VIDEO)) {
+        engineChunk.video = [...chunk.patches, ...(chunk.frames.length ? this.media().video(chunk.frames) : [])];
+      } else notes.push(this.unsupported(Modality.MODALITY_VIDEO, chunk, "video"));
+    }
+    const note = notes.filter(Boolean).join(" ");
+    if (note) engineChunk.text = engineChunk.text ? `${note} ${engineChunk.text}` : note;
+    engineChunk.context = this.takeDeliveries(chunk);
+    return engineChunk;
+  }
+
+  private media(): InputMedia {
+    if (!this.opts.media) throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, "no media converter configured for this engine");
+    return this.opts.media;
+  }
+
+  /** Applies the session's unsupported-input policy; returns the note to add to the text, if any. */
+  private unsupported(modality: Modality, chunk: InputChunk, name: string): string {
+    const policy = this.opts.config.unsupportedInput;
+    const engine = this.opts.capabilities.engine;
+    if (policy === UnsupportedInput.UNSUPPORTED_INPUT_NOTE) {
+      if (!this.notedUnsupported.has(modality)) {
+        this.notedUnsupported.add(modality);
+        this.reportError(
+          new SessionFault(ErrorCode.ERROR_CODE_UNSUPPORTED_MODALITY, `engine ${engine} cannot take ${name}; it is replaced by a note in the model's input (reported once)`, { seq: chunk.seq }),
+          { seq: chunk.seq },
+        );
+      }
+      return `[${name}: ${chunk.durationMs} ms]`;
+    }
+    this.reportError(
+      new SessionFault(ErrorCode.ERROR_CODE_UNSUPPORTED_MODALITY, `engine ${engine} cannot take ${name}; the ${name} of seq ${chunk.seq} was not used (set unsupported_input NOTE to replace it by a note)`, {
+        seq: chunk.seq,
+      }),
+      { seq: chunk.seq },
+    );
+    return "";
+  }
+
+  private logConversation(chunk: InputChunk, engineChunk: EngineChunk, output: string, outputStartMs: number): void {
+    for (const item of engineChunk.context ?? []) {
+      this.conversation.push({ role: item.source === ContextSource.CONTEXT_SOURCE_TOOL ? "tool" : "background", text: item.text, startMs: chunk.startMs, seq: chunk.seq });
+    }
+    if (engineChunk.text) this.conversation.push({ role: "user", text: engineChunk.text, startMs: chunk.startMs, seq: chunk.seq });
+    if (output) this.conversation.push({ role: "assistant", text: output, startMs: outputStartMs, seq: chunk.seq });
+  }
+
+  private async rewindTo(playedUpToMs: number): Promise<void> {
+    const plan = this.history.planRewind(playedUpToMs);
+    if (!plan) return;
+    if (!this.opts.capabilities.supportsRewind) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `engine ${this.opts.capabilities.engine} cannot rewind; unheard output stays in the model's memory`);
+    }
+    const engine = this.opts.engineSession;
+    await engine.rewind(plan.positionTokens);
+    const positions: { inputStartTokens: number; inputEndTokens: number }[] = [];
+    for (const chunk of plan.reappend) {
+      const inputStartTokens = engine.positionTokens;
+      for await (const out of engine.append(chunk, { maxOutputTokens: 0 })) {
+        if (out.type === "done") positions.push({ inputStartTokens, inputEndTokens: out.done.inputEndTokens });
+      }
+    }
+    this.history.applyRewind(plan, playedUpToMs, positions);
+    this.conversation.push({ role: "system", text: `[user interrupted at ${(playedUpToMs / 1000).toFixed(1)}s; unheard: "${plan.droppedText}"]`, startMs: playedUpToMs });
+  }
+}
+
+function parseDelivery(value: unknown): DeliveryMode {
+  switch (value) {
+    case "interrupt":
+      return DeliveryMode.DELIVERY_MODE_INTERRUPT;
+    case "when_idle":
+      return DeliveryMode.DELIVERY_MODE_WHEN_IDLE;
+    case "silent":
+      return DeliveryMode.DELIVERY_MODE_SILENT;
+    default:
+      return DeliveryMode.DELIVERY_MODE_UNSPECIFIED;
+  }
+}

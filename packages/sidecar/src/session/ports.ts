@@ -1,0 +1,63 @@
+// What a session needs from the rest of the sidecar, as narrow interfaces, so
+// the micro-turn loop is tested without a network and the background and
+// tool machinery can change behind them.
+import type { BackgroundUpdate, DeliveryMode, ServerEvent, ToolSpec } from "@microturn/protocol";
+
+/** One line of the conversation, as the background model's context package sees it. */
+export interface ConversationEntry {
+  role: "user" | "assistant" | "tool" | "background" | "system";
+  text: string;
+  startMs: number;
+  seq?: number;
+}
+
+export interface DelegateRequest {
+  taskId?: string;
+  task: string;
+  delivery: DeliveryMode;
+  timeoutMs?: number;
+  fromModel: boolean;
+  conversation: ConversationEntry[];
+}
+
+/** The session's view of its background tasks. Updates arrive through `onUpdate`. */
+export interface SessionBackground {
+  /** Starts a task and returns its id; never blocks on the model. */
+  start(request: DelegateRequest): string;
+  /** Cancels a task; throws a NOT_FOUND SessionFault for an unknown id. */
+  cancel(taskId: string): void;
+  cancelAll(): void;
+  readonly running: number;
+  onUpdate(listener: (update: BackgroundUpdate) => void): void;
+}
+
+/** A tool call found in the model's output. */
+export interface ParsedToolCall {
+  name: string;
+  argumentsJson: string;
+}
+
+/** Splits a stream of model text into visible text and tool calls. */
+export interface ToolCallExtractor {
+  push(delta: string): { text: string; calls: ParsedToolCall[]; errors: string[] };
+}
+
+export type ToolOutcome = { ok: true; output: string } | { ok: false; error: string };
+
+/** Runs tools: server-side ones itself, client-side ones through the client. */
+export interface SessionTools {
+  createExtractor(): ToolCallExtractor;
+  /** True when the sidecar implements the tool itself. */
+  isServerTool(name: string): boolean;
+  runServerTool(name: string, argumentsJson: string, signal: AbortSignal): Promise<ToolOutcome>;
+  /** Client tools: waits for the client's ToolResult (or the deadline). */
+  callClientTool(
+    spec: ToolSpec,
+    argumentsJson: string,
+    seq: number,
+    send: (event: NonNullable<ServerEvent["event"]>) => void,
+  ): Promise<ToolOutcome>;
+  /** Hands a client's ToolResult to the waiting call; throws NOT_FOUND for an unknown call id. */
+  resolveClientTool(callId: string, outputJson: string, isError: boolean): void;
+  cancelAll(): void;
+}

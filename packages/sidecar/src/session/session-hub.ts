@@ -1,0 +1,157 @@
+// Every live session of one sidecar: creation on SessionStart, lookup by
+// resume token, the grace period of a dropped stream, and drain on shutdown.
+import { randomBytes, randomUUID } from "node:crypto";
+import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionStarted } from "@microturn/protocol";
+import type { Engine } from "../engines/engine.js";
+import { SessionFault } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { InteractionSession, type InputMedia, type SessionLimits, type SessionObserver } from "./interaction-session.js";
+import { Outbox, type EventSink } from "./outbox.js";
+import type { SessionBackground, SessionTools } from "./ports.js";
+import { SessionRecorder } from "./session-recorder.js";
+
+export interface SessionHubOptions {
+  engine: Engine;
+  limits: SessionLimits;
+  maxSessions: number;
+  resumeGraceMs: number;
+  recordDir: string;
+  logger: Logger;
+  observer?: SessionObserver;
+  createBackground?: (sessionId: string) => SessionBackground | undefined;
+  createTools?: (sessionId: string, config: SessionConfig) => SessionTools | undefined;
+  createMedia?: () => InputMedia | undefined;
+}
+
+/** A session and what outlives its streams. */
+export class SessionHandle {
+  readonly outbox = new Outbox();
+  graceTimer: NodeJS.Timeout | undefined;
+  constructor(
+    readonly session: InteractionSession,
+    readonly resumeToken: string,
+    readonly recorder: SessionRecorder | undefined,
+  ) {}
+}
+
+export class SessionHub {
+  private readonly byId = new Map<string, SessionHandle>();
+  private readonly byToken = new Map<string, SessionHandle>();
+  private draining = false;
+
+  constructor(private readonly opts: SessionHubOptions) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get resumeGraceMs(): number {
+    return this.opts.resumeGraceMs;
+  }
+
+  sessions(): IterableIterator<SessionHandle> {
+    return this.byId.values();
+  }
+
+  async create(config: SessionConfig, sink: EventSink): Promise<SessionHandle> {
+    if (this.draining) throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, "sidecar is draining; connect to another one", { retryable: true, fatal: true });
+    if (this.byId.size >= this.opts.maxSessions) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, `sidecar holds its maximum of ${this.opts.maxSessions} sessions`, { retryable: true, fatal: true });
+    }
+    const id = randomUUID();
+    const engineSession = await this.opts.engine.openSession({ sessionId: id, systemPrompt: config.instructions });
+    const token = randomBytes(24).toString("base64url");
+    const recorder = config.record && this.opts.recordDir ? new SessionRecorder(this.opts.recordDir, id) : undefined;
+    let handle: SessionHandle | undefined;
+    const session = new InteractionSession({
+      id,
+      engineSession,
+      capabilities: this.opts.engine.capabilities,
+      config,
+      limits: this.opts.limits,
+      emit: (payload) => handle!.outbox.push(payload),
+      media: this.opts.createMedia?.(),
+      background: this.opts.createBackground?.(id),
+      tools: this.opts.createTools?.(id, config),
+      observer: this.opts.observer,
+    });
+    handle = new SessionHandle(session, token, recorder);
+    this.byId.set(id, handle);
+    this.byToken.set(token, handle);
+    handle.outbox.attach(sink);
+    handle.outbox.push({ $case: "started", value: this.startedPayload(handle, false) });
+    this.opts.logger.info("session started", { session: id, engine: this.opts.engine.capabilities.engine });
+    return handle;
+  }
+
+  /** Re-attaches a dropped session to a new stream and replays what it missed. */
+  resume(token: string, lastEventSeq: number, sink: EventSink): SessionHandle {
+    const handle = this.byToken.get(token);
+    if (!handle) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, "resume token unknown or expired (the grace period passed or the session ended)", { fatal: true });
+    }
+    clearTimeout(handle.graceTimer);
+    handle.graceTimer = undefined;
+    sink.send({ eventSeq: 0, event: { $case: "started", value: this.startedPayload(handle, true) } });
+    if (!handle.outbox.attach(sink, lastEventSeq)) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
+    }
+    this.opts.logger.info("session resumed", { session: handle.session.id, lastEventSeq });
+    return handle;
+  }
+
+  /** The stream dropped without SessionEnd: keep the session for the grace period. */
+  detach(handle: SessionHandle, sink: EventSink): void {
+    handle.outbox.detach(sink);
+    if (!this.byId.has(handle.session.id)) return;
+    clearTimeout(handle.graceTimer);
+    handle.graceTimer = setTimeout(() => void this.end(handle, "resume grace period passed"), this.opts.resumeGraceMs);
+    handle.graceTimer.unref();
+    this.opts.logger.info("session detached", { session: handle.session.id, graceMs: this.opts.resumeGraceMs });
+  }
+
+  async end(handle: SessionHandle, reason: string): Promise<void> {
+    if (!this.byId.delete(handle.session.id)) return;
+    this.byToken.delete(handle.resumeToken);
+    clearTimeout(handle.graceTimer);
+    await handle.session.whenIdle();
+    const recordingPath = (await handle.recorder?.close()) ?? "";
+    handle.outbox.push({ $case: "ended", value: { reason, chunks: handle.session.chunkCount, recordingPath } });
+    await handle.session.close().catch((err: unknown) => this.opts.logger.warn("engine close failed", { session: handle.session.id, error: String(err) }));
+    this.opts.logger.info("session ended", { session: handle.session.id, reason, chunks: handle.session.chunkCount });
+  }
+
+  /** Stops taking sessions and tells every attached client to resume elsewhere. */
+  drain(deadlineMs: number): void {
+    this.draining = true;
+    for (const handle of this.byId.values()) {
+      handle.outbox.push({ $case: "goAway", value: { reason: "sidecar shutting down", resumeToken: handle.resumeToken, deadlineMs } });
+    }
+  }
+
+  async closeAll(reason: string): Promise<void> {
+    await Promise.all([...this.byId.values()].map((h) => this.end(h, reason)));
+  }
+
+  private startedPayload(handle: SessionHandle, resumed: boolean): SessionStarted {
+    const caps = this.opts.engine.capabilities;
+    return {
+      sessionId: handle.session.id,
+      resumeToken: handle.resumeToken,
+      protocolVersion: PROTOCOL_VERSION,
+      capabilities: {
+        engine: caps.engine,
+        modelId: caps.modelId,
+        inputModalities: [...caps.inputModalities],
+        outputModalities: [...caps.outputModalities],
+        supportsRewind: caps.supportsRewind,
+        maxContextTokens: caps.maxContextTokens,
+        protocolVersion: PROTOCOL_VERSION,
+        randomWeights: caps.randomWeights,
+      },
+      resumeGraceMs: this.opts.resumeGraceMs,
+      resumed,
+      nextInputSeq: handle.session.expectedSeq,
+    };
+  }
+}
