@@ -61,6 +61,11 @@ export class EmbeddedSession implements EngineSession {
     return meter.usedInputTokens + meter.usedOutputTokens;
   }
 
+  /** The llama.cpp sequence itself, for benchmarks that compare the engine with raw evaluation. */
+  get llamaSequence(): LlamaContextSequence {
+    return this.sequence;
+  }
+
   /** The sequence's tokens, for tests and debugging. */
   get contextTokens(): readonly Token[] {
     return this.sequence.contextTokens;
