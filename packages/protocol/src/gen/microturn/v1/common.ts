@@ -121,7 +121,7 @@ export interface DmelAudio {
   /** Mel channels per frame; always 80 for the reference parameters. */
   channels: number;
   /** frames x channels codes, frame-major, one code (0..15) per byte. */
-  codes: Buffer;
+  codes: Uint8Array;
 }
 
 /** Raw 16-bit PCM audio, little-endian, interleaved if more than one channel. */
@@ -134,7 +134,7 @@ export interface PcmAudio {
    */
   channels: number;
   /** The samples: int16 little-endian. */
-  pcm16: Buffer;
+  pcm16: Uint8Array;
 }
 
 /** A video frame cut into square RGB patches (40x40 for the reference model). */
@@ -149,7 +149,7 @@ export interface VideoPatches {
    * rows x cols patches, row-major, each patch_size_px^2 x 3 bytes of RGB,
    * pixel rows top to bottom. Edges are padded by repeating the last pixel.
    */
-  rgb: Buffer;
+  rgb: Uint8Array;
   /** Offset of this frame from the chunk's start, in milliseconds. */
   offsetMs: number;
 }
@@ -161,7 +161,7 @@ export interface VideoFrame {
   /** Height in pixels. */
   heightPx: number;
   /** width_px x height_px x 3 bytes of RGB, row-major. */
-  rgb: Buffer;
+  rgb: Uint8Array;
   /** Offset of this frame from the chunk's start, in milliseconds. */
   offsetMs: number;
 }
@@ -180,7 +180,7 @@ export interface ContextItem {
 }
 
 function createBaseDmelAudio(): DmelAudio {
-  return { frames: 0, channels: 0, codes: Buffer.alloc(0) };
+  return { frames: 0, channels: 0, codes: new Uint8Array(0) };
 }
 
 export const DmelAudio: MessageFns<DmelAudio> = {
@@ -231,7 +231,7 @@ export const DmelAudio: MessageFns<DmelAudio> = {
               break;
             }
 
-            message.codes = Buffer.from(reader.bytes());
+            message.codes = reader.bytes();
             continue;
           }
         }
@@ -250,7 +250,7 @@ export const DmelAudio: MessageFns<DmelAudio> = {
     return {
       frames: isSet(object.frames) ? globalThis.Number(object.frames) : 0,
       channels: isSet(object.channels) ? globalThis.Number(object.channels) : 0,
-      codes: isSet(object.codes) ? Buffer.from(bytesFromBase64(object.codes)) : Buffer.alloc(0),
+      codes: isSet(object.codes) ? bytesFromBase64(object.codes) : new Uint8Array(0),
     };
   },
 
@@ -275,13 +275,13 @@ export const DmelAudio: MessageFns<DmelAudio> = {
     const message = createBaseDmelAudio();
     message.frames = object.frames ?? 0;
     message.channels = object.channels ?? 0;
-    message.codes = object.codes ?? Buffer.alloc(0);
+    message.codes = object.codes ?? new Uint8Array(0);
     return message;
   },
 };
 
 function createBasePcmAudio(): PcmAudio {
-  return { sampleRateHz: 0, channels: 0, pcm16: Buffer.alloc(0) };
+  return { sampleRateHz: 0, channels: 0, pcm16: new Uint8Array(0) };
 }
 
 export const PcmAudio: MessageFns<PcmAudio> = {
@@ -332,7 +332,7 @@ export const PcmAudio: MessageFns<PcmAudio> = {
               break;
             }
 
-            message.pcm16 = Buffer.from(reader.bytes());
+            message.pcm16 = reader.bytes();
             continue;
           }
         }
@@ -355,7 +355,7 @@ export const PcmAudio: MessageFns<PcmAudio> = {
         ? globalThis.Number(object.sample_rate_hz)
         : 0,
       channels: isSet(object.channels) ? globalThis.Number(object.channels) : 0,
-      pcm16: isSet(object.pcm16) ? Buffer.from(bytesFromBase64(object.pcm16)) : Buffer.alloc(0),
+      pcm16: isSet(object.pcm16) ? bytesFromBase64(object.pcm16) : new Uint8Array(0),
     };
   },
 
@@ -380,13 +380,13 @@ export const PcmAudio: MessageFns<PcmAudio> = {
     const message = createBasePcmAudio();
     message.sampleRateHz = object.sampleRateHz ?? 0;
     message.channels = object.channels ?? 0;
-    message.pcm16 = object.pcm16 ?? Buffer.alloc(0);
+    message.pcm16 = object.pcm16 ?? new Uint8Array(0);
     return message;
   },
 };
 
 function createBaseVideoPatches(): VideoPatches {
-  return { patchSizePx: 0, rows: 0, cols: 0, rgb: Buffer.alloc(0), offsetMs: 0 };
+  return { patchSizePx: 0, rows: 0, cols: 0, rgb: new Uint8Array(0), offsetMs: 0 };
 }
 
 export const VideoPatches: MessageFns<VideoPatches> = {
@@ -451,7 +451,7 @@ export const VideoPatches: MessageFns<VideoPatches> = {
               break;
             }
 
-            message.rgb = Buffer.from(reader.bytes());
+            message.rgb = reader.bytes();
             continue;
           }
           case 5: {
@@ -483,7 +483,7 @@ export const VideoPatches: MessageFns<VideoPatches> = {
         : 0,
       rows: isSet(object.rows) ? globalThis.Number(object.rows) : 0,
       cols: isSet(object.cols) ? globalThis.Number(object.cols) : 0,
-      rgb: isSet(object.rgb) ? Buffer.from(bytesFromBase64(object.rgb)) : Buffer.alloc(0),
+      rgb: isSet(object.rgb) ? bytesFromBase64(object.rgb) : new Uint8Array(0),
       offsetMs: isSet(object.offsetMs)
         ? globalThis.Number(object.offsetMs)
         : isSet(object.offset_ms)
@@ -520,14 +520,14 @@ export const VideoPatches: MessageFns<VideoPatches> = {
     message.patchSizePx = object.patchSizePx ?? 0;
     message.rows = object.rows ?? 0;
     message.cols = object.cols ?? 0;
-    message.rgb = object.rgb ?? Buffer.alloc(0);
+    message.rgb = object.rgb ?? new Uint8Array(0);
     message.offsetMs = object.offsetMs ?? 0;
     return message;
   },
 };
 
 function createBaseVideoFrame(): VideoFrame {
-  return { widthPx: 0, heightPx: 0, rgb: Buffer.alloc(0), offsetMs: 0 };
+  return { widthPx: 0, heightPx: 0, rgb: new Uint8Array(0), offsetMs: 0 };
 }
 
 export const VideoFrame: MessageFns<VideoFrame> = {
@@ -581,7 +581,7 @@ export const VideoFrame: MessageFns<VideoFrame> = {
               break;
             }
 
-            message.rgb = Buffer.from(reader.bytes());
+            message.rgb = reader.bytes();
             continue;
           }
           case 4: {
@@ -616,7 +616,7 @@ export const VideoFrame: MessageFns<VideoFrame> = {
         : isSet(object.height_px)
         ? globalThis.Number(object.height_px)
         : 0,
-      rgb: isSet(object.rgb) ? Buffer.from(bytesFromBase64(object.rgb)) : Buffer.alloc(0),
+      rgb: isSet(object.rgb) ? bytesFromBase64(object.rgb) : new Uint8Array(0),
       offsetMs: isSet(object.offsetMs)
         ? globalThis.Number(object.offsetMs)
         : isSet(object.offset_ms)
@@ -649,7 +649,7 @@ export const VideoFrame: MessageFns<VideoFrame> = {
     const message = createBaseVideoFrame();
     message.widthPx = object.widthPx ?? 0;
     message.heightPx = object.heightPx ?? 0;
-    message.rgb = object.rgb ?? Buffer.alloc(0);
+    message.rgb = object.rgb ?? new Uint8Array(0);
     message.offsetMs = object.offsetMs ?? 0;
     return message;
   },
@@ -761,11 +761,28 @@ export const ContextItem: MessageFns<ContextItem> = {
 };
 
 function bytesFromBase64(b64: string): Uint8Array {
-  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+  if ((globalThis as any).Buffer) {
+    return Uint8Array.from((globalThis as any).Buffer.from(b64, "base64"));
+  } else {
+    const bin = globalThis.atob(b64);
+    const arr = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; ++i) {
+      arr[i] = bin.charCodeAt(i);
+    }
+    return arr;
+  }
 }
 
 function base64FromBytes(arr: Uint8Array): string {
-  return globalThis.Buffer.from(arr).toString("base64");
+  if ((globalThis as any).Buffer) {
+    return (globalThis as any).Buffer.from(arr).toString("base64");
+  } else {
+    const bin: string[] = [];
+    arr.forEach((byte) => {
+      bin.push(globalThis.String.fromCharCode(byte));
+    });
+    return globalThis.btoa(bin.join(""));
+  }
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;

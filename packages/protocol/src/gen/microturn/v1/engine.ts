@@ -91,7 +91,7 @@ export function finishReasonToJSON(object: FinishReason): string {
   }
 }
 
-/** What an engine can do; reported at Open and by the sidecar to clients. */
+/** What an engine can do; reported at OpenSession and by the sidecar to clients. */
 export interface EngineCapabilities {
   /** Name of the engine implementation, e.g. "sglang-patch", "embedded". */
   engine: string;
@@ -111,8 +111,8 @@ export interface EngineCapabilities {
   randomWeights: boolean;
 }
 
-/** Request for StreamingSession.Open. */
-export interface OpenRequest {
+/** Request for StreamingSession.OpenSession. */
+export interface OpenSessionRequest {
   /** Session id chosen by the caller; empty lets the engine choose one. */
   sessionId: string;
   /**
@@ -131,8 +131,8 @@ export interface OpenRequest {
   systemPrompt: string;
 }
 
-/** Response of StreamingSession.Open. */
-export interface OpenResponse {
+/** Response of StreamingSession.OpenSession. */
+export interface OpenSessionResponse {
   /** The session's id. */
   sessionId: string;
   /** What the engine can do. */
@@ -240,14 +240,14 @@ export interface RewindResponse {
   droppedTokens: number;
 }
 
-/** Request for StreamingSession.Close. */
-export interface CloseRequest {
+/** Request for StreamingSession.CloseSession. */
+export interface CloseSessionRequest {
   /** The session. */
   sessionId: string;
 }
 
-/** Response of StreamingSession.Close. */
-export interface CloseResponse {
+/** Response of StreamingSession.CloseSession. */
+export interface CloseSessionResponse {
   /** Sequence length in tokens when the session closed. */
   positionTokens: number;
 }
@@ -512,12 +512,12 @@ export const EngineCapabilities: MessageFns<EngineCapabilities> = {
   },
 };
 
-function createBaseOpenRequest(): OpenRequest {
+function createBaseOpenSessionRequest(): OpenSessionRequest {
   return { sessionId: "", capacityTokens: 0, idleTimeoutMs: 0, protocolVersion: "", systemPrompt: "" };
 }
 
-export const OpenRequest: MessageFns<OpenRequest> = {
-  encode(message: OpenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const OpenSessionRequest: MessageFns<OpenSessionRequest> = {
+  encode(message: OpenSessionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sessionId !== "") {
       writer.uint32(10).string(message.sessionId);
     }
@@ -536,7 +536,7 @@ export const OpenRequest: MessageFns<OpenRequest> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): OpenRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): OpenSessionRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -545,7 +545,7 @@ export const OpenRequest: MessageFns<OpenRequest> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseOpenRequest();
+      const message = createBaseOpenSessionRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -601,7 +601,7 @@ export const OpenRequest: MessageFns<OpenRequest> = {
     }
   },
 
-  fromJSON(object: any): OpenRequest {
+  fromJSON(object: any): OpenSessionRequest {
     return {
       sessionId: isSet(object.sessionId)
         ? globalThis.String(object.sessionId)
@@ -631,7 +631,7 @@ export const OpenRequest: MessageFns<OpenRequest> = {
     };
   },
 
-  toJSON(message: OpenRequest): unknown {
+  toJSON(message: OpenSessionRequest): unknown {
     const obj: any = {};
     if (message.sessionId !== "") {
       obj.sessionId = message.sessionId;
@@ -651,11 +651,11 @@ export const OpenRequest: MessageFns<OpenRequest> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<OpenRequest>, I>>(base?: I): OpenRequest {
-    return OpenRequest.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<OpenSessionRequest>, I>>(base?: I): OpenSessionRequest {
+    return OpenSessionRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<OpenRequest>, I>>(object: I): OpenRequest {
-    const message = createBaseOpenRequest();
+  fromPartial<I extends Exact<DeepPartial<OpenSessionRequest>, I>>(object: I): OpenSessionRequest {
+    const message = createBaseOpenSessionRequest();
     message.sessionId = object.sessionId ?? "";
     message.capacityTokens = object.capacityTokens ?? 0;
     message.idleTimeoutMs = object.idleTimeoutMs ?? 0;
@@ -665,12 +665,12 @@ export const OpenRequest: MessageFns<OpenRequest> = {
   },
 };
 
-function createBaseOpenResponse(): OpenResponse {
+function createBaseOpenSessionResponse(): OpenSessionResponse {
   return { sessionId: "", capabilities: undefined, positionTokens: 0, capacityTokens: 0 };
 }
 
-export const OpenResponse: MessageFns<OpenResponse> = {
-  encode(message: OpenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const OpenSessionResponse: MessageFns<OpenSessionResponse> = {
+  encode(message: OpenSessionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sessionId !== "") {
       writer.uint32(10).string(message.sessionId);
     }
@@ -686,7 +686,7 @@ export const OpenResponse: MessageFns<OpenResponse> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): OpenResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): OpenSessionResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -695,7 +695,7 @@ export const OpenResponse: MessageFns<OpenResponse> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseOpenResponse();
+      const message = createBaseOpenSessionResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -743,7 +743,7 @@ export const OpenResponse: MessageFns<OpenResponse> = {
     }
   },
 
-  fromJSON(object: any): OpenResponse {
+  fromJSON(object: any): OpenSessionResponse {
     return {
       sessionId: isSet(object.sessionId)
         ? globalThis.String(object.sessionId)
@@ -764,7 +764,7 @@ export const OpenResponse: MessageFns<OpenResponse> = {
     };
   },
 
-  toJSON(message: OpenResponse): unknown {
+  toJSON(message: OpenSessionResponse): unknown {
     const obj: any = {};
     if (message.sessionId !== "") {
       obj.sessionId = message.sessionId;
@@ -781,11 +781,11 @@ export const OpenResponse: MessageFns<OpenResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<OpenResponse>, I>>(base?: I): OpenResponse {
-    return OpenResponse.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<OpenSessionResponse>, I>>(base?: I): OpenSessionResponse {
+    return OpenSessionResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<OpenResponse>, I>>(object: I): OpenResponse {
-    const message = createBaseOpenResponse();
+  fromPartial<I extends Exact<DeepPartial<OpenSessionResponse>, I>>(object: I): OpenSessionResponse {
+    const message = createBaseOpenSessionResponse();
     message.sessionId = object.sessionId ?? "";
     message.capabilities = (object.capabilities !== undefined && object.capabilities !== null)
       ? EngineCapabilities.fromPartial(object.capabilities)
@@ -1673,19 +1673,19 @@ export const RewindResponse: MessageFns<RewindResponse> = {
   },
 };
 
-function createBaseCloseRequest(): CloseRequest {
+function createBaseCloseSessionRequest(): CloseSessionRequest {
   return { sessionId: "" };
 }
 
-export const CloseRequest: MessageFns<CloseRequest> = {
-  encode(message: CloseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const CloseSessionRequest: MessageFns<CloseSessionRequest> = {
+  encode(message: CloseSessionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sessionId !== "") {
       writer.uint32(10).string(message.sessionId);
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): CloseRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): CloseSessionRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1694,7 +1694,7 @@ export const CloseRequest: MessageFns<CloseRequest> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseCloseRequest();
+      const message = createBaseCloseSessionRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1718,7 +1718,7 @@ export const CloseRequest: MessageFns<CloseRequest> = {
     }
   },
 
-  fromJSON(object: any): CloseRequest {
+  fromJSON(object: any): CloseSessionRequest {
     return {
       sessionId: isSet(object.sessionId)
         ? globalThis.String(object.sessionId)
@@ -1728,7 +1728,7 @@ export const CloseRequest: MessageFns<CloseRequest> = {
     };
   },
 
-  toJSON(message: CloseRequest): unknown {
+  toJSON(message: CloseSessionRequest): unknown {
     const obj: any = {};
     if (message.sessionId !== "") {
       obj.sessionId = message.sessionId;
@@ -1736,29 +1736,29 @@ export const CloseRequest: MessageFns<CloseRequest> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CloseRequest>, I>>(base?: I): CloseRequest {
-    return CloseRequest.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<CloseSessionRequest>, I>>(base?: I): CloseSessionRequest {
+    return CloseSessionRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CloseRequest>, I>>(object: I): CloseRequest {
-    const message = createBaseCloseRequest();
+  fromPartial<I extends Exact<DeepPartial<CloseSessionRequest>, I>>(object: I): CloseSessionRequest {
+    const message = createBaseCloseSessionRequest();
     message.sessionId = object.sessionId ?? "";
     return message;
   },
 };
 
-function createBaseCloseResponse(): CloseResponse {
+function createBaseCloseSessionResponse(): CloseSessionResponse {
   return { positionTokens: 0 };
 }
 
-export const CloseResponse: MessageFns<CloseResponse> = {
-  encode(message: CloseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const CloseSessionResponse: MessageFns<CloseSessionResponse> = {
+  encode(message: CloseSessionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.positionTokens !== 0) {
       writer.uint32(8).uint32(message.positionTokens);
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): CloseResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): CloseSessionResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1767,7 +1767,7 @@ export const CloseResponse: MessageFns<CloseResponse> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseCloseResponse();
+      const message = createBaseCloseSessionResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1791,7 +1791,7 @@ export const CloseResponse: MessageFns<CloseResponse> = {
     }
   },
 
-  fromJSON(object: any): CloseResponse {
+  fromJSON(object: any): CloseSessionResponse {
     return {
       positionTokens: isSet(object.positionTokens)
         ? globalThis.Number(object.positionTokens)
@@ -1801,7 +1801,7 @@ export const CloseResponse: MessageFns<CloseResponse> = {
     };
   },
 
-  toJSON(message: CloseResponse): unknown {
+  toJSON(message: CloseSessionResponse): unknown {
     const obj: any = {};
     if (message.positionTokens !== 0) {
       obj.positionTokens = Math.round(message.positionTokens);
@@ -1809,11 +1809,11 @@ export const CloseResponse: MessageFns<CloseResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CloseResponse>, I>>(base?: I): CloseResponse {
-    return CloseResponse.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<CloseSessionResponse>, I>>(base?: I): CloseSessionResponse {
+    return CloseSessionResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CloseResponse>, I>>(object: I): CloseResponse {
-    const message = createBaseCloseResponse();
+  fromPartial<I extends Exact<DeepPartial<CloseSessionResponse>, I>>(object: I): CloseSessionResponse {
+    const message = createBaseCloseSessionResponse();
     message.positionTokens = object.positionTokens ?? 0;
     return message;
   },
@@ -1986,14 +1986,14 @@ export const HealthResponse: MessageFns<HealthResponse> = {
 export type StreamingSessionService = typeof StreamingSessionService;
 export const StreamingSessionService = {
   /** Opens a session with KV capacity reserved up front. */
-  open: {
-    path: "/microturn.v1.StreamingSession/Open" as const,
+  openSession: {
+    path: "/microturn.v1.StreamingSession/OpenSession" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: OpenRequest): Buffer => Buffer.from(OpenRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): OpenRequest => OpenRequest.decode(value),
-    responseSerialize: (value: OpenResponse): Buffer => Buffer.from(OpenResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): OpenResponse => OpenResponse.decode(value),
+    requestSerialize: (value: OpenSessionRequest): Buffer => Buffer.from(OpenSessionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): OpenSessionRequest => OpenSessionRequest.decode(value),
+    responseSerialize: (value: OpenSessionResponse): Buffer => Buffer.from(OpenSessionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): OpenSessionResponse => OpenSessionResponse.decode(value),
   },
   /**
    * Appends one input chunk, then generates at most one micro-turn of output,
@@ -2019,14 +2019,15 @@ export const StreamingSessionService = {
     responseDeserialize: (value: Buffer): RewindResponse => RewindResponse.decode(value),
   },
   /** Closes a session and frees everything it holds. */
-  close: {
-    path: "/microturn.v1.StreamingSession/Close" as const,
+  closeSession: {
+    path: "/microturn.v1.StreamingSession/CloseSession" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: CloseRequest): Buffer => Buffer.from(CloseRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CloseRequest => CloseRequest.decode(value),
-    responseSerialize: (value: CloseResponse): Buffer => Buffer.from(CloseResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CloseResponse => CloseResponse.decode(value),
+    requestSerialize: (value: CloseSessionRequest): Buffer => Buffer.from(CloseSessionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CloseSessionRequest => CloseSessionRequest.decode(value),
+    responseSerialize: (value: CloseSessionResponse): Buffer =>
+      Buffer.from(CloseSessionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CloseSessionResponse => CloseSessionResponse.decode(value),
   },
   /** Reports whether the engine serves, with its load and model. */
   health: {
@@ -2042,7 +2043,7 @@ export const StreamingSessionService = {
 
 export interface StreamingSessionServer extends UntypedServiceImplementation {
   /** Opens a session with KV capacity reserved up front. */
-  open: handleUnaryCall<OpenRequest, OpenResponse>;
+  openSession: handleUnaryCall<OpenSessionRequest, OpenSessionResponse>;
   /**
    * Appends one input chunk, then generates at most one micro-turn of output,
    * streamed as it is produced. The last message is always `done`.
@@ -2051,24 +2052,27 @@ export interface StreamingSessionServer extends UntypedServiceImplementation {
   /** Drops the tail of the sequence after a position (barge-in). */
   rewind: handleUnaryCall<RewindRequest, RewindResponse>;
   /** Closes a session and frees everything it holds. */
-  close: handleUnaryCall<CloseRequest, CloseResponse>;
+  closeSession: handleUnaryCall<CloseSessionRequest, CloseSessionResponse>;
   /** Reports whether the engine serves, with its load and model. */
   health: handleUnaryCall<HealthRequest, HealthResponse>;
 }
 
 export interface StreamingSessionClient extends Client {
   /** Opens a session with KV capacity reserved up front. */
-  open(request: OpenRequest, callback: (error: ServiceError | null, response: OpenResponse) => void): ClientUnaryCall;
-  open(
-    request: OpenRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: OpenResponse) => void,
+  openSession(
+    request: OpenSessionRequest,
+    callback: (error: ServiceError | null, response: OpenSessionResponse) => void,
   ): ClientUnaryCall;
-  open(
-    request: OpenRequest,
+  openSession(
+    request: OpenSessionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: OpenSessionResponse) => void,
+  ): ClientUnaryCall;
+  openSession(
+    request: OpenSessionRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: OpenResponse) => void,
+    callback: (error: ServiceError | null, response: OpenSessionResponse) => void,
   ): ClientUnaryCall;
   /**
    * Appends one input chunk, then generates at most one micro-turn of output,
@@ -2097,20 +2101,20 @@ export interface StreamingSessionClient extends Client {
     callback: (error: ServiceError | null, response: RewindResponse) => void,
   ): ClientUnaryCall;
   /** Closes a session and frees everything it holds. */
-  close(
-    request: CloseRequest,
-    callback: (error: ServiceError | null, response: CloseResponse) => void,
+  closeSession(
+    request: CloseSessionRequest,
+    callback: (error: ServiceError | null, response: CloseSessionResponse) => void,
   ): ClientUnaryCall;
-  close(
-    request: CloseRequest,
+  closeSession(
+    request: CloseSessionRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: CloseResponse) => void,
+    callback: (error: ServiceError | null, response: CloseSessionResponse) => void,
   ): ClientUnaryCall;
-  close(
-    request: CloseRequest,
+  closeSession(
+    request: CloseSessionRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CloseResponse) => void,
+    callback: (error: ServiceError | null, response: CloseSessionResponse) => void,
   ): ClientUnaryCall;
   /** Reports whether the engine serves, with its load and model. */
   health(
