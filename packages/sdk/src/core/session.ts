@@ -14,7 +14,7 @@ import {
   type VideoFrame,
 } from "@microturn/protocol";
 import { AbortError, type MicroturnError } from "./error.js";
-import { errorFromSessionError } from "./grpc-error.js";
+import { errorFromSessionError, type SessionAPIError } from "./grpc-error.js";
 import { BackgroundTask } from "./background-task.js";
 import { InvalidInputError, SessionClosedError } from "./session-errors.js";
 import type { Transport } from "./transport.js";
@@ -103,7 +103,7 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
         maxUnackedChunks: options.maxUnackedChunks ?? 300,
       },
       {
-        event: (event) => this.onServerEvent(event),
+        event: (event, error) => this.onServerEvent(event, error),
         reconnecting: (info) => this.dispatch("reconnecting", info),
         reconnected: (info) => this.dispatch("reconnected", info),
         closed: (error) => this.onLinkClosed(error),
@@ -342,13 +342,13 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     }
   }
 
-  private onServerEvent(event: ServerEvent): void {
+  private onServerEvent(event: ServerEvent, typedError: SessionAPIError | undefined): void {
     const body = event.event;
     if (!body) return;
     const meta = { eventSeq: event.eventSeq };
     switch (body.$case) {
       case "error":
-        return this.dispatch("error", errorFromSessionError(body.value, { sessionId: this.id }));
+        return this.dispatch("error", typedError ?? errorFromSessionError(body.value, { sessionId: this.id }));
       case "toolCall":
         this.dispatch("toolCall", body.value, meta);
         return this.answerToolCall(body.value);

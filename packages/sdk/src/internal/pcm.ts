@@ -83,5 +83,5 @@ export function int16Bytes(samples: Int16Array): Uint8Array {
 export function bytesToInt16(bytes: Uint8Array): Int16Array {
   const even = bytes.byteLength - (bytes.byteLength % 2);
   if (bytes.byteOffset % 2 === 0) return new Int16Array(bytes.buffer, bytes.byteOffset, even / 2);
-  return new Int16Array(bytes.slice(0, even).buffer);
+  return new Int16Array(new Uint8Array(bytes.subarray(0, even)).buffer);
 }

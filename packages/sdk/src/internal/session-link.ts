@@ -12,7 +12,7 @@ import {
   type SessionStarted,
 } from "@microturn/protocol";
 import { AbortError, ConnectionError, type MicroturnError, ResourceExhaustedError, TimeoutError } from "../core/error.js";
-import { errorFromSessionError } from "../core/grpc-error.js";
+import { errorFromSessionError, type SessionAPIError } from "../core/grpc-error.js";
 import { ProtocolVersionError, SessionClosedError } from "../core/session-errors.js";
 import { isRetryableFailure, type Transport, type TransportStream } from "../core/transport.js";
 import { race, sleep } from "./abort.js";
@@ -35,7 +35,8 @@ export interface ReconnectedInfo {
 }
 
 export interface LinkCallbacks {
-  event(event: ServerEvent): void;
+  /** A deduped server event; `error` events come with their typed error. */
+  event(event: ServerEvent, error?: SessionAPIError): void;
   reconnecting(info: ReconnectingInfo): void;
   reconnected(info: ReconnectedInfo): void;
   /** The link is over: cleanly (no error), after a fatal SessionError (already seen as an event), or because it gave up. */
@@ -186,12 +187,14 @@ export class SessionLink {
         return;
       }
     }
+    let typedError: SessionAPIError | undefined;
     switch (body.$case) {
       case "inputAck":
         this.unacked.delete(body.value.seq);
         break;
       case "error":
-        if (body.value.fatal) this.fatal = errorFromSessionError(body.value, { sessionId: this.sessionId });
+        typedError = errorFromSessionError(body.value, { sessionId: this.sessionId });
+        if (body.value.fatal) this.fatal = typedError;
         else if (body.value.code === ErrorCode.ERROR_CODE_SEQ_GAP) this.resendFrom(body.value.seq);
         break;
       case "goAway":
@@ -203,7 +206,7 @@ export class SessionLink {
       default:
         break;
     }
-    this.callbacks.event(event);
+    this.callbacks.event(event, typedError);
     if (body.$case === "goAway" && this.state === "open") void this.reconnect(undefined);
   }
 
