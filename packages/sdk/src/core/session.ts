@@ -217,6 +217,7 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   /** Adds `parts` to the current chunk and sends it. */
   sendChunk(parts: ChunkParts = {}): InputChunk {
     this.assertOpen("sendChunk");
+    this.link.assertRoomForInput();
     for (const frame of parts.frames ?? []) validateVideoFrame(frame.rgb, frame.width, frame.height);
     if (parts.audio) validateSampleRate(parts.audio.sampleRateHz);
     if (parts.text !== undefined) this.sendText(parts.text);

@@ -101,11 +101,30 @@ export class FakeSidecar {
     }
   }
 
+  /** Ends every stream cleanly and stops listening. */
   async close(): Promise<void> {
-    for (const session of this.sessions.values()) session.stop();
+    for (const session of this.sessions.values()) {
+      session.stop();
+      session.detach((peer) => peer.end());
+    }
     await this.closeWebSocket?.();
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 1000);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops at once, as a crashed process would: open streams fail with UNAVAILABLE. */
+  async kill(): Promise<void> {
+    for (const session of this.sessions.values()) session.stop();
     this.server.forceShutdown();
+    await this.closeWebSocket?.();
   }
 
   /** Serves one stream from any carrier; returns the carrier's callbacks. */
