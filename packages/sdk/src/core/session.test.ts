@@ -64,6 +64,14 @@ describe("connect", () => {
     expect(session.state).toBe("open");
   });
 
+  it("rejects with TimeoutError when the server never answers SessionStarted", async () => {
+    const silent = { open: () => ({ send: () => undefined, end: () => undefined, cancel: () => undefined }), close: () => undefined };
+    const client = new Microturn({ transport: () => silent, connectTimeoutMs: 30, clock: "manual" });
+    const error = await client.connect().catch((e: unknown) => e);
+    expect(TimeoutError.isInstance(error)).toBe(true);
+    expect(String(error)).toMatch(/30 ms/);
+  });
+
   it("rejects with AbortError when the signal fires", async () => {
     const controller = new AbortController();
     controller.abort();
@@ -259,6 +267,15 @@ describe("tools", () => {
     const unknown = await server.callTool("nope", {});
     expect(unknown.isError).toBe(true);
     expect(() => session.tools.register("late", { description: "" }, () => 1)).toThrow(/before connect/);
+  });
+
+  it("leaves calls to tools without a handler to a toolCall listener, which answers with sendToolResult", async () => {
+    const session = await connect();
+    session.on("toolCall", (call) => {
+      session.sendToolResult({ callId: call.callId, outputJson: `{"manual":"${call.name}"}`, isError: false });
+    });
+    const result = await fake.session().callTool("lookup", { q: 1 });
+    expect(result).toMatchObject({ outputJson: '{"manual":"lookup"}', isError: false });
   });
 });
 
