@@ -58,6 +58,30 @@ describe("resume after a dropped stream", () => {
     await fake.waitFor(() => session.unackedSeqs.length === 0);
   });
 
+  it("survives repeated drops under the realtime clock with every seq exactly once", async () => {
+    const client = new Microturn({ url: fake.url, clock: "realtime", chunkDurationMs: 20, reconnect: { initialDelayMs: 2, maxDelayMs: 20 } });
+    const session = await client.connect();
+    sessions.push(session);
+    let reconnected = 0;
+    session.on("reconnected", () => reconnected++);
+    const feeding = setInterval(() => session.sendAudio(new Int16Array(320).fill(1), 16_000), 20);
+    try {
+      for (let drop = 1; drop <= 4; drop++) {
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        fake.dropStream();
+        await fake.waitFor(() => reconnected === drop);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    } finally {
+      clearInterval(feeding);
+    }
+    await fake.waitFor(() => session.unackedSeqs.length === 0 && fake.session().accepted.length >= session.nextSeq - 1);
+    await session.close();
+    expect(session.nextSeq).toBeGreaterThan(15);
+    expect(fake.session().accepted).toEqual(range(session.nextSeq));
+    expect(fake.session().resumes).toBe(4);
+  });
+
   it("resends chunks the server never took (lost in transit before the drop)", async () => {
     let dropAt = 3;
     await fake.close();
