@@ -84,7 +84,7 @@ export class SessionLink {
   async start(start: SessionStart, signal?: AbortSignal): Promise<SessionStarted> {
     this.state = "connecting";
     try {
-      const started = await this.openStream({ $case: "start", value: start }, signal);
+      const started = await this.openStream({ $case: "start", value: start }, this.options.connectTimeoutMs, signal);
       this.sessionId = started.sessionId;
       this.resumeToken = started.resumeToken;
       this.state = "open";
@@ -144,7 +144,7 @@ export class SessionLink {
     }
   }
 
-  private openStream(first: NonNullable<ClientEvent["event"]>, signal?: AbortSignal): Promise<SessionStarted> {
+  private openStream(first: NonNullable<ClientEvent["event"]>, timeoutMs: number, signal?: AbortSignal): Promise<SessionStarted> {
     const generation = ++this.generation;
     this.stream?.cancel();
     const waiting = new Promise<SessionStarted>((resolve, reject) => (this.waiter = { resolve, reject }));
@@ -154,7 +154,7 @@ export class SessionLink {
     });
     this.stream = stream;
     stream.send({ eventId: "", event: first });
-    return race(waiting, "session start", signal, this.options.connectTimeoutMs).catch((error: unknown) => {
+    return race(waiting, first.$case === "start" ? "session start" : "session resume", signal, timeoutMs).catch((error: unknown) => {
       if (this.generation === generation) {
         this.waiter = undefined;
         stream.cancel();
@@ -248,6 +248,7 @@ export class SessionLink {
         await sleep(delayMs, this.lifetime.signal);
         const started = await this.openStream(
           { $case: "resume", value: { protocolVersion: PROTOCOL_VERSION, resumeToken: this.resumeToken, lastEventSeq: this.lastEventSeq } },
+          this.options.reconnect.attemptTimeoutMs,
           this.lifetime.signal,
         );
         if (this.state !== "reconnecting") return;
