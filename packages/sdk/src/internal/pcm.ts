@@ -60,17 +60,19 @@ export class LinearResampler {
     if (input.length === 0) return input;
     const n = input.length;
     const at = (i: number): number => (i < 0 ? (this.previous ?? input[0]!) : input[i]!);
-    const out: number[] = [];
-    let p = this.previous === undefined ? Math.max(0, this.position) : this.position;
-    while (p < n - 1) {
+    const start = this.previous === undefined ? Math.max(0, this.position) : this.position;
+    const count = start < n - 1 ? Math.ceil((n - 1 - start) / this.step) : 0;
+    const out = new Int16Array(count);
+    for (let k = 0; k < count; k++) {
+      // Positions from the start (not accumulated) so rounding cannot drift past the last sample.
+      const p = start + k * this.step;
       const i = Math.floor(p);
       const frac = p - i;
-      out.push(Math.round(at(i) * (1 - frac) + at(i + 1) * frac));
-      p += this.step;
+      out[k] = Math.round(at(i) * (1 - frac) + at(Math.min(i + 1, n - 1)) * frac);
     }
-    this.position = p - n;
+    this.position = start + count * this.step - n;
     this.previous = input[n - 1];
-    return Int16Array.from(out);
+    return out;
   }
 }
 
