@@ -108,6 +108,8 @@ const BY_ERROR_CODE: Readonly<Record<number, number>> = {
   [ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED]: GrpcCode.RESOURCE_EXHAUSTED,
   [ErrorCode.ERROR_CODE_VERSION_MISMATCH]: GrpcCode.FAILED_PRECONDITION,
   [ErrorCode.ERROR_CODE_INTERNAL]: GrpcCode.INTERNAL,
+  // ERROR_CODE_UNAUTHENTICATED, added to the proto after this was generated.
+  14: GrpcCode.UNAUTHENTICATED,
 };
 
 /** An in-stream SessionError as a typed error; the original rides along as `sessionError`. */
