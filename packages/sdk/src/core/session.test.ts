@@ -67,8 +67,14 @@ describe("connect", () => {
   it("rejects with TimeoutError when the server never answers SessionStarted", async () => {
     const silent = { open: () => ({ send: () => undefined, end: () => undefined, cancel: () => undefined }), close: () => undefined };
     const client = new Microturn({ transport: () => silent, connectTimeoutMs: 30, clock: "manual" });
-    const error = await client.connect().catch((e: unknown) => e);
+    const session = client.session();
+    const events: string[] = [];
+    session.on("error", () => events.push("error"));
+    session.on("close", ({ error }) => events.push(`close:${error?.name}`));
+    const error = await session.connect().catch((e: unknown) => e);
     expect(TimeoutError.isInstance(error)).toBe(true);
+    expect(events).toEqual(["close:TimeoutError"]);
+    expect(session.state).toBe("closed");
     expect(String(error)).toMatch(/30 ms/);
   });
 

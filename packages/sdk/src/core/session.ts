@@ -161,7 +161,8 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     try {
       this.started = await this.link.start({ protocolVersion: PROTOCOL_VERSION, config }, options.signal);
     } catch (error) {
-      this.onLinkClosed(undefined);
+      // The caller gets the failure from connect(); the close event carries it without a second `error` event.
+      this.onLinkClosed(error as MicroturnError, false);
       throw error;
     }
     this.clock?.start();
@@ -368,7 +369,7 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     });
   }
 
-  private onLinkClosed(error: MicroturnError | undefined): void {
+  private onLinkClosed(error: MicroturnError | undefined, emitError = true): void {
     if (this.closed) return;
     this.closed = true;
     this.closeError = error;
@@ -376,7 +377,7 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     this.runner.abortAll();
     for (const task of this.tasks.values()) task.fail(error ?? new SessionClosedError(`session closed before task ${task.id} finished`));
     const alreadyEmitted = error !== undefined && "sessionError" in error;
-    if (error && !alreadyEmitted) this.dispatch("error", error);
+    if (error && emitError && !alreadyEmitted) this.dispatch("error", error);
     this.dispatch("close", { error });
     for (const queue of this.iterators) queue.end(error);
     this.iterators.clear();
