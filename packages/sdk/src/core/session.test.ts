@@ -51,6 +51,7 @@ describe("connect", () => {
     expect(ProtocolVersionError.isInstance(error)).toBe(true);
     expect((error as ProtocolVersionError).serverVersion).toBe("2.0");
     expect((error as Error).message).toMatch(/2\.0/);
+    await fake.waitFor(() => fake.session().ended);
   });
 
   it("sends the API key as a bearer token and maps a refusal to UnauthenticatedError", async () => {

@@ -215,6 +215,28 @@ describe("resume after a dropped stream", () => {
   });
 });
 
+describe("resend buffer under the realtime clock", () => {
+  it("reports a full buffer as error events and cuts no chunk until acks return", async () => {
+    let acking = false;
+    await fake.close();
+    fake = await startFakeSidecar({ loseInput: () => !acking });
+    const client = new Microturn({ url: fake.url, clock: "realtime", chunkDurationMs: 20, maxUnackedChunks: 2, reconnect: { initialDelayMs: 1 } });
+    const session = await client.connect();
+    sessions.push(session);
+    const errors: string[] = [];
+    session.on("error", (error) => errors.push(error.name));
+    await fake.waitFor(() => errors.length >= 3);
+    expect(new Set(errors)).toEqual(new Set(["ResourceExhaustedError"]));
+    expect(session.nextSeq).toBe(2);
+    expect(session.state).toBe("open");
+    // The server takes input again; a resume makes the client resend what it holds.
+    acking = true;
+    fake.dropStream();
+    await fake.waitFor(() => fake.session().accepted.length >= 4);
+    expect(fake.session().accepted.slice(0, 4)).toEqual([0, 1, 2, 3]);
+  });
+});
+
 describe("backoff", () => {
   it("grows exponentially with full jitter up to the cap", () => {
     const options = resolveReconnectOptions({ initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2 });

@@ -155,10 +155,8 @@ export class SessionLink {
     this.stream = stream;
     stream.send({ eventId: "", event: first });
     return race(waiting, first.$case === "start" ? "session start" : "session resume", signal, timeoutMs).catch((error: unknown) => {
-      if (this.generation === generation) {
-        this.waiter = undefined;
-        stream.cancel();
-      }
+      if (this.generation === generation) this.waiter = undefined;
+      if (this.stream === stream) stream.cancel();
       throw error;
     });
   }
@@ -176,6 +174,11 @@ export class SessionLink {
       if (body.$case === "started") {
         this.waiter = undefined;
         if (!isCompatibleProtocol(body.value.protocolVersion)) {
+          // Tell the server, so it frees the session now rather than after its resume grace.
+          const stream = this.stream;
+          this.stream = undefined;
+          stream?.send({ eventId: "", event: { $case: "end", value: { reason: "protocol version mismatch" } } });
+          stream?.end();
           waiter.reject(new ProtocolVersionError(PROTOCOL_VERSION, body.value.protocolVersion));
           return;
         }
