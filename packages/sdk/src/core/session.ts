@@ -179,6 +179,8 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   /** Adds mono audio to the input; it is resampled to 16 kHz and framed into 200 ms chunks. */
   sendAudio(samples: Int16Array | Float32Array, sampleRateHz: number): void {
     this.assertOpen("sendAudio");
+    // TODO(media): replace with @microturn/media (checkSampleRate/checkFinite, float32ToPcm16, streaming
+    // Resampler), mapping MediaError to InvalidInputError; the local helpers live in internal/pcm.ts.
     const rate = validateSampleRate(sampleRateHz);
     const int16 = toInt16(samples);
     let resampler = this.resamplers.get(rate);
