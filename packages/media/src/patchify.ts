@@ -1,0 +1,192 @@
+// Cuts an RGB frame into the square patches of proto `VideoPatches`: a
+// row-major grid of patches, each patch row-major pixels of interleaved RGB.
+// A frame whose sides are not multiples of the patch size is padded on the
+// right and bottom by repeating the last pixel of each row / column
+// (coordinates clamp to the edge). An optional box-filter downscale runs first.
+
+import { PATCH_SIZE } from "./constants.js";
+import { MediaError } from "./errors.js";
+
+export interface PatchifyOptions {
+  /** Downscale (never up) so the frame fits this width, keeping the aspect ratio. */
+  maxWidth?: number;
+  /** Downscale (never up) so the frame fits this height, keeping the aspect ratio. */
+  maxHeight?: number;
+  /** Downscale factor in (0, 1]; combined with maxWidth/maxHeight the smallest wins. */
+  scale?: number;
+  /** Patch side in pixels. Default PATCH_SIZE (40), what the reference model takes. */
+  patchSize?: number;
+}
+
+/** Patches of one frame; fields match proto `VideoPatches` (patch_size_px, rows, cols, rgb). */
+export interface VideoPatchGrid {
+  rows: number;
+  cols: number;
+  patchSize: number;
+  /** Frame size after downscaling, before padding. */
+  width: number;
+  height: number;
+  /** rows x cols patches, row-major; each patchSize x patchSize pixels row-major, 3 bytes (RGB) per pixel. */
+  patches: Uint8Array;
+}
+
+function checkDimension(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new MediaError("invalid_dimensions", `${name} must be a positive integer, got ${String(value)}`);
+  }
+}
+
+/** Checks that `rgb` holds exactly width x height x 3 bytes. */
+export function checkRgbFrame(rgb: Uint8Array, width: number, height: number): void {
+  checkDimension("width", width);
+  checkDimension("height", height);
+  if (!(rgb instanceof Uint8Array) && !((rgb as unknown) instanceof Uint8ClampedArray)) {
+    throw new MediaError("invalid_length", "rgb must be a Uint8Array of interleaved RGB bytes");
+  }
+  if (rgb.length !== width * height * 3) {
+    throw new MediaError(
+      "invalid_length",
+      `rgb has ${rgb.length} bytes; a ${width}x${height} RGB frame has ${width * height * 3}`,
+    );
+  }
+}
+
+/** Output size for the downscale options (never larger than the input, at least 1x1). */
+export function scaledSize(width: number, height: number, options: PatchifyOptions = {}): { width: number; height: number } {
+  let s = 1;
+  if (options.scale !== undefined) {
+    if (!(options.scale > 0 && options.scale <= 1)) {
+      throw new MediaError("invalid_option", `scale must be in (0, 1], got ${String(options.scale)}`);
+    }
+    s = options.scale;
+  }
+  let capW = width;
+  let capH = height;
+  if (options.maxWidth !== undefined) {
+    checkDimension("maxWidth", options.maxWidth);
+    s = Math.min(s, options.maxWidth / width);
+    capW = Math.min(capW, options.maxWidth);
+  }
+  if (options.maxHeight !== undefined) {
+    checkDimension("maxHeight", options.maxHeight);
+    s = Math.min(s, options.maxHeight / height);
+    capH = Math.min(capH, options.maxHeight);
+  }
+  if (s >= 1) return { width, height };
+  return {
+    width: Math.min(capW, Math.max(1, Math.round(width * s))),
+    height: Math.min(capH, Math.max(1, Math.round(height * s))),
+  };
+}
+
+/** Per output pixel: first source pixel and the overlap of each source pixel with its footprint. */
+function boxWeights(from: number, to: number): { first: Int32Array; count: Int32Array; weights: Float64Array; stride: number } {
+  const ratio = from / to;
+  const stride = Math.ceil(ratio) + 1;
+  const first = new Int32Array(to);
+  const count = new Int32Array(to);
+  const weights = new Float64Array(to * stride);
+  for (let o = 0; o < to; o++) {
+    // Integer arithmetic for the footprint [o * from / to, (o + 1) * from / to) keeps edges exact.
+    const lo = (o * from) / to;
+    const hi = ((o + 1) * from) / to;
+    const i0 = Math.floor(lo);
+    const i1 = Math.min(from, Math.ceil(hi));
+    first[o] = i0;
+    count[o] = i1 - i0;
+    for (let i = i0; i < i1; i++) {
+      weights[o * stride + (i - i0)] = (Math.min(hi, i + 1) - Math.max(lo, i)) / ratio;
+    }
+  }
+  return { first, count, weights, stride };
+}
+
+/**
+ * Box-filter (area-average) downscale of an RGB frame: each output pixel is
+ * the mean of the source area it covers, fractional pixels weighted by
+ * overlap, rounded half up.
+ */
+export function downscaleRgb(rgb: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
+  checkRgbFrame(rgb, width, height);
+  checkDimension("outWidth", outWidth);
+  checkDimension("outHeight", outHeight);
+  if (outWidth > width || outHeight > height) {
+    throw new MediaError("invalid_option", `cannot downscale ${width}x${height} to a larger ${outWidth}x${outHeight}`);
+  }
+  const h = boxWeights(width, outWidth);
+  const v = boxWeights(height, outHeight);
+  const rows = new Float64Array(height * outWidth * 3);
+  for (let y = 0; y < height; y++) {
+    for (let o = 0; o < outWidth; o++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      const i0 = h.first[o] as number;
+      for (let t = 0; t < (h.count[o] as number); t++) {
+        const w = h.weights[o * h.stride + t] as number;
+        const p = (y * width + i0 + t) * 3;
+        r += w * (rgb[p] as number);
+        g += w * (rgb[p + 1] as number);
+        b += w * (rgb[p + 2] as number);
+      }
+      const q = (y * outWidth + o) * 3;
+      rows[q] = r;
+      rows[q + 1] = g;
+      rows[q + 2] = b;
+    }
+  }
+  const out = new Uint8Array(outWidth * outHeight * 3);
+  for (let o = 0; o < outHeight; o++) {
+    const j0 = v.first[o] as number;
+    for (let x = 0; x < outWidth * 3; x++) {
+      let acc = 0;
+      for (let t = 0; t < (v.count[o] as number); t++) {
+        acc += (v.weights[o * v.stride + t] as number) * (rows[(j0 + t) * outWidth * 3 + x] as number);
+      }
+      // The tiny bias keeps exact .5 averages rounding up despite float error in the weights.
+      out[o * outWidth * 3 + x] = Math.min(255, Math.floor(acc + 0.5 + 1e-9));
+    }
+  }
+  return out;
+}
+
+/** Cuts an RGB frame (width x height x 3 bytes, row-major) into square patches; see module header for padding. */
+export function patchify(rgb: Uint8Array, width: number, height: number, options: PatchifyOptions = {}): VideoPatchGrid {
+  checkRgbFrame(rgb, width, height);
+  const patchSize = options.patchSize ?? PATCH_SIZE;
+  checkDimension("patchSize", patchSize);
+  const size = scaledSize(width, height, options);
+  const frame = size.width === width && size.height === height ? rgb : downscaleRgb(rgb, width, height, size.width, size.height);
+  const w = size.width;
+  const hgt = size.height;
+  const rows = Math.ceil(hgt / patchSize);
+  const cols = Math.ceil(w / patchSize);
+  const rowBytes = patchSize * 3;
+  const patches = new Uint8Array(rows * cols * patchSize * rowBytes);
+  let dst = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const x0 = c * patchSize;
+      const inside = Math.min(patchSize, w - x0); // pixels of this patch row inside the frame
+      for (let py = 0; py < patchSize; py++) {
+        const sy = Math.min(r * patchSize + py, hgt - 1);
+        const src = (sy * w + x0) * 3;
+        patches.set(frame.subarray(src, src + inside * 3), dst);
+        if (inside < patchSize) {
+          const last = src + (inside - 1) * 3;
+          const red = frame[last] as number;
+          const green = frame[last + 1] as number;
+          const blue = frame[last + 2] as number;
+          for (let px = inside; px < patchSize; px++) {
+            const p = dst + px * 3;
+            patches[p] = red;
+            patches[p + 1] = green;
+            patches[p + 2] = blue;
+          }
+        }
+        dst += rowBytes;
+      }
+    }
+  }
+  return { rows, cols, patchSize, width: w, height: hgt, patches };
+}
