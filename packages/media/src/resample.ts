@@ -6,9 +6,9 @@
 
 import { MediaError, checkFinite, checkSampleRate } from "./errors.js";
 
-/** Filter design; the defaults give > 80 dB stopband and a passband to 0.945 of the lower Nyquist. */
+/** Filter design. Defaults (48 kHz -> 16 kHz): flat (< 0.05 dB) to 7 kHz, -4.4 dB at 7.5 kHz, aliases from 8.5 kHz up below -89 dB. */
 export interface ResamplerOptions {
-  /** Sinc zero crossings on each side of the centre tap (filter length). Default 16. */
+  /** Sinc zero crossings on each side of the centre tap (filter length). Default 32. */
   zeroCrossings?: number;
   /** Cutoff as a fraction of the lower of the two Nyquist frequencies. Default 0.945. */
   rolloff?: number;
@@ -58,7 +58,7 @@ export class Resampler {
   constructor(fromRate: number, toRate: number, options: ResamplerOptions = {}) {
     checkSampleRate(fromRate, "fromRate");
     checkSampleRate(toRate, "toRate");
-    const zeroCrossings = options.zeroCrossings ?? 16;
+    const zeroCrossings = options.zeroCrossings ?? 32;
     const rolloff = options.rolloff ?? 0.945;
     this.beta = options.kaiserBeta ?? 8.6;
     if (!Number.isInteger(zeroCrossings) || zeroCrossings < 1 || zeroCrossings > 256) {
