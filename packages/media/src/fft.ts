@@ -10,7 +10,7 @@ export class RealFft {
   readonly size: number;
   private readonly half: number;
   private readonly bitReverse: Uint32Array;
-  /** cos/sin(2*pi*k/half) for the complex stages, k < half/2. */
+  /** Twiddles of every complex stage laid out contiguously: stage `span` starts at offset span - 1, cos/sin(pi*j/span). */
   private readonly stageCos: Float64Array;
   private readonly stageSin: Float64Array;
   /** cos/sin(2*pi*k/size) for the real split, k <= half. */
@@ -35,11 +35,15 @@ export class RealFft {
     }
     // Each twiddle comes straight from cos/sin rather than a recurrence, so
     // rounding error does not grow along the table.
-    this.stageCos = new Float64Array(half / 2);
-    this.stageSin = new Float64Array(half / 2);
-    for (let k = 0; k < half / 2; k++) {
-      this.stageCos[k] = Math.cos((2 * Math.PI * k) / half);
-      this.stageSin[k] = Math.sin((2 * Math.PI * k) / half);
+    this.stageCos = new Float64Array(Math.max(half - 1, 1));
+    this.stageSin = new Float64Array(Math.max(half - 1, 1));
+    for (let span = 1; span < half; span *= 2) {
+      for (let j = 0; j < span; j++) {
+        // Same angle as 2*pi*(j*half/(2*span))/half, computed from the table index so every size shares one formula.
+        const k = (j * half) / (2 * span);
+        this.stageCos[span - 1 + j] = Math.cos((2 * Math.PI * k) / half);
+        this.stageSin[span - 1 + j] = Math.sin((2 * Math.PI * k) / half);
+      }
     }
     this.splitCos = new Float64Array(half + 1);
     this.splitSin = new Float64Array(half + 1);
@@ -62,13 +66,73 @@ export class RealFft {
       zr[j] = input[2 * m] as number;
       zi[j] = input[2 * m + 1] as number;
     }
-    for (let span = 1; span < half; span *= 2) {
-      const step = half / (2 * span);
-      for (let start = 0; start < half; start += 2 * span) {
-        for (let j = 0; j < span; j++) {
-          const wr = stageCos[j * step] as number;
-          const wi = -(stageSin[j * step] as number);
-          const a = start + j;
+    // The first stage has only the twiddle 1: plain sums and differences.
+    for (let a = 0; a < half; a += 2) {
+      const ar = zr[a] as number;
+      const ai = zi[a] as number;
+      const br = zr[a + 1] as number;
+      const bi = zi[a + 1] as number;
+      zr[a] = ar + br;
+      zi[a] = ai + bi;
+      zr[a + 1] = ar - br;
+      zi[a + 1] = ai - bi;
+    }
+    // Remaining stages two at a time (radix-2^2): stage `span` and stage
+    // `2 span` on four values per load, halving the passes over memory.
+    let span = 2;
+    for (; 4 * span <= half; span *= 4) {
+      const base1 = span - 1;
+      const base2 = 2 * span - 1;
+      for (let j = 0; j < span; j++) {
+        const w1r = stageCos[base1 + j] as number;
+        const w1i = -(stageSin[base1 + j] as number);
+        const w2r = stageCos[base2 + j] as number;
+        const w2i = -(stageSin[base2 + j] as number);
+        for (let a0 = j; a0 < half; a0 += 4 * span) {
+          const a1 = a0 + span;
+          const a2 = a1 + span;
+          const a3 = a2 + span;
+          // Stage span: (a0, a1) and (a2, a3) with twiddle w1.
+          let xr = zr[a1] as number;
+          let xi = zi[a1] as number;
+          let tr = xr * w1r - xi * w1i;
+          let ti = xr * w1i + xi * w1r;
+          const p0r = (zr[a0] as number) + tr;
+          const p0i = (zi[a0] as number) + ti;
+          const p1r = (zr[a0] as number) - tr;
+          const p1i = (zi[a0] as number) - ti;
+          xr = zr[a3] as number;
+          xi = zi[a3] as number;
+          tr = xr * w1r - xi * w1i;
+          ti = xr * w1i + xi * w1r;
+          const p2r = (zr[a2] as number) + tr;
+          const p2i = (zi[a2] as number) + ti;
+          const p3r = (zr[a2] as number) - tr;
+          const p3i = (zi[a2] as number) - ti;
+          // Stage 2 span: (a0, a2) with w2, (a1, a3) with w2 * -i.
+          tr = p2r * w2r - p2i * w2i;
+          ti = p2r * w2i + p2i * w2r;
+          zr[a0] = p0r + tr;
+          zi[a0] = p0i + ti;
+          zr[a2] = p0r - tr;
+          zi[a2] = p0i - ti;
+          const ur = p3r * w2r - p3i * w2i;
+          const ui = p3r * w2i + p3i * w2r;
+          // (ur + i ui) * -i = ui - i ur
+          zr[a1] = p1r + ui;
+          zi[a1] = p1i - ur;
+          zr[a3] = p1r - ui;
+          zi[a3] = p1i + ur;
+        }
+      }
+    }
+    // A last single stage when the stage count after the first is odd.
+    for (; span < half; span *= 2) {
+      const base = span - 1;
+      for (let j = 0; j < span; j++) {
+        const wr = stageCos[base + j] as number;
+        const wi = -(stageSin[base + j] as number);
+        for (let a = j; a < half; a += 2 * span) {
           const b = a + span;
           const br = zr[b] as number;
           const bi = zi[b] as number;
