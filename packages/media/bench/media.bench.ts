@@ -6,7 +6,7 @@
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { CHUNK_MS, DmelEncoder, patchify } from "../src/index.js";
+import { CHUNK_MS, DmelEncoder, Patchifier, patchify } from "../src/index.js";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,11 +40,14 @@ interface Row {
   samples: number[];
 }
 
-function measure(rate: number, withVideo: boolean): { dmel: number[]; patch: number[]; total: number[] } {
+type VideoPath = "none" | "patchify" | "patchifier";
+
+function measure(rate: number, video: VideoPath): { dmel: number[]; patch: number[]; total: number[] } {
   const perChunk = (rate * CHUNK_MS) / 1000;
   const audio = signal(perChunk * 50, rate);
   const frames = Array.from({ length: 4 }, (_, f) => Uint8Array.from({ length: 640 * 480 * 3 }, (_, i) => (i * 7 + f * 13) & 255));
   const encoder = new DmelEncoder({ sampleRate: rate });
+  const plan = new Patchifier(640, 480);
   const dmel: number[] = [];
   const patch: number[] = [];
   const total: number[] = [];
@@ -54,10 +57,12 @@ function measure(rate: number, withVideo: boolean): { dmel: number[]; patch: num
     const t0 = performance.now();
     const codes = encoder.push(chunk);
     const t1 = performance.now();
-    const grid = withVideo ? patchify(frames[i % 4] as Uint8Array, 640, 480) : null;
+    const frame = frames[i % 4] as Uint8Array;
+    const patches =
+      video === "patchify" ? patchify(frame, 640, 480).patches : video === "patchifier" ? plan.patchify(frame) : null;
     const t2 = performance.now();
     if (rate === 16000 && codes.length !== 16 * 80) throw new Error(`expected 16 frames, got ${codes.length / 80}`);
-    if (grid !== null && grid.rows * grid.cols !== 192) throw new Error("expected a 12 x 16 patch grid");
+    if (patches !== null && patches.length !== 640 * 480 * 3) throw new Error("expected 12 x 16 patches of 40x40");
     if (i >= WARMUP) {
       dmel.push(t1 - t0);
       patch.push(t2 - t1);
@@ -79,15 +84,18 @@ function runNumpy(): { total_p50: number; total_p95: number; dmel_p50: number; d
   return JSON.parse(res.stdout.trim().split("\n").pop() as string);
 }
 
-const ours16 = measure(16000, true);
-const ours48 = measure(48000, false);
+const ours16 = measure(16000, "patchify");
+const reused = measure(16000, "patchifier");
+const ours48 = measure(48000, "none");
 const numpy = runNumpy();
 
 const fmt = (v: number | undefined): string => (v === undefined ? "n/a" : v.toFixed(3));
 const rows: Array<[string, number[], number | undefined, number | undefined]> = [
   ["dMel 200 ms @16 kHz (streaming)", ours16.dmel, numpy?.dmel_p50, numpy?.dmel_p95],
-  ["patchify 640x480 -> 12x16x40x40", ours16.patch, numpy?.patch_p50, numpy?.patch_p95],
-  ["chunk total (dMel + patchify)", ours16.total, numpy?.total_p50, numpy?.total_p95],
+  ["patchify() 640x480 -> 12x16x40x40", ours16.patch, numpy?.patch_p50, numpy?.patch_p95],
+  ["Patchifier 640x480 (reused buffer)", reused.patch, numpy?.patch_p50, numpy?.patch_p95],
+  ["chunk: dMel + patchify()", ours16.total, numpy?.total_p50, numpy?.total_p95],
+  ["chunk: dMel + Patchifier", reused.total, numpy?.total_p50, numpy?.total_p95],
   ["dMel 200 ms @48 kHz (resample + encode)", ours48.dmel, undefined, undefined],
 ];
 const header = ["step", "ours p50 ms", "ours p95 ms", "numpy p50 ms", "numpy p95 ms", "numpy/ours"];
@@ -109,5 +117,9 @@ console.log(
     chunk_p95_ms: Number(percentile(ours16.total, 95).toFixed(4)),
     realtime_share: Number((chunkMs / CHUNK_MS).toFixed(5)),
     vs_numpy: numpy === null ? null : Number((numpy.total_p50 / chunkMs).toFixed(2)),
+    dmel_ms: Number(percentile(ours16.dmel, 50).toFixed(4)),
+    dmel_vs_numpy: numpy === null ? null : Number((numpy.dmel_p50 / percentile(ours16.dmel, 50)).toFixed(2)),
+    chunk_ms_patchifier: Number(percentile(reused.total, 50).toFixed(4)),
+    vs_numpy_patchifier: numpy === null ? null : Number((numpy.total_p50 / percentile(reused.total, 50)).toFixed(2)),
   }),
 );

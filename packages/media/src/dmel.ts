@@ -10,7 +10,6 @@ import {
   DMEL_FMIN_HZ,
   DMEL_HOP,
   DMEL_LEVELS,
-  DMEL_LOG_FLOOR,
   DMEL_LOG_MAX,
   DMEL_LOG_MIN,
   DMEL_N_FFT,
@@ -55,17 +54,39 @@ export function dmelFrameCount(samples: number): number {
   return Math.ceil(samples / DMEL_HOP);
 }
 
+interface Tables {
+  hann: Float64Array;
+  fft: RealFft;
+  mel: MelFilterbank;
+  /** FFT bins any filter touches: [firstBin, endBin). */
+  firstBin: number;
+  endBin: number;
+  /** Mel energy at each of the 15 decision boundaries between codes, ascending. */
+  thresholds: Float64Array;
+}
+
 // Tables shared by every encoder; built on first use.
-let shared: { hann: Float64Array; fft: RealFft; mel: MelFilterbank } | undefined;
-function tables(): { hann: Float64Array; fft: RealFft; mel: MelFilterbank } {
+let shared: Tables | undefined;
+function tables(): Tables {
   if (shared === undefined) {
     const hann = new Float64Array(DMEL_WINDOW);
     // Periodic Hann (scipy/librosa `get_window("hann", 800)`).
     for (let n = 0; n < DMEL_WINDOW; n++) hann[n] = 0.5 - 0.5 * Math.cos((2 * Math.PI * n) / DMEL_WINDOW);
+    const mel = melFilterbank(DMEL_SAMPLE_RATE, DMEL_N_FFT, DMEL_CHANNELS, DMEL_FMIN_HZ, DMEL_FMAX_HZ);
+    const last = DMEL_CHANNELS - 1;
+    // Code c means log10(energy) rounds to centre c, i.e. energy >= 10^(boundary) for c boundaries.
+    // Comparing energies with these thresholds skips log10 per value; it agrees with
+    // quantizeLogMel(log10(energy)) except within float rounding of a boundary.
+    const thresholds = new Float64Array(DMEL_LEVELS - 1);
+    const step = (DMEL_LOG_MAX - DMEL_LOG_MIN) / (DMEL_LEVELS - 1);
+    for (let k = 0; k < DMEL_LEVELS - 1; k++) thresholds[k] = 10 ** (DMEL_LOG_MIN + (k + 0.5) * step);
     shared = {
       hann,
       fft: new RealFft(DMEL_N_FFT),
-      mel: melFilterbank(DMEL_SAMPLE_RATE, DMEL_N_FFT, DMEL_CHANNELS, DMEL_FMIN_HZ, DMEL_FMAX_HZ),
+      mel,
+      firstBin: mel.start[0] as number,
+      endBin: (mel.start[last] as number) + (mel.offset[last + 1] as number) - (mel.offset[last] as number),
+      thresholds,
     };
   }
   return shared;
@@ -78,17 +99,12 @@ export class DmelEncoder {
   /** Rate of the pushed samples. */
   readonly sampleRate: number;
   private readonly resampler: Resampler | null;
-  private readonly hann: Float64Array;
-  private readonly fft: RealFft;
-  private readonly mel: MelFilterbank;
+  private readonly tables: Tables;
   /** The latest 800 samples: 600 of context, then the hop being filled. */
   private readonly window = new Float64Array(DMEL_WINDOW);
   private hopFill = 0;
   private received = 0;
   private framesDone = 0;
-  private readonly fftIn = new Float64Array(DMEL_N_FFT);
-  private readonly re = new Float64Array(DMEL_N_FFT / 2 + 1);
-  private readonly im = new Float64Array(DMEL_N_FFT / 2 + 1);
   private readonly mag = new Float64Array(DMEL_N_FFT / 2 + 1);
 
   constructor(options: DmelEncoderOptions = {}) {
@@ -96,10 +112,7 @@ export class DmelEncoder {
     checkSampleRate(rate);
     this.sampleRate = rate;
     this.resampler = rate === DMEL_SAMPLE_RATE ? null : new Resampler(rate, DMEL_SAMPLE_RATE, options.resampler);
-    const t = tables();
-    this.hann = t.hann;
-    this.fft = t.fft;
-    this.mel = t.mel;
+    this.tables = tables();
   }
 
   /** Frames emitted since construction or the last flush. */
@@ -156,15 +169,10 @@ export class DmelEncoder {
   }
 
   private encodeFrame(codes: Uint8Array, at: number): void {
-    const { window, hann, fftIn, re, im, mag, mel } = this;
-    // fftIn[800..1024) stays zero: the window is zero-padded at its end (magnitudes do not depend on where the padding goes).
-    for (let n = 0; n < DMEL_WINDOW; n++) fftIn[n] = (window[n] as number) * (hann[n] as number);
-    this.fft.forward(fftIn, re, im);
-    for (let k = 0; k < mag.length; k++) {
-      const r = re[k] as number;
-      const i = im[k] as number;
-      mag[k] = Math.sqrt(r * r + i * i);
-    }
+    const { window, mag } = this;
+    const { hann, fft, mel, firstBin, endBin, thresholds } = this.tables;
+    // Windowed and zero-padded to 1024 at its end inside the FFT (magnitudes do not depend on where the padding goes).
+    fft.magnitude(window, hann, mag, firstBin, endBin);
     const { start, offset, weights } = mel;
     for (let m = 0; m < DMEL_CHANNELS; m++) {
       let energy = 0;
@@ -172,7 +180,15 @@ export class DmelEncoder {
       for (let j = offset[m] as number, k = start[m] as number; j < end; j++, k++) {
         energy += (weights[j] as number) * (mag[k] as number);
       }
-      codes[at + m] = quantizeLogMel(Math.log10(energy > DMEL_LOG_FLOOR ? energy : DMEL_LOG_FLOOR));
+      // Binary search over the 15 thresholds: the code is how many of them energy reaches.
+      let lo = 0;
+      let hi = DMEL_LEVELS - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (energy >= (thresholds[mid] as number)) lo = mid + 1;
+        else hi = mid;
+      }
+      codes[at + m] = lo;
     }
     this.framesDone++;
   }

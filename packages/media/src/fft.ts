@@ -60,11 +60,74 @@ export class RealFft {
    * `input` has `size` samples; `re` and `im` have at least size/2 + 1 slots.
    */
   forward(input: Float64Array, re: Float64Array, im: Float64Array): void {
+    this.transform(input, null, input.length);
+    const { half, splitCos, splitSin } = this;
+    for (let k = 0; k <= half; k++) {
+      this.splitBin(k, splitCos[k] as number, splitSin[k] as number);
+      re[k] = this.binRe;
+      im[k] = this.binIm;
+    }
+  }
+
+  /**
+   * |X[k]| for k in [fromBin, toBin) of the signal input[n] * window[n],
+   * n < window.length, zero-padded to `size` — windowing, padding, FFT and
+   * magnitude in one pass with no intermediate arrays.
+   */
+  magnitude(input: Float64Array, window: Float64Array, out: Float64Array, fromBin = 0, toBin = this.half + 1): void {
+    this.transform(input, window, window.length);
+    const { splitCos, splitSin } = this;
+    for (let k = fromBin; k < toBin; k++) {
+      this.splitBin(k, splitCos[k] as number, splitSin[k] as number);
+      const r = this.binRe;
+      const i = this.binIm;
+      out[k] = Math.sqrt(r * r + i * i);
+    }
+  }
+
+  // Result slots of splitBin (fields, not a returned object, so the hot loop allocates nothing).
+  private binRe = 0;
+  private binIm = 0;
+
+  /** X[k] from the half-size transform: E[k] + e^{-2 pi i k / size} O[k], E/O the spectra of even/odd samples. */
+  private splitBin(k: number, c: number, s: number): void {
+    const { half, zr, zi } = this;
+    const p = k === half ? 0 : k;
+    const q = k === 0 ? 0 : half - k;
+    const ar = zr[p] as number;
+    const ai = zi[p] as number;
+    const br = zr[q] as number;
+    const bi = -(zi[q] as number);
+    const er = 0.5 * (ar + br);
+    const ei = 0.5 * (ai + bi);
+    const or = 0.5 * (ai - bi);
+    const oi = -0.5 * (ar - br);
+    this.binRe = er + c * or + s * oi;
+    this.binIm = ei + c * oi - s * or;
+  }
+
+  /** The half-size complex FFT of z[m] = x[2m] + i x[2m+1] into zr/zi, x = input (times window), zero from `length` on. */
+  private transform(input: Float64Array, window: Float64Array | null, length: number): void {
     const { half, zr, zi, bitReverse, stageCos, stageSin } = this;
-    for (let m = 0; m < half; m++) {
+    const pairs = Math.min(half, length >> 1);
+    if (window === null) {
+      for (let m = 0; m < pairs; m++) {
+        const j = bitReverse[m] as number;
+        zr[j] = input[2 * m] as number;
+        zi[j] = input[2 * m + 1] as number;
+      }
+    } else {
+      for (let m = 0; m < pairs; m++) {
+        const j = bitReverse[m] as number;
+        zr[j] = (input[2 * m] as number) * (window[2 * m] as number);
+        zi[j] = (input[2 * m + 1] as number) * (window[2 * m + 1] as number);
+      }
+    }
+    for (let m = pairs; m < half; m++) {
       const j = bitReverse[m] as number;
-      zr[j] = input[2 * m] as number;
-      zi[j] = input[2 * m + 1] as number;
+      const n = 2 * m;
+      zr[j] = n < length ? (input[n] as number) * (window === null ? 1 : (window[n] as number)) : 0;
+      zi[j] = 0;
     }
     // The first stage has only the twiddle 1: plain sums and differences.
     for (let a = 0; a < half; a += 2) {
@@ -146,25 +209,6 @@ export class RealFft {
           zi[a] = ai + ti;
         }
       }
-    }
-    // Split Z into the spectra of the even (E) and odd (O) samples, then
-    // X[k] = E[k] + e^{-2 pi i k / size} O[k].
-    const { splitCos, splitSin } = this;
-    for (let k = 0; k <= half; k++) {
-      const p = k === half ? 0 : k;
-      const q = k === 0 ? 0 : half - k;
-      const ar = zr[p] as number;
-      const ai = zi[p] as number;
-      const br = zr[q] as number;
-      const bi = -(zi[q] as number);
-      const er = 0.5 * (ar + br);
-      const ei = 0.5 * (ai + bi);
-      const or = 0.5 * (ai - bi);
-      const oi = -0.5 * (ar - br);
-      const c = splitCos[k] as number;
-      const s = splitSin[k] as number;
-      re[k] = er + c * or + s * oi;
-      im[k] = ei + c * oi - s * or;
     }
   }
 }

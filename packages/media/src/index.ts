@@ -18,11 +18,6 @@ export {
   type DmelEncoderOptions,
 } from "./dmel.js";
 export { ChunkFramer, type AudioChunk, type ChunkFramerOptions } from "./framer.js";
-export {
-  patchify,
-  downscaleRgb,
-  scaledSize,
-  checkRgbFrame,
-  type PatchifyOptions,
-  type VideoPatchGrid,
-} from "./patchify.js";
+export { Patchifier, patchify, type PatchifyOptions, type VideoPatchGrid } from "./patchify.js";
+export { downscaleRgb, scaledSize, type DownscaleOptions } from "./downscale.js";
+export { checkRgbFrame } from "./frame.js";

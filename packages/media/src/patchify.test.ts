@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MediaError } from "./errors.js";
-import { downscaleRgb, patchify, scaledSize } from "./patchify.js";
+import { downscaleRgb, scaledSize } from "./downscale.js";
+import { Patchifier, patchify } from "./patchify.js";
 
 /** A frame whose pixel (x, y) is (x, y, x + y) mod 256, so every byte says where it came from. */
 function gradient(width: number, height: number): Uint8Array {
@@ -53,6 +54,34 @@ describe("patchify", () => {
     expect(scaledSize(640, 480, { maxWidth: 2000 })).toEqual({ width: 640, height: 480 });
     const grid = patchify(gradient(640, 480), 640, 480, { scale: 0.25 });
     expect(grid).toMatchObject({ rows: 3, cols: 4, width: 160, height: 120 });
+  });
+});
+
+describe("Patchifier", () => {
+  it("matches patchify frame after frame, reusing its buffer", () => {
+    const plan = new Patchifier(50, 30);
+    expect([plan.rows, plan.cols]).toEqual([1, 2]);
+    const a = gradient(50, 30);
+    const b = a.map((v) => 255 - v);
+    const first = plan.patchify(a);
+    expect(first).toEqual(patchify(a, 50, 30).patches);
+    const second = plan.patchify(b);
+    expect(second).toBe(first); // same buffer, overwritten
+    expect(second).toEqual(patchify(b, 50, 30).patches);
+  });
+
+  it("returns independent copies from patchify even at a steady frame size", () => {
+    const a = patchify(gradient(80, 80), 80, 80).patches;
+    const before = a.slice();
+    patchify(new Uint8Array(80 * 80 * 3), 80, 80);
+    expect(a).toEqual(before);
+  });
+
+  it("refuses frames of another size", () => {
+    expect(() => new Patchifier(640, 480).patchify(new Uint8Array(320 * 240 * 3))).toThrow(
+      expect.objectContaining({ code: "invalid_length" }),
+    );
+    expect(() => new Patchifier(0, 480)).toThrow(expect.objectContaining({ code: "invalid_dimensions" }));
   });
 });
 

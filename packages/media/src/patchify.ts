@@ -1,19 +1,14 @@
 // Cuts an RGB frame into the square patches of proto `VideoPatches`: a
 // row-major grid of patches, each patch row-major pixels of interleaved RGB.
 // A frame whose sides are not multiples of the patch size is padded on the
-// right and bottom by repeating the last pixel of each row / column
-// (coordinates clamp to the edge). An optional box-filter downscale runs first.
+// right and bottom by repeating the last pixel of each row / column (pixel
+// coordinates clamp to the frame). An optional box-filter downscale runs first.
 
 import { PATCH_SIZE } from "./constants.js";
-import { MediaError } from "./errors.js";
+import { type DownscaleOptions, downscaleRgb, scaledSize } from "./downscale.js";
+import { checkDimension, checkRgbFrame } from "./frame.js";
 
-export interface PatchifyOptions {
-  /** Downscale (never up) so the frame fits this width, keeping the aspect ratio. */
-  maxWidth?: number;
-  /** Downscale (never up) so the frame fits this height, keeping the aspect ratio. */
-  maxHeight?: number;
-  /** Downscale factor in (0, 1]; combined with maxWidth/maxHeight the smallest wins. */
-  scale?: number;
+export interface PatchifyOptions extends DownscaleOptions {
   /** Patch side in pixels. Default PATCH_SIZE (40), what the reference model takes. */
   patchSize?: number;
 }
@@ -30,163 +25,123 @@ export interface VideoPatchGrid {
   patches: Uint8Array;
 }
 
-function checkDimension(name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new MediaError("invalid_dimensions", `${name} must be a positive integer, got ${String(value)}`);
-  }
-}
+/**
+ * Patchify for a fixed frame size, for video at frame rate: the copy plan (one
+ * view per patch row segment) is built once, so a frame costs one staging copy
+ * plus one native copy per segment. `patchify` returns its own buffer, which
+ * the next call overwrites; copy it (or encode it) before then.
+ */
+export class Patchifier {
+  readonly width: number;
+  readonly height: number;
+  readonly patchSize: number;
+  readonly rows: number;
+  readonly cols: number;
+  private readonly staging: Uint8Array;
+  private readonly output: Uint8Array;
+  private readonly from: Uint8Array[] = [];
+  private readonly to: Uint8Array[] = [];
+  /** Right-edge padding runs: output offset, pixel count, staging offset of the pixel to repeat. */
+  private readonly padAt: Int32Array;
+  private readonly padCount: Int32Array;
+  private readonly padSource: Int32Array;
 
-/** Checks that `rgb` holds exactly width x height x 3 bytes. */
-export function checkRgbFrame(rgb: Uint8Array, width: number, height: number): void {
-  checkDimension("width", width);
-  checkDimension("height", height);
-  if (!(rgb instanceof Uint8Array) && !((rgb as unknown) instanceof Uint8ClampedArray)) {
-    throw new MediaError("invalid_length", "rgb must be a Uint8Array of interleaved RGB bytes");
-  }
-  if (rgb.length !== width * height * 3) {
-    throw new MediaError(
-      "invalid_length",
-      `rgb has ${rgb.length} bytes; a ${width}x${height} RGB frame has ${width * height * 3}`,
-    );
-  }
-}
-
-/** Output size for the downscale options (never larger than the input, at least 1x1). */
-export function scaledSize(width: number, height: number, options: PatchifyOptions = {}): { width: number; height: number } {
-  let s = 1;
-  if (options.scale !== undefined) {
-    if (!(options.scale > 0 && options.scale <= 1)) {
-      throw new MediaError("invalid_option", `scale must be in (0, 1], got ${String(options.scale)}`);
+  constructor(width: number, height: number, patchSize = PATCH_SIZE) {
+    checkDimension("width", width);
+    checkDimension("height", height);
+    checkDimension("patchSize", patchSize);
+    this.width = width;
+    this.height = height;
+    this.patchSize = patchSize;
+    this.rows = Math.ceil(height / patchSize);
+    this.cols = Math.ceil(width / patchSize);
+    this.staging = new Uint8Array(width * height * 3);
+    this.output = new Uint8Array(this.rows * this.cols * patchSize * patchSize * 3);
+    const padAt: number[] = [];
+    const padCount: number[] = [];
+    const padSource: number[] = [];
+    const rowBytes = patchSize * 3;
+    let dst = 0;
+    for (let r = 0; r < this.rows; r++) {
+      for (let c = 0; c < this.cols; c++) {
+        const x0 = c * patchSize;
+        const inside = Math.min(patchSize, width - x0);
+        for (let py = 0; py < patchSize; py++) {
+          const sy = Math.min(r * patchSize + py, height - 1);
+          const src = (sy * width + x0) * 3;
+          this.from.push(this.staging.subarray(src, src + inside * 3));
+          this.to.push(this.output.subarray(dst, dst + inside * 3));
+          if (inside < patchSize) {
+            padAt.push(dst + inside * 3);
+            padCount.push(patchSize - inside);
+            padSource.push(src + (inside - 1) * 3);
+          }
+          dst += rowBytes;
+        }
+      }
     }
-    s = options.scale;
+    this.padAt = Int32Array.from(padAt);
+    this.padCount = Int32Array.from(padCount);
+    this.padSource = Int32Array.from(padSource);
   }
-  let capW = width;
-  let capH = height;
-  if (options.maxWidth !== undefined) {
-    checkDimension("maxWidth", options.maxWidth);
-    s = Math.min(s, options.maxWidth / width);
-    capW = Math.min(capW, options.maxWidth);
+
+  /** Patches of one width x height RGB frame, in this Patchifier's buffer (valid until the next call). */
+  patchify(rgb: Uint8Array): Uint8Array {
+    checkRgbFrame(rgb, this.width, this.height);
+    const { staging, output, from, to } = this;
+    staging.set(rgb);
+    for (let i = 0; i < from.length; i++) (to[i] as Uint8Array).set(from[i] as Uint8Array);
+    const { padAt, padCount, padSource } = this;
+    for (let i = 0; i < padAt.length; i++) {
+      const s = padSource[i] as number;
+      const red = staging[s] as number;
+      const green = staging[s + 1] as number;
+      const blue = staging[s + 2] as number;
+      for (let p = padAt[i] as number, end = p + 3 * (padCount[i] as number); p < end; p += 3) {
+        output[p] = red;
+        output[p + 1] = green;
+        output[p + 2] = blue;
+      }
+    }
+    return output;
   }
-  if (options.maxHeight !== undefined) {
-    checkDimension("maxHeight", options.maxHeight);
-    s = Math.min(s, options.maxHeight / height);
-    capH = Math.min(capH, options.maxHeight);
-  }
-  if (s >= 1) return { width, height };
-  return {
-    width: Math.min(capW, Math.max(1, Math.round(width * s))),
-    height: Math.min(capH, Math.max(1, Math.round(height * s))),
-  };
 }
 
-/** Per output pixel: first source pixel and the overlap of each source pixel with its footprint. */
-function boxWeights(from: number, to: number): { first: Int32Array; count: Int32Array; weights: Float64Array; stride: number } {
-  const ratio = from / to;
-  const stride = Math.ceil(ratio) + 1;
-  const first = new Int32Array(to);
-  const count = new Int32Array(to);
-  const weights = new Float64Array(to * stride);
-  for (let o = 0; o < to; o++) {
-    // Integer arithmetic for the footprint [o * from / to, (o + 1) * from / to) keeps edges exact.
-    const lo = (o * from) / to;
-    const hi = ((o + 1) * from) / to;
-    const i0 = Math.floor(lo);
-    const i1 = Math.min(from, Math.ceil(hi));
-    first[o] = i0;
-    count[o] = i1 - i0;
-    for (let i = i0; i < i1; i++) {
-      weights[o * stride + (i - i0)] = (Math.min(hi, i + 1) - Math.max(lo, i)) / ratio;
-    }
+// The last few plans, so `patchify` at a steady frame size reuses its plan.
+const plans: Patchifier[] = [];
+const MAX_PLANS = 4;
+
+function planFor(width: number, height: number, patchSize: number): Patchifier {
+  const found = plans.findIndex((p) => p.width === width && p.height === height && p.patchSize === patchSize);
+  if (found >= 0) {
+    const plan = plans[found] as Patchifier;
+    if (found > 0) plans.unshift(...plans.splice(found, 1));
+    return plan;
   }
-  return { first, count, weights, stride };
+  const plan = new Patchifier(width, height, patchSize);
+  plans.unshift(plan);
+  if (plans.length > MAX_PLANS) plans.pop();
+  return plan;
 }
 
 /**
- * Box-filter (area-average) downscale of an RGB frame: each output pixel is
- * the mean of the source area it covers, fractional pixels weighted by
- * overlap, rounded half up.
+ * Cuts an RGB frame (width x height x 3 bytes, row-major) into square patches
+ * (see the module header for padding), after an optional downscale. The
+ * result owns its bytes; for a zero-copy loop use a `Patchifier`.
  */
-export function downscaleRgb(rgb: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
-  checkRgbFrame(rgb, width, height);
-  checkDimension("outWidth", outWidth);
-  checkDimension("outHeight", outHeight);
-  if (outWidth > width || outHeight > height) {
-    throw new MediaError("invalid_option", `cannot downscale ${width}x${height} to a larger ${outWidth}x${outHeight}`);
-  }
-  const h = boxWeights(width, outWidth);
-  const v = boxWeights(height, outHeight);
-  const rows = new Float64Array(height * outWidth * 3);
-  for (let y = 0; y < height; y++) {
-    for (let o = 0; o < outWidth; o++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      const i0 = h.first[o] as number;
-      for (let t = 0; t < (h.count[o] as number); t++) {
-        const w = h.weights[o * h.stride + t] as number;
-        const p = (y * width + i0 + t) * 3;
-        r += w * (rgb[p] as number);
-        g += w * (rgb[p + 1] as number);
-        b += w * (rgb[p + 2] as number);
-      }
-      const q = (y * outWidth + o) * 3;
-      rows[q] = r;
-      rows[q + 1] = g;
-      rows[q + 2] = b;
-    }
-  }
-  const out = new Uint8Array(outWidth * outHeight * 3);
-  for (let o = 0; o < outHeight; o++) {
-    const j0 = v.first[o] as number;
-    for (let x = 0; x < outWidth * 3; x++) {
-      let acc = 0;
-      for (let t = 0; t < (v.count[o] as number); t++) {
-        acc += (v.weights[o * v.stride + t] as number) * (rows[(j0 + t) * outWidth * 3 + x] as number);
-      }
-      // The tiny bias keeps exact .5 averages rounding up despite float error in the weights.
-      out[o * outWidth * 3 + x] = Math.min(255, Math.floor(acc + 0.5 + 1e-9));
-    }
-  }
-  return out;
-}
-
-/** Cuts an RGB frame (width x height x 3 bytes, row-major) into square patches; see module header for padding. */
 export function patchify(rgb: Uint8Array, width: number, height: number, options: PatchifyOptions = {}): VideoPatchGrid {
   checkRgbFrame(rgb, width, height);
   const patchSize = options.patchSize ?? PATCH_SIZE;
   checkDimension("patchSize", patchSize);
   const size = scaledSize(width, height, options);
   const frame = size.width === width && size.height === height ? rgb : downscaleRgb(rgb, width, height, size.width, size.height);
-  const w = size.width;
-  const hgt = size.height;
-  const rows = Math.ceil(hgt / patchSize);
-  const cols = Math.ceil(w / patchSize);
-  const rowBytes = patchSize * 3;
-  const patches = new Uint8Array(rows * cols * patchSize * rowBytes);
-  let dst = 0;
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const x0 = c * patchSize;
-      const inside = Math.min(patchSize, w - x0); // pixels of this patch row inside the frame
-      for (let py = 0; py < patchSize; py++) {
-        const sy = Math.min(r * patchSize + py, hgt - 1);
-        const src = (sy * w + x0) * 3;
-        patches.set(frame.subarray(src, src + inside * 3), dst);
-        if (inside < patchSize) {
-          const last = src + (inside - 1) * 3;
-          const red = frame[last] as number;
-          const green = frame[last + 1] as number;
-          const blue = frame[last + 2] as number;
-          for (let px = inside; px < patchSize; px++) {
-            const p = dst + px * 3;
-            patches[p] = red;
-            patches[p + 1] = green;
-            patches[p + 2] = blue;
-          }
-        }
-        dst += rowBytes;
-      }
-    }
-  }
-  return { rows, cols, patchSize, width: w, height: hgt, patches };
+  const plan = planFor(size.width, size.height, patchSize);
+  return {
+    rows: plan.rows,
+    cols: plan.cols,
+    patchSize,
+    width: size.width,
+    height: size.height,
+    patches: plan.patchify(frame).slice(),
+  };
 }

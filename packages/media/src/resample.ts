@@ -153,13 +153,20 @@ export class Resampler {
       const j = this.produced + o;
       const n0 = Math.floor((j * down) / up);
       const phase = j * down - n0 * up;
+      const first = n0 - reach + 1;
       let acc = 0;
-      for (let k = 0; k < taps; k++) {
-        const n = n0 - reach + 1 + k;
-        if (n < 0 || n >= received) continue;
-        const x = buffer[n - bufferStart] as number;
-        const h = table !== null ? (table[phase * taps + k] as number) : this.tap(k - reach + 1 - phase / up);
-        acc += x * h;
+      if (table !== null && first >= 0 && first + taps <= received) {
+        // Every tap inside the received input: the common case, no per-tap checks.
+        const base = first - bufferStart;
+        const row = phase * taps;
+        for (let k = 0; k < taps; k++) acc += (buffer[base + k] as number) * (table[row + k] as number);
+      } else {
+        for (let k = 0; k < taps; k++) {
+          const n = first + k;
+          if (n < 0 || n >= received) continue;
+          const h = table !== null ? (table[phase * taps + k] as number) : this.tap(k - reach + 1 - phase / up);
+          acc += (buffer[n - bufferStart] as number) * h;
+        }
       }
       out[o] = acc;
     }
