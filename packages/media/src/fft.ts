@@ -18,6 +18,9 @@ export class RealFft {
   private readonly splitSin: Float64Array;
   private readonly zr: Float64Array;
   private readonly zi: Float64Array;
+  /** The (windowed) input, zero from `filled` on. */
+  private readonly scratch: Float64Array;
+  private filled = 0;
 
   constructor(size: number) {
     if (!Number.isInteger(size) || size < 4 || (size & (size - 1)) !== 0) {
@@ -53,6 +56,7 @@ export class RealFft {
     }
     this.zr = new Float64Array(half);
     this.zi = new Float64Array(half);
+    this.scratch = new Float64Array(size);
   }
 
   /**
@@ -108,41 +112,69 @@ export class RealFft {
 
   /** The half-size complex FFT of z[m] = x[2m] + i x[2m+1] into zr/zi, x = input (times window), zero from `length` on. */
   private transform(input: Float64Array, window: Float64Array | null, length: number): void {
-    const { half, zr, zi, bitReverse, stageCos, stageSin } = this;
-    const pairs = Math.min(half, length >> 1);
-    if (window === null) {
-      for (let m = 0; m < pairs; m++) {
-        const j = bitReverse[m] as number;
-        zr[j] = input[2 * m] as number;
-        zi[j] = input[2 * m + 1] as number;
+    const { half, zr, zi, bitReverse, stageCos, stageSin, scratch } = this;
+    const used = Math.min(length, this.size);
+    if (window === null) for (let n = 0; n < used; n++) scratch[n] = input[n] as number;
+    else for (let n = 0; n < used; n++) scratch[n] = (input[n] as number) * (window[n] as number);
+    if (used < this.filled) scratch.fill(0, used, this.filled);
+    this.filled = used;
+    let span: number;
+    if (half >= 4) {
+      // Bit-reversed load fused with the first two stages (a radix-4 butterfly
+      // whose twiddles are 1 and -i): slots a..a+3 hold z[m], z[m + half/2],
+      // z[m + half/4], z[m + 3 half/4] for m = bitReverse[a].
+      const q1 = half; // sample offset of z[m + half/2]: 2 * half/2
+      const q2 = half / 2;
+      const q3 = half + half / 2;
+      for (let a = 0; a < half; a += 4) {
+        const n = 2 * (bitReverse[a] as number);
+        const x0r = scratch[n] as number;
+        const x0i = scratch[n + 1] as number;
+        const x1r = scratch[n + q1] as number;
+        const x1i = scratch[n + q1 + 1] as number;
+        const x2r = scratch[n + q2] as number;
+        const x2i = scratch[n + q2 + 1] as number;
+        const x3r = scratch[n + q3] as number;
+        const x3i = scratch[n + q3 + 1] as number;
+        const b0r = x0r + x1r;
+        const b0i = x0i + x1i;
+        const b1r = x0r - x1r;
+        const b1i = x0i - x1i;
+        const b2r = x2r + x3r;
+        const b2i = x2i + x3i;
+        const b3r = x2r - x3r;
+        const b3i = x2i - x3i;
+        zr[a] = b0r + b2r;
+        zi[a] = b0i + b2i;
+        zr[a + 2] = b0r - b2r;
+        zi[a + 2] = b0i - b2i;
+        // b3 * -i = b3i - i b3r
+        zr[a + 1] = b1r + b3i;
+        zi[a + 1] = b1i - b3r;
+        zr[a + 3] = b1r - b3i;
+        zi[a + 3] = b1i + b3r;
       }
+      span = 4;
     } else {
-      for (let m = 0; m < pairs; m++) {
+      for (let m = 0; m < half; m++) {
         const j = bitReverse[m] as number;
-        zr[j] = (input[2 * m] as number) * (window[2 * m] as number);
-        zi[j] = (input[2 * m + 1] as number) * (window[2 * m + 1] as number);
+        zr[j] = scratch[2 * m] as number;
+        zi[j] = scratch[2 * m + 1] as number;
       }
-    }
-    for (let m = pairs; m < half; m++) {
-      const j = bitReverse[m] as number;
-      const n = 2 * m;
-      zr[j] = n < length ? (input[n] as number) * (window === null ? 1 : (window[n] as number)) : 0;
-      zi[j] = 0;
-    }
-    // The first stage has only the twiddle 1: plain sums and differences.
-    for (let a = 0; a < half; a += 2) {
-      const ar = zr[a] as number;
-      const ai = zi[a] as number;
-      const br = zr[a + 1] as number;
-      const bi = zi[a + 1] as number;
-      zr[a] = ar + br;
-      zi[a] = ai + bi;
-      zr[a + 1] = ar - br;
-      zi[a + 1] = ai - bi;
+      for (let a = 0; a < half; a += 2) {
+        const ar = zr[a] as number;
+        const ai = zi[a] as number;
+        const br = zr[a + 1] as number;
+        const bi = zi[a + 1] as number;
+        zr[a] = ar + br;
+        zi[a] = ai + bi;
+        zr[a + 1] = ar - br;
+        zi[a + 1] = ai - bi;
+      }
+      span = 2;
     }
     // Remaining stages two at a time (radix-2^2): stage `span` and stage
     // `2 span` on four values per load, halving the passes over memory.
-    let span = 2;
     for (; 4 * span <= half; span *= 4) {
       const base1 = span - 1;
       const base2 = 2 * span - 1;
