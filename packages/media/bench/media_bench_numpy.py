@@ -65,7 +65,10 @@ def main():
 
     dmel_ms, patch_ms, total_ms = [], [], []
     n_audio = audio.size // CHUNK
+    cpu_start = None
     for i in range(args.warmup + args.chunks):
+        if i == args.warmup:
+            cpu_start = time.process_time()
         chunk = audio[(i % n_audio) * CHUNK : (i % n_audio + 1) * CHUNK]
         t0 = time.perf_counter()
         codes = dmel_chunk(chunk)
@@ -77,8 +80,11 @@ def main():
             dmel_ms.append((t1 - t0) * 1e3)
             patch_ms.append((t2 - t1) * 1e3)
             total_ms.append((t2 - t0) * 1e3)
+    cpu_ms = (time.process_time() - cpu_start) * 1e3 / args.chunks
     print(json.dumps({
         "numpy": np.__version__,
+        "cpu_ms": cpu_ms,
+        "dmel": dmel_ms, "patch": patch_ms, "total": total_ms,
         "dmel_p50": percentile(dmel_ms, 50), "dmel_p95": percentile(dmel_ms, 95),
         "patch_p50": percentile(patch_ms, 50), "patch_p95": percentile(patch_ms, 95),
         "total_p50": percentile(total_ms, 50), "total_p95": percentile(total_ms, 95),

@@ -68,6 +68,10 @@ describe("Patchifier", () => {
     const second = plan.patchify(b);
     expect(second).toBe(first); // same buffer, overwritten
     expect(second).toEqual(patchify(b, 50, 30).patches);
+    const mine = new Uint8Array(plan.byteLength + 5);
+    expect(plan.patchify(a, mine)).toEqual(first.map((v) => 255 - v));
+    expect(mine.subarray(0, plan.byteLength)).toEqual(patchify(a, 50, 30).patches);
+    expect(() => plan.patchify(a, new Uint8Array(10))).toThrow(expect.objectContaining({ code: "invalid_length" }));
   });
 
   it("returns independent copies from patchify even at a steady frame size", () => {

@@ -6,6 +6,7 @@
 
 import { PATCH_SIZE } from "./constants.js";
 import { type DownscaleOptions, downscaleRgb, scaledSize } from "./downscale.js";
+import { MediaError } from "./errors.js";
 import { checkDimension, checkRgbFrame } from "./frame.js";
 
 export interface PatchifyOptions extends DownscaleOptions {
@@ -26,10 +27,11 @@ export interface VideoPatchGrid {
 }
 
 /**
- * Patchify for a fixed frame size, for video at frame rate: the copy plan (one
- * view per patch row segment) is built once, so a frame costs one staging copy
- * plus one native copy per segment. `patchify` returns its own buffer, which
- * the next call overwrites; copy it (or encode it) before then.
+ * Patchify for a fixed frame size, for video at frame rate: the copy plan (a
+ * view per patch-row segment of a staging frame, and its output offset) is
+ * built once, so a frame costs one staging copy plus one native copy per
+ * segment. Without `out`, `patchify` writes into this Patchifier's own buffer,
+ * which the next call overwrites; copy or encode it before then.
  */
 export class Patchifier {
   readonly width: number;
@@ -40,7 +42,7 @@ export class Patchifier {
   private readonly staging: Uint8Array;
   private readonly output: Uint8Array;
   private readonly from: Uint8Array[] = [];
-  private readonly to: Uint8Array[] = [];
+  private readonly toOffset: Int32Array;
   /** Right-edge padding runs: output offset, pixel count, staging offset of the pixel to repeat. */
   private readonly padAt: Int32Array;
   private readonly padCount: Int32Array;
@@ -57,6 +59,7 @@ export class Patchifier {
     this.cols = Math.ceil(width / patchSize);
     this.staging = new Uint8Array(width * height * 3);
     this.output = new Uint8Array(this.rows * this.cols * patchSize * patchSize * 3);
+    const toOffset: number[] = [];
     const padAt: number[] = [];
     const padCount: number[] = [];
     const padSource: number[] = [];
@@ -70,7 +73,7 @@ export class Patchifier {
           const sy = Math.min(r * patchSize + py, height - 1);
           const src = (sy * width + x0) * 3;
           this.from.push(this.staging.subarray(src, src + inside * 3));
-          this.to.push(this.output.subarray(dst, dst + inside * 3));
+          toOffset.push(dst);
           if (inside < patchSize) {
             padAt.push(dst + inside * 3);
             padCount.push(patchSize - inside);
@@ -80,17 +83,31 @@ export class Patchifier {
         }
       }
     }
+    this.toOffset = Int32Array.from(toOffset);
     this.padAt = Int32Array.from(padAt);
     this.padCount = Int32Array.from(padCount);
     this.padSource = Int32Array.from(padSource);
   }
 
-  /** Patches of one width x height RGB frame, in this Patchifier's buffer (valid until the next call). */
-  patchify(rgb: Uint8Array): Uint8Array {
+  /** Bytes of the patches of one frame: rows * cols * patchSize^2 * 3. */
+  get byteLength(): number {
+    return this.output.length;
+  }
+
+  /**
+   * Patches of one width x height RGB frame, written into `out` (at least
+   * `byteLength` bytes) or, without it, into this Patchifier's buffer (valid
+   * until the next call). Returns the bytes written.
+   */
+  patchify(rgb: Uint8Array, out?: Uint8Array): Uint8Array {
     checkRgbFrame(rgb, this.width, this.height);
-    const { staging, output, from, to } = this;
+    const output = out === undefined ? this.output : out;
+    if (output.length < this.output.length) {
+      throw new MediaError("invalid_length", `out has ${output.length} bytes; the patches need ${this.output.length}`);
+    }
+    const { staging, from, toOffset } = this;
     staging.set(rgb);
-    for (let i = 0; i < from.length; i++) (to[i] as Uint8Array).set(from[i] as Uint8Array);
+    for (let i = 0; i < from.length; i++) output.set(from[i] as Uint8Array, toOffset[i] as number);
     const { padAt, padCount, padSource } = this;
     for (let i = 0; i < padAt.length; i++) {
       const s = padSource[i] as number;
@@ -103,7 +120,7 @@ export class Patchifier {
         output[p + 2] = blue;
       }
     }
-    return output;
+    return output.length === this.output.length ? output : output.subarray(0, this.output.length);
   }
 }
 
@@ -142,6 +159,6 @@ export function patchify(rgb: Uint8Array, width: number, height: number, options
     patchSize,
     width: size.width,
     height: size.height,
-    patches: plan.patchify(frame).slice(),
+    patches: plan.patchify(frame, new Uint8Array(plan.byteLength)),
   };
 }
