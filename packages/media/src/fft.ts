@@ -5,6 +5,7 @@
 
 import { MediaError } from "./errors.js";
 
+/** Forward real FFT of one power-of-two size; allocate once, call per frame (not reentrant: one scratch buffer). */
 export class RealFft {
   /** Transform length (a power of two, at least 4). */
   readonly size: number;

@@ -29,6 +29,7 @@ export interface ChunkFramerOptions {
   startSeq?: number;
 }
 
+/** Frames a live PCM stream into 200 ms (or `chunkMs`) chunks with seq and input time; see module header. */
 export class ChunkFramer {
   readonly sampleRate: number;
   readonly channels: number;

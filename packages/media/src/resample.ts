@@ -36,6 +36,7 @@ function besselI0(x: number): number {
   return sum;
 }
 
+/** Streaming resampler from `fromRate` to `toRate` (see module header); push any sizes, then flush. */
 export class Resampler {
   readonly fromRate: number;
   readonly toRate: number;
