@@ -41,6 +41,30 @@ describe("RealFft", () => {
     expect(Math.abs(re[36] as number) + Math.abs(im[38] as number)).toBeLessThan(1e-9);
   });
 
+  it("magnitude() windows, zero-pads and matches |forward()| on every bin", () => {
+    for (const size of [8, 1024]) {
+      const fft = new RealFft(size);
+      const len = Math.floor(size * 0.78) | 1; // odd length: exercises the half-filled pair
+      const x = new Float64Array(len).map((_, i) => Math.sin(i * 0.37) - 0.2);
+      const w = new Float64Array(len).map((_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / len));
+      const padded = new Float64Array(size);
+      for (let i = 0; i < len; i++) padded[i] = (x[i] as number) * (w[i] as number);
+      const re = new Float64Array(size / 2 + 1);
+      const im = new Float64Array(size / 2 + 1);
+      fft.forward(padded, re, im);
+      const mag = new Float64Array(size / 2 + 1);
+      fft.magnitude(x, w, mag);
+      for (let k = 0; k <= size / 2; k++) expect(mag[k]).toBeCloseTo(Math.hypot(re[k] as number, im[k] as number), 10);
+      // A bin range leaves the rest untouched; a longer signal first does not leak into a shorter one.
+      fft.forward(new Float64Array(size).fill(1), re, im);
+      const part = new Float64Array(size / 2 + 1).fill(-1);
+      fft.magnitude(x, w, part, 1, size / 2);
+      expect(part[0]).toBe(-1);
+      expect(part[size / 2]).toBe(-1);
+      expect(part[1]).toBeCloseTo(mag[1] as number, 10);
+    }
+  });
+
   it("refuses sizes that are not powers of two", () => {
     for (const size of [0, 2, 6, 1000, 1.5]) {
       expect(() => new RealFft(size)).toThrow(expect.objectContaining({ code: "invalid_option" }));

@@ -81,13 +81,32 @@ export class RealFft {
    */
   magnitude(input: Float64Array, window: Float64Array, out: Float64Array, fromBin = 0, toBin = this.half + 1): void {
     this.transform(input, window, window.length);
-    const { splitCos, splitSin } = this;
-    for (let k = fromBin; k < toBin; k++) {
-      this.splitBin(k, splitCos[k] as number, splitSin[k] as number);
-      const r = this.binRe;
-      const i = this.binIm;
+    const { half, zr, zi, splitCos, splitSin } = this;
+    // splitBin inlined for 0 < k < half (the hot loop); the two end bins go through it.
+    const lo = Math.max(fromBin, 1);
+    const hi = Math.min(toBin, half);
+    for (let k = lo; k < hi; k++) {
+      const ar = zr[k] as number;
+      const ai = zi[k] as number;
+      const br = zr[half - k] as number;
+      const bi = -(zi[half - k] as number);
+      const er = 0.5 * (ar + br);
+      const ei = 0.5 * (ai + bi);
+      const or = 0.5 * (ai - bi);
+      const oi = -0.5 * (ar - br);
+      const c = splitCos[k] as number;
+      const s = splitSin[k] as number;
+      const r = er + c * or + s * oi;
+      const i = ei + c * oi - s * or;
       out[k] = Math.sqrt(r * r + i * i);
     }
+    if (fromBin === 0) this.edgeMagnitude(0, out);
+    if (toBin > half) this.edgeMagnitude(half, out);
+  }
+
+  private edgeMagnitude(k: number, out: Float64Array): void {
+    this.splitBin(k, this.splitCos[k] as number, this.splitSin[k] as number);
+    out[k] = Math.sqrt(this.binRe * this.binRe + this.binIm * this.binIm);
   }
 
   // Result slots of splitBin (fields, not a returned object, so the hot loop allocates nothing).
