@@ -152,7 +152,8 @@ export class DmelEncoder {
     let pos = 0;
     while (pos < input.length) {
       const take = Math.min(DMEL_HOP - this.hopFill, input.length - pos);
-      this.window.set(input.subarray(pos, pos + take), CONTEXT + this.hopFill);
+      const window = this.window;
+      for (let n = 0, at = CONTEXT + this.hopFill; n < take; n++) window[at + n] = input[pos + n] as number;
       this.hopFill += take;
       pos += take;
       if (this.hopFill === DMEL_HOP) {
