@@ -6,6 +6,7 @@ import { createEngine } from "./engines/registry.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SidecarMetrics } from "./metrics.js";
 import { startServer, type RunningServer } from "./server.js";
+import { SessionInputMedia } from "./session/input-media.js";
 import { SessionHub, type SessionHubOptions } from "./session/session-hub.js";
 
 export interface Sidecar {
@@ -39,6 +40,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     recordDir: config.recordDir,
     logger,
     observer: metrics.observer(),
+    createMedia: () => new SessionInputMedia(),
     ...overrides.hub,
   });
   const server = await startServer({

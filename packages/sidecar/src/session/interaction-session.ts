@@ -152,8 +152,18 @@ export class InteractionSession {
 
   /** Starts a background task asked for by the client. */
   delegate(task: string, delivery: DeliveryMode, options: { taskId?: string; timeoutMs?: number } = {}): void {
-    const background = this.requireBackground();
-    if (!task.trim()) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "delegate: task is empty");
+    let background: SessionBackground;
+    try {
+      background = this.requireBackground();
+      if (!task.trim()) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "delegate: task is empty");
+    } catch (err) {
+      // The task fails as a task too, so a client waiting on its id hears why.
+      if (options.taskId) {
+        const update = { taskId: options.taskId, status: TaskStatus.TASK_STATUS_FAILED, content: "", delivery, errorMessage: (err as Error).message, deliveredAtSeq: 0, fromModel: false, task };
+        this.opts.emit({ $case: "background", value: update });
+      }
+      throw err;
+    }
     background.start({
       ...(options.taskId ? { taskId: options.taskId } : {}),
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
