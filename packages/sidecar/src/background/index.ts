@@ -12,3 +12,5 @@ export {
   type BackgroundToolEvent,
   type StartTaskRequest,
 } from "./manager.js";
+export { SglangGrpcChatClient, type SglangGrpcChatClientOptions } from "./sglang-grpc-client.js";
+export { HfChatTokenizer, IncrementalDecoder, type ChatTokenizer, type StreamingDecoder } from "./chat-tokenizer.js";
