@@ -84,19 +84,43 @@ export class HfChatTokenizer implements ChatTokenizer {
     }
   }
 
-  /** Loads tokenizer.json, tokenizer_config.json and, when present, chat_template.jinja from a model directory. */
-  static async fromDirectory(dir: string): Promise<HfChatTokenizer> {
-    const read = async (name: string) => readFile(join(dir, name), "utf8");
-    let tokenizerJson: object;
-    let config: TokenizerConfig;
-    try {
-      tokenizerJson = JSON.parse(await read("tokenizer.json")) as object;
-      config = JSON.parse(await read("tokenizer_config.json")) as TokenizerConfig;
-    } catch (err) {
-      throw new BackgroundError("invalid_argument", `cannot load tokenizer files from ${dir}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  /**
+   * Builds from a model's tokenizer files by name: tokenizer.json,
+   * tokenizer_config.json, and the chat template from chat_template.jinja or
+   * chat_template.json when the config lacks one (newer models keep it apart).
+   */
+  static fromFiles(files: ReadonlyMap<string, Buffer | string>, source: string): HfChatTokenizer {
+    const text = (name: string) => {
+      const value = files.get(name);
+      return value === undefined ? undefined : value.toString();
+    };
+    const json = (name: string): Record<string, unknown> => {
+      const value = text(name);
+      if (value === undefined) throw new BackgroundError("invalid_argument", `${source} has no ${name}`);
+      try {
+        return JSON.parse(value) as Record<string, unknown>;
+      } catch (err) {
+        throw new BackgroundError("invalid_argument", `${source}: ${name} is not JSON`, { cause: err });
+      }
+    };
+    const tokenizerJson = json("tokenizer.json");
+    const config = json("tokenizer_config.json") as TokenizerConfig;
+    let template = text("chat_template.jinja");
+    if (template === undefined && config.chat_template === undefined && files.has("chat_template.json")) {
+      const separate = json("chat_template.json").chat_template;
+      if (typeof separate === "string") template = separate;
     }
-    const template = await read("chat_template.jinja").catch(() => undefined);
     return new HfChatTokenizer(tokenizerJson, config, template);
+  }
+
+  /** Loads the tokenizer files of a model directory (see fromFiles). */
+  static async fromDirectory(dir: string): Promise<HfChatTokenizer> {
+    const files = new Map<string, string>();
+    for (const name of ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json"]) {
+      const content = await readFile(join(dir, name), "utf8").catch(() => undefined);
+      if (content !== undefined) files.set(name, content);
+    }
+    return HfChatTokenizer.fromFiles(files, dir);
   }
 
   encodeChat(messages: readonly ChatMessage[], tools?: readonly ChatToolSpec[]): { inputIds: number[]; text: string } {

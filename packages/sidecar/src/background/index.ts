@@ -12,5 +12,6 @@ export {
   type BackgroundToolEvent,
   type StartTaskRequest,
 } from "./manager.js";
-export { SglangGrpcChatClient, type SglangGrpcChatClientOptions } from "./sglang-grpc-client.js";
+export { SglangGrpcChatClient, fetchSglangTokenizer, type SglangGrpcChatClientOptions } from "./sglang-grpc-client.js";
+export { readZipEntries } from "./zip-reader.js";
 export { HfChatTokenizer, IncrementalDecoder, type ChatTokenizer, type StreamingDecoder } from "./chat-tokenizer.js";

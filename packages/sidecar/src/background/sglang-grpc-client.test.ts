@@ -6,9 +6,11 @@ import { ServerToolRegistry } from "../tools/registry.js";
 import type { BackgroundDelta } from "./client.js";
 import { BackgroundError } from "./errors.js";
 import { BackgroundManager } from "./manager.js";
-import { SglangGrpcChatClient } from "./sglang-grpc-client.js";
+import { SglangGrpcChatClient, fetchSglangTokenizer } from "./sglang-grpc-client.js";
 import { startSglangGrpcTestServer, type SglangGrpcTestServer } from "./testing/sglang-grpc-server.js";
-import { tinyChatTokenizer } from "./testing/tiny-tokenizer.js";
+import { tinyChatTokenizer, tinyTokenizerFiles } from "./testing/tiny-tokenizer.js";
+import { writeZip } from "./testing/zip-writer.js";
+import { readZipEntries } from "./zip-reader.js";
 
 const tokenizer = tinyChatTokenizer();
 const idsOf = (text: string) => (tokenizer as unknown as { tokenizer: { encode(t: string, o: object): { ids: number[] } } }).tokenizer.encode(text, { add_special_tokens: false }).ids;
@@ -115,5 +117,48 @@ describe("SglangGrpcChatClient", () => {
     await expect.poll(() => updates.find((u) => u.taskId === id && u.status === TaskStatus.TASK_STATUS_DONE)?.content, { timeout: 5_000 }).toBe("It is 391.");
     expect(server.requests.at(-1)?.tokenized?.originalText).toContain('<tool_response>{"expression":"17*23","result":391}</tool_response>');
     manager.close();
+  });
+});
+
+describe("tokenizer from the server (GetTokenizer)", () => {
+  const { tokenizerJson, tokenizerConfig } = tinyTokenizerFiles();
+  const archive = writeZip({
+    "tokenizer.json": JSON.stringify(tokenizerJson),
+    "tokenizer_config.json": JSON.stringify(tokenizerConfig),
+    "config.json": JSON.stringify({ architectures: ["Qwen3ForCausalLM"] }),
+  });
+
+  it("connects with the served tokenizer, streamed in chunks and checked by SHA-256", async () => {
+    const server = await startSglangGrpcTestServer({ kind: "reply", replyIds: idsOf("from the bundle") }, { tokenizerArchive: archive, tokenizerChunkBytes: 1000 });
+    const client = await SglangGrpcChatClient.connect({ address: server.address });
+    try {
+      expect(text(await collect(client.streamChat([{ role: "user", content: "hi" }])))).toBe("from the bundle");
+      expect(server.requests.at(-1)?.tokenized?.inputIds).toEqual(tokenizer.encodeChat([{ role: "user", content: "hi" }]).inputIds);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  it("refuses a bundle whose SHA-256 does not match, and a server without a tokenizer", async () => {
+    const tampered = await startSglangGrpcTestServer({ kind: "hang" }, { tokenizerArchive: archive, tokenizerSha256: "0".repeat(64) });
+    const bare = await startSglangGrpcTestServer({ kind: "hang" });
+    try {
+      await expect(fetchSglangTokenizer(tampered.address)).rejects.toThrow(/does not match/);
+      await expect(fetchSglangTokenizer(bare.address)).rejects.toThrow(/FAILED_PRECONDITION|not configured/);
+    } finally {
+      await tampered.close();
+      await bare.close();
+    }
+  });
+
+  it("reads deflated entries and refuses damaged archives with typed errors", () => {
+    const entries = readZipEntries(writeZip({ "a.txt": "alpha", "dir/b.json": '{"b": 2}' }));
+    expect([...entries.keys()]).toEqual(["a.txt", "dir/b.json"]);
+    expect(entries.get("a.txt")?.toString()).toBe("alpha");
+    expect(() => readZipEntries(Buffer.from("not a zip at all, just some bytes"))).toThrow(BackgroundError);
+    const corrupt = writeZip({ "a.txt": "alpha alpha alpha" });
+    corrupt[37] = (corrupt[37] as number) ^ 0xff; // inside the deflated data (30-byte header + "a.txt")
+    expect(() => readZipEntries(corrupt)).toThrow(/tokenizer archive/);
   });
 });

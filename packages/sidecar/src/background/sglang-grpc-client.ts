@@ -3,13 +3,14 @@
 // this client renders the chat template and tokenizes on our side (ChatTokenizer),
 // decodes output incrementally, and reads tool calls from the text with the
 // same Hermes-style parser as the interaction model's output.
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { credentials as grpcCredentials, status as GrpcStatus, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
 import { GenerateRequest, SglangSchedulerClient, type GenerateResponse } from "../gen/sglang/sglang_scheduler.js";
 import { ToolCallParser } from "../tools/tool-call-parser.js";
-import type { ChatTokenizer } from "./chat-tokenizer.js";
+import { HfChatTokenizer, type ChatTokenizer } from "./chat-tokenizer.js";
 import type { BackgroundClient, BackgroundDelta, ChatMessage, StreamChatOptions } from "./client.js";
 import { BackgroundError, type BackgroundErrorCode } from "./errors.js";
+import { readZipEntries } from "./zip-reader.js";
 
 export interface SglangGrpcChatClientOptions {
   /** host:port of SGLang's gRPC port, e.g. 127.0.0.1:30001. */
@@ -37,7 +38,51 @@ function mapGrpcError(err: ServiceError, signal: AbortSignal | undefined, what: 
   return new BackgroundError(code, `${what}: gRPC ${GrpcStatus[err.code] ?? err.code}: ${err.details || err.message}`, { cause: err });
 }
 
+/**
+ * Fetches the served model's tokenizer files over GetTokenizer (a ZIP bundle
+ * streamed in chunks, SHA-256 on the last) and builds the chat tokenizer.
+ */
+export async function fetchSglangTokenizer(
+  address: string,
+  options: { credentials?: ChannelCredentials; deadlineMs?: number; signal?: AbortSignal } = {},
+): Promise<HfChatTokenizer> {
+  const what = `SGLang gRPC ${address} GetTokenizer`;
+  const client = new SglangSchedulerClient(address, options.credentials ?? grpcCredentials.createInsecure());
+  const call = client.getTokenizer({}, { deadline: Date.now() + (options.deadlineMs ?? 60_000) });
+  const onAbort = () => call.cancel();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const parts: Buffer[] = [];
+  let sha256 = "";
+  try {
+    for await (const chunk of call as AsyncIterable<{ data: Buffer; sha256: string }>) {
+      parts.push(chunk.data);
+      if (chunk.sha256 !== "") sha256 = chunk.sha256;
+    }
+  } catch (err) {
+    throw mapGrpcError(err as ServiceError, options.signal, what);
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    client.close();
+  }
+  const archive = Buffer.concat(parts);
+  if (archive.length === 0) throw new BackgroundError("bad_response", `${what} sent no data`);
+  const actual = createHash("sha256").update(archive).digest("hex");
+  if (sha256 !== "" && sha256.toLowerCase() !== actual) {
+    throw new BackgroundError("bad_response", `${what}: archive SHA-256 ${actual} does not match the announced ${sha256}`);
+  }
+  return HfChatTokenizer.fromFiles(readZipEntries(archive), `${what} bundle`);
+}
+
 export class SglangGrpcChatClient implements BackgroundClient {
+  /** Connects with the tokenizer the server itself serves (GetTokenizer). */
+  static async connect(options: Omit<SglangGrpcChatClientOptions, "tokenizer"> & { signal?: AbortSignal }): Promise<SglangGrpcChatClient> {
+    const tokenizer = await fetchSglangTokenizer(options.address, {
+      ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return new SglangGrpcChatClient({ ...options, tokenizer });
+  }
+
   private readonly client: SglangSchedulerClient;
   private readonly tokenizer: ChatTokenizer;
   private readonly maxNewTokens: number;

@@ -1,7 +1,9 @@
 // An in-process SglangScheduler gRPC server on 127.0.0.1 for tests: checks
 // that requests are tokenized, and streams a scripted reply as token ids
 // (tokenized with the test's tokenizer), an error status, or nothing.
+import { createHash } from "node:crypto";
 import { Server, ServerCredentials, status, type ServerWritableStream } from "@grpc/grpc-js";
+import type { GetTokenizerChunk, GetTokenizerRequest } from "../../gen/sglang/common.js";
 import { SglangSchedulerService, type GenerateRequest, type GenerateResponse, type SglangSchedulerServer } from "../../gen/sglang/sglang_scheduler.js";
 
 export type GrpcScenario =
@@ -27,7 +29,18 @@ function unimplemented(_call: unknown, callback: (err: { code: status; details: 
   callback({ code: status.UNIMPLEMENTED, details: "not served by the test server" });
 }
 
-export async function startSglangGrpcTestServer(initial: GrpcScenario | ((request: GenerateRequest) => GrpcScenario)): Promise<SglangGrpcTestServer> {
+export interface SglangGrpcTestServerOptions {
+  /** Served by GetTokenizer as-is (a ZIP archive, see zip-writer.ts), in chunks of `tokenizerChunkBytes`. */
+  tokenizerArchive?: Buffer;
+  tokenizerChunkBytes?: number;
+  /** Announce this SHA-256 instead of the archive's own (to test the check). */
+  tokenizerSha256?: string;
+}
+
+export async function startSglangGrpcTestServer(
+  initial: GrpcScenario | ((request: GenerateRequest) => GrpcScenario),
+  options: SglangGrpcTestServerOptions = {},
+): Promise<SglangGrpcTestServer> {
   let script = initial;
   const requests: GenerateRequest[] = [];
   const cancelled: string[] = [];
@@ -81,7 +94,21 @@ export async function startSglangGrpcTestServer(initial: GrpcScenario | ((reques
     });
     call.end();
   };
-  const implementation = new Proxy({ generate } as Partial<SglangSchedulerServer>, {
+  const getTokenizer = (call: ServerWritableStream<GetTokenizerRequest, GetTokenizerChunk>) => {
+    const archive = options.tokenizerArchive;
+    if (archive === undefined) {
+      call.emit("error", { code: status.FAILED_PRECONDITION, details: "Tokenizer path is not configured on this server." });
+      return;
+    }
+    const sha256 = options.tokenizerSha256 ?? createHash("sha256").update(archive).digest("hex");
+    const step = options.tokenizerChunkBytes ?? 64 * 1024;
+    for (let i = 0; i < archive.length; i += step) {
+      const end = Math.min(i + step, archive.length);
+      call.write({ data: archive.subarray(i, end), sha256: end === archive.length ? sha256 : "" });
+    }
+    call.end();
+  };
+  const implementation = new Proxy({ generate, getTokenizer } as Partial<SglangSchedulerServer>, {
     get: (target, key) => (key in target ? target[key as keyof SglangSchedulerServer] : unimplemented),
   }) as SglangSchedulerServer;
   const server = new Server();
