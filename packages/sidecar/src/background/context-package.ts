@@ -1,16 +1,11 @@
 // Builds the context package handed to the background model: who it is, the
 // whole conversation with input times, then the task. Bounded in characters so
 // a long session cannot overflow the background model's context.
+import type { ConversationEntry } from "../session/ports.js";
 import type { ChatMessage } from "./client.js";
 
-export interface ConversationEntry {
-  role: "user" | "assistant" | "tool" | "background" | "system";
-  text: string;
-  /** Input time the entry belongs to, ms since the session began. */
-  startMs: number;
-  /** Input chunk seq, when the entry came from a micro-turn. */
-  seq?: number;
-}
+// One definition of a conversation line: the session's port owns it.
+export type { ConversationEntry };
 
 export interface ContextPackageOptions {
   /** Upper bound on the characters of all messages together. Default 24000. */

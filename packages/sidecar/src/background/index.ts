@@ -15,3 +15,4 @@ export {
 export { SglangGrpcChatClient, fetchSglangTokenizer, type SglangGrpcChatClientOptions } from "./sglang-grpc-client.js";
 export { readZipEntries } from "./zip-reader.js";
 export { HfChatTokenizer, IncrementalDecoder, type ChatTokenizer, type StreamingDecoder } from "./chat-tokenizer.js";
+export { ManagerSessionBackground, toSessionFault } from "./session-background.js";

@@ -16,3 +16,4 @@ export {
 } from "./tool-call-parser.js";
 export { DELEGATE_TOOL_NAME, DELEGATE_TOOL_SPEC, parseDelegateArguments, type DelegateRequest } from "./delegate.js";
 export { toolPromptSection } from "./prompt.js";
+export { RegistrySessionTools, type RegistrySessionToolsOptions } from "./session-tools.js";
