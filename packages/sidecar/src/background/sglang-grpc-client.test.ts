@@ -65,7 +65,7 @@ describe("SglangGrpcChatClient", () => {
     const deltas = await collect(client.streamChat([{ role: "user", content: "17*23" }], { tools }));
     expect(text(deltas)).toBe("Checking. ");
     expect(deltas.filter((d) => d.type !== "content")).toEqual([
-      { type: "tool_call", id: "call_0", name: "calculator", argumentsJson: '{"expression":"17*23"}' },
+      { type: "tool_call", id: expect.stringMatching(/^call_[0-9a-f-]{8}_0$/), name: "calculator", argumentsJson: '{"expression":"17*23"}' },
       { type: "done", finishReason: "tool_calls", usage: expect.any(Object) },
     ]);
     expect(server.requests.at(-1)?.tokenized?.originalText).toContain("# Tools");

@@ -134,7 +134,8 @@ export class SglangGrpcChatClient implements BackgroundClient {
     const textDeltas = function* (text: string): Generator<BackgroundDelta> {
       const parsed = parser.push(text);
       if (parsed.text !== "") yield { type: "content", text: parsed.text };
-      for (const c of parsed.calls) calls.push({ type: "tool_call", id: `call_${calls.length}`, name: c.name, argumentsJson: c.argumentsJson });
+      // Ids unique across rounds of one conversation: the next round pairs results with them.
+      for (const c of parsed.calls) calls.push({ type: "tool_call", id: `call_${requestId.slice(-8)}_${calls.length}`, name: c.name, argumentsJson: c.argumentsJson });
       // A malformed call stays visible as text: the model's words are not dropped silently.
       for (const e of parsed.errors) yield { type: "content", text: `[unusable tool call: ${e.message}]` };
     };
