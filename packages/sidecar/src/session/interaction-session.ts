@@ -24,6 +24,8 @@ import { validateInputChunk } from "./input-validation.js";
 import { LatencyStats } from "./latency-stats.js";
 import type { ConversationEntry, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
 import { TEXT_MS_PER_CHAR, TurnHistory } from "./turn-history.js";
+import { DELEGATE_TOOL_NAME, parseDelegateArguments } from "../tools/delegate.js";
+import { ToolError } from "../tools/errors.js";
 
 export type ServerPayload = NonNullable<ServerEvent["event"]>;
 
@@ -327,14 +329,18 @@ export class InteractionSession {
 
   private async runToolCall(name: string, argumentsJson: string, seq: number): Promise<void> {
     const tools = this.opts.tools!;
-    if (name === "delegate") {
+    if (name === DELEGATE_TOOL_NAME) {
       try {
-        const args = JSON.parse(argumentsJson) as { task?: unknown; delivery?: unknown };
-        if (typeof args.task !== "string" || !args.task.trim()) throw new Error('delegate needs {"task": "..."}');
-        const delivery = parseDelivery(args.delivery);
-        this.requireBackground().start({ task: args.task, delivery: this.resolveDelivery(delivery), fromModel: true, conversation: [...this.conversation] });
+        const args = parseDelegateArguments(argumentsJson);
+        this.requireBackground().start({
+          task: args.task,
+          delivery: this.resolveDelivery(args.delivery),
+          ...(args.timeoutMs ? { timeoutMs: args.timeoutMs } : {}),
+          fromModel: true,
+          conversation: [...this.conversation],
+        });
       } catch (err) {
-        this.reportError(err, { seq });
+        this.reportError(ToolError.isInstance(err) ? new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, err.message, { seq }) : err, { seq });
       }
       return;
     }
@@ -457,18 +463,5 @@ export class InteractionSession {
     }
     this.history.applyRewind(plan, playedUpToMs, positions);
     this.conversation.push({ role: "system", text: `[user interrupted at ${(playedUpToMs / 1000).toFixed(1)}s; unheard: "${plan.droppedText}"]`, startMs: playedUpToMs });
-  }
-}
-
-function parseDelivery(value: unknown): DeliveryMode {
-  switch (value) {
-    case "interrupt":
-      return DeliveryMode.DELIVERY_MODE_INTERRUPT;
-    case "when_idle":
-      return DeliveryMode.DELIVERY_MODE_WHEN_IDLE;
-    case "silent":
-      return DeliveryMode.DELIVERY_MODE_SILENT;
-    default:
-      return DeliveryMode.DELIVERY_MODE_UNSPECIFIED;
   }
 }
