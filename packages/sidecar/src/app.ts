@@ -6,7 +6,6 @@ import { BackgroundManager } from "./background/manager.js";
 import { ManagerSessionBackground } from "./background/session-background.js";
 import type { SidecarConfig } from "./config.js";
 import type { Engine } from "./engines/engine.js";
-import { createEngine } from "./engines/registry.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SidecarMetrics } from "./metrics.js";
 import { startServer, type RunningServer } from "./server.js";
@@ -38,7 +37,8 @@ export interface SidecarOverrides {
 
 export async function startSidecar(config: SidecarConfig, overrides: SidecarOverrides = {}): Promise<Sidecar> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const engine = overrides.engine ?? (await createEngine(config, logger));
+  // Loaded on demand: a caller with its own engine never loads the adapters.
+  const engine = overrides.engine ?? (await (await import("./engines/registry.js")).createEngine(config, logger));
   const metrics = new SidecarMetrics();
   const tools = new ServerToolRegistry({ defaultTimeoutMs: config.toolTimeoutMs });
   registerBuiltinTools(tools);

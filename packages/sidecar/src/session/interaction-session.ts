@@ -270,6 +270,7 @@ export class InteractionSession {
 
   private async runTurn(chunk: InputChunk, arrivedAt: number): Promise<void> {
     const engineChunk = this.toEngineChunk(chunk);
+    this.logInput(engineChunk);
     const start = this.now();
     let text = "";
     let result: { finishReason: FinishReason; appendMs: number; inputStart: number; inputEnd: number; outputEnd: number } | undefined;
@@ -302,7 +303,7 @@ export class InteractionSession {
     this.turnLatency.add(latencyMs);
     this.appendLatency.add(result.appendMs);
     this.opts.observer?.turn?.({ appendMs: result.appendMs, turnMs, inputMs: chunk.durationMs, queueLagMs: this.queueLagMs() });
-    this.logConversation(chunk, engineChunk, text, outputStartMs);
+    if (text) this.conversation.push({ role: "assistant", text, startMs: outputStartMs, seq: chunk.seq });
     this.opts.emit({
       $case: "output",
       value: {
@@ -438,12 +439,12 @@ export class InteractionSession {
     return "";
   }
 
-  private logConversation(chunk: InputChunk, engineChunk: EngineChunk, output: string, outputStartMs: number): void {
+  /** Logged before generation, so a task delegated during this turn's output sees its input. */
+  private logInput(engineChunk: EngineChunk): void {
     for (const item of engineChunk.context ?? []) {
-      this.conversation.push({ role: item.source === ContextSource.CONTEXT_SOURCE_TOOL ? "tool" : "background", text: item.text, startMs: chunk.startMs, seq: chunk.seq });
+      this.conversation.push({ role: item.source === ContextSource.CONTEXT_SOURCE_TOOL ? "tool" : "background", text: item.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
     }
-    if (engineChunk.text) this.conversation.push({ role: "user", text: engineChunk.text, startMs: chunk.startMs, seq: chunk.seq });
-    if (output) this.conversation.push({ role: "assistant", text: output, startMs: outputStartMs, seq: chunk.seq });
+    if (engineChunk.text) this.conversation.push({ role: "user", text: engineChunk.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
   }
 
   private async rewindTo(playedUpToMs: number): Promise<void> {
