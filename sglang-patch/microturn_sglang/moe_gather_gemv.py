@@ -151,6 +151,29 @@ def gather_gemv_moe(
     return out
 
 
+def moe_grouped_torch(
+    x: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_weights: torch.Tensor,
+) -> torch.Tensor:
+    """Per-expert batched torch path for larger T (the CPU stand-in for a grouped
+    GEMM): each routed expert runs once over all tokens routed to it."""
+    inter = w2.shape[2]
+    out = torch.zeros(x.shape[0], x.shape[1], dtype=torch.float32, device=x.device)
+    flat_ids = topk_ids.reshape(-1).long()
+    token_of = torch.arange(x.shape[0], device=x.device).repeat_interleave(topk_ids.shape[1])
+    flat_w = topk_weights.reshape(-1).float()
+    for e in torch.unique(flat_ids[flat_ids >= 0]).tolist():
+        sel = flat_ids == e
+        tokens = token_of[sel]
+        gate_up = x[tokens].float() @ w13[e].float().t()
+        act = torch.nn.functional.silu(gate_up[:, :inter]) * gate_up[:, inter:]
+        out.index_add_(0, tokens, (act @ w2[e].float().t()) * flat_w[sel, None])
+    return out.to(x.dtype)
+
+
 GroupedMoe = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 

@@ -96,3 +96,11 @@ def test_bad_shapes_raise_typed_errors():
 def test_routed_weight_bytes_counts_distinct_experts():
     ids = torch.tensor([[0, 1], [1, 2], [-1, 2]])
     assert routed_weight_bytes(ids, hidden=4, inter=2, elem_bytes=2) == 3 * 3 * 4 * 2 * 2
+
+
+def test_grouped_torch_path_matches_reference():
+    from microturn_sglang.moe_gather_gemv import moe_grouped_torch
+
+    x, w13, w2, ids, weights = make_case(40, 8, 3, 24, 12, torch.float32, skewed=True)
+    ids[0, 0] = -1
+    assert torch.allclose(moe_grouped_torch(x, w13, w2, ids, weights), moe_reference(x, w13, w2, ids, weights), atol=1e-5)
