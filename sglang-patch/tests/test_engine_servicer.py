@@ -71,6 +71,8 @@ def test_errors_map_to_status_codes(served):
     assert code_of(lambda: stub.Append(bad_patch)) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(lambda: open_session(stub, session_id=sid)) == grpc.StatusCode.ALREADY_EXISTS
     assert code_of(lambda: open_session(stub, capacity_tokens=1 << 20)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    too_long = engine_pb2.AppendRequest(session_id=sid, text="x" * (engine.max_context_tokens + 1))
+    assert code_of(lambda: stub.Append(too_long)) == grpc.StatusCode.RESOURCE_EXHAUSTED
     # The server is still up and the session still usable after every refusal.
     done = list(stub.Append(engine_pb2.AppendRequest(session_id=sid, text="ok")))[-1].done
     assert done.input_tokens == 1 + 3
