@@ -44,13 +44,19 @@ def main(argv=None) -> int:
     parser.add_argument("--capacity-tokens", type=int, default=1024, help="default reservation per session")
     parser.add_argument("--idle-timeout-ms", type=int, default=60_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--moe-path", choices=["torch", "gather-gemv"], default="torch",
+        help="experts on CPU: the per-expert torch path (~5 ms/token) or the gather+gemv "
+             "Triton kernels under the interpreter (~70 ms/token; exercises the kernel)",
+    )
     args = parser.parse_args(argv)
 
     if not torch.cuda.is_available():
         # The gather+gemv kernels run under Triton's interpreter on CPU.
         os.environ.setdefault("TRITON_INTERPRET", "1")
     torch.set_num_threads(1)
-    model = MicroturnInteractionModel(InteractionModelConfig(seed=args.seed)).eval()
+    threshold = 0 if args.moe_path == "torch" else InteractionModelConfig.moe_threshold_tokens
+    model = MicroturnInteractionModel(InteractionModelConfig(seed=args.seed, moe_threshold_tokens=threshold)).eval()
     engine = ReferenceEngine(model, num_slots=args.num_slots, default_capacity_tokens=args.capacity_tokens,
                              idle_timeout_ms=args.idle_timeout_ms)
     server, port = build_server(engine, args.host, args.port)
