@@ -3,9 +3,6 @@ surface is visible at a glance. tests/test_hook_targets.py checks that each one
 resolves in the pinned SGLang release (sglang-patch/SGLANG_VERSION)."""
 
 from dataclasses import dataclass
-from pathlib import Path
-
-SGLANG_VERSION = (Path(__file__).resolve().parent.parent / "SGLANG_VERSION").read_text().strip()
 
 MOE_BACKEND_NAME = "gather_gemv"
 

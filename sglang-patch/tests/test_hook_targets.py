@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from microturn_sglang import hook_targets
-from microturn_sglang.hook_targets import HOOK_TARGETS, SGLANG_VERSION
+from microturn_sglang.hook_targets import HOOK_TARGETS
 
 PKG_DIR = Path(hook_targets.__file__).resolve().parent
+SGLANG_VERSION = (PKG_DIR.parent / "SGLANG_VERSION").read_text().strip()
 SPEC = importlib.util.find_spec("sglang")
 pytestmark = pytest.mark.skipif(
     SPEC is None, reason=f"sglang=={SGLANG_VERSION} is not installed (pip install --no-deps sglang=={SGLANG_VERSION})"
