@@ -45,7 +45,7 @@ function debianTorchPython() {
 function stampFor(mode) {
   const hash = createHash("sha256");
   hash.update(mode);
-  for (const f of ["requirements-test.txt", "requirements-torch-pip.txt", "SGLANG_VERSION"]) {
+  for (const f of ["requirements-test.txt", "requirements-torch-pip.txt", "SGLANG_VERSION", "pyproject.toml"]) {
     hash.update(readFileSync(join(patchDir, f)));
   }
   return hash.digest("hex");
@@ -73,6 +73,8 @@ function ensureVenv() {
   // SGLang's source only: hook-target tests parse it; its runtime deps are not needed.
   const sglangVersion = readFileSync(join(patchDir, "SGLANG_VERSION"), "utf8").trim();
   run(pip[0], [...pip.slice(1), "--no-deps", `sglang==${sglangVersion}`]);
+  // Editable, so `.venv/bin/python -m microturn_sglang.reference_server` works from any cwd.
+  run(pip[0], [...pip.slice(1), "--no-deps", "-e", patchDir]);
   writeFileSync(stampPath, stamp);
   log(`environment ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
