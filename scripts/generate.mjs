@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Regenerates everything derived from proto/: TypeScript (packages/protocol/src/gen),
+// Regenerates everything derived from proto/: TypeScript (packages/protocol/src/gen; SGLang's
+// vendored scheduler proto -> packages/sidecar/src/gen/sglang),
 // Python (sglang-patch/microturn_sglang/gen, when grpcio-tools is available) and
 // docs/protocol.md. CI runs it and fails on any diff.
 import { execFileSync } from "node:child_process";
@@ -13,6 +14,10 @@ const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: "inherit"
 
 run(join(root, "node_modules/.bin/buf"), ["generate", "--clean"]);
 console.log("generate: TypeScript -> packages/protocol/src/gen");
+
+// SGLang's native gRPC service, vendored upstream proto: its own module and template.
+run(join(root, "node_modules/.bin/buf"), ["generate", "packages/sidecar/proto/sglang", "--template", "buf.gen.sglang.yaml", "--clean"]);
+console.log("generate: TypeScript -> packages/sidecar/src/gen/sglang");
 
 writeProtocolDoc(root);
 console.log("generate: docs/protocol.md");

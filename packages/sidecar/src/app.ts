@@ -1,12 +1,19 @@
 // Builds a running sidecar from its config: engine (through the registry, so
 // no adapter is imported here), session hub, metrics, servers.
+import { createBackgroundClient } from "./background/from-config.js";
+import type { BackgroundClient } from "./background/client.js";
+import { BackgroundManager } from "./background/manager.js";
+import { ManagerSessionBackground } from "./background/session-background.js";
 import type { SidecarConfig } from "./config.js";
 import type { Engine } from "./engines/engine.js";
-import { createEngine } from "./engines/registry.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SidecarMetrics } from "./metrics.js";
 import { startServer, type RunningServer } from "./server.js";
+import { SessionInputMedia } from "./session/input-media.js";
 import { SessionHub, type SessionHubOptions } from "./session/session-hub.js";
+import { registerBuiltinTools } from "./tools/builtins.js";
+import { ServerToolRegistry } from "./tools/registry.js";
+import { RegistrySessionTools } from "./tools/session-tools.js";
 
 export interface Sidecar {
   readonly config: SidecarConfig;
@@ -22,14 +29,21 @@ export interface Sidecar {
 export interface SidecarOverrides {
   /** An engine built by the caller (tests, benchmarks) instead of the registry's. */
   engine?: Engine;
+  /** A background client built by the caller instead of the config's; null for none. */
+  background?: BackgroundClient | null;
   logger?: Logger;
   hub?: Partial<Pick<SessionHubOptions, "createBackground" | "createTools" | "createMedia">>;
 }
 
 export async function startSidecar(config: SidecarConfig, overrides: SidecarOverrides = {}): Promise<Sidecar> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const engine = overrides.engine ?? (await createEngine(config, logger));
+  // Loaded on demand: a caller with its own engine never loads the adapters.
+  const engine = overrides.engine ?? (await (await import("./engines/registry.js")).createEngine(config, logger));
   const metrics = new SidecarMetrics();
+  const tools = new ServerToolRegistry({ defaultTimeoutMs: config.toolTimeoutMs });
+  registerBuiltinTools(tools);
+  const background =
+    overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine))));
   let serving = true;
   const hub = new SessionHub({
     engine,
@@ -39,6 +53,21 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     recordDir: config.recordDir,
     logger,
     observer: metrics.observer(),
+    createMedia: () => new SessionInputMedia(),
+    serverTools: tools.toolSpecs(),
+    createTools: () => new RegistrySessionTools({ registry: tools }),
+    createBackground: background
+      ? () =>
+          new ManagerSessionBackground(
+            new BackgroundManager({
+              client: background,
+              maxConcurrent: config.backgroundMaxConcurrent,
+              defaultTimeoutMs: config.backgroundTimeoutMs,
+              tools,
+              model: config.backgroundModel,
+            }),
+          )
+      : undefined,
     ...overrides.hub,
   });
   const server = await startServer({
@@ -71,6 +100,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
       }
       await hub.closeAll("sidecar shut down");
       await server.close();
+      await background?.close();
       await engine.dispose();
     },
   };

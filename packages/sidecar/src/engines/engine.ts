@@ -2,6 +2,7 @@
 // adapter (embedded llama.cpp, SGLang over HTTP, patched SGLang over gRPC)
 // lives in its own folder and is picked by the registry from config.
 import type { ContextItem, DmelAudio, FinishReason, Modality, VideoPatches } from "@microturn/protocol";
+import type { BackgroundClient } from "../background/client.js";
 
 /** What an engine can do. */
 export interface EngineCapabilities {
@@ -95,4 +96,9 @@ export interface Engine {
   health(signal?: AbortSignal): Promise<{ serving: boolean; activeSessions: number }>;
   /** Closes every session and releases the model or connections. */
   dispose(): Promise<void>;
+  /**
+   * Engines that hold a model in-process can also serve the background role
+   * from it (`--background embedded`); network engines leave this out.
+   */
+  createBackgroundClient?(): Promise<BackgroundClient>;
 }

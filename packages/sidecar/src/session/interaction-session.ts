@@ -24,6 +24,8 @@ import { validateInputChunk } from "./input-validation.js";
 import { LatencyStats } from "./latency-stats.js";
 import type { ConversationEntry, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
 import { TEXT_MS_PER_CHAR, TurnHistory } from "./turn-history.js";
+import { DELEGATE_TOOL_NAME, parseDelegateArguments } from "../tools/delegate.js";
+import { ToolError } from "../tools/errors.js";
 
 export type ServerPayload = NonNullable<ServerEvent["event"]>;
 
@@ -152,8 +154,18 @@ export class InteractionSession {
 
   /** Starts a background task asked for by the client. */
   delegate(task: string, delivery: DeliveryMode, options: { taskId?: string; timeoutMs?: number } = {}): void {
-    const background = this.requireBackground();
-    if (!task.trim()) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "delegate: task is empty");
+    let background: SessionBackground;
+    try {
+      background = this.requireBackground();
+      if (!task.trim()) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "delegate: task is empty");
+    } catch (err) {
+      // The task fails as a task too, so a client waiting on its id hears why.
+      if (options.taskId) {
+        const update = { taskId: options.taskId, status: TaskStatus.TASK_STATUS_FAILED, content: "", delivery, errorMessage: (err as Error).message, deliveredAtSeq: 0, fromModel: false, task };
+        this.opts.emit({ $case: "background", value: update });
+      }
+      throw err;
+    }
     background.start({
       ...(options.taskId ? { taskId: options.taskId } : {}),
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
@@ -258,6 +270,7 @@ export class InteractionSession {
 
   private async runTurn(chunk: InputChunk, arrivedAt: number): Promise<void> {
     const engineChunk = this.toEngineChunk(chunk);
+    this.logInput(engineChunk);
     const start = this.now();
     let text = "";
     let result: { finishReason: FinishReason; appendMs: number; inputStart: number; inputEnd: number; outputEnd: number } | undefined;
@@ -290,7 +303,7 @@ export class InteractionSession {
     this.turnLatency.add(latencyMs);
     this.appendLatency.add(result.appendMs);
     this.opts.observer?.turn?.({ appendMs: result.appendMs, turnMs, inputMs: chunk.durationMs, queueLagMs: this.queueLagMs() });
-    this.logConversation(chunk, engineChunk, text, outputStartMs);
+    if (text) this.conversation.push({ role: "assistant", text, startMs: outputStartMs, seq: chunk.seq });
     this.opts.emit({
       $case: "output",
       value: {
@@ -317,14 +330,18 @@ export class InteractionSession {
 
   private async runToolCall(name: string, argumentsJson: string, seq: number): Promise<void> {
     const tools = this.opts.tools!;
-    if (name === "delegate") {
+    if (name === DELEGATE_TOOL_NAME) {
       try {
-        const args = JSON.parse(argumentsJson) as { task?: unknown; delivery?: unknown };
-        if (typeof args.task !== "string" || !args.task.trim()) throw new Error('delegate needs {"task": "..."}');
-        const delivery = parseDelivery(args.delivery);
-        this.requireBackground().start({ task: args.task, delivery: this.resolveDelivery(delivery), fromModel: true, conversation: [...this.conversation] });
+        const args = parseDelegateArguments(argumentsJson);
+        this.requireBackground().start({
+          task: args.task,
+          delivery: this.resolveDelivery(args.delivery),
+          ...(args.timeoutMs ? { timeoutMs: args.timeoutMs } : {}),
+          fromModel: true,
+          conversation: [...this.conversation],
+        });
       } catch (err) {
-        this.reportError(err, { seq });
+        this.reportError(ToolError.isInstance(err) ? new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, err.message, { seq }) : err, { seq });
       }
       return;
     }
@@ -422,12 +439,12 @@ export class InteractionSession {
     return "";
   }
 
-  private logConversation(chunk: InputChunk, engineChunk: EngineChunk, output: string, outputStartMs: number): void {
+  /** Logged before generation, so a task delegated during this turn's output sees its input. */
+  private logInput(engineChunk: EngineChunk): void {
     for (const item of engineChunk.context ?? []) {
-      this.conversation.push({ role: item.source === ContextSource.CONTEXT_SOURCE_TOOL ? "tool" : "background", text: item.text, startMs: chunk.startMs, seq: chunk.seq });
+      this.conversation.push({ role: item.source === ContextSource.CONTEXT_SOURCE_TOOL ? "tool" : "background", text: item.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
     }
-    if (engineChunk.text) this.conversation.push({ role: "user", text: engineChunk.text, startMs: chunk.startMs, seq: chunk.seq });
-    if (output) this.conversation.push({ role: "assistant", text: output, startMs: outputStartMs, seq: chunk.seq });
+    if (engineChunk.text) this.conversation.push({ role: "user", text: engineChunk.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
   }
 
   private async rewindTo(playedUpToMs: number): Promise<void> {
@@ -447,18 +464,5 @@ export class InteractionSession {
     }
     this.history.applyRewind(plan, playedUpToMs, positions);
     this.conversation.push({ role: "system", text: `[user interrupted at ${(playedUpToMs / 1000).toFixed(1)}s; unheard: "${plan.droppedText}"]`, startMs: playedUpToMs });
-  }
-}
-
-function parseDelivery(value: unknown): DeliveryMode {
-  switch (value) {
-    case "interrupt":
-      return DeliveryMode.DELIVERY_MODE_INTERRUPT;
-    case "when_idle":
-      return DeliveryMode.DELIVERY_MODE_WHEN_IDLE;
-    case "silent":
-      return DeliveryMode.DELIVERY_MODE_SILENT;
-    default:
-      return DeliveryMode.DELIVERY_MODE_UNSPECIFIED;
   }
 }

@@ -1,7 +1,7 @@
 // Every live session of one sidecar: creation on SessionStart, lookup by
 // resume token, the grace period of a dropped stream, and drain on shutdown.
 import { randomBytes, randomUUID } from "node:crypto";
-import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionStarted } from "@microturn/protocol";
+import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionStarted, type ToolSpec } from "@microturn/protocol";
 import type { Engine } from "../engines/engine.js";
 import { SessionFault } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -9,6 +9,8 @@ import { InteractionSession, type InputMedia, type SessionLimits, type SessionOb
 import { Outbox, type EventSink } from "./outbox.js";
 import type { SessionBackground, SessionTools } from "./ports.js";
 import { SessionRecorder } from "./session-recorder.js";
+import { DELEGATE_TOOL_SPEC } from "../tools/delegate.js";
+import { toolPromptSection } from "../tools/prompt.js";
 
 export interface SessionHubOptions {
   engine: Engine;
@@ -21,6 +23,8 @@ export interface SessionHubOptions {
   createBackground?: (sessionId: string) => SessionBackground | undefined;
   createTools?: (sessionId: string, config: SessionConfig) => SessionTools | undefined;
   createMedia?: () => InputMedia | undefined;
+  /** Tools the sidecar runs itself, announced to the model beside the client's. */
+  serverTools?: ToolSpec[];
 }
 
 /** A session and what outlives its streams. */
@@ -59,7 +63,10 @@ export class SessionHub {
       throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, `sidecar holds its maximum of ${this.opts.maxSessions} sessions`, { retryable: true, fatal: true });
     }
     const id = randomUUID();
-    const engineSession = await this.opts.engine.openSession({ sessionId: id, systemPrompt: config.instructions });
+    const background = this.opts.createBackground?.(id);
+    const tools = [...config.tools, ...(this.opts.serverTools ?? []), ...(background ? [DELEGATE_TOOL_SPEC] : [])];
+    const systemPrompt = [config.instructions, toolPromptSection(tools)].filter(Boolean).join("\n\n");
+    const engineSession = await this.opts.engine.openSession({ sessionId: id, systemPrompt });
     const token = randomBytes(24).toString("base64url");
     const recorder = config.record && this.opts.recordDir ? new SessionRecorder(this.opts.recordDir, id) : undefined;
     let handle: SessionHandle | undefined;
@@ -71,7 +78,7 @@ export class SessionHub {
       limits: this.opts.limits,
       emit: (payload) => handle!.outbox.push(payload),
       media: this.opts.createMedia?.(),
-      background: this.opts.createBackground?.(id),
+      background,
       tools: this.opts.createTools?.(id, config),
       observer: this.opts.observer,
     });

@@ -1,0 +1,164 @@
+// Cuts an RGB frame into the square patches of proto `VideoPatches`: a
+// row-major grid of patches, each patch row-major pixels of interleaved RGB.
+// A frame whose sides are not multiples of the patch size is padded on the
+// right and bottom by repeating the last pixel of each row / column (pixel
+// coordinates clamp to the frame). An optional box-filter downscale runs first.
+
+import { PATCH_SIZE } from "./constants.js";
+import { type DownscaleOptions, downscaleRgb, scaledSize } from "./downscale.js";
+import { MediaError } from "./errors.js";
+import { checkDimension, checkRgbFrame } from "./frame.js";
+
+export interface PatchifyOptions extends DownscaleOptions {
+  /** Patch side in pixels. Default PATCH_SIZE (40), what the reference model takes. */
+  patchSize?: number;
+}
+
+/** Patches of one frame; fields match proto `VideoPatches` (patch_size_px, rows, cols, rgb). */
+export interface VideoPatchGrid {
+  rows: number;
+  cols: number;
+  patchSize: number;
+  /** Frame size after downscaling, before padding. */
+  width: number;
+  height: number;
+  /** rows x cols patches, row-major; each patchSize x patchSize pixels row-major, 3 bytes (RGB) per pixel. */
+  patches: Uint8Array;
+}
+
+/**
+ * Patchify for a fixed frame size, for video at frame rate: the copy plan (a
+ * view per patch-row segment of a staging frame, and its output offset) is
+ * built once, so a frame costs one staging copy plus one native copy per
+ * segment. Without `out`, `patchify` writes into this Patchifier's own buffer,
+ * which the next call overwrites; copy or encode it before then.
+ */
+export class Patchifier {
+  readonly width: number;
+  readonly height: number;
+  readonly patchSize: number;
+  readonly rows: number;
+  readonly cols: number;
+  private readonly staging: Uint8Array;
+  private readonly output: Uint8Array;
+  private readonly from: Uint8Array[] = [];
+  private readonly toOffset: Int32Array;
+  /** Right-edge padding runs: output offset, pixel count, staging offset of the pixel to repeat. */
+  private readonly padAt: Int32Array;
+  private readonly padCount: Int32Array;
+  private readonly padSource: Int32Array;
+
+  constructor(width: number, height: number, patchSize = PATCH_SIZE) {
+    checkDimension("width", width);
+    checkDimension("height", height);
+    checkDimension("patchSize", patchSize);
+    this.width = width;
+    this.height = height;
+    this.patchSize = patchSize;
+    this.rows = Math.ceil(height / patchSize);
+    this.cols = Math.ceil(width / patchSize);
+    this.staging = new Uint8Array(width * height * 3);
+    this.output = new Uint8Array(this.rows * this.cols * patchSize * patchSize * 3);
+    const toOffset: number[] = [];
+    const padAt: number[] = [];
+    const padCount: number[] = [];
+    const padSource: number[] = [];
+    const rowBytes = patchSize * 3;
+    let dst = 0;
+    for (let r = 0; r < this.rows; r++) {
+      for (let c = 0; c < this.cols; c++) {
+        const x0 = c * patchSize;
+        const inside = Math.min(patchSize, width - x0);
+        for (let py = 0; py < patchSize; py++) {
+          const sy = Math.min(r * patchSize + py, height - 1);
+          const src = (sy * width + x0) * 3;
+          this.from.push(this.staging.subarray(src, src + inside * 3));
+          toOffset.push(dst);
+          if (inside < patchSize) {
+            padAt.push(dst + inside * 3);
+            padCount.push(patchSize - inside);
+            padSource.push(src + (inside - 1) * 3);
+          }
+          dst += rowBytes;
+        }
+      }
+    }
+    this.toOffset = Int32Array.from(toOffset);
+    this.padAt = Int32Array.from(padAt);
+    this.padCount = Int32Array.from(padCount);
+    this.padSource = Int32Array.from(padSource);
+  }
+
+  /** Bytes of the patches of one frame: rows * cols * patchSize^2 * 3. */
+  get byteLength(): number {
+    return this.output.length;
+  }
+
+  /**
+   * Patches of one width x height RGB frame, written into `out` (at least
+   * `byteLength` bytes) or, without it, into this Patchifier's buffer (valid
+   * until the next call). Returns the bytes written.
+   */
+  patchify(rgb: Uint8Array, out?: Uint8Array): Uint8Array {
+    checkRgbFrame(rgb, this.width, this.height);
+    const output = out === undefined ? this.output : out;
+    if (output.length < this.output.length) {
+      throw new MediaError("invalid_length", `out has ${output.length} bytes; the patches need ${this.output.length}`);
+    }
+    const { staging, from, toOffset } = this;
+    staging.set(rgb);
+    for (let i = 0; i < from.length; i++) output.set(from[i] as Uint8Array, toOffset[i] as number);
+    const { padAt, padCount, padSource } = this;
+    for (let i = 0; i < padAt.length; i++) {
+      const s = padSource[i] as number;
+      const red = staging[s] as number;
+      const green = staging[s + 1] as number;
+      const blue = staging[s + 2] as number;
+      for (let p = padAt[i] as number, end = p + 3 * (padCount[i] as number); p < end; p += 3) {
+        output[p] = red;
+        output[p + 1] = green;
+        output[p + 2] = blue;
+      }
+    }
+    return output.length === this.output.length ? output : output.subarray(0, this.output.length);
+  }
+}
+
+// The last few plans, so `patchify` at a steady frame size reuses its plan.
+const plans: Patchifier[] = [];
+const MAX_PLANS = 4;
+
+function planFor(width: number, height: number, patchSize: number): Patchifier {
+  const found = plans.findIndex((p) => p.width === width && p.height === height && p.patchSize === patchSize);
+  if (found >= 0) {
+    const plan = plans[found] as Patchifier;
+    if (found > 0) plans.unshift(...plans.splice(found, 1));
+    return plan;
+  }
+  const plan = new Patchifier(width, height, patchSize);
+  plans.unshift(plan);
+  if (plans.length > MAX_PLANS) plans.pop();
+  return plan;
+}
+
+/**
+ * Cuts an RGB frame (width x height x 3 bytes, row-major) into square patches
+ * (see the module header for padding), after an optional downscale. The
+ * result owns its bytes; for a zero-copy loop use a `Patchifier`.
+ */
+export function patchify(rgb: Uint8Array, width: number, height: number, options: PatchifyOptions = {}): VideoPatchGrid {
+  checkRgbFrame(rgb, width, height);
+  const patchSize = options.patchSize ?? PATCH_SIZE;
+  checkDimension("patchSize", patchSize);
+  const size = scaledSize(width, height, options);
+  const frame = size.width === width && size.height === height ? rgb : downscaleRgb(rgb, width, height, size.width, size.height);
+  const plan = planFor(size.width, size.height, patchSize);
+  return {
+    rows: plan.rows,
+    cols: plan.cols,
+    patchSize,
+    width: size.width,
+    height: size.height,
+    patches: plan.patchify(frame, new Uint8Array(plan.byteLength)),
+  };
+}

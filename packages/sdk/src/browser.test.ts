@@ -1,0 +1,36 @@
+// The browser entry must not reach grpc-js through the SDK's own modules.
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function importGraph(entry: string): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  const visit = (file: string): void => {
+    if (graph.has(file)) return;
+    const source = readFileSync(file, "utf8");
+    const specifiers = [...source.matchAll(/^(?:import|export)\s[^;]*?from\s+"([^"]+)"/gms)].map((m) => m[1]!);
+    graph.set(file, specifiers);
+    for (const specifier of specifiers) {
+      if (specifier.startsWith(".")) visit(resolve(dirname(file), specifier.replace(/\.js$/, ".ts")));
+    }
+  };
+  visit(entry);
+  return graph;
+}
+
+describe("browser entry", () => {
+  it("imports no grpc-js (directly or through SDK modules)", () => {
+    const graph = importGraph(resolve(here, "browser.ts"));
+    const offenders = [...graph].filter(([, specifiers]) => specifiers.some((s) => s.startsWith("@grpc/")));
+    expect(graph.size).toBeGreaterThan(5);
+    expect(offenders.map(([file]) => file)).toEqual([]);
+  });
+
+  it("the Node entry does reach grpc-js (sanity check of the scan)", () => {
+    const graph = importGraph(resolve(here, "index.ts"));
+    expect([...graph.values()].some((specifiers) => specifiers.includes("@grpc/grpc-js"))).toBe(true);
+  });
+});

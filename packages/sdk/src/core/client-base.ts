@@ -1,0 +1,59 @@
+// The options object and session factory shared by the Node and browser
+// clients; each entry point supplies the transports it can build.
+import { InvalidInputError } from "./session-errors.js";
+import { InteractionSession, type SessionConfigInput, type SessionOptions } from "./session.js";
+import type { Transport } from "./transport.js";
+import type { WebSocketConstructor } from "./websocket-transport.js";
+import { type Endpoint, parseEndpoint } from "../internal/url.js";
+
+export interface MicroturnOptions extends SessionOptions {
+  /** Sidecar URL: grpc://host:port, host:port, ws(s)://host:port. Defaults to env MICROTURN_URL. */
+  url?: string;
+  /** API key; defaults to env MICROTURN_API_KEY. */
+  apiKey?: string;
+  /** WebSocket implementation for ws(s):// URLs where globalThis.WebSocket is missing (Node 20). */
+  WebSocket?: WebSocketConstructor;
+  /** Use this transport instead of one built from the URL (custom carriers, tests). */
+  transport?: () => Transport;
+}
+
+export type TransportFactory = (endpoint: Endpoint, options: MicroturnOptions & { apiKey: string | undefined }) => Transport;
+
+function env(name: string): string | undefined {
+  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+export class MicroturnClientBase {
+  readonly url: string;
+  readonly endpoint: Endpoint;
+  protected readonly options: MicroturnOptions;
+  private readonly apiKey: string | undefined;
+  private readonly makeTransport: TransportFactory;
+
+  protected constructor(options: MicroturnOptions, makeTransport: TransportFactory) {
+    const url = options.url ?? env("MICROTURN_URL");
+    if (!url && !options.transport) {
+      throw new InvalidInputError(
+        "no sidecar URL: pass `url` to new Microturn({ url }) or set the MICROTURN_URL environment variable (e.g. grpc://127.0.0.1:7700)",
+      );
+    }
+    this.url = url ?? "";
+    this.endpoint = url ? parseEndpoint(url) : { kind: "grpc", address: "", tls: false };
+    this.apiKey = options.apiKey ?? env("MICROTURN_API_KEY");
+    this.options = options;
+    this.makeTransport = makeTransport;
+  }
+
+  /** A session that is not connected yet: register tools on it, then call `connect()`. */
+  session(config: SessionConfigInput = {}, options: SessionOptions = {}): InteractionSession {
+    const transport = this.options.transport?.() ?? this.makeTransport(this.endpoint, { ...this.options, apiKey: this.apiKey });
+    return new InteractionSession(transport, config, { ...this.options, ...options });
+  }
+
+  /** Opens a session: sends SessionStart and resolves once the server answered SessionStarted. */
+  async connect(config: SessionConfigInput = {}, options: SessionOptions & { signal?: AbortSignal } = {}): Promise<InteractionSession> {
+    const session = this.session(config, options);
+    return session.connect({ signal: options.signal });
+  }
+}

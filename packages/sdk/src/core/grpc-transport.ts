@@ -1,0 +1,62 @@
+// Converse over gRPC (Node only: imports grpc-js). The API key travels as
+// `authorization: Bearer <key>` metadata.
+import { credentials, type ChannelCredentials, type ChannelOptions, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { InteractionClient, type ClientEvent, type ServerEvent } from "@microturn/protocol";
+import { errorFromGrpcStatus } from "./grpc-error.js";
+import type { Transport, TransportHandlers, TransportStream } from "./transport.js";
+
+export interface GrpcTransportOptions {
+  /** `host:port` of the sidecar. */
+  address: string;
+  apiKey?: string;
+  /** TLS when true; plaintext (loopback, sidecar behind a proxy) otherwise. */
+  tls?: boolean;
+  credentials?: ChannelCredentials;
+  channelOptions?: ChannelOptions;
+}
+
+export class GrpcTransport implements Transport {
+  private readonly client: InteractionClient;
+  private readonly apiKey: string | undefined;
+
+  constructor(options: GrpcTransportOptions) {
+    const creds = options.credentials ?? (options.tls ? credentials.createSsl() : credentials.createInsecure());
+    this.client = new InteractionClient(options.address, creds, options.channelOptions ?? {});
+    this.apiKey = options.apiKey;
+  }
+
+  open(handlers: TransportHandlers): TransportStream {
+    const metadata = new Metadata();
+    if (this.apiKey) metadata.set("authorization", `Bearer ${this.apiKey}`);
+    const call = this.client.converse(metadata);
+    let finished = false;
+    const finish = (error?: ServiceError): void => {
+      if (finished) return;
+      finished = true;
+      handlers.onClose(error === undefined ? undefined : errorFromGrpcStatus(error, { cause: error }));
+    };
+    call.on("data", (event: ServerEvent) => {
+      if (!finished) handlers.onEvent(event);
+    });
+    call.on("error", (error: ServiceError) => finish(error));
+    call.on("status", (status: { code: number }) => {
+      if (status.code === 0) finish();
+    });
+    return {
+      send(event: ClientEvent): void {
+        if (!finished && call.writable) call.write(event);
+      },
+      end(): void {
+        if (!finished && call.writable) call.end();
+      },
+      cancel(): void {
+        finished = true;
+        call.cancel();
+      },
+    };
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,120 @@
+// Converse over WebSocket for browsers: each binary message is one
+// protobuf-encoded ClientEvent / ServerEvent, subprotocol `microturn.v1`, the
+// API key in the `api_key` query parameter (browsers cannot set headers).
+// A server closes with 1000 for a clean end, or 4000 + gRPC code with the
+// message as the reason.
+import { ClientEvent, ServerEvent } from "@microturn/protocol";
+import { ConnectionError, type MicroturnError } from "./error.js";
+import { errorFromGrpcStatus } from "./grpc-error.js";
+import type { Transport, TransportHandlers, TransportStream } from "./transport.js";
+
+export const WEBSOCKET_SUBPROTOCOL = "microturn.v1";
+export const WEBSOCKET_PATH = "/v1/converse";
+
+/** The slice of the WHATWG WebSocket the transport uses (browsers, undici, the `ws` package). */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export interface WebSocketTransportOptions {
+  /** `ws://host:port[/path]` or `wss://…`; the path defaults to /v1/converse. */
+  url: string;
+  apiKey?: string;
+  /** Defaults to globalThis.WebSocket. */
+  WebSocket?: WebSocketConstructor;
+}
+
+const OPEN = 1;
+
+export function closeCodeError(code: number, reason: string): MicroturnError | undefined {
+  if (code === 1000) return undefined;
+  if (code >= 4000 && code <= 4016) return errorFromGrpcStatus({ code: code - 4000, details: reason });
+  return new ConnectionError(`WebSocket closed with code ${code}${reason ? `: ${reason}` : ""}`);
+}
+
+export class WebSocketTransport implements Transport {
+  private readonly url: string;
+  private readonly WebSocketCtor: WebSocketConstructor;
+  private readonly sockets = new Set<WebSocketLike>();
+
+  constructor(options: WebSocketTransportOptions) {
+    const ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!ctor) {
+      throw new ConnectionError(
+        "no WebSocket implementation: this runtime lacks globalThis.WebSocket; pass the `WebSocket` option (e.g. from the `ws` package)",
+      );
+    }
+    this.WebSocketCtor = ctor;
+    const url = new URL(options.url);
+    if (url.pathname === "" || url.pathname === "/") url.pathname = WEBSOCKET_PATH;
+    if (options.apiKey) url.searchParams.set("api_key", options.apiKey);
+    this.url = url.toString();
+  }
+
+  open(handlers: TransportHandlers): TransportStream {
+    const socket = new this.WebSocketCtor(this.url, WEBSOCKET_SUBPROTOCOL);
+    socket.binaryType = "arraybuffer";
+    this.sockets.add(socket);
+    const backlog: Uint8Array[] = [];
+    let finished = false;
+    let halfClosed = false;
+    const finish = (error?: MicroturnError): void => {
+      this.sockets.delete(socket);
+      if (finished) return;
+      finished = true;
+      handlers.onClose(error);
+    };
+    socket.onopen = () => {
+      for (const bytes of backlog.splice(0)) socket.send(bytes);
+    };
+    socket.onmessage = (message) => {
+      if (finished) return;
+      const data = message.data;
+      const bytes =
+        data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
+      if (!bytes) return finish(new ConnectionError("server sent a non-binary WebSocket message"));
+      let event: ServerEvent;
+      try {
+        event = ServerEvent.decode(bytes);
+      } catch (error) {
+        socket.close(1002, "undecodable ServerEvent");
+        return finish(new ConnectionError("server sent a message that is not a ServerEvent", { cause: error }));
+      }
+      handlers.onEvent(event);
+    };
+    socket.onerror = () => {
+      // The close event that follows carries the code; nothing to add here.
+    };
+    socket.onclose = (event) => finish(closeCodeError(event.code, event.reason));
+    return {
+      send(event: ClientEvent): void {
+        if (finished || halfClosed) return;
+        const bytes = ClientEvent.encode(event).finish();
+        if (socket.readyState === OPEN) socket.send(bytes);
+        else backlog.push(bytes);
+      },
+      end(): void {
+        // WebSocket has no half-close; SessionEnd already tells the server, which closes with 1000.
+        halfClosed = true;
+      },
+      cancel(): void {
+        finished = true;
+        socket.close(1000, "client cancelled");
+      },
+    };
+  }
+
+  close(): void {
+    for (const socket of this.sockets) socket.close(1000, "client closed");
+    this.sockets.clear();
+  }
+}

@@ -1,0 +1,110 @@
+// Frames pushed input (text, 16 kHz PCM, video frames) into InputChunks with
+// contiguous seq and startMs. Pure: the session decides when a chunk is cut
+// (timer or manual flush), which keeps framing deterministic in tests.
+import type { InputChunk, VideoFrame } from "@microturn/protocol";
+import { InvalidInputError } from "../core/session-errors.js";
+import { int16Bytes } from "./pcm.js";
+
+export const INPUT_SAMPLE_RATE_HZ = 16_000;
+
+/** Bytes fields are typed as Node Buffers by codegen, but the codec only needs a Uint8Array. */
+export function wireBytes(bytes: Uint8Array): Buffer {
+  return bytes as unknown as Buffer;
+}
+
+export class InputFramer {
+  readonly chunkDurationMs: number;
+  readonly samplesPerChunk: number;
+  private readonly maxPendingSamples: number;
+  private seq = 0;
+  private text: string[] = [];
+  private audio: Int16Array[] = [];
+  private audioSamples = 0;
+  private frames: VideoFrame[] = [];
+  private userSpeaking = false;
+
+  constructor(options: { chunkDurationMs?: number; maxPendingAudioMs?: number } = {}) {
+    this.chunkDurationMs = options.chunkDurationMs ?? 200;
+    this.samplesPerChunk = (INPUT_SAMPLE_RATE_HZ * this.chunkDurationMs) / 1000;
+    this.maxPendingSamples = ((options.maxPendingAudioMs ?? 60_000) * INPUT_SAMPLE_RATE_HZ) / 1000;
+  }
+
+  /** Seq the next cut chunk will carry. */
+  get nextSeq(): number {
+    return this.seq;
+  }
+
+  /** Audio waiting for later chunks, in ms. */
+  get pendingAudioMs(): number {
+    return (this.audioSamples * 1000) / INPUT_SAMPLE_RATE_HZ;
+  }
+
+  /** True when text or frames wait for the next cut. */
+  hasPendingContent(): boolean {
+    return this.text.length > 0 || this.frames.length > 0;
+  }
+
+  addText(text: string): void {
+    this.text.push(text);
+  }
+
+  addAudio(samples16k: Int16Array): void {
+    if (this.audioSamples + samples16k.length > this.maxPendingSamples) {
+      throw new InvalidInputError(
+        `more than ${(this.maxPendingSamples * 1000) / INPUT_SAMPLE_RATE_HZ} ms of audio is waiting to be framed; ` +
+          "send audio no faster than the chunk clock, or flush chunks",
+      );
+    }
+    if (samples16k.length === 0) return;
+    this.audio.push(samples16k.slice());
+    this.audioSamples += samples16k.length;
+  }
+
+  addFrame(frame: VideoFrame): void {
+    this.frames.push({ ...frame, offsetMs: Math.min(Math.max(0, Math.round(frame.offsetMs)), this.chunkDurationMs - 1) });
+  }
+
+  setUserSpeaking(speaking: boolean): void {
+    this.userSpeaking = speaking;
+  }
+
+  /** Cuts the current chunk: all text and frames, up to one chunk of audio (the rest carries over). */
+  cut(): InputChunk {
+    const seq = this.seq++;
+    const chunk: InputChunk = {
+      seq,
+      startMs: seq * this.chunkDurationMs,
+      durationMs: this.chunkDurationMs,
+      text: this.text.join(""),
+      pcm: undefined,
+      dmel: undefined,
+      frames: this.frames,
+      patches: [],
+      userSpeaking: this.userSpeaking,
+    };
+    const audio = this.takeAudio(this.samplesPerChunk);
+    if (audio.length > 0) {
+      chunk.pcm = { sampleRateHz: INPUT_SAMPLE_RATE_HZ, channels: 1, pcm16: wireBytes(int16Bytes(audio)) };
+    }
+    this.text = [];
+    this.frames = [];
+    return chunk;
+  }
+
+  // TODO(media): @microturn/media's ChunkFramer cuts audio the same way; use it once merged.
+  private takeAudio(limit: number): Int16Array {
+    const count = Math.min(limit, this.audioSamples);
+    const out = new Int16Array(count);
+    let filled = 0;
+    while (filled < count) {
+      const head = this.audio[0]!;
+      const take = Math.min(head.length, count - filled);
+      out.set(head.subarray(0, take), filled);
+      filled += take;
+      if (take === head.length) this.audio.shift();
+      else this.audio[0] = head.subarray(take);
+    }
+    this.audioSamples -= count;
+    return out;
+  }
+}

@@ -1,0 +1,176 @@
+// npm run bench:sidecar — what the sidecar path adds over calling the engine
+// directly, and how many sessions one sidecar holds at 5 chunks/s each.
+//
+// 1. Overhead: the same echo engine, (a) called in-process, (b) behind a real
+//    sidecar over loopback gRPC; chunk sent → OutputChunk received, with 1 and
+//    256 concurrent sessions at real-time pace. overhead = via-sidecar − direct.
+// 2. Capacity: a sidecar in its own process (`microturn serve --engine echo`),
+//    N sessions each sending a 200 ms chunk every 200 ms; p99 chunk → ack.
+//    The largest N with p99 < 20 ms is max_sessions.
+// Prints a table, then one JSON line.
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { ClientEvent, InteractionClient, PROTOCOL_VERSION, type ServerEvent, type SessionConfig } from "@microturn/protocol";
+import { startSidecar } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
+import { createEchoEngine } from "../src/engines/echo/index.js";
+import type { Engine } from "../src/engines/engine.js";
+import { createLogger } from "../src/logger.js";
+import { LatencyStats } from "../src/session/latency-stats.js";
+
+const CHUNK_MS = 200;
+const TEXT = "hello there";
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]));
+const SECONDS = Number(args.get("seconds") ?? 6);
+const LEVELS = (args.get("levels") ?? "250,500,1000,1500,2000").split(",").map(Number);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const CONFIG = { inputModalities: [], outputMode: 0, inputSampleRateHz: 16000, outputSampleRateHz: 16000, voice: "", instructions: "", tools: [], defaultDelivery: 0, maxOutputTokensPerTurn: 4, chunkDurationMs: CHUNK_MS, unsupportedInput: 0, labels: {}, record: false } satisfies SessionConfig;
+
+/** Direct: each session appends a chunk every 200 ms to the engine itself. */
+async function direct(engine: Engine, sessions: number, seconds: number): Promise<LatencyStats> {
+  const stats = new LatencyStats(sessions * seconds * 5 + 16);
+  const ticks = Math.round((seconds * 1000) / CHUNK_MS);
+  await Promise.all(
+    Array.from({ length: sessions }, async (_, i) => {
+      const session = await engine.openSession({});
+      await sleep((i * CHUNK_MS) / sessions);
+      const t0 = performance.now();
+      for (let seq = 0; seq < ticks; seq++) {
+        const start = performance.now();
+        for await (const _out of session.append({ seq, startMs: seq * CHUNK_MS, durationMs: CHUNK_MS, text: TEXT }, { maxOutputTokens: 4 })) void _out;
+        stats.add(performance.now() - start);
+        await sleep(Math.max(0, t0 + (seq + 1) * CHUNK_MS - performance.now()));
+      }
+      await session.close();
+    }),
+  );
+  return stats;
+}
+
+interface Load {
+  output: LatencyStats;
+  ack: LatencyStats;
+  errors: number;
+}
+
+/** Via a sidecar: N streams, each sending a chunk every 200 ms; latency to ack and to output. */
+async function viaSidecar(address: string, sessions: number, seconds: number, channels = 8): Promise<Load> {
+  const clients = Array.from({ length: channels }, (_, i) => new InteractionClient(address, grpc.credentials.createInsecure(), { "grpc.channel_id": i } as grpc.ClientOptions));
+  const output = new LatencyStats(sessions * seconds * 5 + 16);
+  const ack = new LatencyStats(sessions * seconds * 5 + 16);
+  let errors = 0;
+  const ticks = Math.round((seconds * 1000) / CHUNK_MS);
+  await Promise.all(
+    Array.from({ length: sessions }, async (_, i) => {
+      const call = clients[i % channels]!.converse();
+      const sentAt = new Map<number, number>();
+      let started!: () => void;
+      const ready = new Promise<void>((r) => (started = r));
+      let ended!: () => void;
+      const done = new Promise<void>((r) => (ended = r));
+      call.on("data", (e: ServerEvent) => {
+        const now = performance.now();
+        const ev = e.event;
+        if (ev?.$case === "started") started();
+        else if (ev?.$case === "inputAck") ack.add(now - sentAt.get(ev.value.seq)!);
+        else if (ev?.$case === "output") output.add(now - sentAt.get(ev.value.seq)!);
+        else if (ev?.$case === "error") errors++;
+      });
+      call.on("end", () => ended());
+      call.on("error", () => ended());
+      call.write(ClientEvent.fromPartial({ event: { $case: "start", value: { protocolVersion: PROTOCOL_VERSION, config: CONFIG } } }));
+      await ready;
+      await sleep((i * CHUNK_MS) / sessions);
+      const t0 = performance.now();
+      for (let seq = 0; seq < ticks; seq++) {
+        sentAt.set(seq, performance.now());
+        call.write(ClientEvent.fromPartial({ event: { $case: "input", value: { seq, startMs: seq * CHUNK_MS, durationMs: CHUNK_MS, text: TEXT, frames: [], patches: [], userSpeaking: true } } }));
+        await sleep(Math.max(0, t0 + (seq + 1) * CHUNK_MS - performance.now()));
+      }
+      await sleep(300);
+      call.write(ClientEvent.fromPartial({ event: { $case: "end", value: { reason: "bench" } } }));
+      call.end();
+      await Promise.race([done, sleep(5000)]);
+    }),
+  );
+  for (const c of clients) c.close();
+  return { output, ack, errors };
+}
+
+async function startServeProcess(): Promise<{ child: ChildProcess; address: string }> {
+  const cli = join(__dirname, "../dist/cli.js");
+  const child = spawn(process.execPath, [cli, "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--max-sessions", "10000", "--log-level", "warn"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const address = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      buffered += d.toString();
+      const match = /grpc=(\S+)/.exec(buffered);
+      if (match) resolve(match[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`sidecar exited with ${code} before it was ready`)));
+  });
+  return { child, address };
+}
+
+const fmt = (n: number) => n.toFixed(2).padStart(8);
+
+async function main(): Promise<void> {
+  console.log(`bench:sidecar — echo engine, ${SECONDS} s per level, chunks of ${CHUNK_MS} ms at real-time pace (node ${process.version})`);
+  const logger = createLogger("error");
+  const rows: string[] = [];
+  const overhead: Record<number, { direct: LatencyStats; via: LatencyStats }> = {};
+  for (const sessions of [1, 256]) {
+    const engine = await createEchoEngine({ maxSessions: 10_000 });
+    const d = await direct(engine, sessions, SECONDS);
+    const sidecar = await startSidecar(loadConfig(["--engine", "echo", "--port", "0", "--metrics-port=-1", "--drain-ms", "0", "--background", "none"], {}), {
+      engine: await createEchoEngine({ maxSessions: 10_000 }),
+      logger,
+    });
+    const v = await viaSidecar(sidecar.server.grpcAddress, sessions, SECONDS);
+    await sidecar.shutdown();
+    overhead[sessions] = { direct: d, via: v.output };
+    rows.push(
+      `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(d.quantile(0.99))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(v.output.quantile(0.99))} | added p99 ${fmt(v.output.quantile(0.99) - d.quantile(0.99))} ms  errors ${v.errors}`,
+    );
+    console.log(rows[rows.length - 1]);
+  }
+
+  const { child, address } = await startServeProcess();
+  let maxSessions = 0;
+  const capacity: Record<string, number> = {};
+  try {
+    for (const n of LEVELS) {
+      const load = await viaSidecar(address, n, SECONDS);
+      const p99 = load.ack.quantile(0.99);
+      capacity[n] = p99;
+      const ok = p99 < 20 && load.errors === 0 && load.ack.size >= n * (SECONDS * 5 - 1);
+      if (ok) maxSessions = n;
+      rows.push(`capacity   sessions=${String(n).padStart(5)}  chunk→ack p50 ${fmt(load.ack.quantile(0.5))} p99 ${fmt(p99)} ms  acks ${load.ack.size}  errors ${load.errors}  ${ok ? "ok" : "over"}`);
+      console.log(rows[rows.length - 1]);
+      if (!ok) break;
+    }
+  } finally {
+    child.kill("SIGTERM");
+  }
+  const added = (n: number) => Number((overhead[n]!.via.quantile(0.99) - overhead[n]!.direct.quantile(0.99)).toFixed(3));
+  console.log(
+    JSON.stringify({
+      bench: "sidecar",
+      overhead_p99_ms_1: added(1),
+      overhead_p99_ms_256: added(256),
+      via_p99_ms_1: Number(overhead[1]!.via.quantile(0.99).toFixed(3)),
+      via_p99_ms_256: Number(overhead[256]!.via.quantile(0.99).toFixed(3)),
+      max_sessions: maxSessions,
+      ack_p99_ms_by_sessions: capacity,
+    }),
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

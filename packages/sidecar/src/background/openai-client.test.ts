@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BackgroundDelta } from "./client.js";
+import { BackgroundError } from "./errors.js";
+import { OpenAiChatClient } from "./openai-client.js";
+import { startOpenAiTestServer, type OpenAiTestServer } from "./testing/openai-server.js";
+
+async function collect(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundDelta[]> {
+  const out: BackgroundDelta[] = [];
+  for await (const delta of stream) out.push(delta);
+  return out;
+}
+
+async function failure(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundError> {
+  try {
+    await collect(stream);
+  } catch (err) {
+    if (BackgroundError.isInstance(err)) return err;
+    throw err;
+  }
+  throw new Error("stream did not fail");
+}
+
+const user = [{ role: "user" as const, content: "hello" }];
+
+describe("OpenAiChatClient", () => {
+  let server: OpenAiTestServer;
+  let client: OpenAiChatClient;
+  beforeAll(async () => {
+    server = await startOpenAiTestServer();
+    client = new OpenAiChatClient({ baseUrl: server.url, apiKey: "sk-test", model: "bg-model", bodyTimeoutMs: 400, headersTimeoutMs: 400 });
+  });
+  afterAll(async () => {
+    await client.close();
+    await server.close();
+  });
+
+  it("streams content deltas, usage and the finish reason", async () => {
+    server.setScript({ kind: "stream", content: ["Hel", "lo", " there"], usage: { prompt_tokens: 7, completion_tokens: 3 } });
+    const deltas = await collect(client.streamChat(user, { temperature: 0.2, maxTokens: 64 }));
+    expect(deltas).toEqual([
+      { type: "content", text: "Hel" },
+      { type: "content", text: "lo" },
+      { type: "content", text: " there" },
+      { type: "done", finishReason: "stop", usage: { promptTokens: 7, completionTokens: 3 } },
+    ]);
+    const request = server.requests.at(-1);
+    expect(request?.path).toBe("/v1/chat/completions");
+    expect(request?.headers.authorization).toBe("Bearer sk-test");
+    expect(request?.body).toMatchObject({ model: "bg-model", stream: true, temperature: 0.2, max_tokens: 64, messages: user });
+  });
+
+  it("accumulates streamed tool-call arguments by index", async () => {
+    server.setScript({
+      kind: "stream",
+      toolCalls: [
+        { id: "call_a", name: "calculator", arguments: '{"expression": "2 * (3 + 4)"}' },
+        { id: "call_b", name: "get_time", arguments: '{"timezone": "Europe/Lisbon"}' },
+      ],
+      argumentPieceChars: 3,
+    });
+    const tools = [{ type: "function" as const, function: { name: "calculator", description: "math", parameters: { type: "object" } } }];
+    const deltas = await collect(client.streamChat(user, { tools }));
+    expect(deltas).toEqual([
+      { type: "tool_call", id: "call_a", name: "calculator", argumentsJson: '{"expression": "2 * (3 + 4)"}' },
+      { type: "tool_call", id: "call_b", name: "get_time", argumentsJson: '{"timezone": "Europe/Lisbon"}' },
+      { type: "done", finishReason: "tool_calls" },
+    ]);
+    expect(server.requests.at(-1)?.body.tools).toEqual(tools);
+  });
+
+  it("reuses one keep-alive connection for sequential requests", async () => {
+    server.setScript({ kind: "stream", content: ["a"] });
+    await collect(client.streamChat(user));
+    const before = server.connectionCount;
+    for (let i = 0; i < 3; i++) await collect(client.streamChat(user));
+    expect(server.connectionCount).toBe(before);
+  });
+
+  it("turns HTTP errors into http_<status> errors with the server's message", async () => {
+    server.setScript({ kind: "status", status: 503, message: "model is loading" });
+    const err = await failure(client.streamChat(user));
+    expect(err.code).toBe("http_503");
+    expect(err.status).toBe(503);
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain("model is loading");
+    server.setScript({ kind: "status", status: 400, message: "bad messages" });
+    const bad = await failure(client.streamChat(user));
+    expect(bad.code).toBe("http_400");
+    expect(bad.retryable).toBe(false);
+  });
+
+  it("reports a dropped connection as unavailable", async () => {
+    server.setScript({ kind: "drop", content: ["partial"] });
+    const seen: string[] = [];
+    const err = await failure(
+      (async function* () {
+        for await (const d of client.streamChat(user)) {
+          if (d.type === "content") seen.push(d.text);
+          yield d;
+        }
+      })(),
+    );
+    expect(seen).toEqual(["partial"]);
+    expect(err.code).toBe("unavailable");
+  });
+
+  it("reports garbage events as bad_response", async () => {
+    server.setScript({ kind: "raw", events: ["{not json"] });
+    expect((await failure(client.streamChat(user))).code).toBe("bad_response");
+  });
+
+  it("times out a server that never answers", async () => {
+    server.setScript({ kind: "hang" });
+    const err = await failure(client.streamChat(user));
+    expect(err.code).toBe("timeout");
+    expect(err.retryable).toBe(true);
+  });
+
+  it("times out a stream that stalls between chunks", async () => {
+    server.setScript({ kind: "stream", content: ["a", "b"], delayMs: 700 });
+    expect((await failure(client.streamChat(user))).code).toBe("timeout");
+  });
+
+  it("aborts an in-flight request through the signal", async () => {
+    server.setScript({ kind: "stream", content: ["a", "b", "c"], delayMs: 100 });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 150);
+    const err = await failure(client.streamChat(user, { signal: controller.signal }));
+    expect(err.code).toBe("aborted");
+  });
+
+  it("reports a server that is down as unavailable", async () => {
+    const down = await startOpenAiTestServer();
+    const url = down.url;
+    await down.close();
+    const orphan = new OpenAiChatClient({ baseUrl: url });
+    try {
+      const err = await failure(orphan.streamChat(user));
+      expect(err.code).toBe("unavailable");
+      expect(err.message).toContain("ECONNREFUSED");
+    } finally {
+      await orphan.close();
+    }
+  });
+
+  it("accepts a base URL that already ends in /v1 and rejects one that is not a URL", async () => {
+    server.setScript({ kind: "stream", content: ["x"] });
+    const prefixed = new OpenAiChatClient({ baseUrl: `${server.url}/v1/` });
+    try {
+      await collect(prefixed.streamChat(user));
+      expect(server.requests.at(-1)?.path).toBe("/v1/chat/completions");
+    } finally {
+      await prefixed.close();
+    }
+    expect(() => new OpenAiChatClient({ baseUrl: "not a url" })).toThrow(BackgroundError);
+  });
+});

@@ -1,0 +1,219 @@
+// Background model over any OpenAI-compatible chat-completions endpoint
+// (SGLang, vLLM, llama.cpp server, hosted APIs): streamed SSE over a
+// keep-alive undici Pool.
+import { Pool, errors as undiciErrors } from "undici";
+import type { BackgroundClient, BackgroundDelta, ChatMessage, ChatUsage, StreamChatOptions } from "./client.js";
+import { BackgroundError } from "./errors.js";
+import { readSseData } from "./sse.js";
+
+export interface OpenAiChatClientOptions {
+  /** Server origin, optionally with a path prefix; `/v1/chat/completions` is appended (once). */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer <key>` when set. */
+  apiKey?: string;
+  /** Default model name; SGLang accepts any name for its one served model. Default "default". */
+  model?: string;
+  /** Pooled keep-alive connections. Default 8. */
+  connections?: number;
+  /** Deadline for the response headers, ms. Default 30000. */
+  headersTimeoutMs?: number;
+  /** Deadline between two body chunks, ms (a stalled stream). Default 60000. */
+  bodyTimeoutMs?: number;
+  /** Extra headers on every request (routing keys, org ids). */
+  headers?: Record<string, string>;
+}
+
+interface ToolCallDraft {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+/** One `data:` payload of a streamed chat completion, as far as this client reads it. */
+interface ChunkJson {
+  choices?: Array<{
+    delta?: {
+      content?: string | null;
+      tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string; arguments?: string } }>;
+    };
+    finish_reason?: string | null;
+  }>;
+  usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
+  error?: { message?: string };
+}
+
+function joinPath(prefix: string, path: string): string {
+  const trimmed = prefix.replace(/\/+$/, "");
+  return trimmed.endsWith("/v1") ? `${trimmed}${path.slice(3)}` : `${trimmed}${path}`;
+}
+
+function mapTransportError(err: unknown, signal: AbortSignal | undefined, what: string): BackgroundError {
+  if (BackgroundError.isInstance(err)) return err;
+  if (signal?.aborted === true) return new BackgroundError("aborted", `${what}: aborted`, { cause: err });
+  const code = (err as { code?: string } | null)?.code;
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || code === "UND_ERR_CONNECT_TIMEOUT") {
+    return new BackgroundError("timeout", `${what}: no answer in time (${code ?? "timeout"})`, { cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new BackgroundError("unavailable", `${what}: ${code ?? "connection failed"}: ${message}`, { cause: err });
+}
+
+async function readErrorBody(body: AsyncIterable<Uint8Array>): Promise<string> {
+  let text = "";
+  for await (const chunk of body) {
+    if (text.length < 4096) text += Buffer.from(chunk).toString("utf8");
+  }
+  try {
+    const parsed = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
+    if (typeof parsed.error === "string") return parsed.error;
+    return parsed.error?.message ?? parsed.message ?? text.slice(0, 500);
+  } catch {
+    return text.slice(0, 500);
+  }
+}
+
+export class OpenAiChatClient implements BackgroundClient {
+  readonly model: string;
+  private readonly pool: Pool;
+  private readonly path: string;
+  private readonly headers: Record<string, string>;
+  private readonly origin: string;
+  private readonly bodyTimeoutMs: number;
+
+  constructor(options: OpenAiChatClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.baseUrl);
+    } catch (err) {
+      throw new BackgroundError("invalid_argument", `background baseUrl is not a URL: ${JSON.stringify(options.baseUrl)}`, { cause: err });
+    }
+    this.origin = url.origin;
+    this.path = joinPath(url.pathname, "/v1/chat/completions");
+    this.model = options.model ?? "default";
+    this.headers = { "content-type": "application/json", accept: "text/event-stream", ...options.headers };
+    if (options.apiKey !== undefined && options.apiKey !== "") this.headers.authorization = `Bearer ${options.apiKey}`;
+    this.bodyTimeoutMs = options.bodyTimeoutMs ?? 60_000;
+    this.pool = new Pool(url.origin, {
+      connections: options.connections ?? 8,
+      headersTimeout: options.headersTimeoutMs ?? 30_000,
+      bodyTimeout: this.bodyTimeoutMs * 2,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  async *streamChat(messages: ChatMessage[], options: StreamChatOptions = {}): AsyncGenerator<BackgroundDelta> {
+    const { signal } = options;
+    const what = `background model ${this.origin}`;
+    if (signal?.aborted === true) throw new BackgroundError("aborted", `${what}: aborted before the request`);
+    const body: Record<string, unknown> = {
+      model: options.model ?? this.model,
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    };
+    if (options.tools !== undefined && options.tools.length > 0) body.tools = options.tools;
+    if (options.maxTokens !== undefined) body.max_tokens = options.maxTokens;
+    if (options.temperature !== undefined) body.temperature = options.temperature;
+
+    let response: Awaited<ReturnType<Pool["request"]>>;
+    try {
+      response = await this.pool.request({
+        path: this.path,
+        method: "POST",
+        headers: this.headers,
+        body: JSON.stringify(body),
+        ...(signal === undefined ? {} : { signal }),
+      });
+    } catch (err) {
+      throw mapTransportError(err, signal, what);
+    }
+    if (response.statusCode < 200 || response.statusCode >= 300) {
+      let detail: string;
+      try {
+        detail = await readErrorBody(response.body);
+      } catch {
+        detail = "";
+      }
+      throw new BackgroundError(`http_${response.statusCode}`, `${what} answered HTTP ${response.statusCode}${detail === "" ? "" : `: ${detail}`}`, {
+        status: response.statusCode,
+      });
+    }
+
+    // Own stall watchdog: undici's bodyTimeout is coarse and not reliably armed on every chunk.
+    const stream = response.body;
+    let stallTimer: NodeJS.Timeout | undefined;
+    const armStallTimer = () => {
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => {
+        stream.destroy(new BackgroundError("timeout", `${what}: stream stalled for ${this.bodyTimeoutMs} ms`));
+      }, this.bodyTimeoutMs);
+    };
+    async function* watched(): AsyncGenerator<Uint8Array> {
+      armStallTimer();
+      for await (const chunk of stream) {
+        armStallTimer();
+        yield chunk as Uint8Array;
+      }
+    }
+    const drafts = new Map<number, ToolCallDraft>();
+    let finishReason: string | undefined;
+    let usage: ChatUsage | undefined;
+    let sawDone = false;
+    try {
+      for await (const data of readSseData(watched())) {
+        // Read on to the end of the body after [DONE] so the connection goes back to the pool.
+        if (sawDone) continue;
+        if (data.trim() === "[DONE]") {
+          sawDone = true;
+          continue;
+        }
+        let chunk: ChunkJson;
+        try {
+          chunk = JSON.parse(data) as ChunkJson;
+        } catch (err) {
+          throw new BackgroundError("bad_response", `${what} sent an event that is not JSON: ${data.slice(0, 200)}`, { cause: err });
+        }
+        if (chunk.error !== undefined) {
+          throw new BackgroundError("bad_response", `${what} reported an error mid-stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
+        }
+        if (chunk.usage != null) {
+          usage = { promptTokens: chunk.usage.prompt_tokens ?? 0, completionTokens: chunk.usage.completion_tokens ?? 0 };
+        }
+        const choice = chunk.choices?.[0];
+        if (choice === undefined) continue;
+        const content = choice.delta?.content;
+        if (typeof content === "string" && content !== "") yield { type: "content", text: content };
+        for (const call of choice.delta?.tool_calls ?? []) {
+          const index = call.index ?? 0;
+          let draft = drafts.get(index);
+          if (draft === undefined) {
+            draft = { id: "", name: "", arguments: "" };
+            drafts.set(index, draft);
+          }
+          if (call.id !== undefined && call.id !== "") draft.id = call.id;
+          if (call.function?.name !== undefined) draft.name += call.function.name;
+          if (call.function?.arguments !== undefined) draft.arguments += call.function.arguments;
+        }
+        if (choice.finish_reason != null) finishReason = choice.finish_reason;
+      }
+    } catch (err) {
+      throw mapTransportError(err, signal, what);
+    } finally {
+      clearTimeout(stallTimer);
+      // Also reached when the consumer stops iterating early: never leave a half-read body.
+      if (!response.body.readableEnded) response.body.destroy();
+    }
+    if (!sawDone && finishReason === undefined) {
+      throw new BackgroundError("unavailable", `${what} closed the stream before it finished`);
+    }
+    for (const [index, draft] of [...drafts.entries()].sort((a, b) => a[0] - b[0])) {
+      if (draft.name === "") throw new BackgroundError("bad_response", `${what} streamed a tool call without a name (index ${index})`);
+      yield { type: "tool_call", id: draft.id === "" ? `call_${index}` : draft.id, name: draft.name, argumentsJson: draft.arguments === "" ? "{}" : draft.arguments };
+    }
+    yield { type: "done", finishReason: finishReason ?? "stop", ...(usage === undefined ? {} : { usage }) };
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}

@@ -1,0 +1,89 @@
+// Client-side tools: the sidecar sends a ToolCall to the SDK and waits for the
+// matching ToolResult. Tracks pending calls, their deadlines and cancellation;
+// a call always settles with an outcome, never a rejection.
+import { randomUUID } from "node:crypto";
+import type { ToolCall, ToolResult } from "@microturn/protocol";
+import { ToolError, errorOutcome, type ToolOutcome } from "./errors.js";
+
+export interface ClientCallOptions {
+  /** Deadline for the result, ms; defaults to the broker's. */
+  timeoutMs?: number;
+  /** The input seq whose micro-turn produced the call. */
+  seq?: number;
+}
+
+export interface PendingClientCall {
+  callId: string;
+  /** The message to send to the client. */
+  toolCall: ToolCall;
+  /** Settles with the client's result, a timeout or a cancel outcome. */
+  result: Promise<ToolOutcome>;
+}
+
+interface Pending {
+  name: string;
+  timer: NodeJS.Timeout;
+  settle: (outcome: ToolOutcome) => void;
+}
+
+export const DEFAULT_CLIENT_TOOL_TIMEOUT_MS = 30_000;
+
+export class ClientToolBroker {
+  private readonly pending = new Map<string, Pending>();
+  private readonly defaultTimeoutMs: number;
+
+  constructor(options: { defaultTimeoutMs?: number } = {}) {
+    this.defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_CLIENT_TOOL_TIMEOUT_MS;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  call(name: string, argumentsJson: string, options: ClientCallOptions = {}): PendingClientCall {
+    const callId = `call_${randomUUID()}`;
+    const timeoutMs = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : this.defaultTimeoutMs;
+    const result = new Promise<ToolOutcome>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(callId);
+        resolve(errorOutcome(new ToolError("timeout", `client tool "${name}" sent no result within ${timeoutMs} ms`, { toolName: name, callId })));
+      }, timeoutMs);
+      this.pending.set(callId, {
+        name,
+        timer,
+        settle: (outcome) => {
+          clearTimeout(timer);
+          this.pending.delete(callId);
+          resolve(outcome);
+        },
+      });
+    });
+    return { callId, toolCall: { callId, name, argumentsJson, seq: options.seq ?? 0, timeoutMs }, result };
+  }
+
+  /** Settles the call the result answers; throws ToolError "unknown_call" when none is pending. */
+  resolve(result: ToolResult): void {
+    const pending = this.pending.get(result.callId);
+    if (pending === undefined) {
+      throw new ToolError("unknown_call", `no pending tool call with id "${result.callId}" (unknown, already answered, or timed out)`, { callId: result.callId });
+    }
+    pending.settle(
+      result.isError
+        ? { status: "error", outputJson: result.outputJson, isError: true, errorCode: "failed" }
+        : { status: "ok", outputJson: result.outputJson, isError: false },
+    );
+  }
+
+  /** Settles one pending call as cancelled; false when it is not pending. */
+  cancel(callId: string): boolean {
+    const pending = this.pending.get(callId);
+    if (pending === undefined) return false;
+    pending.settle(errorOutcome(new ToolError("cancelled", `client tool "${pending.name}" was cancelled`, { toolName: pending.name, callId })));
+    return true;
+  }
+
+  /** Settles every pending call as cancelled (session end). */
+  cancelAll(): void {
+    for (const callId of [...this.pending.keys()]) this.cancel(callId);
+  }
+}

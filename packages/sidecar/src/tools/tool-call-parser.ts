@@ -1,0 +1,153 @@
+// Streaming parser for the interaction model's tool-call markup,
+// `<tool_call>{"name": "...", "arguments": {...}}</tool_call>` (Hermes/Qwen
+// style). Fed text deltas as they are generated, across micro-turns; returns
+// the visible text with the markup removed, complete calls, and typed errors
+// for calls that are not usable. Text that might be the start of a tag is held
+// back until the next delta decides it.
+import { ToolError, TOOL_NAME_PATTERN } from "./errors.js";
+
+export const TOOL_CALL_OPEN = "<tool_call>";
+export const TOOL_CALL_CLOSE = "</tool_call>";
+
+export interface ParsedToolCall {
+  name: string;
+  /** Arguments as a JSON object text ("{}" when the call gave none). */
+  argumentsJson: string;
+}
+
+export interface ToolCallParseResult {
+  /** Visible text released by this delta (markup removed). */
+  text: string;
+  calls: ParsedToolCall[];
+  /** Calls that could not be used (code "malformed_call"), with their raw text in the message. */
+  errors: ToolError[];
+}
+
+export interface ToolCallParserOptions {
+  /** A call body longer than this is dropped with an error. Default 16384. */
+  maxCallChars?: number;
+}
+
+/** Length of the longest suffix of `text` that is a proper prefix of `tag`. */
+function partialTagLength(text: string, tag: string): number {
+  for (let n = Math.min(text.length, tag.length - 1); n > 0; n--) {
+    if (text.endsWith(tag.slice(0, n))) return n;
+  }
+  return 0;
+}
+
+function preview(raw: string): string {
+  const flat = raw.trim().replace(/\s+/g, " ");
+  return flat.length > 120 ? `${flat.slice(0, 117)}...` : flat;
+}
+
+/** Reads one call body; throws ToolError("malformed_call"). */
+export function parseToolCallBody(body: string): ParsedToolCall {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.trim());
+  } catch (err) {
+    throw new ToolError("malformed_call", `tool call is not JSON (${(err as Error).message}): ${preview(body)}`, { cause: err });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ToolError("malformed_call", `tool call must be a JSON object with "name" and "arguments": ${preview(body)}`);
+  }
+  const record = value as Record<string, unknown>;
+  const name = record.name;
+  if (typeof name !== "string" || !TOOL_NAME_PATTERN.test(name)) {
+    throw new ToolError("malformed_call", `tool call lacks a valid "name": ${preview(body)}`);
+  }
+  // Some models write "parameters" (Llama style) or double-encode the arguments as a string.
+  let args = record.arguments ?? record.parameters ?? {};
+  if (typeof args === "string") {
+    try {
+      args = args.trim() === "" ? {} : JSON.parse(args);
+    } catch (err) {
+      throw new ToolError("malformed_call", `arguments of "${name}" are a string that is not JSON: ${preview(args as string)}`, { toolName: name, cause: err });
+    }
+  }
+  if (typeof args !== "object" || args === null || Array.isArray(args)) {
+    throw new ToolError("malformed_call", `arguments of "${name}" must be a JSON object`, { toolName: name });
+  }
+  return { name, argumentsJson: JSON.stringify(args) };
+}
+
+export class ToolCallParser {
+  private buffer = "";
+  private inside = false;
+  /** True while skipping the rest of an over-long call. */
+  private overflowed = false;
+  private readonly maxCallChars: number;
+
+  constructor(options: ToolCallParserOptions = {}) {
+    this.maxCallChars = options.maxCallChars ?? 16_384;
+  }
+
+  /** True while a call has opened and not yet closed (the model is mid-call). */
+  get inCall(): boolean {
+    return this.inside;
+  }
+
+  push(delta: string): ToolCallParseResult {
+    const out: ToolCallParseResult = { text: "", calls: [], errors: [] };
+    this.buffer += delta;
+    for (;;) {
+      if (!this.inside) {
+        const open = this.buffer.indexOf(TOOL_CALL_OPEN);
+        if (open !== -1) {
+          out.text += this.buffer.slice(0, open);
+          this.buffer = this.buffer.slice(open + TOOL_CALL_OPEN.length);
+          this.inside = true;
+          continue;
+        }
+        const hold = partialTagLength(this.buffer, TOOL_CALL_OPEN);
+        out.text += this.buffer.slice(0, this.buffer.length - hold);
+        this.buffer = this.buffer.slice(this.buffer.length - hold);
+        return out;
+      }
+      const close = this.buffer.indexOf(TOOL_CALL_CLOSE);
+      if (close !== -1) {
+        const body = this.buffer.slice(0, close);
+        this.buffer = this.buffer.slice(close + TOOL_CALL_CLOSE.length);
+        this.inside = false;
+        if (this.overflowed) {
+          this.overflowed = false;
+          continue;
+        }
+        try {
+          out.calls.push(parseToolCallBody(body));
+        } catch (err) {
+          out.errors.push(err as ToolError);
+        }
+        continue;
+      }
+      if (!this.overflowed && this.buffer.length > this.maxCallChars) {
+        out.errors.push(new ToolError("malformed_call", `tool call longer than ${this.maxCallChars} characters; dropped: ${preview(this.buffer)}`));
+        this.overflowed = true;
+      }
+      if (this.overflowed) {
+        // Keep only what could be the start of the closing tag.
+        this.buffer = this.buffer.slice(this.buffer.length - partialTagLength(this.buffer, TOOL_CALL_CLOSE));
+      }
+      return out;
+    }
+  }
+
+  /** End of the stream: releases held-back text; an unclosed call is an error. */
+  flush(): ToolCallParseResult {
+    const out: ToolCallParseResult = { text: "", calls: [], errors: [] };
+    if (this.inside) {
+      if (!this.overflowed) out.errors.push(new ToolError("malformed_call", `tool call never closed with ${TOOL_CALL_CLOSE}: ${preview(this.buffer)}`));
+    } else {
+      out.text = this.buffer;
+    }
+    this.reset();
+    return out;
+  }
+
+  reset(): void {
+    this.buffer = "";
+    this.inside = false;
+    this.overflowed = false;
+  }
+}

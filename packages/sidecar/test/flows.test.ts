@@ -1,0 +1,126 @@
+// Background delegation and tool calls end to end: a whole sidecar (startSidecar)
+// on a scripted engine whose output carries tool-call markup, a streaming
+// OpenAI-compatible background server, and a gRPC client playing the app.
+import { DeliveryMode, ErrorCode, TaskStatus, type EngineChunk } from "@microturn/protocol";
+import { afterEach, describe, expect, it } from "vitest";
+import { startSidecar, type Sidecar } from "../src/app.js";
+import { startOpenAiTestServer, type OpenAiTestServer } from "../src/background/testing/openai-server.js";
+import { loadConfig } from "../src/config.js";
+import { createLogger } from "../src/logger.js";
+import { FakeEngine } from "./helpers/fake-engine.js";
+import { TestClient } from "./helpers/test-client.js";
+
+let sidecar: Sidecar | undefined;
+let background: OpenAiTestServer | undefined;
+const clients: TestClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await sidecar?.shutdown();
+  await background?.close();
+  sidecar = undefined;
+  background = undefined;
+});
+
+async function start(reply: (chunk: EngineChunk) => string, backgroundUrl?: string) {
+  const engine = new FakeEngine({ reply });
+  const flags = ["--port", "0", "--metrics-port=-1", "--drain-ms", "0", "--tool-timeout-ms", "2000", "--max-output-tokens", "400"];
+  if (backgroundUrl) flags.push("--background-url", backgroundUrl);
+  else flags.push("--background", "none");
+  sidecar = await startSidecar(loadConfig(flags, {}), { engine, logger: createLogger("error") });
+  const client = new TestClient(sidecar.server.grpcAddress);
+  clients.push(client);
+  return { engine, client };
+}
+
+const call = (name: string, args: unknown) => `<tool_call>${JSON.stringify({ name, arguments: args })}</tool_call>`;
+
+describe("background delegation", () => {
+  it("streams a model-delegated task and weaves the result in when the user is idle", async () => {
+    background = await startOpenAiTestServer({ kind: "stream", content: ["Three ", "places: ", "A, B, C."], delayMs: 5 });
+    const { engine, client } = await start((chunk) => (chunk.seq === 0 ? `ok ${call("delegate", { task: "find dinner", delivery: "when_idle" })}` : ""), background.url);
+    client.start({ instructions: "be helpful" });
+    client.input(0, "find me dinner");
+    await client.waitFor(() => client.of("background").some((b) => b.status === TaskStatus.TASK_STATUS_DONE && b.deliveredAtSeq === 0), "task done");
+    const done = client.of("background").find((b) => b.status === TaskStatus.TASK_STATUS_DONE)!;
+    expect(done).toMatchObject({ content: "Three places: A, B, C.", fromModel: true, task: "find dinner", delivery: DeliveryMode.DELIVERY_MODE_WHEN_IDLE });
+    // Visible output has no tool-call markup.
+    expect(client.of("output")[0]!.text).toBe("ok ");
+    // The background model got the whole conversation plus the task.
+    const messages = JSON.stringify(background.requests[0]!.body.messages);
+    expect(messages).toContain("find me dinner");
+    expect(messages).toContain("find dinner");
+    // A chunk where the user speaks does not receive it; the next quiet one does.
+    client.input(1, "still talking");
+    client.input(2, "");
+    await client.waitFor(() => client.of("background").some((b) => b.deliveredAtSeq > 0), "delivery");
+    expect(client.of("background").find((b) => b.deliveredAtSeq > 0)!.deliveredAtSeq).toBe(2);
+    expect(engine.sessions[0]!.appended[2]!.context![0]!.text).toContain("Three places: A, B, C.");
+    // The system prompt announced the tools, delegate included.
+    expect(engine.sessions[0]!.appended.length).toBe(3);
+  });
+
+  it("delegates from the client, cancels, and reports a background model that is down", async () => {
+    background = await startOpenAiTestServer({ kind: "hang" });
+    const { client } = await start(() => "", background.url);
+    client.start();
+    client.send({ $case: "delegate", value: { taskId: "t1", task: "slow job", delivery: DeliveryMode.DELIVERY_MODE_SILENT, timeoutMs: 0 } });
+    await client.waitFor(() => background!.inFlight === 1, "request in flight");
+    client.send({ $case: "cancelTask", value: { taskId: "t1" } });
+    await client.waitFor(() => client.of("background").some((b) => b.status === TaskStatus.TASK_STATUS_CANCELLED), "cancelled");
+    client.send({ $case: "cancelTask", value: { taskId: "nope" } });
+    await client.waitCount("error", 1);
+    expect(client.of("error")[0]!.code).toBe(ErrorCode.ERROR_CODE_NOT_FOUND);
+
+    background.setScript({ kind: "status", status: 503, message: "overloaded" });
+    client.send({ $case: "delegate", value: { taskId: "t2", task: "another", delivery: DeliveryMode.DELIVERY_MODE_INTERRUPT, timeoutMs: 0 } });
+    await client.waitFor(() => client.of("background").some((b) => b.taskId === "t2" && b.status === TaskStatus.TASK_STATUS_FAILED), "failed");
+    expect(client.of("background").find((b) => b.taskId === "t2" && b.status === TaskStatus.TASK_STATUS_FAILED)!.errorMessage).toMatch(/503|overloaded/);
+    // The conversation never stalled.
+    client.input(0, "");
+    await client.waitCount("output", 1);
+  });
+});
+
+describe("tools", () => {
+  it("round-trips a client tool call and feeds the result to the next micro-turn", async () => {
+    const { engine, client } = await start((chunk) => (chunk.seq === 0 ? call("get_weather", { city: "Lisbon" }) : ""));
+    client.start({ tools: [{ name: "get_weather", description: "weather", parametersJson: '{"type":"object"}', timeoutMs: 2000 }] });
+    client.input(0, "weather?");
+    await client.waitCount("toolCall", 1);
+    const tc = client.of("toolCall")[0]!;
+    expect(tc).toMatchObject({ name: "get_weather", seq: 0 });
+    expect(JSON.parse(tc.argumentsJson)).toEqual({ city: "Lisbon" });
+    client.send({ $case: "toolResult", value: { callId: tc.callId, outputJson: '{"sky":"sunny"}', isError: false } });
+    await new Promise((r) => setTimeout(r, 50));
+    client.input(1, "");
+    await client.waitCount("output", 2);
+    expect(engine.sessions[0]!.appended[1]!.context!.map((c) => c.text).join()).toContain("sunny");
+    // An unknown call id is a typed error; the session goes on.
+    client.send({ $case: "toolResult", value: { callId: "bogus", outputJson: "{}", isError: false } });
+    await client.waitCount("error", 1);
+    expect(client.of("error")[0]!.code).toBe(ErrorCode.ERROR_CODE_NOT_FOUND);
+  });
+
+  it("runs a server-side tool without the client", async () => {
+    const { engine, client } = await start((chunk) => (chunk.seq === 0 ? call("calculator", { expression: "6*7" }) : ""));
+    client.start();
+    client.input(0, "what is 6 times 7");
+    await client.waitCount("output", 1);
+    await new Promise((r) => setTimeout(r, 50));
+    client.input(1, "");
+    await client.waitCount("output", 2);
+    expect(client.of("toolCall")).toHaveLength(0);
+    expect(engine.sessions[0]!.appended[1]!.context!.map((c) => c.text).join()).toContain("42");
+  });
+
+  it("reports a malformed tool call from the model without stalling", async () => {
+    const { client } = await start((chunk) => (chunk.seq === 0 ? "<tool_call>{not json</tool_call>" : "fine"));
+    client.start();
+    client.input(0, "");
+    client.input(1, "");
+    await client.waitCount("output", 2);
+    expect(client.of("error")[0]!.code).toBe(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+    expect(client.of("output")[1]!.text).toBe("fine");
+  });
+});

@@ -1,0 +1,200 @@
+"""gather+gemv MoE for small batches: one GEMV per (token, routed expert) reading
+only the routed experts' weights, instead of sorting and padding tokens into
+grouped-GEMM blocks. Two Triton kernels (gate/up GEMV with SiLU-and-mul fused;
+down GEMV with the routing weights combined over top-k) and a torch reference.
+
+Weight layout follows SGLang's unquantized MoE: ``w13`` is ``[E, 2*I, H]`` with the
+gate rows first, ``w2`` is ``[E, H, I]``. Inputs bf16/fp16, accumulation fp32.
+An expert id < 0 (expert not on this rank) contributes nothing.
+"""
+
+
+from typing import Callable, Optional
+
+import torch
+import triton
+import triton.language as tl
+
+DEFAULT_THRESHOLD_TOKENS = 16
+
+
+def moe_reference(
+    x: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_weights: torch.Tensor,
+) -> torch.Tensor:
+    """fp32 reference; returns ``[T, H]`` in x's dtype."""
+    tokens, top_k = topk_ids.shape
+    inter = w2.shape[2]
+    out = torch.zeros(tokens, x.shape[1], dtype=torch.float32, device=x.device)
+    xf = x.float()
+    for t in range(tokens):
+        for k in range(top_k):
+            e = int(topk_ids[t, k])
+            if e < 0:
+                continue
+            gate_up = w13[e].float() @ xf[t]
+            act = torch.nn.functional.silu(gate_up[:inter]) * gate_up[inter:]
+            out[t] += float(topk_weights[t, k]) * (w2[e].float() @ act)
+    return out.to(x.dtype)
+
+
+@triton.jit
+def _gate_up_silu_kernel(
+    x_ptr, w13_ptr, ids_ptr, act_ptr,
+    H, INTER, TOP_K,
+    stride_xt, stride_we, stride_wn, stride_wh, stride_ap,
+    BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+):
+    pair = tl.program_id(0)
+    n_block = tl.program_id(1)
+    t = pair // TOP_K
+    e = tl.load(ids_ptr + pair).to(tl.int64)
+    valid = e >= 0
+    e = tl.maximum(e, 0)
+    offs_n = n_block * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < INTER
+    gate_ptrs = w13_ptr + e * stride_we + offs_n[:, None] * stride_wn
+    up_ptrs = gate_ptrs + INTER * stride_wn
+    acc_gate = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    acc_up = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        offs_h = h0 + tl.arange(0, BLOCK_H)
+        mask_h = offs_h < H
+        xv = tl.load(x_ptr + t * stride_xt + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        mask = mask_n[:, None] & mask_h[None, :]
+        w_gate = tl.load(gate_ptrs + offs_h[None, :] * stride_wh, mask=mask, other=0.0).to(tl.float32)
+        w_up = tl.load(up_ptrs + offs_h[None, :] * stride_wh, mask=mask, other=0.0).to(tl.float32)
+        acc_gate += tl.sum(w_gate * xv[None, :], axis=1)
+        acc_up += tl.sum(w_up * xv[None, :], axis=1)
+    act = acc_gate / (1.0 + tl.exp(-acc_gate)) * acc_up
+    act = tl.where(valid, act, 0.0)
+    tl.store(act_ptr + pair * stride_ap + offs_n, act, mask=mask_n)
+
+
+@triton.jit
+def _down_combine_kernel(
+    act_ptr, w2_ptr, ids_ptr, weights_ptr, out_ptr,
+    H, INTER, TOP_K,
+    stride_ap, stride_we, stride_wh, stride_wi, stride_ot,
+    BLOCK_N: tl.constexpr, BLOCK_I: tl.constexpr,
+):
+    t = tl.program_id(0)
+    n_block = tl.program_id(1)
+    offs_n = n_block * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < H
+    acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    for k in range(0, TOP_K):
+        pair = t * TOP_K + k
+        e = tl.load(ids_ptr + pair).to(tl.int64)
+        route_w = tl.load(weights_ptr + pair).to(tl.float32)
+        route_w = tl.where(e >= 0, route_w, 0.0)
+        e = tl.maximum(e, 0)
+        w_rows = w2_ptr + e * stride_we + offs_n[:, None] * stride_wh
+        part = tl.zeros((BLOCK_N,), dtype=tl.float32)
+        for i0 in range(0, INTER, BLOCK_I):
+            offs_i = i0 + tl.arange(0, BLOCK_I)
+            mask_i = offs_i < INTER
+            a = tl.load(act_ptr + pair * stride_ap + offs_i, mask=mask_i, other=0.0)
+            w = tl.load(w_rows + offs_i[None, :] * stride_wi, mask=mask_n[:, None] & mask_i[None, :], other=0.0)
+            part += tl.sum(w.to(tl.float32) * a[None, :], axis=1)
+        acc += route_w * part
+    tl.store(out_ptr + t * stride_ot + offs_n, acc.to(out_ptr.dtype.element_ty), mask=mask_n)
+
+
+def gather_gemv_moe(
+    x: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_weights: torch.Tensor,
+    *,
+    block_n_up: int = 16,
+    block_h: int = 128,
+    block_n_down: int = 16,
+    block_i: int = 128,
+    out: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Routed-experts-only MoE forward; returns ``[T, H]`` in x's dtype."""
+    if x.dtype not in (torch.bfloat16, torch.float16, torch.float32):
+        raise TypeError(f"unsupported activation dtype {x.dtype}")
+    tokens, hidden = x.shape
+    experts, two_inter, w_hidden = w13.shape
+    inter = two_inter // 2
+    if w_hidden != hidden or w2.shape != (experts, hidden, inter):
+        raise ValueError(f"shape mismatch: x {tuple(x.shape)}, w13 {tuple(w13.shape)}, w2 {tuple(w2.shape)}")
+    if topk_ids.shape != topk_weights.shape or topk_ids.shape[0] != tokens:
+        raise ValueError(f"routing shape mismatch: ids {tuple(topk_ids.shape)}, weights {tuple(topk_weights.shape)}")
+    top_k = topk_ids.shape[1]
+    x = x.contiguous()
+    ids = topk_ids.contiguous().view(-1)
+    weights = topk_weights.contiguous().view(-1)
+    act = torch.empty(tokens * top_k, inter, dtype=torch.float32, device=x.device)
+    if out is None:
+        out = torch.empty(tokens, hidden, dtype=x.dtype, device=x.device)
+    if tokens == 0:
+        return out
+    _gate_up_silu_kernel[(tokens * top_k, triton.cdiv(inter, block_n_up))](
+        x, w13, ids, act,
+        hidden, inter, top_k,
+        x.stride(0), w13.stride(0), w13.stride(1), w13.stride(2), act.stride(0),
+        BLOCK_N=block_n_up, BLOCK_H=block_h,
+    )
+    _down_combine_kernel[(tokens, triton.cdiv(hidden, block_n_down))](
+        act, w2, ids, weights, out,
+        hidden, inter, top_k,
+        act.stride(0), w2.stride(0), w2.stride(1), w2.stride(2), out.stride(0),
+        BLOCK_N=block_n_down, BLOCK_I=block_i,
+    )
+    return out
+
+
+def moe_grouped_torch(
+    x: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_weights: torch.Tensor,
+) -> torch.Tensor:
+    """Per-expert batched torch path for larger T (the CPU stand-in for a grouped
+    GEMM): each routed expert runs once over all tokens routed to it."""
+    inter = w2.shape[2]
+    out = torch.zeros(x.shape[0], x.shape[1], dtype=torch.float32, device=x.device)
+    flat_ids = topk_ids.reshape(-1).long()
+    token_of = torch.arange(x.shape[0], device=x.device).repeat_interleave(topk_ids.shape[1])
+    flat_w = topk_weights.reshape(-1).float()
+    for e in torch.unique(flat_ids[flat_ids >= 0]).tolist():
+        sel = flat_ids == e
+        tokens = token_of[sel]
+        gate_up = x[tokens].float() @ w13[e].float().t()
+        act = torch.nn.functional.silu(gate_up[:, :inter]) * gate_up[:, inter:]
+        out.index_add_(0, tokens, (act @ w2[e].float().t()) * flat_w[sel, None])
+    return out.to(x.dtype)
+
+
+GroupedMoe = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def moe_forward(
+    x: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_weights: torch.Tensor,
+    *,
+    threshold_tokens: int = DEFAULT_THRESHOLD_TOKENS,
+    grouped: Optional[GroupedMoe] = None,
+) -> torch.Tensor:
+    """gather+gemv up to ``threshold_tokens`` tokens, the grouped path above it
+    (SGLang's fused grouped GEMM when plugged in; the reference otherwise)."""
+    if x.shape[0] <= threshold_tokens:
+        return gather_gemv_moe(x, w13, w2, topk_ids, topk_weights)
+    return (grouped or moe_reference)(x, w13, w2, topk_ids, topk_weights)
+
+
+def routed_weight_bytes(tokens_topk_ids: torch.Tensor, hidden: int, inter: int, elem_bytes: int) -> int:
+    """Bytes of expert weights a batch must read: each distinct routed expert once."""
+    distinct = int(torch.unique(tokens_topk_ids[tokens_topk_ids >= 0]).numel())
+    return distinct * 3 * hidden * inter * elem_bytes

@@ -1,0 +1,227 @@
+"""CPU reference engine: the interaction model over the session KV bookkeeping.
+Owns the micro-turn (append input, generate within a budget, stop strings,
+close-while-in-flight) independently of the wire."""
+
+from __future__ import annotations
+
+import codecs
+import threading
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterator, List, Optional, Union
+
+import torch
+
+from microturn_sglang.interaction_model import (
+    TOKEN_CONTEXT,
+    TOKEN_END_OF_TURN,
+    TOKEN_SYSTEM,
+    TOKEN_USER,
+    LayerKvCache,
+    MicroturnInteractionModel,
+)
+from microturn_sglang.session_kv import SessionBusy, SessionKvTable
+from microturn_sglang.slot_pool import SlotPool
+
+
+class Finish(Enum):
+    LENGTH = "length"
+    STOP = "stop"
+    SILENT = "silent"
+    ABORT = "abort"
+
+
+@dataclass
+class ChunkInput:
+    seq: int = 0
+    start_ms: int = 0
+    duration_ms: int = 200
+    text: str = ""
+    dmel_codes: Optional[torch.Tensor] = None  # [frames, 80]
+    patches: Optional[torch.Tensor] = None  # [n, 40, 40, 3] uint8
+    context: List[str] = field(default_factory=list)
+    max_output_tokens: int = 0
+    stop: List[str] = field(default_factory=list)
+    temperature: float = 0.0
+
+
+@dataclass
+class OutputPiece:
+    text: str
+    position_tokens: int
+
+
+@dataclass
+class TurnSummary:
+    finish: Finish
+    position_tokens: int
+    input_end_tokens: int
+    input_tokens: int
+    output_tokens: int
+    append_ms: float
+    turn_ms: float
+    capacity_tokens: int
+
+
+TurnEvent = Union[OutputPiece, TurnSummary]
+
+
+@dataclass
+class OpenedSession:
+    session_id: str
+    position_tokens: int
+    capacity_tokens: int
+
+
+class ReferenceEngine:
+    """Thread-safe: the lock is held per step (input append, one output token),
+    never while the caller consumes events, so other sessions and a second
+    append on the same session are answered while a turn is streaming."""
+
+    def __init__(self, model: MicroturnInteractionModel, *, num_slots: int = 1 << 15,
+                 default_capacity_tokens: int = 1024, idle_timeout_ms: int = 60_000):
+        self.model = model
+        self.kv = LayerKvCache(model.config, num_slots)
+        self.table = SessionKvTable(
+            SlotPool(num_slots),
+            default_capacity_tokens=default_capacity_tokens,
+            default_idle_timeout_ms=idle_timeout_ms,
+            on_relocate=lambda r: self.kv.move(r.src, r.dst, r.length),
+        )
+        self._lock = threading.RLock()
+        self._closing: set[str] = set()
+
+    @property
+    def max_context_tokens(self) -> int:
+        return self.table.max_context_tokens
+
+    def active_sessions(self) -> int:
+        with self._lock:
+            return len(self.table)
+
+    def open(self, session_id: str = "", capacity_tokens: int = 0, idle_timeout_ms: int = 0,
+             system_prompt: str = "") -> OpenedSession:
+        sid = session_id or uuid.uuid4().hex
+        with self._lock:
+            session = self.table.open(sid, capacity_tokens, idle_timeout_ms)
+            try:
+                if system_prompt:
+                    ids = [TOKEN_SYSTEM, *system_prompt.encode("utf-8")]
+                    self._run_input(sid, self.model.embed_tokens(ids))
+                self.table.protect_prefix(sid)
+            except Exception:
+                self.table.close(sid)
+                raise
+            return OpenedSession(sid, session.length, session.capacity)
+
+    def append(self, session_id: str, chunk: ChunkInput) -> Iterator[TurnEvent]:
+        """Claims the session (SessionBusy if a turn is in flight) before returning
+        the event iterator, so the refusal reaches the caller at once."""
+        with self._lock:
+            self.table.begin_append(session_id)
+        return self._turn(session_id, chunk)
+
+    def rewind(self, session_id: str, position_tokens: int) -> tuple[int, int]:
+        with self._lock:
+            session = self.table.get(session_id)
+            if session.in_flight:
+                raise SessionBusy(f"session {session_id!r} has an append in flight")
+            dropped = self.table.rewind(session_id, position_tokens)
+            return session.length, dropped
+
+    def close(self, session_id: str) -> int:
+        """Closes now, or at the end of the in-flight turn (which then ends with ABORT)."""
+        with self._lock:
+            session = self.table.get(session_id)
+            if session.in_flight:
+                self._closing.add(session_id)
+                return session.length
+            return self.table.close(session_id)
+
+    def reap_idle(self) -> list[str]:
+        with self._lock:
+            return self.table.reap_idle()
+
+    def _embed_chunk(self, chunk: ChunkInput) -> torch.Tensor:
+        parts = [self.model.time_marker(torch.tensor([float(chunk.start_ms)]))]
+        for item in chunk.context:
+            parts.append(self.model.embed_tokens([TOKEN_CONTEXT, *item.encode("utf-8")]))
+        if chunk.text:
+            parts.append(self.model.embed_tokens([TOKEN_USER, *chunk.text.encode("utf-8")]))
+        if chunk.dmel_codes is not None and chunk.dmel_codes.numel():
+            parts.append(self.model.dmel(chunk.dmel_codes))
+        if chunk.patches is not None and chunk.patches.numel():
+            parts.append(self.model.patches(chunk.patches))
+        with torch.no_grad():
+            return torch.cat(parts, dim=0)
+
+    def _run_input(self, session_id: str, embeds: torch.Tensor) -> torch.Tensor:
+        session = self.table.get(session_id)
+        past = session.length
+        self.table.append(session_id, embeds.shape[0])  # may relocate: read start after
+        return self.model(embeds, self.kv, session.start, past)
+
+    def _turn(self, session_id: str, chunk: ChunkInput) -> Iterator[TurnEvent]:
+        t0 = time.perf_counter()
+        finish = Finish.LENGTH
+        output_tokens = 0
+        emitted = 0
+        text = ""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        hold_back = max((len(s) for s in chunk.stop), default=1) - 1
+        generator = torch.Generator().manual_seed(zlib.crc32(f"{session_id}/{chunk.seq}".encode()))
+        try:
+            with self._lock:
+                session = self.table.get(session_id)
+                past = session.length
+                hidden = self._run_input(session_id, self._embed_chunk(chunk))
+                input_end = session.length
+            input_tokens = input_end - past
+            append_ms = (time.perf_counter() - t0) * 1000.0
+            for _ in range(chunk.max_output_tokens):
+                with self._lock:
+                    if session_id in self._closing:
+                        finish = Finish.ABORT
+                        break
+                    token = self.model.next_token(hidden, chunk.temperature, generator)
+                    hidden = self._run_input(session_id, self.model.embed_tokens([token]))
+                    position = session.length
+                if token == TOKEN_END_OF_TURN:
+                    finish = Finish.SILENT if output_tokens == 0 else Finish.STOP
+                    output_tokens += 1
+                    break
+                output_tokens += 1
+                text += decoder.decode(bytes([token]) if token < 256 else b"")
+                cut = min((text.find(s) for s in chunk.stop if s and s in text), default=-1)
+                if cut >= 0:
+                    if cut > emitted:
+                        yield OutputPiece(text[emitted:cut], position)
+                    emitted = len(text)
+                    finish = Finish.STOP
+                    break
+                safe = len(text) - hold_back
+                if safe > emitted:
+                    yield OutputPiece(text[emitted:safe], position)
+                    emitted = safe
+            if finish is not Finish.STOP and len(text) > emitted:
+                yield OutputPiece(text[emitted:], session.length)
+            yield TurnSummary(
+                finish=finish,
+                position_tokens=session.length,
+                input_end_tokens=input_end,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                append_ms=append_ms,
+                turn_ms=(time.perf_counter() - t0) * 1000.0,
+                capacity_tokens=session.capacity,
+            )
+        finally:
+            with self._lock:
+                self.table.end_append(session_id)
+                if session_id in self._closing:
+                    self._closing.discard(session_id)
+                    if session_id in self.table:
+                        self.table.close(session_id)

@@ -1,0 +1,41 @@
+"""SGLang general plugin (entry point group ``sglang.srt.plugins``): registers
+the gather+gemv MoE runner backend. Selected with
+``--moe-runner-backend gather_gemv``; every other backend is left untouched."""
+
+import logging
+
+from microturn_sglang.hook_targets import MOE_BACKEND_NAME, UNQUANT_CREATE_MOE_RUNNER
+
+logger = logging.getLogger(__name__)
+_loaded = False
+
+
+def load() -> None:
+    """Called by sglang.srt.plugins.load_plugins() in every SGLang process."""
+    global _loaded
+    if _loaded:
+        return
+    from sglang.srt.arg_groups.choices import add_moe_runner_backend_choices
+    from sglang.srt.layers.moe.moe_runner.runner import register_moe_runner_core
+    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+
+    from microturn_sglang.moe_runner_core import make_runner_core
+
+    add_moe_runner_backend_choices([MOE_BACKEND_NAME])
+    register_moe_runner_core(MOE_BACKEND_NAME, make_runner_core)
+    HookRegistry.register(UNQUANT_CREATE_MOE_RUNNER, use_gather_gemv_runner, HookType.AFTER)
+    _loaded = True
+    logger.info("microturn: MoE runner backend %r registered", MOE_BACKEND_NAME)
+
+
+def use_gather_gemv_runner(result, method, layer, moe_runner_config):
+    """AFTER create_moe_runner: the unquantized method hard-codes the TRITON
+    runner; when the server selected gather_gemv, rebuild it with ours (which
+    keeps a TRITON runner for batches above the threshold)."""
+    from sglang.srt.layers.moe.moe_runner.runner import MoeRunner
+    from sglang.srt.layers.moe.utils import get_moe_runner_backend
+
+    backend = get_moe_runner_backend()
+    if backend.value == MOE_BACKEND_NAME and method.runner.runner_backend.is_triton():
+        method.runner = MoeRunner(backend, moe_runner_config)
+    return result

@@ -1,0 +1,88 @@
+import grpc
+import pytest
+from google.protobuf.message import Message
+
+from microturn_sglang.engine_servicer import PROTOCOL_VERSION
+from microturn_sglang.gen.microturn.v1 import common_pb2, engine_pb2, engine_pb2_grpc
+from microturn_sglang.interaction_model import InteractionModelConfig, MicroturnInteractionModel
+from microturn_sglang.reference_engine import ChunkInput, ReferenceEngine
+from microturn_sglang.reference_server import build_server
+
+
+@pytest.fixture(scope="module")
+def served():
+    engine = ReferenceEngine(MicroturnInteractionModel(InteractionModelConfig()).eval(), num_slots=8192)
+    server, port = build_server(engine, "127.0.0.1", 0)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield engine, engine_pb2_grpc.StreamingSessionStub(channel)
+    channel.close()
+    server.stop(grace=None)
+
+
+def open_session(stub, **kw):
+    return stub.Open(engine_pb2.OpenRequest(protocol_version=PROTOCOL_VERSION, **kw))
+
+
+def code_of(call):
+    with pytest.raises(grpc.RpcError) as info:
+        result = call()
+        if not isinstance(result, Message):  # a server stream: drain it
+            list(result)
+    return info.value.code()
+
+
+def test_open_append_rewind_close_over_grpc(served):
+    _, stub = served
+    opened = open_session(stub, system_prompt="sys", capacity_tokens=256)
+    assert opened.capabilities.supports_rewind and opened.capabilities.random_weights
+    assert opened.position_tokens == 4 and opened.capacity_tokens == 256
+    sid = opened.session_id
+    codes = bytes([3] * (16 * 80))
+    patch = common_pb2.VideoPatches(patch_size_px=40, rows=1, cols=2, rgb=bytes(2 * 40 * 40 * 3))
+    responses = list(stub.Append(engine_pb2.AppendRequest(
+        session_id=sid, seq=0, start_ms=0, duration_ms=200, text="hi",
+        audio=common_pb2.DmelAudio(frames=16, channels=80, codes=codes), video=[patch], max_output_tokens=3,
+    )))
+    assert responses[-1].WhichOneof("event") == "done"
+    assert all(r.WhichOneof("event") == "delta" for r in responses[:-1])
+    done = responses[-1].done
+    assert done.input_tokens == 1 + 3 + 16 + 2
+    assert done.position_tokens == done.input_end_tokens + done.output_tokens
+    rewound = stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=done.input_end_tokens))
+    assert rewound.dropped_tokens == done.output_tokens
+    assert stub.Health(engine_pb2.HealthRequest()).active_sessions >= 1
+    assert stub.Close(engine_pb2.CloseRequest(session_id=sid)).position_tokens == done.input_end_tokens
+
+
+def test_errors_map_to_status_codes(served):
+    engine, stub = served
+    assert code_of(lambda: stub.Open(engine_pb2.OpenRequest(protocol_version="2.0"))) == grpc.StatusCode.FAILED_PRECONDITION
+    assert code_of(lambda: stub.Append(engine_pb2.AppendRequest(session_id="nope"))) == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: stub.Close(engine_pb2.CloseRequest(session_id="nope"))) == grpc.StatusCode.NOT_FOUND
+    sid = open_session(stub, system_prompt="abc").session_id
+    assert code_of(lambda: stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=99))) == grpc.StatusCode.OUT_OF_RANGE
+    assert code_of(lambda: stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=1))) == grpc.StatusCode.OUT_OF_RANGE
+    bad_audio = engine_pb2.AppendRequest(session_id=sid, audio=common_pb2.DmelAudio(frames=1, channels=80, codes=bytes([16] * 80)))
+    assert code_of(lambda: stub.Append(bad_audio)) == grpc.StatusCode.INVALID_ARGUMENT
+    short_audio = engine_pb2.AppendRequest(session_id=sid, audio=common_pb2.DmelAudio(frames=2, channels=80, codes=bytes(80)))
+    assert code_of(lambda: stub.Append(short_audio)) == grpc.StatusCode.INVALID_ARGUMENT
+    bad_patch = engine_pb2.AppendRequest(session_id=sid, video=[common_pb2.VideoPatches(patch_size_px=16, rows=1, cols=1, rgb=bytes(768))])
+    assert code_of(lambda: stub.Append(bad_patch)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: open_session(stub, session_id=sid)) == grpc.StatusCode.ALREADY_EXISTS
+    assert code_of(lambda: open_session(stub, capacity_tokens=1 << 20)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    too_long = engine_pb2.AppendRequest(session_id=sid, text="x" * (engine.max_context_tokens + 1))
+    assert code_of(lambda: stub.Append(too_long)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The server is still up and the session still usable after every refusal.
+    done = list(stub.Append(engine_pb2.AppendRequest(session_id=sid, text="ok")))[-1].done
+    assert done.input_tokens == 1 + 3
+
+
+def test_second_append_in_flight_is_refused(served):
+    engine, stub = served
+    sid = open_session(stub).session_id
+    in_flight = engine.append(sid, ChunkInput(text="first", max_output_tokens=5))
+    assert code_of(lambda: stub.Append(engine_pb2.AppendRequest(session_id=sid, text="second"))) == grpc.StatusCode.FAILED_PRECONDITION
+    list(in_flight)
+    last = list(stub.Append(engine_pb2.AppendRequest(session_id=sid, text="third")))[-1]
+    assert last.WhichOneof("event") == "done"

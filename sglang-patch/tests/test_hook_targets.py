@@ -1,0 +1,126 @@
+"""Each SGLang symbol the patch touches resolves in the pinned release. SGLang's
+package __init__ pulls its full runtime (CUDA torch, orjson, ...), so targets are
+resolved from the installed source with ast instead of importing it."""
+
+import ast
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from microturn_sglang import hook_targets
+from microturn_sglang.hook_targets import HOOK_TARGETS
+
+PKG_DIR = Path(hook_targets.__file__).resolve().parent
+SGLANG_VERSION = (PKG_DIR.parent / "SGLANG_VERSION").read_text().strip()
+SPEC = importlib.util.find_spec("sglang")
+pytestmark = pytest.mark.skipif(
+    SPEC is None, reason=f"sglang=={SGLANG_VERSION} is not installed (pip install --no-deps sglang=={SGLANG_VERSION})"
+)
+
+
+def sglang_root() -> Path:
+    return Path(list(SPEC.submodule_search_locations)[0])
+
+
+def module_file(dotted: str):
+    rel = Path(*dotted.split(".")[1:])
+    for candidate in (sglang_root() / rel.with_suffix(".py"), sglang_root() / rel / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def find_member(body, name):
+    for node in body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return node
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return node
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            return node
+        if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
+            return node
+    return None
+
+
+def resolve(path: str):
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        mod = ".".join(parts[:cut])
+        file = module_file(mod)
+        if file is not None:
+            break
+    else:
+        raise LookupError(f"no module for {path}")
+    attrs = parts[cut:]
+    if not attrs:
+        return file, None
+    node = find_member(parse(file).body, attrs[0])
+    if isinstance(node, ast.ImportFrom):  # re-export: follow it
+        source = node.module if node.level == 0 else ".".join(mod.split(".")[: -node.level] + [node.module or ""])
+        original = next(a.name for a in node.names if (a.asname or a.name) == attrs[0])
+        return resolve(".".join([source, original, *attrs[1:]]))
+    for attr in attrs[1:]:
+        if not isinstance(node, ast.ClassDef):
+            raise LookupError(f"{path}: {attr} looked up on a non-class")
+        node = find_member(node.body, attr)
+    if node is None:
+        raise LookupError(f"{path} not found in {file}")
+    return file, node
+
+
+def test_installed_sglang_is_the_pinned_release():
+    assert importlib.metadata.version("sglang") == SGLANG_VERSION
+
+
+@pytest.mark.parametrize("target", HOOK_TARGETS, ids=lambda t: t.path)
+def test_target_resolves(target):
+    file, node = resolve(target.path)
+    assert file.is_file() and node is not None
+    if target.use == "base":
+        assert isinstance(node, ast.ClassDef)
+
+
+def test_every_sglang_import_of_the_plugin_is_listed():
+    listed = {t.path for t in HOOK_TARGETS}
+    used = set()
+    for source in PKG_DIR.glob("*.py"):
+        for node in ast.walk(parse(source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sglang"):
+                used.update(f"{node.module}.{a.name}" for a in node.names)
+    assert used, "the plugin imports nothing from sglang?"
+    # An imported class counts as listed when one of its members is (HookRegistry.register).
+    missing = {u for u in used if not any(p == u or p.startswith(u + ".") for p in listed)}
+    assert not missing, f"not in hook_targets.py: {sorted(missing)}"
+
+
+def test_after_hook_signature_matches_the_hooked_method():
+    _, node = resolve(hook_targets.UNQUANT_CREATE_MOE_RUNNER)
+    assert [a.arg for a in node.args.args] == ["self", "layer", "moe_runner_config"]
+    from microturn_sglang import sglang_plugin  # imports nothing from sglang at module level
+
+    code = sglang_plugin.use_gather_gemv_runner.__code__
+    assert code.co_varnames[: code.co_argcount] == ("result", "method", "layer", "moe_runner_config")
+
+
+def test_entry_point_group_is_sglangs():
+    _, node = resolve("sglang.srt.plugins.GENERAL_PLUGINS_GROUP")
+    group = node.value.value
+    assert f'[project.entry-points."{group}"]' in (PKG_DIR.parent / "pyproject.toml").read_text()
+
+
+def test_moe_runner_core_interface_matches():
+    _, base = resolve("sglang.srt.layers.moe.moe_runner.base.DispatchMoeRunnerCore")
+    abstract = {n.name for n in base.body if isinstance(n, ast.FunctionDef) and n.decorator_list}
+    ours = parse(PKG_DIR / "moe_runner_core.py")
+    core = next(n for n in ours.body if isinstance(n, ast.ClassDef) and n.name == "GatherGemvRunnerCore")
+    assert abstract <= {n.name for n in core.body if isinstance(n, ast.FunctionDef)}
+    _, run = resolve("sglang.srt.layers.moe.moe_runner.base.DispatchMoeRunnerCore.run_from_dispatch")
+    mine = next(n for n in core.body if isinstance(n, ast.FunctionDef) and n.name == "run_from_dispatch")
+    assert [a.arg for a in mine.args.args] == [a.arg for a in run.args.args]

@@ -1,0 +1,147 @@
+"""The plugin's own logic against stand-ins for the SGLang modules it imports
+(SGLang's runtime cannot be imported on CPU here; test_hook_targets.py checks
+the real names and signatures against the pinned source)."""
+
+import enum
+import importlib
+import sys
+import types
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
+
+import pytest
+import torch
+
+from microturn_sglang.hook_targets import MOE_BACKEND_NAME, UNQUANT_CREATE_MOE_RUNNER
+from microturn_sglang.moe_gather_gemv import moe_reference
+
+
+class Backend(enum.Enum):
+    TRITON = "triton"
+
+    def is_triton(self):
+        return self is Backend.TRITON
+
+
+@dataclass(frozen=True)
+class Registered:
+    value: str
+
+    def is_triton(self):
+        return False
+
+
+@dataclass
+class RunnerConfig:
+    activation: str = "silu"
+    is_gated: bool = True
+    apply_router_weight_on_input: bool = False
+    no_combine: bool = False
+    routed_scaling_factor: Optional[float] = None
+    gemm1_alpha: Optional[float] = None
+    gemm1_beta: Optional[float] = None
+    gemm1_clamp_limit: Optional[float] = None
+    swiglu_limit: Optional[float] = None
+
+
+class CombineInput(NamedTuple):
+    hidden_states: torch.Tensor
+
+
+class FakeMoeRunner:
+    built = []
+
+    def __init__(self, backend, config):
+        self.runner_backend, self.config, self.calls = backend, config, 0
+        FakeMoeRunner.built.append(self)
+
+    def run(self, dispatch_output, quant_info):
+        self.calls += 1
+        t = dispatch_output.topk_output
+        return CombineInput(moe_reference(dispatch_output.hidden_states, quant_info.w13_weight,
+                                          quant_info.w2_weight, t.topk_ids, t.topk_weights))
+
+
+@pytest.fixture
+def fake_sglang(monkeypatch):
+    calls = {"choices": [], "cores": {}, "hooks": [], "selected": Registered(MOE_BACKEND_NAME)}
+
+    class DispatchMoeRunnerCore:
+        def __init__(self, config):
+            self.config = config
+
+    mods = {
+        "sglang.srt.arg_groups.choices": dict(add_moe_runner_backend_choices=calls["choices"].extend),
+        "sglang.srt.layers.moe.moe_runner.runner": dict(
+            register_moe_runner_core=lambda name, f: calls["cores"].__setitem__(name, f), MoeRunner=FakeMoeRunner),
+        "sglang.srt.plugins.hook_registry": dict(
+            HookRegistry=types.SimpleNamespace(register=lambda *a: calls["hooks"].append(a)),
+            HookType=types.SimpleNamespace(AFTER="after")),
+        "sglang.srt.layers.moe.moe_runner.base": dict(DispatchMoeRunnerCore=DispatchMoeRunnerCore, MoeRunnerConfig=RunnerConfig),
+        "sglang.srt.layers.moe.token_dispatcher.standard": dict(StandardCombineInput=CombineInput),
+        "sglang.srt.layers.moe.utils": dict(
+            MoeRunnerBackend=Backend, resolve_moe_runner_backend=Registered,
+            get_moe_runner_backend=lambda: calls["selected"]),
+    }
+    for name, attrs in mods.items():
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
+    monkeypatch.delitem(sys.modules, "microturn_sglang.moe_runner_core", raising=False)
+    plugin = importlib.reload(importlib.import_module("microturn_sglang.sglang_plugin"))
+    FakeMoeRunner.built.clear()
+    yield plugin, calls
+    sys.modules.pop("microturn_sglang.moe_runner_core", None)
+    plugin._loaded = False
+
+
+def test_load_registers_backend_core_and_hook_once(fake_sglang):
+    plugin, calls = fake_sglang
+    plugin.load()
+    plugin.load()
+    assert calls["choices"] == [MOE_BACKEND_NAME]
+    assert list(calls["cores"]) == [MOE_BACKEND_NAME]
+    assert [(h[0], h[2]) for h in calls["hooks"]] == [(UNQUANT_CREATE_MOE_RUNNER, "after")]
+
+
+def test_after_hook_swaps_runner_only_when_selected(fake_sglang):
+    plugin, calls = fake_sglang
+    method = types.SimpleNamespace(runner=FakeMoeRunner(Backend.TRITON, RunnerConfig()))
+    plugin.use_gather_gemv_runner(None, method, None, RunnerConfig())
+    assert method.runner.runner_backend == Registered(MOE_BACKEND_NAME)
+    calls["selected"] = Backend.TRITON
+    other = types.SimpleNamespace(runner=FakeMoeRunner(Backend.TRITON, RunnerConfig()))
+    plugin.use_gather_gemv_runner(None, other, None, RunnerConfig())
+    assert other.runner.runner_backend is Backend.TRITON
+
+
+def dispatch(tokens, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(tokens, 32, generator=g).bfloat16()
+    w13 = (torch.randn(8, 32, 32, generator=g) / 6).bfloat16()
+    w2 = (torch.randn(8, 32, 16, generator=g) / 4).bfloat16()
+    weights, ids = torch.softmax(torch.randn(tokens, 8, generator=g), -1).topk(2, -1)
+    topk = types.SimpleNamespace(topk_ids=ids.int(), topk_weights=weights)
+    quant = types.SimpleNamespace(w13_weight=w13, w2_weight=w2, b13=None, b2=None, use_fp8_w8a8=False)
+    return types.SimpleNamespace(hidden_states=x, topk_output=topk), quant
+
+
+def rel(a, b):
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+def test_runner_core_small_batches_use_gather_gemv_others_fall_back(fake_sglang):
+    plugin, calls = fake_sglang
+    plugin.load()
+    core = calls["cores"][MOE_BACKEND_NAME](RunnerConfig(routed_scaling_factor=2.0))
+    grouped = FakeMoeRunner.built[-1]
+    small, quant = dispatch(3)
+    out = core.run_from_dispatch(small, quant, core.config).hidden_states
+    expected = 2.0 * moe_reference(small.hidden_states, quant.w13_weight, quant.w2_weight,
+                                   small.topk_output.topk_ids, small.topk_output.topk_weights).float()
+    assert grouped.calls == 0 and rel(out, expected) <= 1e-2
+    large, quant_l = dispatch(40)
+    core.run_from_dispatch(large, quant_l, core.config)
+    quant.use_fp8_w8a8 = True
+    core.run_from_dispatch(small, quant, core.config)
+    core.run_from_dispatch(small, dispatch(3)[1], core.config, hooks=object())
+    assert grouped.calls == 3
+
