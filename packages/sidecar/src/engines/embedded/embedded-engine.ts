@@ -7,8 +7,10 @@
 import { randomUUID } from "node:crypto";
 import { Modality } from "@microturn/protocol";
 import type { LlamaModel } from "node-llama-cpp";
+import type { BackgroundClient } from "../../background/client.js";
 import type { Engine, EngineCapabilities, EngineSession, OpenSessionOptions } from "../engine.js";
 import { EngineError } from "../errors.js";
+import { EmbeddedBackgroundClient } from "./background-client.js";
 import { EmbeddedSession } from "./embedded-session.js";
 import { loadGgufModel } from "./load-model.js";
 
@@ -130,6 +132,17 @@ export class EmbeddedEngine implements Engine {
   async health(): Promise<{ serving: boolean; activeSessions: number }> {
     if (this.disposed) throw new EngineError("unavailable", "engine disposed");
     return { serving: true, activeSessions: this.sessions.size };
+  }
+
+  /** The background role from the same loaded model (`--background embedded`). */
+  async createBackgroundClient(): Promise<BackgroundClient> {
+    if (this.disposed) throw new EngineError("unavailable", "engine disposed");
+    return new EmbeddedBackgroundClient(this.model, {
+      threads: this.options.threads,
+      contextTokens: Math.min(4096, this.model.trainContextSize),
+      defaultMaxTokens: 128,
+      ...(this.options.seed === undefined ? {} : { seed: this.options.seed }),
+    });
   }
 
   async dispose(): Promise<void> {
