@@ -98,6 +98,9 @@ export class EmbeddedSession implements EngineSession {
     this.inFlight = new Promise((resolve) => (release = resolve));
     try {
       yield* this.runTurn(tokens, options);
+    } catch (cause) {
+      if (EngineError.isInstance(cause)) throw cause;
+      throw new EngineError("internal", `llama.cpp failed during the turn: ${(cause as Error).message}`, { sessionId: this.id, cause });
     } finally {
       this.inFlight = undefined;
       release();
