@@ -230,4 +230,18 @@ describe("Converse", () => {
     expect(c.of("ended")[0]).toMatchObject({ reason: "bye", chunks: 1 });
     expect(engine.sessions[0]!.closed).toBe(true);
   });
+
+  it("on a client half-close finishes the queued micro-turns, ends the session and the stream", async () => {
+    const { engine, connect } = await setup();
+    const c = connect();
+    c.start();
+    c.input(0, "a");
+    c.input(1, "b");
+    c.call.end();
+    await c.waitFor(() => c.ended, "stream end");
+    expect(c.status).toBeUndefined();
+    expect(c.of("output").map((o) => o.text)).toEqual(["A", "B"]);
+    expect(c.of("ended")[0]).toMatchObject({ reason: "client closed its stream", chunks: 2 });
+    expect(engine.sessions[0]!.closed).toBe(true);
+  });
 });
