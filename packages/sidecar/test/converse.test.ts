@@ -244,4 +244,15 @@ describe("Converse", () => {
     expect(c.of("ended")[0]).toMatchObject({ reason: "client closed its stream", chunks: 2 });
     expect(engine.sessions[0]!.closed).toBe(true);
   });
+
+  it("paces output to real time: no new output while more than a chunk of it is still to be heard", async () => {
+    const { connect } = await setup({ reply: () => "abcdefghij" }); // 600 ms of speech per answer
+    const c = connect();
+    c.start();
+    for (let seq = 0; seq < 5; seq++) c.input(seq, "go");
+    await c.waitCount("output", 5);
+    const outputs = c.of("output");
+    expect(outputs.map((o) => o.silent)).toEqual([false, true, false, true, true]);
+    expect(outputs[2]!.startMs).toBe(800); // right after the first answer
+  });
 });
