@@ -1,0 +1,154 @@
+// The demo page in headless Chromium against a real sidecar: Chromium's fake
+// microphone plays a generated 440 Hz tone, the page streams it over
+// WebSocket, and the test checks what the sidecar received and what the page shows.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { startPageServer, type PageServer } from "../page-server.js";
+import { writeSineWav } from "./wav.js";
+// Until the sidecar's engine registry is on main: its source and the fake engine from its tests.
+import { loadConfig, startSidecar, type Sidecar } from "../../sidecar/src/index.js";
+import { FakeEngine } from "../../sidecar/test/helpers/fake-engine.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const haveChromium = existsSync(CHROMIUM);
+const built = existsSync(new URL("../dist/main.js", import.meta.url));
+const skipReason = !haveChromium
+  ? `no ${CHROMIUM}: apt-get install --no-install-recommends chromium`
+  : !built
+    ? "the page is not built: npm run build -w @microturn/web-demo"
+    : "";
+if (skipReason) console.warn(`web demo browser test skipped: ${skipReason}`);
+const TONE_HZ = 440;
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Dominant frequency of PCM16 by zero crossings: enough to tell the tone from silence or noise. */
+function toneHz(pcm: Int16Array, sampleRateHz: number): number {
+  let crossings = 0;
+  for (let i = 1; i < pcm.length; i++) if (pcm[i - 1]! < 0 !== pcm[i]! < 0) crossings++;
+  return crossings / 2 / (pcm.length / sampleRateHz);
+}
+
+function rms(pcm: Int16Array): number {
+  let sum = 0;
+  for (const s of pcm) sum += s * s;
+  return Math.sqrt(sum / Math.max(1, pcm.length)) / 32768;
+}
+
+describe("web demo in headless Chromium", () => {
+  let dir: string;
+  let sidecar: Sidecar;
+  let pageServer: PageServer;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (skipReason) return;
+    dir = mkdtempSync(join(tmpdir(), "microturn-web-"));
+    const wav = join(dir, "tone.wav");
+    writeSineWav(wav, { hz: TONE_HZ, seconds: 1, sampleRateHz: 48_000, amplitude: 0.5 });
+    const config = loadConfig(["--port", "0", "--metrics-port", "0", "--log-level", "error", "--record-dir", join(dir, "recordings")]);
+    sidecar = await startSidecar(config, { engine: new FakeEngine() });
+    pageServer = await startPageServer({ sidecarHttpAddress: sidecar.server.httpAddress! });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        `--use-file-for-fake-audio-capture=${wav}`,
+        "--autoplay-policy=no-user-gesture-required",
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1200, height: 760 } });
+    page.on("pageerror", (err) => pageErrors.push(`pageerror: ${err.message}`));
+    page.on("console", (msg) => {
+      if (msg.type() === "error") pageErrors.push(`console: ${msg.text()}`);
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await pageServer?.close();
+    await sidecar?.shutdown();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.skipIf(skipReason)(`streams the microphone to the sidecar and renders its outputs${skipReason ? ` (skipped: ${skipReason})` : ""}`, async () => {
+    onTestFailed(async () => {
+      // What the page showed, to tell a page-side failure from a server-side one.
+      console.error(`page status: ${await page.textContent("#status")}\n${await page.textContent("#counts")}`);
+      console.error((await page.locator("#timeline li").allTextContents()).slice(-20).join("\n"));
+      console.error(pageErrors.join("\n"));
+    });
+    await page.goto(`${pageServer.url}?record=1`);
+    await page.click("#start");
+    await page.waitForSelector('#status[data-state="live"]', { timeout: 20_000 });
+    await page.waitForSelector("#timeline li.microphone", { timeout: 10_000 });
+
+    // Server side: the session exists and audio chunks keep arriving (a 200 ms chunk each).
+    const handle = await until("a session on the sidecar", () => [...sidecar.hub.sessions()][0]);
+    await until("12 chunks processed by the sidecar", () => handle.session.chunkCount >= 12);
+
+    // Text from the box goes out with the next chunk.
+    await page.fill("#text", "hello from the browser");
+    await page.press("#text", "Enter");
+
+    // Page side: micro-turn rows with their outputs, the transcript, the counts.
+    const rendered = await until("10 outputs in the timeline", async () => {
+      const n = await page.locator("#timeline li.turn .out:not(.pending)").count();
+      return n >= 10 && n;
+    });
+    expect(rendered).toBeGreaterThanOrEqual(10);
+    expect(await page.locator("#timeline li.turn .in", { hasText: "🎤 200 ms" }).count()).toBeGreaterThanOrEqual(10);
+    await expect.poll(() => page.locator("#transcript p.you").textContent()).toContain("hello from the browser");
+    expect(await page.textContent("#counts")).toMatch(/\d+ chunks sent \(\d+\.\d s audio\)/);
+    if (process.env.WEB_DEMO_SCREENSHOT) await page.screenshot({ path: process.env.WEB_DEMO_SCREENSHOT });
+
+    // Stopping ends the session cleanly on both sides.
+    await page.click("#start");
+    await page.waitForSelector('#status[data-state="closed"]', { timeout: 10_000 });
+    expect(await page.textContent("#status")).toBe("closed");
+    await until("the sidecar to end the session", () => sidecar.hub.size === 0);
+
+    // The sidecar's recording holds what the page sent: the typed text, and
+    // 16 kHz PCM of the fake microphone's tone (resampled by the SDK from the AudioContext rate).
+    const file = readdirSync(join(dir, "recordings")).find((f) => f.endsWith(".jsonl"));
+    expect(file).toBeDefined();
+    const inputs = readFileSync(join(dir, "recordings", file!), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .slice(1)
+      .map((line) => JSON.parse(line).event.input)
+      .filter(Boolean);
+    expect(inputs.map((i: { text?: string }) => i.text ?? "").join("")).toContain("hello from the browser");
+    const pcm = inputs.map((i: { pcm?: unknown }) => i.pcm).filter(Boolean);
+    expect(pcm.length).toBeGreaterThanOrEqual(10);
+    expect(pcm.every((p: { sampleRateHz: number }) => p.sampleRateHz === 16_000)).toBe(true);
+    const samples = pcm.slice(2).map((p: { pcm16: string }) => Buffer.from(p.pcm16, "base64"));
+    const joined = Buffer.concat(samples);
+    const all = new Int16Array(joined.buffer, joined.byteOffset, joined.length >> 1);
+    expect(rms(all)).toBeGreaterThan(0.02);
+    expect(Math.abs(toneHz(all, 16_000) - TONE_HZ)).toBeLessThan(10);
+
+    expect(await page.locator("#timeline li.error").count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+});
