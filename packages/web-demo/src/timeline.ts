@@ -40,7 +40,7 @@ export class Timeline {
     this.counts.audioMs += audioMs;
     const row = el("li", "turn");
     row.dataset.seq = String(seq);
-    const parts = [audioMs > 0 ? `🎤 ${Math.round(audioMs)} ms` : "", text ? `“${text}”` : ""].filter(Boolean);
+    const parts = [audioMs > 0 ? `audio ${Math.round(audioMs)} ms` : "", text ? `“${text}”` : ""].filter(Boolean);
     row.append(el("span", "time", clock(startMs)), el("span", "seq", `#${seq}`), el("span", "in", parts.join(" ") || "·"), el("span", "out pending", "…"), el("span", "lat", ""));
     this.turns.set(seq, row);
     this.add(row);
@@ -51,7 +51,7 @@ export class Timeline {
     this.counts.outputs++;
     if (!silent) this.counts.spoken++;
     const row = this.turns.get(seq);
-    const shown = silent ? "(silent)" : [text ? text : "", audioMs > 0 ? `🔊 ${Math.round(audioMs)} ms` : ""].filter(Boolean).join(" ");
+    const shown = silent ? "(silent)" : [text ? text : "", audioMs > 0 ? `[audio ${Math.round(audioMs)} ms]` : ""].filter(Boolean).join(" ");
     if (row) {
       const out = row.querySelector<HTMLElement>(".out")!;
       out.textContent = shown;
@@ -76,7 +76,7 @@ export class Timeline {
 
   event(kind: string, message: string): void {
     const row = el("li", `event ${kind}`);
-    row.append(el("span", "time", new Date().toLocaleTimeString()), el("span", "kind", kind), el("span", "msg", message));
+    row.append(el("span", "time", new Date().toLocaleTimeString("en-GB")), el("span", "kind", kind), el("span", "msg", message));
     this.add(row);
   }
 
