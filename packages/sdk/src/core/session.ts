@@ -24,7 +24,7 @@ import { AsyncQueue } from "../internal/async-queue.js";
 import { type ReconnectOptions, resolveReconnectOptions } from "../internal/backoff.js";
 import { InputClock } from "../internal/input-clock.js";
 import { INPUT_SAMPLE_RATE_HZ, InputFramer, wireBytes } from "../internal/input-framer.js";
-import { bytesToInt16, LinearResampler, toInt16, validateSampleRate } from "../internal/pcm.js";
+import { bytesToInt16, PcmResampler, toInt16, validateSampleRate } from "../internal/pcm.js";
 import { SessionLink } from "../internal/session-link.js";
 import { type ToolDefinition, type ToolHandler, ToolRunner } from "../internal/tool-runner.js";
 import { validateMs, validateVideoFrame } from "../internal/validate.js";
@@ -83,7 +83,7 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   private readonly runner = new ToolRunner();
   private readonly tasks = new Map<string, BackgroundTask>();
   private readonly iterators = new Set<AsyncQueue<SessionEvent>>();
-  private readonly resamplers = new Map<number, LinearResampler>();
+  private readonly resamplers = new Map<number, PcmResampler>();
   private readonly config: SessionConfigInput;
   private readonly closeTimeoutMs: number;
   private lastPlayedMs = 0;
@@ -179,13 +179,11 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   /** Adds mono audio to the input; it is resampled to 16 kHz and framed into 200 ms chunks. */
   sendAudio(samples: Int16Array | Float32Array, sampleRateHz: number): void {
     this.assertOpen("sendAudio");
-    // TODO(media): replace with @microturn/media (checkSampleRate/checkFinite, float32ToPcm16, streaming
-    // Resampler), mapping MediaError to InvalidInputError; the local helpers live in internal/pcm.ts.
     const rate = validateSampleRate(sampleRateHz);
     const int16 = toInt16(samples);
     let resampler = this.resamplers.get(rate);
     if (!resampler) {
-      resampler = new LinearResampler(rate, INPUT_SAMPLE_RATE_HZ);
+      resampler = new PcmResampler(rate, INPUT_SAMPLE_RATE_HZ);
       this.resamplers.clear();
       this.resamplers.set(rate, resampler);
     }
