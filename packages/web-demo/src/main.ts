@@ -79,9 +79,11 @@ async function start(): Promise<void> {
   live.on("reconnecting", ({ attempt, delayMs }) => tl.event("reconnect", `attempt ${attempt} in ${Math.round(delayMs)} ms`));
   live.on("reconnected", ({ sessionId, resentChunks }) => tl.event("reconnect", `resumed ${sessionId}, resent ${resentChunks} chunks`));
   live.on("close", ({ error }) => {
-    microphone?.stop();
-    microphone = undefined;
-    if (session === live) session = undefined;
+    if (session === live) {
+      session = undefined;
+      microphone?.stop();
+      microphone = undefined;
+    }
     tl.event("session", error ? `closed: ${error.message}` : "closed");
     setState("closed", error ? `closed: ${error.message}` : "closed");
   });
@@ -92,17 +94,33 @@ async function start(): Promise<void> {
     for await (const piece of live.audio()) player.play(piece.samples, piece.sampleRateHz, piece.startMs);
   })().catch(() => undefined); // the close listener already reports how the session ended
   if (view.useMic.checked) {
-    microphone = await startMicrophone(audio, new URL("./mic-worklet.js", import.meta.url), (samples) => {
-      if (session === live) live.sendAudio(samples, audio!.sampleRate);
+    const rateHz = audio.sampleRate;
+    const mic = await startMicrophone(audio, new URL("./mic-worklet.js", import.meta.url), (samples) => {
+      if (session === live) live.sendAudio(samples, rateHz);
     });
+    if (session !== live) {
+      mic.stop(); // the session ended while the microphone was starting
+      return;
+    }
+    microphone = mic;
     tl.event("microphone", `capturing at ${microphone.sampleRateHz} Hz, sent in 200 ms pieces`);
   }
 }
 
 view.start.addEventListener("click", () => {
   if (session) {
+    // Detach first: the worklet may still post a piece while close() waits for the server.
     const closing = session;
-    void closing.close({ reason: "user stopped" }).catch(report);
+    session = undefined;
+    microphone?.stop();
+    microphone = undefined;
+    setState("connecting", "closing …");
+    void closing
+      .close({ reason: "user stopped" })
+      .catch(report)
+      .finally(() => {
+        if (view.status.dataset.state === "connecting") setState("closed", "closed");
+      });
     return;
   }
   start().catch((error: unknown) => {
