@@ -70,7 +70,8 @@ async function start(): Promise<void> {
   const tl = view.timeline;
   live.on("started", (s) => {
     const caps = s.capabilities;
-    tl.event("session", `${s.resumed ? "resumed" : "started"} ${s.sessionId}${caps ? ` · engine ${caps.engine}, model ${caps.modelId}` : ""}`);
+    const model = caps ? ` · engine ${caps.engine}, model ${caps.modelId}${caps.randomWeights ? " (random weights: its output is noise)" : ""}` : "";
+    tl.event("session", `${s.resumed ? "resumed" : "started"} ${s.sessionId}${model}`);
   });
   live.on("inputSent", (chunk) => tl.input(chunk.seq, chunk.startMs, pcmMs(chunk.pcm), chunk.text));
   live.on("output", (out) => tl.output(out.seq, out.text, out.silent, pcmMs(out.audio), out.latencyMs));
