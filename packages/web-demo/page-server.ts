@@ -29,9 +29,23 @@ export interface PageServer {
   close(): Promise<void>;
 }
 
+function pathOf(url: string | undefined): string | undefined {
+  try {
+    return new URL(url ?? "/", "http://page").pathname;
+  } catch {
+    return undefined; // e.g. "//" (a host-less authority)
+  }
+}
+
 /** Maps a request path to a file the demo serves: index.html and the bundles under dist/; nothing else. */
-function fileFor(pathname: string): string | undefined {
-  const path = pathname === "/" ? "/index.html" : normalize(decodeURIComponent(pathname));
+function fileFor(pathname: string | undefined): string | undefined {
+  if (pathname === undefined) return undefined;
+  let path: string;
+  try {
+    path = pathname === "/" ? "/index.html" : normalize(decodeURIComponent(pathname));
+  } catch {
+    return undefined; // malformed percent-encoding
+  }
   if (FILES.has(path) || (path.startsWith("/dist/") && !path.includes(".."))) return join(ROOT, ...path.split("/").filter(Boolean));
   return undefined;
 }
@@ -59,7 +73,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   const target = { host: sidecar.hostname.replace(/^\[|\]$/g, ""), port: Number(sidecar.port) };
   const tunnels = new Set<Socket>();
   const server = createServer((req, res) => {
-    const file = fileFor(new URL(req.url ?? "/", "http://page").pathname);
+    const file = fileFor(pathOf(req.url));
     if (req.method !== "GET" || !file) {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
       return;
@@ -70,7 +84,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
     );
   });
   server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    if (new URL(req.url ?? "/", "http://page").pathname !== "/v1/converse") {
+    if (pathOf(req.url) !== "/v1/converse") {
       socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
       return;
     }
