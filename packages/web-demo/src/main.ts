@@ -23,6 +23,7 @@ const view = {
   status: byId<HTMLElement>("status"),
   textForm: byId<HTMLFormElement>("text-form"),
   text: byId<HTMLInputElement>("text"),
+  delegate: byId<HTMLButtonElement>("delegate"),
   timeline: new Timeline(byId<HTMLOListElement>("timeline"), byId("counts"), byId("transcript")),
 };
 
@@ -30,6 +31,8 @@ const query = new URLSearchParams(location.search);
 const defaultUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/converse`;
 view.url.value = query.get("url") ?? defaultUrl;
 const apiKey = query.get("api_key") ?? undefined;
+// TaskStatus by value, in the proto's order.
+const TASK_STATUS = ["unspecified", "queued", "running", "done", "failed", "cancelled", "timed out"];
 // Asks the sidecar to record the session (it does when started with --record-dir).
 const record = query.get("record") === "1";
 
@@ -44,6 +47,7 @@ function setState(state: State, detail: string): void {
   view.start.textContent = state === "live" || state === "connecting" ? "Stop" : "Start";
   view.start.disabled = state === "connecting";
   view.text.disabled = state !== "live";
+  view.delegate.disabled = state !== "live";
 }
 
 function pcmMs(pcm: PcmAudio | undefined): number {
@@ -75,7 +79,7 @@ async function start(): Promise<void> {
   });
   live.on("inputSent", (chunk) => tl.input(chunk.seq, chunk.startMs, pcmMs(chunk.pcm), chunk.text));
   live.on("output", (out) => tl.output(out.seq, out.text, out.silent, pcmMs(out.audio), out.latencyMs));
-  live.on("background", (u) => tl.background(u.taskId, String(u.status), u.content || u.errorMessage));
+  live.on("background", (u) => tl.background(u.taskId, TASK_STATUS[u.status] ?? String(u.status), u.content || u.errorMessage));
   live.on("error", report);
   live.on("reconnecting", ({ attempt, delayMs }) => tl.event("reconnect", `attempt ${attempt} in ${Math.round(delayMs)} ms`));
   live.on("reconnected", ({ sessionId, resentChunks }) => tl.event("reconnect", `resumed ${sessionId}, resent ${resentChunks} chunks`));
@@ -140,6 +144,15 @@ view.textForm.addEventListener("submit", (event) => {
   const text = view.text.value.trim();
   if (!text || !session) return;
   session.sendText(text);
+  view.text.value = "";
+});
+
+// The typed text as a background task; its updates arrive as `background` events.
+view.delegate.addEventListener("click", () => {
+  const text = view.text.value.trim();
+  if (!text || !session) return;
+  const task = session.delegate(text, { timeoutMs: 60_000 });
+  view.timeline.event("background", `task ${task.id} delegated: ${text}`);
   view.text.value = "";
 });
 
