@@ -124,6 +124,12 @@ describe("web demo in headless Chromium", () => {
     await page.fill("#text", "hello from the browser");
     await page.press("#text", "Enter");
 
+    // The Delegate button starts a background task; the sidecar's answer about it (a result, or
+    // "failed: no background model" where none is configured) shows in the timeline.
+    await page.fill("#text", "list three colours");
+    await page.click("#delegate");
+    await page.waitForSelector("#timeline li.background >> text=/task \\S+ (queued|running|done|failed|timed out)/", { timeout: 30_000 });
+
     // Page side: micro-turn rows with their outputs, the transcript, the counts.
     const rendered = await until("10 outputs in the timeline", async () => {
       const n = await page.locator("#timeline li.turn .out:not(.pending)").count();
