@@ -71,11 +71,12 @@ export class Timeline {
 
   background(taskId: string, status: string, text: string): void {
     this.counts.background++;
-    this.event("background", `task ${taskId} ${status}${text ? `: ${text}` : ""}`);
+    const ended = status === "failed" || status === "timed out" || status === "cancelled";
+    this.event("background", `task ${taskId} ${status}${text ? `: ${text}` : ""}`, ended ? "background ended" : "background");
   }
 
-  event(kind: string, message: string): void {
-    const row = el("li", `event ${kind}`);
+  event(kind: string, message: string, className = kind): void {
+    const row = el("li", `event ${className}`);
     row.append(el("span", "time", new Date().toLocaleTimeString("en-GB")), el("span", "kind", kind), el("span", "msg", message));
     this.add(row);
   }
