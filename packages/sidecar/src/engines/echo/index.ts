@@ -1,0 +1,190 @@
+// The echo engine: a real, deterministic, model-free engine for tests and load
+// benchmarks of everything above the engine. It tokenizes like a sequence
+// would (one token per word piece, the time marker included), answers each
+// chunk by repeating its user text token by token (optionally paced), and
+// supports rewind. Silent when the chunk has no text.
+import { randomUUID } from "node:crypto";
+import { FinishReason, Modality } from "@microturn/protocol";
+import { renderChunkText } from "../chunk-text.js";
+import type { AppendOptions, Engine, EngineCapabilities, EngineChunk, EngineOutput, EngineSession, EngineSessionStats, OpenSessionOptions } from "../engine.js";
+import { EngineError } from "../errors.js";
+
+export interface EchoEngineOptions {
+  /** Delay before each output token, ms; 0 answers at once. */
+  tokenDelayMs?: number;
+  /** Capacity of a session that asks for none, tokens. */
+  defaultCapacityTokens?: number;
+  maxSessions?: number;
+}
+
+/** Word pieces with their leading whitespace, so joining them gives the text back. */
+export function echoTokens(text: string): string[] {
+  return text.match(/\s*\S+|\s+$/g) ?? [];
+}
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+class EchoSession implements EngineSession {
+  private readonly tokens: string[] = [];
+  private readonly startTokens: number;
+  private closed = false;
+  private inFlight = false;
+  private appends = 0;
+  private lastAppendMs = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly capacity: number,
+    private readonly tokenDelayMs: number,
+    systemPrompt: string,
+    private readonly onClose: (id: string) => void,
+  ) {
+    this.tokens.push(...echoTokens(systemPrompt));
+    this.startTokens = this.tokens.length;
+  }
+
+  get positionTokens(): number {
+    return this.tokens.length;
+  }
+
+  /** The whole sequence as text, for tests. */
+  get text(): string {
+    return this.tokens.join("");
+  }
+
+  stats(): EngineSessionStats {
+    return { positionTokens: this.tokens.length, appends: this.appends, lastAppendMs: this.lastAppendMs, capacityTokens: this.capacity };
+  }
+
+  async *append(chunk: EngineChunk, options: AppendOptions): AsyncGenerator<EngineOutput> {
+    this.assertUsable();
+    if ((chunk.audio && chunk.audio.frames > 0) || (chunk.video && chunk.video.length > 0)) {
+      throw new EngineError("unsupported_modality", "the echo engine takes text only", { sessionId: this.id });
+    }
+    if (!Number.isInteger(options.maxOutputTokens) || options.maxOutputTokens < 0) {
+      throw new EngineError("invalid_argument", `maxOutputTokens must be a non-negative integer, got ${options.maxOutputTokens}`, { sessionId: this.id });
+    }
+    if (options.signal?.aborted) throw new EngineError("aborted", "append aborted before it started", { sessionId: this.id });
+    const input = echoTokens(renderChunkText(chunk));
+    if (this.tokens.length + input.length + options.maxOutputTokens > this.capacity) {
+      throw new EngineError("too_large", `chunk of ${input.length} tokens does not fit: session at ${this.tokens.length} of ${this.capacity}`, { sessionId: this.id });
+    }
+    this.inFlight = true;
+    try {
+      const started = performance.now();
+      this.tokens.push(...input);
+      const inputEndTokens = this.tokens.length;
+      const appendMs = performance.now() - started;
+      this.appends++;
+      this.lastAppendMs = appendMs;
+      const reply = echoTokens(chunk.text ?? "").slice(0, options.maxOutputTokens);
+      let finishReason = reply.length === 0 ? FinishReason.FINISH_REASON_SILENT : FinishReason.FINISH_REASON_LENGTH;
+      let said = "";
+      for (const token of reply) {
+        if (this.tokenDelayMs > 0) await sleep(this.tokenDelayMs, options.signal);
+        if (this.closed || options.signal?.aborted) {
+          finishReason = FinishReason.FINISH_REASON_ABORT;
+          break;
+        }
+        if (options.stop?.some((s) => s && (said + token).includes(s))) {
+          finishReason = FinishReason.FINISH_REASON_STOP;
+          break;
+        }
+        said += token;
+        this.tokens.push(token);
+        yield { type: "delta", text: token, positionTokens: this.tokens.length };
+      }
+      yield {
+        type: "done",
+        done: {
+          finishReason,
+          positionTokens: this.tokens.length,
+          inputEndTokens,
+          inputTokens: input.length,
+          outputTokens: this.tokens.length - inputEndTokens,
+          appendMs,
+          turnMs: performance.now() - started,
+        },
+      };
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  async rewind(positionTokens: number, signal?: AbortSignal): Promise<number> {
+    this.assertUsable();
+    if (signal?.aborted) throw new EngineError("aborted", "rewind aborted", { sessionId: this.id });
+    if (!Number.isInteger(positionTokens)) {
+      throw new EngineError("invalid_argument", `rewind position must be an integer, got ${positionTokens}`, { sessionId: this.id });
+    }
+    if (positionTokens < this.startTokens || positionTokens > this.tokens.length) {
+      throw new EngineError("rewind_out_of_range", `rewind to ${positionTokens} outside [${this.startTokens}, ${this.tokens.length}]`, { sessionId: this.id });
+    }
+    this.tokens.length = positionTokens;
+    return positionTokens;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose(this.id);
+  }
+
+  private assertUsable(): void {
+    if (this.closed) throw new EngineError("session_closed", `session ${this.id} is closed`, { sessionId: this.id });
+    if (this.inFlight) throw new EngineError("busy", `session ${this.id} already has an append in flight`, { sessionId: this.id });
+  }
+}
+
+export class EchoEngine implements Engine {
+  readonly capabilities: EngineCapabilities = {
+    engine: "echo",
+    modelId: "echo",
+    inputModalities: [Modality.MODALITY_TEXT],
+    outputModalities: [Modality.MODALITY_TEXT],
+    supportsRewind: true,
+    maxContextTokens: 1 << 20,
+    randomWeights: false,
+  };
+  private readonly sessions = new Map<string, EchoSession>();
+  private disposed = false;
+
+  constructor(private readonly options: EchoEngineOptions = {}) {}
+
+  async openSession(options: OpenSessionOptions = {}): Promise<EngineSession> {
+    if (this.disposed) throw new EngineError("unavailable", "engine disposed");
+    if (options.signal?.aborted) throw new EngineError("aborted", "open aborted");
+    if (this.sessions.size >= (this.options.maxSessions ?? Infinity)) throw new EngineError("unavailable", "session limit reached");
+    const id = options.sessionId || randomUUID();
+    if (this.sessions.has(id)) throw new EngineError("invalid_argument", `session ${id} is already open`, { sessionId: id });
+    const capacity = options.capacityTokens || this.options.defaultCapacityTokens || 65_536;
+    const session = new EchoSession(id, capacity, this.options.tokenDelayMs ?? 0, options.systemPrompt ?? "", (closed) => this.sessions.delete(closed));
+    this.sessions.set(id, session);
+    return session;
+  }
+
+  /** A session by id, or EngineError("unknown_session"). */
+  session(id: string): EngineSession {
+    const session = this.sessions.get(id);
+    if (!session) throw new EngineError("unknown_session", `no open session ${id}`, { sessionId: id });
+    return session;
+  }
+
+  async health(): Promise<{ serving: boolean; activeSessions: number }> {
+    if (this.disposed) throw new EngineError("unavailable", "engine disposed");
+    return { serving: true, activeSessions: this.sessions.size };
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    await Promise.all([...this.sessions.values()].map((s) => s.close()));
+  }
+}
+
+export async function createEchoEngine(options: EchoEngineOptions = {}): Promise<EchoEngine> {
+  return new EchoEngine(options);
+}
