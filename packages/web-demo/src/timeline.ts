@@ -2,6 +2,8 @@
 // went in, what came out, how long it took), rows for errors, background
 // updates and session changes, running counts, and the transcript.
 const MAX_ROWS = 300;
+// Background results can be long; the row shows their start.
+const MAX_MESSAGE_CHARS = 160;
 
 export interface TimelineCounts {
   inputs: number;
@@ -77,7 +79,8 @@ export class Timeline {
 
   event(kind: string, message: string, className = kind): void {
     const row = el("li", `event ${className}`);
-    row.append(el("span", "time", new Date().toLocaleTimeString("en-GB")), el("span", "kind", kind), el("span", "msg", message));
+    const shown = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}…` : message;
+    row.append(el("span", "time", new Date().toLocaleTimeString("en-GB")), el("span", "kind", kind), el("span", "msg", shown));
     this.add(row);
   }
 

@@ -9,9 +9,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { startPageServer, type PageServer } from "../page-server.js";
 import { writeSineWav } from "./wav.js";
-// Until the sidecar's engine registry is on main: its source and the fake engine from its tests.
-import { loadConfig, startSidecar, type Sidecar } from "../../sidecar/src/index.js";
-import { FakeEngine } from "../../sidecar/test/helpers/fake-engine.js";
+import { loadConfig, startSidecar, type Sidecar } from "@microturn/sidecar";
 
 const CHROMIUM = "/usr/bin/chromium";
 const haveChromium = existsSync(CHROMIUM);
@@ -71,7 +69,7 @@ describe("web demo in headless Chromium", () => {
     const wav = join(dir, "tone.wav");
     writeSineWav(wav, { hz: TONE_HZ, seconds: 1, sampleRateHz: 48_000, amplitude: 0.5 });
     const config = loadConfig(["--port", "0", "--metrics-port", "0", "--log-level", "error", "--record-dir", join(dir, "recordings")]);
-    sidecar = await startSidecar(config, { engine: new FakeEngine() });
+    sidecar = await startSidecar(config); // the embedded engine with its tiny random-weight model
     pageServer = await startPageServer({ sidecarHttpAddress: sidecar.server.httpAddress! });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -128,7 +126,7 @@ describe("web demo in headless Chromium", () => {
     // "failed: no background model" where none is configured) shows in the timeline.
     await page.fill("#text", "list three colours");
     await page.click("#delegate");
-    await page.waitForSelector("#timeline li.background >> text=/task \\S+ (queued|running|done|failed|timed out)/", { timeout: 30_000 });
+    await page.waitForSelector("#timeline li.background >> text=/task \\S+ (done|failed|timed out)/", { timeout: 30_000 });
 
     // Page side: micro-turn rows with their outputs, the transcript, the counts.
     const rendered = await until("10 outputs in the timeline", async () => {
