@@ -10,10 +10,12 @@ export class RealFft {
   /** Transform length (a power of two, at least 4). */
   readonly size: number;
   private readonly half: number;
-  private readonly bitReverse: Uint32Array;
-  /** Twiddles of every complex stage laid out contiguously: stage `span` starts at offset span - 1, cos/sin(pi*j/span). */
-  private readonly stageCos: Float64Array;
-  private readonly stageSin: Float64Array;
+  private readonly firstRadix: number;
+  /** Position p of the first pass reads z[order[p]] (decimation in time: inputs in mixed-radix digit-reversed order). */
+  private readonly order: Uint32Array;
+  /** Twiddles of each radix-8 pass, see `radix8Pass`. */
+  private readonly passCos: Float64Array[] = [];
+  private readonly passSin: Float64Array[] = [];
   /** cos/sin(2*pi*k/size) for the real split, k <= half. */
   private readonly splitCos: Float64Array;
   private readonly splitSin: Float64Array;
@@ -22,6 +24,8 @@ export class RealFft {
   /** The (windowed) input, zero from `filled` on. */
   private readonly scratch: Float64Array;
   private filled = 0;
+  /** The window of the scratch path (products with 1 are exact). */
+  private readonly ones: Float64Array;
 
   constructor(size: number) {
     if (!Number.isInteger(size) || size < 4 || (size & (size - 1)) !== 0) {
@@ -30,25 +34,25 @@ export class RealFft {
     this.size = size;
     const half = size / 2;
     this.half = half;
-    const bits = Math.log2(half);
-    this.bitReverse = new Uint32Array(half);
-    for (let i = 0; i < half; i++) {
-      let r = 0;
-      for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
-      this.bitReverse[i] = r;
-    }
-    // Each twiddle comes straight from cos/sin rather than a recurrence, so
-    // rounding error does not grow along the table.
-    this.stageCos = new Float64Array(Math.max(half - 1, 1));
-    this.stageSin = new Float64Array(Math.max(half - 1, 1));
-    for (let span = 1; span < half; span *= 2) {
+    // half = firstRadix * 8^passes: a twiddle-free radix-2/4/8 pass, then radix-8 passes.
+    const log = Math.log2(half);
+    this.firstRadix = log % 3 === 0 ? 8 : 2 ** (log % 3);
+    const radices: number[] = [this.firstRadix];
+    for (let span = this.firstRadix; span < half; span *= 8) {
+      radices.push(8);
+      // Each twiddle comes straight from cos/sin rather than a recurrence, so rounding error does not grow along the table.
+      const cos = new Float64Array(7 * span);
+      const sin = new Float64Array(7 * span);
       for (let j = 0; j < span; j++) {
-        // Same angle as 2*pi*(j*half/(2*span))/half, computed from the table index so every size shares one formula.
-        const k = (j * half) / (2 * span);
-        this.stageCos[span - 1 + j] = Math.cos((2 * Math.PI * k) / half);
-        this.stageSin[span - 1 + j] = Math.sin((2 * Math.PI * k) / half);
+        for (let q = 1; q < 8; q++) {
+          cos[7 * j + q - 1] = Math.cos((2 * Math.PI * j * q) / (8 * span));
+          sin[7 * j + q - 1] = Math.sin((2 * Math.PI * j * q) / (8 * span));
+        }
       }
+      this.passCos.push(cos);
+      this.passSin.push(sin);
     }
+    this.order = digitReversal(half, radices.reverse());
     this.splitCos = new Float64Array(half + 1);
     this.splitSin = new Float64Array(half + 1);
     for (let k = 0; k <= half; k++) {
@@ -58,6 +62,7 @@ export class RealFft {
     this.zr = new Float64Array(half);
     this.zi = new Float64Array(half);
     this.scratch = new Float64Array(size);
+    this.ones = new Float64Array(size).fill(1);
   }
 
   /**
@@ -86,19 +91,20 @@ export class RealFft {
     const lo = Math.max(fromBin, 1);
     const hi = Math.min(toBin, half);
     for (let k = lo; k < hi; k++) {
+      // splitBin's terms times 2 (exact: scaling by a power of two commutes with rounding), halved once at the end.
       const ar = zr[k] as number;
       const ai = zi[k] as number;
       const br = zr[half - k] as number;
-      const bi = -(zi[half - k] as number);
-      const er = 0.5 * (ar + br);
-      const ei = 0.5 * (ai + bi);
-      const or = 0.5 * (ai - bi);
-      const oi = -0.5 * (ar - br);
+      const bi = zi[half - k] as number;
+      const er = ar + br;
+      const ei = ai - bi;
+      const or = ai + bi;
+      const oi = br - ar;
       const c = splitCos[k] as number;
       const s = splitSin[k] as number;
       const r = er + c * or + s * oi;
       const i = ei + c * oi - s * or;
-      out[k] = Math.sqrt(r * r + i * i);
+      out[k] = 0.5 * Math.sqrt(r * r + i * i);
     }
     if (fromBin === 0) this.edgeMagnitude(0, out);
     if (toBin > half) this.edgeMagnitude(half, out);
@@ -132,135 +138,289 @@ export class RealFft {
 
   /** The half-size complex FFT of z[m] = x[2m] + i x[2m+1] into zr/zi, x = input (times window), zero from `length` on. */
   private transform(input: Float64Array, window: Float64Array | null, length: number): void {
-    const { half, zr, zi, bitReverse, stageCos, stageSin, scratch } = this;
-    const used = Math.min(length, this.size);
-    if (window === null) for (let n = 0; n < used; n++) scratch[n] = input[n] as number;
-    else for (let n = 0; n < used; n++) scratch[n] = (input[n] as number) * (window[n] as number);
-    if (used < this.filled) scratch.fill(0, used, this.filled);
-    this.filled = used;
-    let span: number;
-    if (half >= 4) {
-      // Bit-reversed load fused with the first two stages (a radix-4 butterfly
-      // whose twiddles are 1 and -i): slots a..a+3 hold z[m], z[m + half/2],
-      // z[m + half/4], z[m + 3 half/4] for m = bitReverse[a].
-      const q1 = half; // sample offset of z[m + half/2]: 2 * half/2
-      const q2 = half / 2;
-      const q3 = half + half / 2;
+    const { scratch, size } = this;
+    if (window !== null && window.length >= size && input.length >= size) {
+      // A window as long as the transform: the first pass windows as it loads, with no copy.
+      this.firstPass(input, window);
+    } else {
+      const used = Math.min(length, size);
+      if (window === null) for (let n = 0; n < used; n++) scratch[n] = input[n] as number;
+      else for (let n = 0; n < used; n++) scratch[n] = (input[n] as number) * (window[n] as number);
+      if (used < this.filled) scratch.fill(0, used, this.filled);
+      this.filled = used;
+      this.firstPass(scratch, this.ones);
+    }
+    for (let span = this.firstRadix, p = 0; span < this.half; span *= 8, p++) {
+      this.radix8Pass(span, this.passCos[p] as Float64Array, this.passSin[p] as Float64Array);
+    }
+  }
+
+  /** The twiddle-free first pass (radix 2, 4 or 8), loading z in digit-reversed order from x[n] = src[n] * win[n], n < size. */
+  private firstPass(src: Float64Array, win: Float64Array): void {
+    const { half, zr, zi, order, firstRadix } = this;
+    if (firstRadix === 2) {
+      for (let a = 0; a < half; a += 2) {
+        const n0 = 2 * (order[a] as number);
+        const n1 = 2 * (order[a + 1] as number);
+        const x0r = (src[n0] as number) * (win[n0] as number);
+        const x0i = (src[n0 + 1] as number) * (win[n0 + 1] as number);
+        const x1r = (src[n1] as number) * (win[n1] as number);
+        const x1i = (src[n1 + 1] as number) * (win[n1 + 1] as number);
+        zr[a] = x0r + x1r;
+        zi[a] = x0i + x1i;
+        zr[a + 1] = x0r - x1r;
+        zi[a + 1] = x0i - x1i;
+      }
+    } else if (firstRadix === 4) {
       for (let a = 0; a < half; a += 4) {
-        const n = 2 * (bitReverse[a] as number);
-        const x0r = scratch[n] as number;
-        const x0i = scratch[n + 1] as number;
-        const x1r = scratch[n + q1] as number;
-        const x1i = scratch[n + q1 + 1] as number;
-        const x2r = scratch[n + q2] as number;
-        const x2i = scratch[n + q2 + 1] as number;
-        const x3r = scratch[n + q3] as number;
-        const x3i = scratch[n + q3 + 1] as number;
-        const b0r = x0r + x1r;
-        const b0i = x0i + x1i;
-        const b1r = x0r - x1r;
-        const b1i = x0i - x1i;
-        const b2r = x2r + x3r;
-        const b2i = x2i + x3i;
-        const b3r = x2r - x3r;
-        const b3i = x2i - x3i;
+        const n0 = 2 * (order[a] as number);
+        const n1 = 2 * (order[a + 1] as number);
+        const n2 = 2 * (order[a + 2] as number);
+        const n3 = 2 * (order[a + 3] as number);
+        const b0r = (src[n0] as number) * (win[n0] as number) + (src[n2] as number) * (win[n2] as number);
+        const b0i = (src[n0 + 1] as number) * (win[n0 + 1] as number) + (src[n2 + 1] as number) * (win[n2 + 1] as number);
+        const b1r = (src[n0] as number) * (win[n0] as number) - (src[n2] as number) * (win[n2] as number);
+        const b1i = (src[n0 + 1] as number) * (win[n0 + 1] as number) - (src[n2 + 1] as number) * (win[n2 + 1] as number);
+        const b2r = (src[n1] as number) * (win[n1] as number) + (src[n3] as number) * (win[n3] as number);
+        const b2i = (src[n1 + 1] as number) * (win[n1 + 1] as number) + (src[n3 + 1] as number) * (win[n3 + 1] as number);
+        const b3r = (src[n1] as number) * (win[n1] as number) - (src[n3] as number) * (win[n3] as number);
+        const b3i = (src[n1 + 1] as number) * (win[n1 + 1] as number) - (src[n3 + 1] as number) * (win[n3 + 1] as number);
         zr[a] = b0r + b2r;
         zi[a] = b0i + b2i;
         zr[a + 2] = b0r - b2r;
         zi[a + 2] = b0i - b2i;
-        // b3 * -i = b3i - i b3r
+        // X1 = b1 - i b3, X3 = b1 + i b3
         zr[a + 1] = b1r + b3i;
         zi[a + 1] = b1i - b3r;
         zr[a + 3] = b1r - b3i;
         zi[a + 3] = b1i + b3r;
       }
-      span = 4;
     } else {
-      for (let m = 0; m < half; m++) {
-        const j = bitReverse[m] as number;
-        zr[j] = scratch[2 * m] as number;
-        zi[j] = scratch[2 * m + 1] as number;
-      }
-      for (let a = 0; a < half; a += 2) {
-        const ar = zr[a] as number;
-        const ai = zi[a] as number;
-        const br = zr[a + 1] as number;
-        const bi = zi[a + 1] as number;
-        zr[a] = ar + br;
-        zi[a] = ai + bi;
-        zr[a + 1] = ar - br;
-        zi[a + 1] = ai - bi;
-      }
-      span = 2;
-    }
-    // Remaining stages two at a time (radix-2^2): stage `span` and stage
-    // `2 span` on four values per load, halving the passes over memory.
-    for (; 4 * span <= half; span *= 4) {
-      const base1 = span - 1;
-      const base2 = 2 * span - 1;
-      for (let j = 0; j < span; j++) {
-        const w1r = stageCos[base1 + j] as number;
-        const w1i = -(stageSin[base1 + j] as number);
-        const w2r = stageCos[base2 + j] as number;
-        const w2i = -(stageSin[base2 + j] as number);
-        for (let a0 = j; a0 < half; a0 += 4 * span) {
-          const a1 = a0 + span;
-          const a2 = a1 + span;
-          const a3 = a2 + span;
-          // Stage span: (a0, a1) and (a2, a3) with twiddle w1.
-          let xr = zr[a1] as number;
-          let xi = zi[a1] as number;
-          let tr = xr * w1r - xi * w1i;
-          let ti = xr * w1i + xi * w1r;
-          const p0r = (zr[a0] as number) + tr;
-          const p0i = (zi[a0] as number) + ti;
-          const p1r = (zr[a0] as number) - tr;
-          const p1i = (zi[a0] as number) - ti;
-          xr = zr[a3] as number;
-          xi = zi[a3] as number;
-          tr = xr * w1r - xi * w1i;
-          ti = xr * w1i + xi * w1r;
-          const p2r = (zr[a2] as number) + tr;
-          const p2i = (zi[a2] as number) + ti;
-          const p3r = (zr[a2] as number) - tr;
-          const p3i = (zi[a2] as number) - ti;
-          // Stage 2 span: (a0, a2) with w2, (a1, a3) with w2 * -i.
-          tr = p2r * w2r - p2i * w2i;
-          ti = p2r * w2i + p2i * w2r;
-          zr[a0] = p0r + tr;
-          zi[a0] = p0i + ti;
-          zr[a2] = p0r - tr;
-          zi[a2] = p0i - ti;
-          const ur = p3r * w2r - p3i * w2i;
-          const ui = p3r * w2i + p3i * w2r;
-          // (ur + i ui) * -i = ui - i ur
-          zr[a1] = p1r + ui;
-          zi[a1] = p1i - ur;
-          zr[a3] = p1r - ui;
-          zi[a3] = p1i + ur;
-        }
-      }
-    }
-    // A last single stage when the stage count after the first is odd.
-    for (; span < half; span *= 2) {
-      const base = span - 1;
-      for (let j = 0; j < span; j++) {
-        const wr = stageCos[base + j] as number;
-        const wi = -(stageSin[base + j] as number);
-        for (let a = j; a < half; a += 2 * span) {
-          const b = a + span;
-          const br = zr[b] as number;
-          const bi = zi[b] as number;
-          const tr = br * wr - bi * wi;
-          const ti = br * wi + bi * wr;
-          const ar = zr[a] as number;
-          const ai = zi[a] as number;
-          zr[b] = ar - tr;
-          zi[b] = ai - ti;
-          zr[a] = ar + tr;
-          zi[a] = ai + ti;
-        }
+      for (let a = 0; a < half; a += 8) {
+        const n0 = 2 * (order[a] as number);
+        const n1 = 2 * (order[a + 1] as number);
+        const n2 = 2 * (order[a + 2] as number);
+        const n3 = 2 * (order[a + 3] as number);
+        const n4 = 2 * (order[a + 4] as number);
+        const n5 = 2 * (order[a + 5] as number);
+        const n6 = 2 * (order[a + 6] as number);
+        const n7 = 2 * (order[a + 7] as number);
+        const a0r = (src[n0] as number) * (win[n0] as number);
+        const a0i = (src[n0 + 1] as number) * (win[n0 + 1] as number);
+        const a1r = (src[n1] as number) * (win[n1] as number);
+        const a1i = (src[n1 + 1] as number) * (win[n1 + 1] as number);
+        const a2r = (src[n2] as number) * (win[n2] as number);
+        const a2i = (src[n2 + 1] as number) * (win[n2 + 1] as number);
+        const a3r = (src[n3] as number) * (win[n3] as number);
+        const a3i = (src[n3 + 1] as number) * (win[n3 + 1] as number);
+        const a4r = (src[n4] as number) * (win[n4] as number);
+        const a4i = (src[n4 + 1] as number) * (win[n4 + 1] as number);
+        const a5r = (src[n5] as number) * (win[n5] as number);
+        const a5i = (src[n5 + 1] as number) * (win[n5 + 1] as number);
+        const a6r = (src[n6] as number) * (win[n6] as number);
+        const a6i = (src[n6 + 1] as number) * (win[n6 + 1] as number);
+        const a7r = (src[n7] as number) * (win[n7] as number);
+        const a7i = (src[n7 + 1] as number) * (win[n7 + 1] as number);
+        // Even part E = DFT4(a0, a2, a4, a6) = c0..c3, odd part O = DFT4(a1, a3, a5, a7) = c4..c7 (-i (x + i y) = y - i x).
+        const b0r = a0r + a4r;
+        const b0i = a0i + a4i;
+        const b1r = a0r - a4r;
+        const b1i = a0i - a4i;
+        const b2r = a2r + a6r;
+        const b2i = a2i + a6i;
+        const dr = a2r - a6r;
+        const di = a2i - a6i;
+        const b4r = a1r + a5r;
+        const b4i = a1i + a5i;
+        const b5r = a1r - a5r;
+        const b5i = a1i - a5i;
+        const b6r = a3r + a7r;
+        const b6i = a3i + a7i;
+        const er = a3r - a7r;
+        const ei = a3i - a7i;
+        const c0r = b0r + b2r;
+        const c0i = b0i + b2i;
+        const c2r = b0r - b2r;
+        const c2i = b0i - b2i;
+        const c1r = b1r + di;
+        const c1i = b1i - dr;
+        const c3r = b1r - di;
+        const c3i = b1i + dr;
+        const c4r = b4r + b6r;
+        const c4i = b4i + b6i;
+        const c6r = b4r - b6r;
+        const c6i = b4i - b6i;
+        const c5r = b5r + ei;
+        const c5i = b5i - er;
+        const c7r = b5r - ei;
+        const c7i = b5i + er;
+        // X_k = E_k + e^{-i pi k / 4} O_k, X_(k+4) = E_k - e^{-i pi k / 4} O_k.
+        const t5r = (c5r + c5i) * SQRT_HALF;
+        const t5i = (c5i - c5r) * SQRT_HALF;
+        const t7r = (c7i - c7r) * SQRT_HALF;
+        const t7i = -(c7r + c7i) * SQRT_HALF;
+        zr[a] = c0r + c4r;
+        zi[a] = c0i + c4i;
+        zr[a + 4] = c0r - c4r;
+        zi[a + 4] = c0i - c4i;
+        zr[a + 1] = c1r + t5r;
+        zi[a + 1] = c1i + t5i;
+        zr[a + 5] = c1r - t5r;
+        zi[a + 5] = c1i - t5i;
+        zr[a + 2] = c2r + c6i;
+        zi[a + 2] = c2i - c6r;
+        zr[a + 6] = c2r - c6i;
+        zi[a + 6] = c2i + c6r;
+        zr[a + 3] = c3r + t7r;
+        zi[a + 3] = c3i + t7i;
+        zr[a + 7] = c3r - t7r;
+        zi[a + 7] = c3i - t7i;
       }
     }
   }
+
+  /**
+   * One radix-8 decimation-in-time pass: eight interleaved sub-transforms of
+   * length `span` become transforms of length 8 span. Twiddle q of offset j
+   * is e^{-2 pi i j q / (8 span)}, stored at 7 j + q - 1.
+   */
+  private radix8Pass(span: number, cos: Float64Array, sin: Float64Array): void {
+    const { half, zr, zi } = this;
+    const block = 8 * span;
+    for (let j = 0; j < span; j++) {
+      const t = 7 * j;
+      const c1 = cos[t] as number;
+      const s1 = sin[t] as number;
+      const c2 = cos[t + 1] as number;
+      const s2 = sin[t + 1] as number;
+      const c3 = cos[t + 2] as number;
+      const s3 = sin[t + 2] as number;
+      const c4 = cos[t + 3] as number;
+      const s4 = sin[t + 3] as number;
+      const c5 = cos[t + 4] as number;
+      const s5 = sin[t + 4] as number;
+      const c6 = cos[t + 5] as number;
+      const s6 = sin[t + 5] as number;
+      const c7 = cos[t + 6] as number;
+      const s7 = sin[t + 6] as number;
+      for (let a = j; a < half; a += block) {
+        const a1 = a + span;
+        const a2 = a1 + span;
+        const a3 = a2 + span;
+        const a4 = a3 + span;
+        const a5 = a4 + span;
+        const a6 = a5 + span;
+        const a7 = a6 + span;
+        // (x + i y) e^{-i theta} = (x c + y s) + i (y c - x s)
+        const x1 = zr[a1] as number;
+        const y1 = zi[a1] as number;
+        const x2 = zr[a2] as number;
+        const y2 = zi[a2] as number;
+        const x3 = zr[a3] as number;
+        const y3 = zi[a3] as number;
+        const x4 = zr[a4] as number;
+        const y4 = zi[a4] as number;
+        const x5 = zr[a5] as number;
+        const y5 = zi[a5] as number;
+        const x6 = zr[a6] as number;
+        const y6 = zi[a6] as number;
+        const x7 = zr[a7] as number;
+        const y7 = zi[a7] as number;
+        const a0r = zr[a] as number;
+        const a0i = zi[a] as number;
+        const a1r = x1 * c1 + y1 * s1;
+        const a1i = y1 * c1 - x1 * s1;
+        const a2r = x2 * c2 + y2 * s2;
+        const a2i = y2 * c2 - x2 * s2;
+        const a3r = x3 * c3 + y3 * s3;
+        const a3i = y3 * c3 - x3 * s3;
+        const a4r = x4 * c4 + y4 * s4;
+        const a4i = y4 * c4 - x4 * s4;
+        const a5r = x5 * c5 + y5 * s5;
+        const a5i = y5 * c5 - x5 * s5;
+        const a6r = x6 * c6 + y6 * s6;
+        const a6i = y6 * c6 - x6 * s6;
+        const a7r = x7 * c7 + y7 * s7;
+        const a7i = y7 * c7 - x7 * s7;
+        // Even part E = DFT4(a0, a2, a4, a6) = c0..c3, odd part O = DFT4(a1, a3, a5, a7) = c4..c7 (-i (x + i y) = y - i x).
+        const b0r = a0r + a4r;
+        const b0i = a0i + a4i;
+        const b1r = a0r - a4r;
+        const b1i = a0i - a4i;
+        const b2r = a2r + a6r;
+        const b2i = a2i + a6i;
+        const dr = a2r - a6r;
+        const di = a2i - a6i;
+        const b4r = a1r + a5r;
+        const b4i = a1i + a5i;
+        const b5r = a1r - a5r;
+        const b5i = a1i - a5i;
+        const b6r = a3r + a7r;
+        const b6i = a3i + a7i;
+        const er = a3r - a7r;
+        const ei = a3i - a7i;
+        const c0r = b0r + b2r;
+        const c0i = b0i + b2i;
+        const c2r = b0r - b2r;
+        const c2i = b0i - b2i;
+        const c1r = b1r + di;
+        const c1i = b1i - dr;
+        const c3r = b1r - di;
+        const c3i = b1i + dr;
+        const c4r = b4r + b6r;
+        const c4i = b4i + b6i;
+        const c6r = b4r - b6r;
+        const c6i = b4i - b6i;
+        const c5r = b5r + ei;
+        const c5i = b5i - er;
+        const c7r = b5r - ei;
+        const c7i = b5i + er;
+        // X_k = E_k + e^{-i pi k / 4} O_k, X_(k+4) = E_k - e^{-i pi k / 4} O_k.
+        const t5r = (c5r + c5i) * SQRT_HALF;
+        const t5i = (c5i - c5r) * SQRT_HALF;
+        const t7r = (c7i - c7r) * SQRT_HALF;
+        const t7i = -(c7r + c7i) * SQRT_HALF;
+        zr[a] = c0r + c4r;
+        zi[a] = c0i + c4i;
+        zr[a4] = c0r - c4r;
+        zi[a4] = c0i - c4i;
+        zr[a1] = c1r + t5r;
+        zi[a1] = c1i + t5i;
+        zr[a5] = c1r - t5r;
+        zi[a5] = c1i - t5i;
+        zr[a2] = c2r + c6i;
+        zi[a2] = c2i - c6r;
+        zr[a6] = c2r - c6i;
+        zi[a6] = c2i + c6r;
+        zr[a3] = c3r + t7r;
+        zi[a3] = c3i + t7i;
+        zr[a7] = c3r - t7r;
+        zi[a7] = c3i - t7i;
+      }
+    }
+  }
+}
+
+const SQRT_HALF = Math.SQRT1_2;
+
+
+/**
+ * Input index at each position for a decimation-in-time FFT of length n
+ * whose passes combine by `radices`, outermost (last pass) first: the top
+ * level splits indices by their residue mod radices[0] into consecutive
+ * sub-transforms, recursively.
+ */
+function digitReversal(n: number, radices: number[]): Uint32Array {
+  const order = new Uint32Array(n);
+  const place = (pos: number, first: number, stride: number, size: number, level: number): void => {
+    if (size === 1) {
+      order[pos] = first;
+      return;
+    }
+    const r = radices[level] as number;
+    const sub = size / r;
+    for (let q = 0; q < r; q++) place(pos + q * sub, first + q * stride, stride * r, sub, level + 1);
+  };
+  place(0, 0, 1, n, 0);
+  return order;
 }
