@@ -1,0 +1,83 @@
+// The patch shuffle as 32-bit word copies, for frames whose width is a whole
+// number of patches and whose patch rows are whole words (patchSize a multiple
+// of 4). A patch row of 40 RGB pixels is 120 bytes = 30 words; copying them in
+// a JS loop beats one TypedArray.set call per patch row, whose fixed cost
+// dominates at this size. Words rather than float64s: reading a float64 may
+// canonicalise a NaN bit pattern (pixel bytes FF FF ... are one) in some engines.
+
+/** Frame and grid geometry in pixels; rows * patchSize may exceed height (bottom rows repeat the last frame row). */
+export interface PatchGeometry {
+  width: number;
+  height: number;
+  patchSize: number;
+  rows: number;
+  cols: number;
+}
+
+/** Whether `copyPatchWords` handles this geometry. */
+export function wordCopyFits(width: number, patchSize: number): boolean {
+  return width % patchSize === 0 && patchSize % 4 === 0;
+}
+
+/**
+ * Patches of the frame in `src` (width x height RGB, as words) into `dst`
+ * (rows x cols patches, each patchSize rows of patchSize pixels, as words).
+ */
+export function copyPatchWords(src: Int32Array, dst: Int32Array, g: PatchGeometry): void {
+  const { width, height, patchSize, rows, cols } = g;
+  const rowWords = (width * 3) / 4;
+  const segWords = (patchSize * 3) / 4;
+  const patchWords = patchSize * segWords;
+  for (let r = 0; r < rows; r++) {
+    const bandAt = r * cols * patchWords;
+    for (let py = 0; py < patchSize; py++) {
+      const sy = Math.min(r * patchSize + py, height - 1);
+      const si = sy * rowWords;
+      const di = bandAt + py * segWords;
+      if (segWords === 30) copyRow30(src, si, dst, di, cols, patchWords);
+      else copyRow(src, si, dst, di, cols, segWords, patchWords);
+    }
+  }
+}
+
+/** One frame row into `cols` patches; segments of 30 words (the default 40-pixel patch) unrolled. */
+function copyRow30(s: Int32Array, si: number, d: Int32Array, di: number, cols: number, patchWords: number): void {
+  for (let c = 0; c < cols; c++, si += 30, di += patchWords) {
+    d[di] = s[si] as number;
+    d[di + 1] = s[si + 1] as number;
+    d[di + 2] = s[si + 2] as number;
+    d[di + 3] = s[si + 3] as number;
+    d[di + 4] = s[si + 4] as number;
+    d[di + 5] = s[si + 5] as number;
+    d[di + 6] = s[si + 6] as number;
+    d[di + 7] = s[si + 7] as number;
+    d[di + 8] = s[si + 8] as number;
+    d[di + 9] = s[si + 9] as number;
+    d[di + 10] = s[si + 10] as number;
+    d[di + 11] = s[si + 11] as number;
+    d[di + 12] = s[si + 12] as number;
+    d[di + 13] = s[si + 13] as number;
+    d[di + 14] = s[si + 14] as number;
+    d[di + 15] = s[si + 15] as number;
+    d[di + 16] = s[si + 16] as number;
+    d[di + 17] = s[si + 17] as number;
+    d[di + 18] = s[si + 18] as number;
+    d[di + 19] = s[si + 19] as number;
+    d[di + 20] = s[si + 20] as number;
+    d[di + 21] = s[si + 21] as number;
+    d[di + 22] = s[si + 22] as number;
+    d[di + 23] = s[si + 23] as number;
+    d[di + 24] = s[si + 24] as number;
+    d[di + 25] = s[si + 25] as number;
+    d[di + 26] = s[si + 26] as number;
+    d[di + 27] = s[si + 27] as number;
+    d[di + 28] = s[si + 28] as number;
+    d[di + 29] = s[si + 29] as number;
+  }
+}
+
+function copyRow(s: Int32Array, si: number, d: Int32Array, di: number, cols: number, segWords: number, patchWords: number): void {
+  for (let c = 0; c < cols; c++, si += segWords, di += patchWords) {
+    for (let k = 0; k < segWords; k++) d[di + k] = s[si + k] as number;
+  }
+}
