@@ -8,7 +8,7 @@ import { PATCH_SIZE } from "./constants.js";
 import { type DownscaleOptions, downscaleRgb, scaledSize } from "./downscale.js";
 import { MediaError } from "./errors.js";
 import { checkDimension, checkRgbFrame } from "./frame.js";
-import { copyPatchWords, type PatchGeometry, wordCopyFits } from "./patch-copy.js";
+import { copyPatchDoubles, copyPatchWords, copyWordBytes, type PatchGeometry } from "./patch-copy.js";
 
 export interface PatchifyOptions extends DownscaleOptions {
   /** Patch side in pixels. Default PATCH_SIZE (40), what the reference model takes. */
@@ -29,10 +29,10 @@ export interface VideoPatchGrid {
 
 /**
  * Patchify for a fixed frame size, for video at frame rate. When the width is
- * a whole number of patches and patch rows are whole 32-bit words (the default
+ * a whole number of patches and patch rows are whole words (the default
  * 40-pixel patch on 640x480, 1280x720, ...), a frame is copied word by word
- * straight from `rgb` (through an aligned staging copy only if `rgb` is not
- * 4-byte aligned). Otherwise the copy plan (a view per patch-row segment of a
+ * (see patch-copy.ts) straight from `rgb`, through an aligned staging copy
+ * only if `rgb` is not word-aligned. Otherwise the copy plan (a view per patch-row segment of a
  * staging frame, and its output offset) is built once and a frame costs one
  * staging copy plus one native copy per segment. Without `out`, `patchify`
  * writes into this Patchifier's own buffer, which the next call overwrites;
@@ -45,8 +45,8 @@ export class Patchifier {
   readonly rows: number;
   readonly cols: number;
   private readonly output: Uint8Array;
-  private readonly outputWords: Int32Array;
-  private readonly words: boolean;
+  /** Bytes per word of the copy (8 or 4), 0 for the segment plan. */
+  private readonly wordBytes: 0 | 4 | 8;
   private staging: Uint8Array | undefined;
   private plan: SegmentPlan | undefined;
 
@@ -60,8 +60,7 @@ export class Patchifier {
     this.rows = Math.ceil(height / patchSize);
     this.cols = Math.ceil(width / patchSize);
     this.output = new Uint8Array(this.rows * this.cols * patchSize * patchSize * 3);
-    this.words = wordCopyFits(width, patchSize);
-    this.outputWords = new Int32Array(this.words ? this.output.buffer : new ArrayBuffer(0));
+    this.wordBytes = copyWordBytes(width, patchSize);
   }
 
   /** Bytes of the patches of one frame: rows * cols * patchSize^2 * 3. */
@@ -81,11 +80,16 @@ export class Patchifier {
     if (output.length < length) {
       throw new MediaError("invalid_length", `out has ${output.length} bytes; the patches need ${length}`);
     }
-    if (this.words) {
-      const src = rgb.byteOffset % 4 === 0 ? rgb : this.stage(rgb);
-      const aligned = output.byteOffset % 4 === 0;
-      const dst = !aligned ? this.outputWords : output === this.output ? this.outputWords : new Int32Array(output.buffer, output.byteOffset, length / 4);
-      copyPatchWords(new Int32Array(src.buffer, src.byteOffset, src.length / 4), dst, this);
+    const unit = this.wordBytes;
+    if (unit !== 0) {
+      const src = rgb.byteOffset % unit === 0 ? rgb : this.stage(rgb);
+      const aligned = output.byteOffset % unit === 0;
+      const dst = aligned ? output : this.output;
+      if (unit === 8) {
+        copyPatchDoubles(new Float64Array(src.buffer, src.byteOffset, src.length / 8), new Float64Array(dst.buffer, dst.byteOffset, length / 8), this);
+      } else {
+        copyPatchWords(new Int32Array(src.buffer, src.byteOffset, src.length / 4), new Int32Array(dst.buffer, dst.byteOffset, length / 4), this);
+      }
       if (!aligned) output.set(this.output);
     } else {
       this.plan ??= new SegmentPlan(this);
@@ -94,7 +98,7 @@ export class Patchifier {
     return output.length === length ? output : output.subarray(0, length);
   }
 
-  /** `rgb` copied into a buffer of this Patchifier (4-byte aligned, as every fresh ArrayBuffer is). */
+  /** `rgb` copied into a buffer of this Patchifier (8-byte aligned, as every fresh ArrayBuffer is). */
   private stage(rgb: Uint8Array): Uint8Array {
     this.staging ??= new Uint8Array(rgb.length);
     this.staging.set(rgb);
