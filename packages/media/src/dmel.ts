@@ -202,11 +202,18 @@ export class DmelEncoder {
     fft.magnitude(window, hann, mag, firstBin, endBin);
     const { start, offset, weights } = mel;
     for (let m = 0; m < DMEL_CHANNELS; m++) {
-      let energy = 0;
+      // Two running sums (even and odd terms) halve the chain of dependent adds.
+      let even = 0;
+      let odd = 0;
       const end = offset[m + 1] as number;
-      for (let j = offset[m] as number, k = start[m] as number; j < end; j++, k++) {
-        energy += (weights[j] as number) * (mag[k] as number);
+      let j = offset[m] as number;
+      const k = (start[m] as number) - j;
+      for (; j + 1 < end; j += 2) {
+        even += (weights[j] as number) * (mag[j + k] as number);
+        odd += (weights[j + 1] as number) * (mag[j + k + 1] as number);
       }
+      if (j < end) even += (weights[j] as number) * (mag[j + k] as number);
+      const energy = even + odd;
       // energy >= 0, so its biased exponent is the high word shifted down (0 for 0 and subnormals: code 0).
       bits[0] = energy;
       let e = ((bitsHigh[highWord] as number) >>> 20) - 1023;

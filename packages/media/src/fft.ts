@@ -87,24 +87,29 @@ export class RealFft {
   magnitude(input: Float64Array, window: Float64Array, out: Float64Array, fromBin = 0, toBin = this.half + 1): void {
     this.transform(input, window, window.length);
     const { half, zr, zi, splitCos, splitSin } = this;
-    // splitBin inlined for 0 < k < half (the hot loop); the two end bins go through it.
+    // splitBin inlined for 0 < k < half (the hot loop); the two end bins go through it. Bins k and half - k
+    // read the same two values of z with twiddles (c, s) and (-c, s), so each step yields both.
     const lo = Math.max(fromBin, 1);
     const hi = Math.min(toBin, half);
-    for (let k = lo; k < hi; k++) {
+    for (let k = 1, kk = half - 1; k <= kk; k++, kk--) {
+      const wantK = k >= lo && k < hi;
+      const wantKk = kk >= lo && kk < hi;
+      if (!wantK && !wantKk) continue;
       // splitBin's terms times 2 (exact: scaling by a power of two commutes with rounding), halved once at the end.
       const ar = zr[k] as number;
       const ai = zi[k] as number;
-      const br = zr[half - k] as number;
-      const bi = zi[half - k] as number;
+      const br = zr[kk] as number;
+      const bi = zi[kk] as number;
       const er = ar + br;
       const ei = ai - bi;
       const or = ai + bi;
       const oi = br - ar;
       const c = splitCos[k] as number;
       const s = splitSin[k] as number;
-      const r = er + c * or + s * oi;
-      const i = ei + c * oi - s * or;
-      out[k] = 0.5 * Math.sqrt(r * r + i * i);
+      const p = c * or + s * oi;
+      const q = c * oi - s * or;
+      if (wantK) out[k] = 0.5 * Math.sqrt((er + p) * (er + p) + (ei + q) * (ei + q));
+      if (wantKk) out[kk] = 0.5 * Math.sqrt((er - p) * (er - p) + (q - ei) * (q - ei));
     }
     if (fromBin === 0) this.edgeMagnitude(0, out);
     if (toBin > half) this.edgeMagnitude(half, out);
