@@ -119,6 +119,10 @@ describe("Patchifier", () => {
       expect(firstDiff(plan.patchify(shifted.subarray(1), out.subarray(3)), want)).toBe(-1);
       expect(firstDiff(out.subarray(3), want)).toBe(-1);
       expect(firstDiff(patchify(shifted.subarray(1), w, h, { patchSize: p }).patches, want)).toBe(-1);
+      // In place: the frame's own bytes as the output.
+      const inPlace = new Uint8Array(Math.max(rgb.length, want.length));
+      inPlace.set(rgb);
+      expect(firstDiff(plan.patchify(inPlace.subarray(0, rgb.length), inPlace), want)).toBe(-1);
     }
   });
 

@@ -82,7 +82,9 @@ export class Patchifier {
     }
     const unit = this.wordBytes;
     if (unit !== 0) {
-      const src = rgb.byteOffset % unit === 0 ? rgb : this.stage(rgb);
+      // Read from a staged copy when `rgb` is not word-aligned or shares memory with the output (patchify in place).
+      const direct = rgb.byteOffset % unit === 0 && !overlaps(rgb, output);
+      const src = direct ? rgb : this.stage(rgb);
       const aligned = output.byteOffset % unit === 0;
       const dst = aligned ? output : this.output;
       if (unit === 8) {
@@ -104,6 +106,10 @@ export class Patchifier {
     this.staging.set(rgb);
     return this.staging;
   }
+}
+
+function overlaps(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.length && b.byteOffset < a.byteOffset + a.length;
 }
 
 /** Copy plan for any geometry: a view per patch-row segment of the staging frame, its output offset, and the right-edge padding runs. */
