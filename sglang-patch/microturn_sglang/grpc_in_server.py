@@ -34,10 +34,9 @@ def grpc_port_from_env():
     raw = os.environ.get(PORT_ENV, "").strip()
     if not raw:
         return None
-    port = int(raw)
-    if not 0 <= port <= 65535:
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
         raise ValueError(f"{PORT_ENV} must be a TCP port (0..65535), got {raw!r}")
-    return port
+    return int(raw)
 
 
 def in_main_process() -> bool:
