@@ -143,7 +143,10 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
                 finished = reason is not None
                 if isinstance(reason, dict) and reason.get("type") == "abort" and not session.closing:
                     if reason.get("status_code") is not None:
-                        raise refusal_for(str(reason.get("message") or "request aborted by SGLang"))
+                        refusal = refusal_for(str(reason.get("message") or "request aborted by SGLang"))
+                        if refusal.code == grpc.StatusCode.NOT_FOUND:
+                            self.sessions.pop(session.session_id, None)  # SGLang reaped or is closing it
+                        raise refusal
                 if "prompt_tokens" in meta:  # an abort from the waiting queue has no counts
                     turn.prompt_tokens = int(meta["prompt_tokens"])
                     turn.completion_tokens = int(meta.get("completion_tokens") or 0)

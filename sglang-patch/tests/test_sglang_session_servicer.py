@@ -146,6 +146,8 @@ def test_refusals_map_to_status_codes_and_the_server_stays_up():
         del tm.sessions[sid]
         gone = await code_of(append(stub, sid, text="hi"))
         assert gone[0] == code.NOT_FOUND and "does not exist" in gone[1]
+        assert (await stub.Health(engine_pb2.HealthRequest())).active_sessions == 0
+        assert "is not open" in (await code_of(append(stub, sid, text="hi")))[1]
         # Still serving; a fresh session works.
         tm.replies = ["ok"]
         sid2 = (await open_session(stub)).session_id
