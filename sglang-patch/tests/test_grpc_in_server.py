@@ -123,3 +123,72 @@ def test_bad_port_is_refused_with_a_clear_message(monkeypatch):
         grpc_in_server.grpc_port_from_env()
     monkeypatch.setenv("MICROTURN_GRPC_PORT", " ")
     assert grpc_in_server.grpc_port_from_env() is None
+
+
+def test_real_fastapi_app_under_uvicorn_with_uvloop(monkeypatch):
+    """SGLang's default path: a FastAPI app built with lifespan=..., served by
+    uvicorn.Server(loop="uvloop"). The hook must reach Starlette's lifespan and
+    grpc.aio must run on uvloop beside the HTTP API."""
+    fastapi = pytest.importorskip("fastapi")
+    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip("uvloop")
+    import threading
+    import urllib.request
+
+    events = []
+
+    @asynccontextmanager
+    async def lifespan(fast_api_app):
+        events.append("sglang lifespan up")
+        events.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+        yield
+        events.append("sglang lifespan down")
+
+    app = fastapi.FastAPI(lifespan=lifespan)
+    app.is_single_tokenizer_mode = True
+
+    @app.get("/health")
+    async def health():
+        return {"ok": True}
+
+    tm = FakeTokenizerManager()
+    tm.replies = ["over uvloop"]
+    module = types.SimpleNamespace(app=app, get_global_state=lambda: types.SimpleNamespace(tokenizer_manager=tm))
+    monkeypatch.setitem(sys.modules, "sglang.srt.entrypoints.http_server", module)
+    monkeypatch.setitem(sys.modules, "sglang.srt.managers.io_struct", fake_io_struct())
+    monkeypatch.setenv("MICROTURN_GRPC_PORT", "0")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, loop="uvloop", log_level="warning"))
+    seen = {}
+
+    def client():
+        try:
+            for _ in range(500):
+                if server.started and hasattr(app.state, "microturn_grpc_port"):
+                    break
+                threading.Event().wait(0.02)
+            http_port = server.servers[0].sockets[0].getsockname()[1]
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=10) as r:
+                seen["http"] = r.read()
+            seen["port"] = port = app.state.microturn_grpc_port
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = engine_pb2_grpc.StreamingSessionStub(channel)
+                sid = stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version=PROTOCOL_VERSION),
+                                       timeout=10).session_id
+                out = list(stub.Append(engine_pb2.AppendRequest(session_id=sid, text="hi", max_output_tokens=32),
+                                       timeout=10))
+                seen["text"] = "".join(r.delta.text for r in out[:-1])
+                seen["done"] = out[-1].done
+        finally:
+            server.should_exit = True
+
+    def setup_and_run_http_server(*args, **kwargs):
+        thread = threading.Thread(target=client)
+        thread.start()
+        server.run()
+        thread.join()
+
+    grpc_in_server.serve_session_grpc_with_http(setup_and_run_http_server)
+    assert seen["http"] == b'{"ok":true}'
+    assert seen["text"] == "over uvloop" and seen["done"].finish_reason == engine_pb2.FINISH_REASON_STOP
+    assert events == ["sglang lifespan up", "uvloop", "sglang lifespan down"]
+    assert not port_open(seen["port"])
