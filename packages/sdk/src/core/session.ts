@@ -3,7 +3,7 @@
 // events as typed emitter events and async iterables.
 import { EventEmitter } from "eventemitter3";
 import {
-  type DeliveryMode,
+  DeliveryMode,
   type InputChunk,
   Modality,
   PROTOCOL_VERSION,
@@ -51,8 +51,26 @@ export interface SessionOptions {
   maxPendingAudioMs?: number;
 }
 
+/** How a background result is woven in: the proto enum or its short name. */
+export type DeliveryOption = DeliveryMode | "interrupt" | "when_idle" | "silent";
+
+const DELIVERY_BY_NAME: Record<Exclude<DeliveryOption, DeliveryMode>, DeliveryMode> = {
+  interrupt: DeliveryMode.DELIVERY_MODE_INTERRUPT,
+  when_idle: DeliveryMode.DELIVERY_MODE_WHEN_IDLE,
+  silent: DeliveryMode.DELIVERY_MODE_SILENT,
+};
+
+function deliveryMode(option: DeliveryOption | undefined): DeliveryMode {
+  if (option === undefined) return DeliveryMode.DELIVERY_MODE_UNSPECIFIED;
+  if (typeof option === "number") return option;
+  const mode = Object.hasOwn(DELIVERY_BY_NAME, option) ? DELIVERY_BY_NAME[option] : undefined;
+  if (mode === undefined) throw new InvalidInputError(`delivery must be "interrupt", "when_idle", "silent" or a DeliveryMode, got ${JSON.stringify(option)}`);
+  return mode;
+}
+
 export interface DelegateOptions {
-  delivery?: DeliveryMode;
+  /** Default: the session's default delivery (SessionConfig.default_delivery). */
+  delivery?: DeliveryOption;
   timeoutMs?: number;
   /** Defaults to a random id. */
   taskId?: string;
@@ -250,9 +268,10 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     const taskId = options.taskId ?? randomId();
     if (this.tasks.has(taskId)) throw new InvalidInputError(`task id ${taskId} is already in use in this session`);
     const timeoutMs = options.timeoutMs === undefined ? 0 : validateMs(options.timeoutMs, "timeoutMs");
+    const delivery = deliveryMode(options.delivery);
     const handle = new BackgroundTask(taskId, task, (id) => this.cancelTask(id));
     this.tasks.set(taskId, handle);
-    this.link.sendControl({ $case: "delegate", value: { taskId, task, delivery: options.delivery ?? 0, timeoutMs } });
+    this.link.sendControl({ $case: "delegate", value: { taskId, task, delivery, timeoutMs } });
     const signal = options.signal;
     if (signal) {
       const onAbort = (): void => {
