@@ -86,6 +86,9 @@ try {
   process.exit(1);
 }
 
+// --setup-only: prepare .venv (CI does this before `npm run generate`, which needs grpcio-tools).
+if (process.argv.includes("--setup-only")) process.exit(0);
+
 const extra = process.argv.slice(2);
 const result = spawnSync(venvPython, ["-m", "pytest", "-q", "-p", "no:cacheprovider", ...extra], {
   cwd: patchDir,

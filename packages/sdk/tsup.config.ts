@@ -12,7 +12,7 @@ export default defineConfig([
     entry: ["src/browser.ts"],
     target: "es2022",
     platform: "browser",
-    noExternal: ["@microturn/protocol", "@grpc/grpc-js"],
+    noExternal: ["@microturn/protocol", "@microturn/media", "@grpc/grpc-js"],
     esbuildPlugins: [
       {
         name: "grpc-browser-stub",

@@ -101,7 +101,7 @@ class StreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
         message = str(err) if code is not grpc.StatusCode.INTERNAL else f"engine failure: {err!r}"
         context.abort(code, message)
 
-    def Open(self, request, context):
+    def OpenSession(self, request, context):
         if _major(request.protocol_version) != _major(PROTOCOL_VERSION):
             context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -112,7 +112,7 @@ class StreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
                                       request.idle_timeout_ms, request.system_prompt)
         except Exception as err:  # noqa: BLE001 - mapped to a status, the server stays up
             self._fail(context, err)
-        return engine_pb2.OpenResponse(
+        return engine_pb2.OpenSessionResponse(
             session_id=opened.session_id,
             capabilities=self.capabilities(),
             position_tokens=opened.position_tokens,
@@ -164,12 +164,12 @@ class StreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             self._fail(context, err)
         return engine_pb2.RewindResponse(position_tokens=position, dropped_tokens=dropped)
 
-    def Close(self, request, context):
+    def CloseSession(self, request, context):
         try:
             position = self.engine.close(request.session_id)
         except Exception as err:  # noqa: BLE001
             self._fail(context, err)
-        return engine_pb2.CloseResponse(position_tokens=position)
+        return engine_pb2.CloseSessionResponse(position_tokens=position)
 
     def Health(self, request, context):
         return engine_pb2.HealthResponse(

@@ -16,6 +16,15 @@ class HookTarget:
 
 HOOK_REGISTRY = "sglang.srt.plugins.hook_registry.HookRegistry"
 UNQUANT_CREATE_MOE_RUNNER = "sglang.srt.layers.quantization.unquant.UnquantizedFusedMoEMethod.create_moe_runner"
+HTTP_SERVER = "sglang.srt.entrypoints.http_server"
+HTTP_SETUP_AND_RUN = HTTP_SERVER + "._setup_and_run_http_server"
+TOKENIZER_MANAGER = "sglang.srt.managers.tokenizer_manager.TokenizerManager"
+TOKENIZER_CONTROL = "sglang.srt.managers.tokenizer_control_mixin.TokenizerControlMixin"
+IO_STRUCT = "sglang.srt.managers.io_struct"
+
+# TokenizerManager attributes the StreamingSession servicer reads; set in
+# TokenizerManager.__init__ (instance attributes, checked by the tests there).
+TOKENIZER_MANAGER_ATTRS = ("context_len", "served_model_name", "incremental_streaming_output")
 
 HOOK_TARGETS = (
     HookTarget(HOOK_REGISTRY + ".register", "call", "registers the hooks below at plugin load"),
@@ -41,4 +50,18 @@ HOOK_TARGETS = (
                "the RegisteredMoeRunnerBackend for our name"),
     HookTarget(UNQUANT_CREATE_MOE_RUNNER, "hook",
                "AFTER hook: the bf16 MoE method always builds a TRITON runner; swap in ours when selected"),
+    HookTarget(HTTP_SETUP_AND_RUN, "hook",
+               "AROUND hook (main process, MICROTURN_GRPC_PORT set): wraps the app's lifespan with the gRPC server"),
+    HookTarget(HTTP_SERVER + ".app", "read", "the FastAPI app whose router.lifespan_context is wrapped"),
+    HookTarget(HTTP_SERVER + ".lifespan", "read",
+               "SGLang's lifespan, run inside ours; sets app.is_single_tokenizer_mode before it"),
+    HookTarget(HTTP_SERVER + ".get_global_state", "call", "the TokenizerManager the HTTP API uses"),
+    HookTarget(IO_STRUCT + ".OpenSessionReqInput", "call", "capacity_of_str_len, session_id, streaming, timeout"),
+    HookTarget(IO_STRUCT + ".GenerateReqInput", "call", "rid, text, session_params, sampling_params, stream"),
+    HookTarget(IO_STRUCT + ".CloseSessionReqInput", "call", "session_id"),
+    HookTarget(TOKENIZER_CONTROL + ".open_session", "call", "opens a streaming session; None when refused"),
+    HookTarget(TOKENIZER_CONTROL + ".close_session", "call", "closes it (deferred by SGLang while a request runs)"),
+    HookTarget(TOKENIZER_MANAGER + ".generate_request", "call", "one session request, streamed"),
+    HookTarget(TOKENIZER_MANAGER + ".abort_request", "call", "ends an Append the client cancelled or a close cut short"),
+    HookTarget(TOKENIZER_MANAGER + ".is_ready", "call", "Health.serving"),
 )

@@ -1,10 +1,12 @@
 """SGLang general plugin (entry point group ``sglang.srt.plugins``): registers
-the gather+gemv MoE runner backend. Selected with
-``--moe-runner-backend gather_gemv``; every other backend is left untouched."""
+the gather+gemv MoE runner backend (selected with
+``--moe-runner-backend gather_gemv``; every other backend is left untouched)
+and, when MICROTURN_GRPC_PORT is set, serves microturn.v1.StreamingSession
+from the HTTP server process (grpc_in_server.py)."""
 
 import logging
 
-from microturn_sglang.hook_targets import MOE_BACKEND_NAME, UNQUANT_CREATE_MOE_RUNNER
+from microturn_sglang.hook_targets import HTTP_SETUP_AND_RUN, MOE_BACKEND_NAME, UNQUANT_CREATE_MOE_RUNNER
 
 logger = logging.getLogger(__name__)
 _loaded = False
@@ -19,13 +21,19 @@ def load() -> None:
     from sglang.srt.layers.moe.moe_runner.runner import register_moe_runner_core
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
+    from microturn_sglang import grpc_in_server
     from microturn_sglang.moe_runner_core import make_runner_core
 
     add_moe_runner_backend_choices([MOE_BACKEND_NAME])
     register_moe_runner_core(MOE_BACKEND_NAME, make_runner_core)
     HookRegistry.register(UNQUANT_CREATE_MOE_RUNNER, use_gather_gemv_runner, HookType.AFTER)
-    _loaded = True
     logger.info("microturn: MoE runner backend %r registered", MOE_BACKEND_NAME)
+    if grpc_in_server.grpc_port_from_env() is not None and grpc_in_server.in_main_process():
+        # Registered only where the HTTP server runs: applying it imports
+        # http_server, which scheduler processes have no use for.
+        HookRegistry.register(HTTP_SETUP_AND_RUN, grpc_in_server.serve_session_grpc_with_http, HookType.AROUND)
+        logger.info("microturn: StreamingSession gRPC will start with the HTTP server")
+    _loaded = True
 
 
 def use_gather_gemv_runner(result, method, layer, moe_runner_config):

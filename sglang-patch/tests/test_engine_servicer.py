@@ -21,7 +21,7 @@ def served():
 
 
 def open_session(stub, **kw):
-    return stub.Open(engine_pb2.OpenRequest(protocol_version=PROTOCOL_VERSION, **kw))
+    return stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version=PROTOCOL_VERSION, **kw))
 
 
 def code_of(call):
@@ -52,14 +52,14 @@ def test_open_append_rewind_close_over_grpc(served):
     rewound = stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=done.input_end_tokens))
     assert rewound.dropped_tokens == done.output_tokens
     assert stub.Health(engine_pb2.HealthRequest()).active_sessions >= 1
-    assert stub.Close(engine_pb2.CloseRequest(session_id=sid)).position_tokens == done.input_end_tokens
+    assert stub.CloseSession(engine_pb2.CloseSessionRequest(session_id=sid)).position_tokens == done.input_end_tokens
 
 
 def test_errors_map_to_status_codes(served):
     engine, stub = served
-    assert code_of(lambda: stub.Open(engine_pb2.OpenRequest(protocol_version="2.0"))) == grpc.StatusCode.FAILED_PRECONDITION
+    assert code_of(lambda: stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version="2.0"))) == grpc.StatusCode.FAILED_PRECONDITION
     assert code_of(lambda: stub.Append(engine_pb2.AppendRequest(session_id="nope"))) == grpc.StatusCode.NOT_FOUND
-    assert code_of(lambda: stub.Close(engine_pb2.CloseRequest(session_id="nope"))) == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: stub.CloseSession(engine_pb2.CloseSessionRequest(session_id="nope"))) == grpc.StatusCode.NOT_FOUND
     sid = open_session(stub, system_prompt="abc").session_id
     assert code_of(lambda: stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=99))) == grpc.StatusCode.OUT_OF_RANGE
     assert code_of(lambda: stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=1))) == grpc.StatusCode.OUT_OF_RANGE

@@ -27,11 +27,11 @@ def test_server_process_prints_address_and_serves():
             health = stub.Health(engine_pb2.HealthRequest(), timeout=30)
             assert health.serving and health.capabilities.engine == "sglang-patch"
             # The server's reaper closes a session idle past its timeout.
-            sid = stub.Open(engine_pb2.OpenRequest(protocol_version="1.0", idle_timeout_ms=100)).session_id
+            sid = stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version="1.0", idle_timeout_ms=100)).session_id
             assert stub.Health(engine_pb2.HealthRequest()).active_sessions == 1
             time.sleep(1.6)
             with pytest.raises(grpc.RpcError) as info:
-                stub.Close(engine_pb2.CloseRequest(session_id=sid))
+                stub.CloseSession(engine_pb2.CloseSessionRequest(session_id=sid))
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         proc.terminate()

@@ -12,7 +12,7 @@ from typing import NamedTuple, Optional
 import pytest
 import torch
 
-from microturn_sglang.hook_targets import MOE_BACKEND_NAME, UNQUANT_CREATE_MOE_RUNNER
+from microturn_sglang.hook_targets import HTTP_SETUP_AND_RUN, MOE_BACKEND_NAME, UNQUANT_CREATE_MOE_RUNNER
 from microturn_sglang.moe_gather_gemv import moe_reference
 
 
@@ -76,7 +76,7 @@ def fake_sglang(monkeypatch):
             register_moe_runner_core=lambda name, f: calls["cores"].__setitem__(name, f), MoeRunner=FakeMoeRunner),
         "sglang.srt.plugins.hook_registry": dict(
             HookRegistry=types.SimpleNamespace(register=lambda *a: calls["hooks"].append(a)),
-            HookType=types.SimpleNamespace(AFTER="after")),
+            HookType=types.SimpleNamespace(AFTER="after", AROUND="around")),
         "sglang.srt.layers.moe.moe_runner.base": dict(DispatchMoeRunnerCore=DispatchMoeRunnerCore, MoeRunnerConfig=RunnerConfig),
         "sglang.srt.layers.moe.token_dispatcher.standard": dict(StandardCombineInput=CombineInput),
         "sglang.srt.layers.moe.utils": dict(
@@ -85,6 +85,7 @@ def fake_sglang(monkeypatch):
     }
     for name, attrs in mods.items():
         monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
+    monkeypatch.delenv("MICROTURN_GRPC_PORT", raising=False)
     monkeypatch.delitem(sys.modules, "microturn_sglang.moe_runner_core", raising=False)
     plugin = importlib.reload(importlib.import_module("microturn_sglang.sglang_plugin"))
     FakeMoeRunner.built.clear()
@@ -100,6 +101,21 @@ def test_load_registers_backend_core_and_hook_once(fake_sglang):
     assert calls["choices"] == [MOE_BACKEND_NAME]
     assert list(calls["cores"]) == [MOE_BACKEND_NAME]
     assert [(h[0], h[2]) for h in calls["hooks"]] == [(UNQUANT_CREATE_MOE_RUNNER, "after")]
+
+
+def test_grpc_hook_is_registered_only_with_a_port_in_the_main_process(fake_sglang, monkeypatch):
+    plugin, calls = fake_sglang
+    monkeypatch.setenv("MICROTURN_GRPC_PORT", "50051")
+    monkeypatch.setattr("multiprocessing.parent_process", lambda: object())  # a scheduler process
+    plugin.load()
+    assert [h[0] for h in calls["hooks"]] == [UNQUANT_CREATE_MOE_RUNNER]
+    plugin._loaded = False
+    calls["hooks"].clear()
+    monkeypatch.setattr("multiprocessing.parent_process", lambda: None)
+    plugin.load()
+    from microturn_sglang.grpc_in_server import serve_session_grpc_with_http
+
+    assert calls["hooks"][1] == (HTTP_SETUP_AND_RUN, serve_session_grpc_with_http, "around")
 
 
 def test_after_hook_swaps_runner_only_when_selected(fake_sglang):

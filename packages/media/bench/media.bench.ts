@@ -3,7 +3,7 @@
 // one 640x480 RGB frame — against a numpy version of the same steps
 // (media_bench_numpy.py). The two alternate in rounds so both see the same
 // machine load. Prints a table, then one JSON line.
-// Options: --chunks N per round (default 250), --rounds N (default 4), --warmup N (default 100).
+// Options: --chunks N per round (default 250), --rounds N (default 10), --warmup N (default 100).
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -15,7 +15,7 @@ function arg(name: string, fallback: number): number {
 }
 
 const CHUNKS = arg("chunks", 250);
-const ROUNDS = arg("rounds", 4);
+const ROUNDS = arg("rounds", 10);
 const WARMUP = arg("warmup", 100);
 
 function percentile(values: number[], q: number): number {

@@ -59,7 +59,8 @@ def main():
     def patchify(rgb):
         h, w, _ = rgb.shape
         rows, cols = -(-h // PATCH), -(-w // PATCH)
-        padded = np.pad(rgb, ((0, rows * PATCH - h), (0, cols * PATCH - w), (0, 0)), mode="edge")
+        # np.pad copies even with nothing to pad; skip it then, as the TypeScript side does.
+        padded = rgb if rows * PATCH == h and cols * PATCH == w else np.pad(rgb, ((0, rows * PATCH - h), (0, cols * PATCH - w), (0, 0)), mode="edge")
         grid = padded.reshape(rows, PATCH, cols, PATCH, 3).transpose(0, 2, 1, 3, 4)
         return np.ascontiguousarray(grid).reshape(-1)
 

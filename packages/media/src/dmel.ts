@@ -55,21 +55,30 @@ export function dmelFrameCount(samples: number): number {
 }
 
 interface Tables {
+  /** Periodic Hann window of 800, zero-padded to the FFT size so the FFT windows as it loads. */
   hann: Float64Array;
   fft: RealFft;
   mel: MelFilterbank;
   /** FFT bins any filter touches: [firstBin, endBin). */
   firstBin: number;
   endBin: number;
-  /** Mel energy at each of the 15 decision boundaries between codes, ascending. */
-  thresholds: Float64Array;
+  /** Per binary exponent e (offset EXP_MIN, clamped): codes every energy in [2^e, 2^(e+1)) reaches for sure. */
+  codeBase: Uint8Array;
+  /** The one decision boundary inside [2^e, 2^(e+1)) (+Infinity if none): reaching it adds one. */
+  codeStep: Float64Array;
 }
+
+// Decision boundaries are 10^0.6 (~3.98) apart, more than one binade, so each
+// binade holds at most one. Energies below 2^EXP_MIN (< 10^-7) all get code 0,
+// those from 2^EXP_MAX (> 10^2) all get 15.
+const EXP_MIN = -25;
+const EXP_MAX = 8;
 
 // Tables shared by every encoder; built on first use.
 let shared: Tables | undefined;
 function tables(): Tables {
   if (shared === undefined) {
-    const hann = new Float64Array(DMEL_WINDOW);
+    const hann = new Float64Array(DMEL_N_FFT);
     // Periodic Hann (scipy/librosa `get_window("hann", 800)`).
     for (let n = 0; n < DMEL_WINDOW; n++) hann[n] = 0.5 - 0.5 * Math.cos((2 * Math.PI * n) / DMEL_WINDOW);
     const mel = melFilterbank(DMEL_SAMPLE_RATE, DMEL_N_FFT, DMEL_CHANNELS, DMEL_FMIN_HZ, DMEL_FMAX_HZ);
@@ -80,13 +89,26 @@ function tables(): Tables {
     const thresholds = new Float64Array(DMEL_LEVELS - 1);
     const step = (DMEL_LOG_MAX - DMEL_LOG_MIN) / (DMEL_LEVELS - 1);
     for (let k = 0; k < DMEL_LEVELS - 1; k++) thresholds[k] = 10 ** (DMEL_LOG_MIN + (k + 0.5) * step);
+    // The code of an energy is how many thresholds it reaches; index them by binade so one compare settles it.
+    const codeBase = new Uint8Array(EXP_MAX - EXP_MIN + 1);
+    const codeStep = new Float64Array(EXP_MAX - EXP_MIN + 1).fill(Infinity);
+    for (let e = EXP_MIN; e <= EXP_MAX; e++) {
+      const lo = 2 ** e;
+      const hi = 2 ** (e + 1);
+      for (const t of thresholds) {
+        if (t <= lo) codeBase[e - EXP_MIN] = (codeBase[e - EXP_MIN] as number) + 1;
+        else if (t < hi) codeStep[e - EXP_MIN] = t;
+      }
+    }
+    if (thresholds[0]! < 2 ** (EXP_MIN + 1) || thresholds[DMEL_LEVELS - 2]! >= 2 ** EXP_MAX) throw new Error("dMel code table does not cover the thresholds");
     shared = {
       hann,
       fft: new RealFft(DMEL_N_FFT),
       mel,
       firstBin: mel.start[0] as number,
       endBin: (mel.start[last] as number) + (mel.offset[last + 1] as number) - (mel.offset[last] as number),
-      thresholds,
+      codeBase,
+      codeStep,
     };
   }
   return shared;
@@ -100,8 +122,12 @@ export class DmelEncoder {
   readonly sampleRate: number;
   private readonly resampler: Resampler | null;
   private readonly tables: Tables;
-  /** The latest 800 samples: 600 of context, then the hop being filled. */
-  private readonly window = new Float64Array(DMEL_WINDOW);
+  /** The latest 800 samples: 600 of context, then the hop being filled; zero after them up to the FFT size. */
+  private readonly window = new Float64Array(DMEL_N_FFT);
+  /** Bit view of one float64, to read an energy's binary exponent. */
+  private readonly bits = new Float64Array(1);
+  private readonly bitsHigh = new Int32Array(this.bits.buffer);
+  private readonly highWord = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
   private hopFill = 0;
   private received = 0;
   private framesDone = 0;
@@ -158,38 +184,41 @@ export class DmelEncoder {
       pos += take;
       if (this.hopFill === DMEL_HOP) {
         this.encodeFrame(codes, frame++ * DMEL_CHANNELS);
-        this.window.copyWithin(0, DMEL_HOP);
+        this.window.copyWithin(0, DMEL_HOP, DMEL_WINDOW);
         this.hopFill = 0;
       }
     }
     if (partial) {
-      this.window.fill(0, CONTEXT + this.hopFill);
+      this.window.fill(0, CONTEXT + this.hopFill, DMEL_WINDOW);
       this.encodeFrame(codes, frame * DMEL_CHANNELS);
     }
     return codes;
   }
 
   private encodeFrame(codes: Uint8Array, at: number): void {
-    const { window, mag } = this;
-    const { hann, fft, mel, firstBin, endBin, thresholds } = this.tables;
+    const { window, mag, bits, bitsHigh, highWord } = this;
+    const { hann, fft, mel, firstBin, endBin, codeBase, codeStep } = this.tables;
     // Windowed and zero-padded to 1024 at its end inside the FFT (magnitudes do not depend on where the padding goes).
     fft.magnitude(window, hann, mag, firstBin, endBin);
     const { start, offset, weights } = mel;
     for (let m = 0; m < DMEL_CHANNELS; m++) {
-      let energy = 0;
+      // Two running sums (even and odd terms) halve the chain of dependent adds.
+      let even = 0;
+      let odd = 0;
       const end = offset[m + 1] as number;
-      for (let j = offset[m] as number, k = start[m] as number; j < end; j++, k++) {
-        energy += (weights[j] as number) * (mag[k] as number);
+      let j = offset[m] as number;
+      const k = (start[m] as number) - j;
+      for (; j + 1 < end; j += 2) {
+        even += (weights[j] as number) * (mag[j + k] as number);
+        odd += (weights[j + 1] as number) * (mag[j + k + 1] as number);
       }
-      // Binary search over the 15 thresholds: the code is how many of them energy reaches.
-      let lo = 0;
-      let hi = DMEL_LEVELS - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (energy >= (thresholds[mid] as number)) lo = mid + 1;
-        else hi = mid;
-      }
-      codes[at + m] = lo;
+      if (j < end) even += (weights[j] as number) * (mag[j + k] as number);
+      const energy = even + odd;
+      // energy >= 0, so its biased exponent is the high word shifted down (0 for 0 and subnormals: code 0).
+      bits[0] = energy;
+      let e = ((bitsHigh[highWord] as number) >>> 20) - 1023;
+      e = e < EXP_MIN ? 0 : e > EXP_MAX ? EXP_MAX - EXP_MIN : e - EXP_MIN;
+      codes[at + m] = (codeBase[e] as number) + (energy >= (codeStep[e] as number) ? 1 : 0);
     }
     this.framesDone++;
   }

@@ -17,7 +17,7 @@ function naiveDft(x: Float64Array): { re: Float64Array; im: Float64Array } {
 }
 
 describe("RealFft", () => {
-  for (const size of [4, 8, 64, 1024]) {
+  for (const size of [4, 8, 16, 32, 64, 128, 1024]) {
     it(`matches a direct DFT at size ${size}`, () => {
       const x = new Float64Array(size).map((_, i) => Math.sin(i * 1.7) + 0.3 * Math.cos(i * i * 0.01) - 0.1);
       const fft = new RealFft(size);

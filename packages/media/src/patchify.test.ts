@@ -81,6 +81,51 @@ describe("Patchifier", () => {
     expect(a).toEqual(before);
   });
 
+  it("gives the same bytes on every copy path: word copies, unaligned input or output, other patch sizes, segment plan", () => {
+    /** Pixel-by-pixel reference: patch (r, c), pixel (px, py) is frame pixel (min(x, w-1), min(y, h-1)). */
+    const reference = (rgb: Uint8Array, w: number, h: number, p: number): Uint8Array => {
+      const rows = Math.ceil(h / p);
+      const cols = Math.ceil(w / p);
+      const out = new Uint8Array(rows * cols * p * p * 3);
+      let at = 0;
+      for (let r = 0; r < rows; r++)
+        for (let c = 0; c < cols; c++)
+          for (let py = 0; py < p; py++)
+            for (let px = 0; px < p; px++, at += 3) {
+              const from = (Math.min(r * p + py, h - 1) * w + Math.min(c * p + px, w - 1)) * 3;
+              out.set(rgb.subarray(from, from + 3), at);
+            }
+      return out;
+    };
+    /** Index of the first differing byte, -1 if equal (toEqual on ~1 MB arrays is far too slow). */
+    const firstDiff = (a: Uint8Array, b: Uint8Array): number => {
+      if (a.length !== b.length) return Math.min(a.length, b.length);
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+      return -1;
+    };
+    let seed = 7;
+    // Random bytes plus runs of FF: eight FF bytes read as a float64 are a NaN, which some engines canonicalise.
+    const frame = (w: number, h: number): Uint8Array =>
+      Uint8Array.from({ length: w * h * 3 }, (_, i) => ((seed = (seed * 1103515245 + 12345) % 2147483648), i % 97 < 20 ? 255 : seed >> 23));
+    for (const [w, h, p] of [[640, 480, 40], [80, 50, 40], [120, 40, 40], [48, 20, 8], [24, 24, 12], [50, 30, 40], [30, 30, 7]] as const) {
+      const rgb = frame(w, h);
+      const want = reference(rgb, w, h, p);
+      const plan = new Patchifier(w, h, p);
+      expect(firstDiff(plan.patchify(rgb), want)).toBe(-1);
+      // Unaligned input (a view at byte offset 1, as a decoded message field may be) and unaligned output.
+      const shifted = new Uint8Array(rgb.length + 1);
+      shifted.set(rgb, 1);
+      const out = new Uint8Array(want.length + 3);
+      expect(firstDiff(plan.patchify(shifted.subarray(1), out.subarray(3)), want)).toBe(-1);
+      expect(firstDiff(out.subarray(3), want)).toBe(-1);
+      expect(firstDiff(patchify(shifted.subarray(1), w, h, { patchSize: p }).patches, want)).toBe(-1);
+      // In place: the frame's own bytes as the output.
+      const inPlace = new Uint8Array(Math.max(rgb.length, want.length));
+      inPlace.set(rgb);
+      expect(firstDiff(plan.patchify(inPlace.subarray(0, rgb.length), inPlace), want)).toBe(-1);
+    }
+  });
+
   it("refuses frames of another size", () => {
     expect(() => new Patchifier(640, 480).patchify(new Uint8Array(320 * 240 * 3))).toThrow(
       expect.objectContaining({ code: "invalid_length" }),

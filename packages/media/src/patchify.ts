@@ -8,6 +8,7 @@ import { PATCH_SIZE } from "./constants.js";
 import { type DownscaleOptions, downscaleRgb, scaledSize } from "./downscale.js";
 import { MediaError } from "./errors.js";
 import { checkDimension, checkRgbFrame } from "./frame.js";
+import { copyPatchDoubles, copyPatchWords, copyWordBytes, type PatchGeometry } from "./patch-copy.js";
 
 export interface PatchifyOptions extends DownscaleOptions {
   /** Patch side in pixels. Default PATCH_SIZE (40), what the reference model takes. */
@@ -27,11 +28,15 @@ export interface VideoPatchGrid {
 }
 
 /**
- * Patchify for a fixed frame size, for video at frame rate: the copy plan (a
- * view per patch-row segment of a staging frame, and its output offset) is
- * built once, so a frame costs one staging copy plus one native copy per
- * segment. Without `out`, `patchify` writes into this Patchifier's own buffer,
- * which the next call overwrites; copy or encode it before then.
+ * Patchify for a fixed frame size, for video at frame rate. When the width is
+ * a whole number of patches and patch rows are whole words (the default
+ * 40-pixel patch on 640x480, 1280x720, ...), a frame is copied word by word
+ * (see patch-copy.ts) straight from `rgb`, through an aligned staging copy
+ * only if `rgb` is not word-aligned. Otherwise the copy plan (a view per patch-row segment of a
+ * staging frame, and its output offset) is built once and a frame costs one
+ * staging copy plus one native copy per segment. Without `out`, `patchify`
+ * writes into this Patchifier's own buffer, which the next call overwrites;
+ * copy or encode it before then.
  */
 export class Patchifier {
   readonly width: number;
@@ -39,14 +44,11 @@ export class Patchifier {
   readonly patchSize: number;
   readonly rows: number;
   readonly cols: number;
-  private readonly staging: Uint8Array;
   private readonly output: Uint8Array;
-  private readonly from: Uint8Array[] = [];
-  private readonly toOffset: Int32Array;
-  /** Right-edge padding runs: output offset, pixel count, staging offset of the pixel to repeat. */
-  private readonly padAt: Int32Array;
-  private readonly padCount: Int32Array;
-  private readonly padSource: Int32Array;
+  /** Bytes per word of the copy (8 or 4), 0 for the segment plan. */
+  private readonly wordBytes: 0 | 4 | 8;
+  private staging: Uint8Array | undefined;
+  private plan: SegmentPlan | undefined;
 
   constructor(width: number, height: number, patchSize = PATCH_SIZE) {
     checkDimension("width", width);
@@ -57,22 +59,88 @@ export class Patchifier {
     this.patchSize = patchSize;
     this.rows = Math.ceil(height / patchSize);
     this.cols = Math.ceil(width / patchSize);
-    this.staging = new Uint8Array(width * height * 3);
     this.output = new Uint8Array(this.rows * this.cols * patchSize * patchSize * 3);
+    this.wordBytes = copyWordBytes(width, patchSize);
+  }
+
+  /** Bytes of the patches of one frame: rows * cols * patchSize^2 * 3. */
+  get byteLength(): number {
+    return this.output.length;
+  }
+
+  /**
+   * Patches of one width x height RGB frame, written into `out` (at least
+   * `byteLength` bytes) or, without it, into this Patchifier's buffer (valid
+   * until the next call). Returns the bytes written.
+   */
+  patchify(rgb: Uint8Array, out?: Uint8Array): Uint8Array {
+    checkRgbFrame(rgb, this.width, this.height);
+    const length = this.output.length;
+    const output = out === undefined ? this.output : out;
+    if (output.length < length) {
+      throw new MediaError("invalid_length", `out has ${output.length} bytes; the patches need ${length}`);
+    }
+    const unit = this.wordBytes;
+    if (unit !== 0) {
+      // Read from a staged copy when `rgb` is not word-aligned or shares memory with the output (patchify in place).
+      const direct = rgb.byteOffset % unit === 0 && !overlaps(rgb, output);
+      const src = direct ? rgb : this.stage(rgb);
+      const aligned = output.byteOffset % unit === 0;
+      const dst = aligned ? output : this.output;
+      if (unit === 8) {
+        copyPatchDoubles(new Float64Array(src.buffer, src.byteOffset, src.length / 8), new Float64Array(dst.buffer, dst.byteOffset, length / 8), this);
+      } else {
+        copyPatchWords(new Int32Array(src.buffer, src.byteOffset, src.length / 4), new Int32Array(dst.buffer, dst.byteOffset, length / 4), this);
+      }
+      if (!aligned) output.set(this.output);
+    } else {
+      this.plan ??= new SegmentPlan(this);
+      this.plan.copy(rgb, output);
+    }
+    return output.length === length ? output : output.subarray(0, length);
+  }
+
+  /** `rgb` copied into a buffer of this Patchifier (8-byte aligned, as every fresh ArrayBuffer is). */
+  private stage(rgb: Uint8Array): Uint8Array {
+    this.staging ??= new Uint8Array(rgb.length);
+    this.staging.set(rgb);
+    return this.staging;
+  }
+}
+
+function overlaps(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.length && b.byteOffset < a.byteOffset + a.length;
+}
+
+/** Copy plan for any geometry: a view per patch-row segment of the staging frame, its output offset, and the right-edge padding runs. */
+class SegmentPlan {
+  /** The frame the segment views look at. */
+  private readonly staging: Uint8Array;
+  private readonly from: Uint8Array[] = [];
+  private readonly toOffset: Int32Array;
+  /** Right-edge padding runs: output offset, pixel count, staging offset of the pixel to repeat. */
+  private readonly padAt: Int32Array;
+  private readonly padCount: Int32Array;
+  private readonly padSource: Int32Array;
+
+  constructor(g: PatchGeometry) {
+    const { width, height, patchSize, rows, cols } = g;
+    const staging = new Uint8Array(width * height * 3);
+    this.staging = staging;
     const toOffset: number[] = [];
     const padAt: number[] = [];
     const padCount: number[] = [];
     const padSource: number[] = [];
     const rowBytes = patchSize * 3;
     let dst = 0;
-    for (let r = 0; r < this.rows; r++) {
-      for (let c = 0; c < this.cols; c++) {
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
         const x0 = c * patchSize;
         const inside = Math.min(patchSize, width - x0);
         for (let py = 0; py < patchSize; py++) {
           const sy = Math.min(r * patchSize + py, height - 1);
           const src = (sy * width + x0) * 3;
-          this.from.push(this.staging.subarray(src, src + inside * 3));
+          this.from.push(staging.subarray(src, src + inside * 3));
           toOffset.push(dst);
           if (inside < patchSize) {
             padAt.push(dst + inside * 3);
@@ -89,26 +157,11 @@ export class Patchifier {
     this.padSource = Int32Array.from(padSource);
   }
 
-  /** Bytes of the patches of one frame: rows * cols * patchSize^2 * 3. */
-  get byteLength(): number {
-    return this.output.length;
-  }
-
-  /**
-   * Patches of one width x height RGB frame, written into `out` (at least
-   * `byteLength` bytes) or, without it, into this Patchifier's buffer (valid
-   * until the next call). Returns the bytes written.
-   */
-  patchify(rgb: Uint8Array, out?: Uint8Array): Uint8Array {
-    checkRgbFrame(rgb, this.width, this.height);
-    const output = out === undefined ? this.output : out;
-    if (output.length < this.output.length) {
-      throw new MediaError("invalid_length", `out has ${output.length} bytes; the patches need ${this.output.length}`);
-    }
-    const { staging, from, toOffset } = this;
+  /** `rgb` into `output` (at least the patches' length). */
+  copy(rgb: Uint8Array, output: Uint8Array): void {
+    const { staging, from, toOffset, padAt, padCount, padSource } = this;
     staging.set(rgb);
     for (let i = 0; i < from.length; i++) output.set(from[i] as Uint8Array, toOffset[i] as number);
-    const { padAt, padCount, padSource } = this;
     for (let i = 0; i < padAt.length; i++) {
       const s = padSource[i] as number;
       const red = staging[s] as number;
@@ -120,8 +173,22 @@ export class Patchifier {
         output[p + 2] = blue;
       }
     }
-    return output.length === this.output.length ? output : output.subarray(0, this.output.length);
   }
+}
+
+type UnsafeAlloc = (bytes: number) => Uint8Array;
+const allocUnsafeSlow = (globalThis as { Buffer?: { allocUnsafeSlow?: UnsafeAlloc } }).Buffer?.allocUnsafeSlow;
+
+/**
+ * A fresh Uint8Array that owns its whole ArrayBuffer, for output that gets
+ * every byte overwritten: on Node without the zero fill (calloc'ing and
+ * page-faulting ~1 MB per frame was most of `patchify`'s cost), elsewhere a
+ * plain zeroed one.
+ */
+function uninitialised(bytes: number): Uint8Array {
+  if (allocUnsafeSlow === undefined) return new Uint8Array(bytes);
+  const b = allocUnsafeSlow(bytes);
+  return new Uint8Array(b.buffer, b.byteOffset, bytes);
 }
 
 // The last few plans, so `patchify` at a steady frame size reuses its plan.
@@ -159,6 +226,6 @@ export function patchify(rgb: Uint8Array, width: number, height: number, options
     patchSize,
     width: size.width,
     height: size.height,
-    patches: plan.patchify(frame, new Uint8Array(plan.byteLength)),
+    patches: plan.patchify(frame, uninitialised(plan.byteLength)),
   };
 }

@@ -7,6 +7,7 @@ export {
   InteractionSession,
   type ChunkParts,
   type DelegateOptions,
+  type DeliveryOption,
   type SessionConfigInput,
   type SessionOptions,
   type SessionTools,

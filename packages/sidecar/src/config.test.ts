@@ -18,7 +18,7 @@ describe("loadConfig", () => {
 
   it("names the flag or variable at fault", () => {
     expect(() => loadConfig(["--port", "http"], {})).toThrow(/--port: expected an integer/);
-    expect(() => loadConfig([], { MICROTURN_ENGINE: "tgi" })).toThrow(/MICROTURN_ENGINE: expected one of embedded, sglang-http, sglang-grpc/);
+    expect(() => loadConfig([], { MICROTURN_ENGINE: "tgi" })).toThrow(/MICROTURN_ENGINE: expected one of embedded, sglang-http, sglang-grpc, echo/);
     expect(() => loadConfig(["--engine", "sglang-http"], {})).toThrow(/needs --engine-url/);
     expect(() => loadConfig(["--background", "openai"], {})).toThrow(/needs --background-url/);
     expect(() => loadConfig(["--port", "70000"], {})).toThrow(ConfigError);

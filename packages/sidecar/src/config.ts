@@ -3,7 +3,7 @@
 // process.env or argv.
 import { parseArgs } from "node:util";
 
-export const ENGINE_KINDS = ["embedded", "sglang-http", "sglang-grpc"] as const;
+export const ENGINE_KINDS = ["embedded", "sglang-http", "sglang-grpc", "echo"] as const;
 export type EngineKind = (typeof ENGINE_KINDS)[number];
 
 export const BACKGROUND_KINDS = ["none", "embedded", "openai", "sglang-grpc"] as const;
@@ -60,7 +60,7 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     default: "9464",
     help: "HTTP port for /metrics, /healthz and WebSocket /v1/converse (-1 disables)",
   },
-  engine: { flag: "engine", env: "MICROTURN_ENGINE", kind: "enum", values: ENGINE_KINDS, default: "embedded", help: "interaction engine" },
+  engine: { flag: "engine", env: "MICROTURN_ENGINE", kind: "enum", values: ENGINE_KINDS, default: "embedded", help: "interaction engine (echo: model-free, for load tests)" },
   model: { flag: "model", env: "MICROTURN_MODEL", kind: "string", default: "", help: "GGUF for the embedded engine (default: tiny random model)" },
   engineUrl: { flag: "engine-url", env: "MICROTURN_ENGINE_URL", kind: "string", default: "", help: "SGLang URL (http://… or host:port for gRPC)" },
   background: {
@@ -159,7 +159,7 @@ function validate(c: SidecarConfig): void {
   };
   port("--port / MICROTURN_PORT", c.port, false);
   port("--metrics-port / MICROTURN_METRICS_PORT", c.httpPort, true);
-  if (c.engine !== "embedded" && !c.engineUrl) {
+  if (c.engine.startsWith("sglang-") && !c.engineUrl) {
     throw new ConfigError(`--engine ${c.engine} needs --engine-url / MICROTURN_ENGINE_URL (where SGLang listens)`);
   }
   if ((c.background === "openai" || c.background === "sglang-grpc") && !c.backgroundUrl) {

@@ -69,7 +69,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       stream.onClose();
     };
     call.on("data", (event: ClientEvent) => void stream.onEvent(event));
-    call.on("end", onClose);
+    // Half-close: the client still reads until the session ends.
+    // A cancelled call also ends its readable side; only a real half-close ends the session.
+    call.on("end", () =>
+      setImmediate(() => {
+        if (!call.cancelled && !closed) void stream.onHalfClose();
+      }),
+    );
     call.on("error", onClose);
     call.on("cancelled", onClose);
     call.on("close", onClose);
@@ -140,7 +146,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     async close() {
       wss?.clients.forEach((ws) => ws.terminate());
       await Promise.all([
-        new Promise<void>((resolve) => server.tryShutdown(() => resolve())).then(() => server.forceShutdown()),
+        // Streams still open after a short grace are cut; resume tokens were sent by drain.
+        Promise.race([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), new Promise((resolve) => setTimeout(resolve, 1000).unref())]).then(() =>
+          server.forceShutdown(),
+        ),
         http ? new Promise<void>((resolve) => http!.close(() => resolve())) : Promise.resolve(),
       ]);
     },

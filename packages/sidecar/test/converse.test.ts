@@ -230,4 +230,29 @@ describe("Converse", () => {
     expect(c.of("ended")[0]).toMatchObject({ reason: "bye", chunks: 1 });
     expect(engine.sessions[0]!.closed).toBe(true);
   });
+
+  it("on a client half-close finishes the queued micro-turns, ends the session and the stream", async () => {
+    const { engine, connect } = await setup();
+    const c = connect();
+    c.start();
+    c.input(0, "a");
+    c.input(1, "b");
+    c.call.end();
+    await c.waitFor(() => c.ended, "stream end");
+    expect(c.status).toBeUndefined();
+    expect(c.of("output").map((o) => o.text)).toEqual(["A", "B"]);
+    expect(c.of("ended")[0]).toMatchObject({ reason: "client closed its stream", chunks: 2 });
+    expect(engine.sessions[0]!.closed).toBe(true);
+  });
+
+  it("paces output to real time: no new output while more than a chunk of it is still to be heard", async () => {
+    const { connect } = await setup({ reply: () => "abcdefghij" }); // 600 ms of speech per answer
+    const c = connect();
+    c.start();
+    for (let seq = 0; seq < 5; seq++) c.input(seq, "go");
+    await c.waitCount("output", 5);
+    const outputs = c.of("output");
+    expect(outputs.map((o) => o.silent)).toEqual([false, true, false, true, true]);
+    expect(outputs[2]!.startMs).toBe(800); // right after the first answer
+  });
 });

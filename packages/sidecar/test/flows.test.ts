@@ -4,6 +4,7 @@
 import { DeliveryMode, ErrorCode, TaskStatus, type EngineChunk } from "@microturn/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { startSidecar, type Sidecar } from "../src/app.js";
+import { WHEN_IDLE_MAX_WAIT_MS } from "../src/session/interaction-session.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "../src/background/testing/openai-server.js";
 import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
@@ -79,6 +80,21 @@ describe("background delegation", () => {
     // The conversation never stalled.
     client.input(0, "");
     await client.waitCount("output", 1);
+  });
+});
+
+describe("when_idle delivery", () => {
+  it("waits for a pause, but at most WHEN_IDLE_MAX_WAIT_MS of input time", async () => {
+    background = await startOpenAiTestServer({ kind: "stream", content: ["result"] });
+    const { client } = await start(() => "", background.url);
+    client.start();
+    client.send({ $case: "delegate", value: { taskId: "t1", task: "job", delivery: DeliveryMode.DELIVERY_MODE_WHEN_IDLE, timeoutMs: 0 } });
+    await client.waitFor(() => client.of("background").some((b) => b.status === TaskStatus.TASK_STATUS_DONE), "done");
+    // The user never pauses: 40 chunks (8 s) of speech.
+    for (let seq = 0; seq < 40; seq++) client.input(seq, "talking");
+    await client.waitCount("output", 40);
+    const delivered = client.of("background").find((b) => b.deliveredAtSeq > 0)!;
+    expect(delivered.deliveredAtSeq).toBe(WHEN_IDLE_MAX_WAIT_MS / 200);
   });
 });
 

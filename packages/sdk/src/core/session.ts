@@ -3,7 +3,7 @@
 // events as typed emitter events and async iterables.
 import { EventEmitter } from "eventemitter3";
 import {
-  type DeliveryMode,
+  DeliveryMode,
   type InputChunk,
   Modality,
   PROTOCOL_VERSION,
@@ -24,7 +24,7 @@ import { AsyncQueue } from "../internal/async-queue.js";
 import { type ReconnectOptions, resolveReconnectOptions } from "../internal/backoff.js";
 import { InputClock } from "../internal/input-clock.js";
 import { INPUT_SAMPLE_RATE_HZ, InputFramer, wireBytes } from "../internal/input-framer.js";
-import { bytesToInt16, LinearResampler, toInt16, validateSampleRate } from "../internal/pcm.js";
+import { bytesToInt16, PcmResampler, toInt16, validateSampleRate } from "../internal/pcm.js";
 import { SessionLink } from "../internal/session-link.js";
 import { type ToolDefinition, type ToolHandler, ToolRunner } from "../internal/tool-runner.js";
 import { validateMs, validateVideoFrame } from "../internal/validate.js";
@@ -51,8 +51,26 @@ export interface SessionOptions {
   maxPendingAudioMs?: number;
 }
 
+/** How a background result is woven in: the proto enum or its short name. */
+export type DeliveryOption = DeliveryMode | "interrupt" | "when_idle" | "silent";
+
+const DELIVERY_BY_NAME: Record<Exclude<DeliveryOption, DeliveryMode>, DeliveryMode> = {
+  interrupt: DeliveryMode.DELIVERY_MODE_INTERRUPT,
+  when_idle: DeliveryMode.DELIVERY_MODE_WHEN_IDLE,
+  silent: DeliveryMode.DELIVERY_MODE_SILENT,
+};
+
+function deliveryMode(option: DeliveryOption | undefined): DeliveryMode {
+  if (option === undefined) return DeliveryMode.DELIVERY_MODE_UNSPECIFIED;
+  if (typeof option === "number") return option;
+  const mode = Object.hasOwn(DELIVERY_BY_NAME, option) ? DELIVERY_BY_NAME[option] : undefined;
+  if (mode === undefined) throw new InvalidInputError(`delivery must be "interrupt", "when_idle", "silent" or a DeliveryMode, got ${JSON.stringify(option)}`);
+  return mode;
+}
+
 export interface DelegateOptions {
-  delivery?: DeliveryMode;
+  /** Default: the session's default delivery (SessionConfig.default_delivery). */
+  delivery?: DeliveryOption;
   timeoutMs?: number;
   /** Defaults to a random id. */
   taskId?: string;
@@ -83,7 +101,7 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   private readonly runner = new ToolRunner();
   private readonly tasks = new Map<string, BackgroundTask>();
   private readonly iterators = new Set<AsyncQueue<SessionEvent>>();
-  private readonly resamplers = new Map<number, LinearResampler>();
+  private readonly resamplers = new Map<number, PcmResampler>();
   private readonly config: SessionConfigInput;
   private readonly closeTimeoutMs: number;
   private lastPlayedMs = 0;
@@ -179,13 +197,11 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   /** Adds mono audio to the input; it is resampled to 16 kHz and framed into 200 ms chunks. */
   sendAudio(samples: Int16Array | Float32Array, sampleRateHz: number): void {
     this.assertOpen("sendAudio");
-    // TODO(media): replace with @microturn/media (checkSampleRate/checkFinite, float32ToPcm16, streaming
-    // Resampler), mapping MediaError to InvalidInputError; the local helpers live in internal/pcm.ts.
     const rate = validateSampleRate(sampleRateHz);
     const int16 = toInt16(samples);
     let resampler = this.resamplers.get(rate);
     if (!resampler) {
-      resampler = new LinearResampler(rate, INPUT_SAMPLE_RATE_HZ);
+      resampler = new PcmResampler(rate, INPUT_SAMPLE_RATE_HZ);
       this.resamplers.clear();
       this.resamplers.set(rate, resampler);
     }
@@ -252,9 +268,10 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     const taskId = options.taskId ?? randomId();
     if (this.tasks.has(taskId)) throw new InvalidInputError(`task id ${taskId} is already in use in this session`);
     const timeoutMs = options.timeoutMs === undefined ? 0 : validateMs(options.timeoutMs, "timeoutMs");
+    const delivery = deliveryMode(options.delivery);
     const handle = new BackgroundTask(taskId, task, (id) => this.cancelTask(id));
     this.tasks.set(taskId, handle);
-    this.link.sendControl({ $case: "delegate", value: { taskId, task, delivery: options.delivery ?? 0, timeoutMs } });
+    this.link.sendControl({ $case: "delegate", value: { taskId, task, delivery, timeoutMs } });
     const signal = options.signal;
     if (signal) {
       const onAbort = (): void => {

@@ -91,7 +91,7 @@ export class InputFramer {
     return chunk;
   }
 
-  // TODO(media): @microturn/media's ChunkFramer cuts audio the same way; use it once merged.
+  // Text and video join the chunk too, so this framer (not media's audio-only ChunkFramer) cuts chunks.
   private takeAudio(limit: number): Int16Array {
     const count = Math.min(limit, this.audioSamples);
     const out = new Int16Array(count);

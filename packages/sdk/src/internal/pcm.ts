@@ -1,5 +1,6 @@
-// PCM conversion and resampling for outgoing audio.
-// TODO(media): replace with @microturn/media (PCM helpers, resample) once it lands.
+// PCM conversion and resampling for outgoing audio, on @microturn/media; media
+// errors become the SDK's InvalidInputError.
+import { float32ToPcm16, pcm16ToFloat32, Resampler } from "@microturn/media";
 import { InvalidInputError } from "../core/session-errors.js";
 
 export const MIN_SAMPLE_RATE_HZ = 8000;
@@ -38,41 +39,24 @@ export function toInt16(samples: Int16Array | Float32Array): Int16Array {
 }
 
 /**
- * Streaming linear-interpolation resampler: successive `push` calls give the
- * same output as one call on the concatenated input, because the last input
- * sample and the fractional read position carry over.
+ * Streaming resampler to 16 kHz for outgoing audio: @microturn/media's
+ * windowed-sinc Resampler (the one the sidecar's dMel path uses), on int16.
+ * Successive pushes give the same output as one push of the whole signal.
  */
-export class LinearResampler {
+export class PcmResampler {
   readonly fromRateHz: number;
   readonly toRateHz: number;
-  private readonly step: number;
-  private position = 0;
-  private previous: number | undefined;
+  private readonly resampler: Resampler | undefined;
 
   constructor(fromRateHz: number, toRateHz: number) {
     this.fromRateHz = fromRateHz;
     this.toRateHz = toRateHz;
-    this.step = fromRateHz / toRateHz;
+    this.resampler = fromRateHz === toRateHz ? undefined : new Resampler(fromRateHz, toRateHz);
   }
 
   push(input: Int16Array): Int16Array {
-    if (this.fromRateHz === this.toRateHz) return input;
-    if (input.length === 0) return input;
-    const n = input.length;
-    const at = (i: number): number => (i < 0 ? (this.previous ?? input[0]!) : input[i]!);
-    const start = this.previous === undefined ? Math.max(0, this.position) : this.position;
-    const count = start < n - 1 ? Math.ceil((n - 1 - start) / this.step) : 0;
-    const out = new Int16Array(count);
-    for (let k = 0; k < count; k++) {
-      // Positions from the start (not accumulated) so rounding cannot drift past the last sample.
-      const p = start + k * this.step;
-      const i = Math.floor(p);
-      const frac = p - i;
-      out[k] = Math.round(at(i) * (1 - frac) + at(Math.min(i + 1, n - 1)) * frac);
-    }
-    this.position = start + count * this.step - n;
-    this.previous = input[n - 1];
-    return out;
+    if (!this.resampler || input.length === 0) return input;
+    return float32ToPcm16(this.resampler.push(pcm16ToFloat32(input)));
   }
 }
 

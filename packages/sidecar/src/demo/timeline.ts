@@ -12,7 +12,7 @@ const magenta = color(35);
 
 /** Model output can be anything (random weights): show it printable and short. */
 function printable(text: string, max = 60): string {
-  const clean = [...text].map((ch) => (/[\p{L}\p{N}\p{P}\p{Zs}\p{S}]/u.test(ch) ? ch : "·")).join("");
+  const clean = [...text].map((ch) => (ch !== "\uFFFD" && /[\p{L}\p{N}\p{P}\p{Zs}\p{S}]/u.test(ch) ? ch : "·")).join("");
   return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }
 
@@ -56,7 +56,8 @@ export class Timeline {
       if (o.seq % 10 === 0) this.line(`${stamp(o.seq * 200)} ${dim("out  … silent")} ${timing}`);
       return;
     }
-    this.line(`${stamp(o.startMs)} ${green("out")} "${printable(o.text)}" ${timing}`);
+    const plays = o.startMs > o.seq * 200 + 400 ? dim(` plays at ${(o.startMs / 1000).toFixed(1)} s`) : "";
+    this.line(`${stamp(o.seq * 200)} ${green("out")} "${printable(o.text)}"${plays} ${timing}`);
   }
 
   background(b: BackgroundUpdate): void {

@@ -15,7 +15,8 @@ export interface EventChannel {
 
 export class ConverseStream {
   private handle: SessionHandle | undefined;
-  private opening: Promise<void> | undefined;
+  /** Client events are handled strictly in order, one at a time. */
+  private chain: Promise<void> = Promise.resolve();
   private ended = false;
 
   constructor(
@@ -24,9 +25,27 @@ export class ConverseStream {
     private readonly logger: Logger,
   ) {}
 
-  /** Handles one client event; never throws (errors become SessionError events). */
-  async onEvent(event: ClientEvent): Promise<void> {
-    if (this.opening) await this.opening;
+  /** Handles one client event, after every earlier one; never throws (errors become SessionError events). */
+  onEvent(event: ClientEvent): Promise<void> {
+    this.chain = this.chain.then(() => this.handleEvent(event));
+    return this.chain;
+  }
+
+  /**
+   * The client half-closed: it sends nothing more but still reads. A session it
+   * did not end with SessionEnd is ended now; then the stream ends.
+   */
+  onHalfClose(): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      if (this.ended) return;
+      if (this.handle) await this.hub.end(this.handle, "client closed its stream");
+      this.finish();
+    });
+    return this.chain;
+  }
+
+  private async handleEvent(event: ClientEvent): Promise<void> {
+    if (this.ended) return;
     try {
       const opened = this.handle !== undefined;
       if (opened) this.handle!.recorder?.record(event);
@@ -41,7 +60,7 @@ export class ConverseStream {
     }
   }
 
-  /** The transport closed. `clean` when the client half-closed after SessionEnd. */
+  /** The transport is gone (cancelled, reset, socket closed): the session waits for resume. */
   onClose(): void {
     if (this.ended) return;
     this.ended = true;
@@ -60,8 +79,7 @@ export class ConverseStream {
           { fatal: true },
         );
       }
-      this.opening = this.open(payload);
-      return this.opening;
+      return this.open(payload);
     }
     const handle = this.handle;
     if (!handle) {
@@ -94,16 +112,12 @@ export class ConverseStream {
   }
 
   private async open(payload: Extract<NonNullable<ClientEvent["event"]>, { $case: "start" | "resume" }>): Promise<void> {
-    try {
-      if (payload.$case === "start") {
-        const config = payload.value.config;
-        if (!config) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "start.config is required", { fatal: true });
-        this.handle = await this.hub.create(config, this.channel);
-      } else {
-        this.handle = this.hub.resume(payload.value.resumeToken, payload.value.lastEventSeq, this.channel);
-      }
-    } finally {
-      this.opening = undefined;
+    if (payload.$case === "start") {
+      const config = payload.value.config;
+      if (!config) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "start.config is required", { fatal: true });
+      this.handle = await this.hub.create(config, this.channel);
+    } else {
+      this.handle = this.hub.resume(payload.value.resumeToken, payload.value.lastEventSeq, this.channel);
     }
   }
 

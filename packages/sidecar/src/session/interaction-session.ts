@@ -62,9 +62,14 @@ export interface InteractionSessionOptions {
 
 type QueueItem = { kind: "chunk"; chunk: InputChunk; arrivedAt: number } | { kind: "interrupt"; playedUpToMs: number };
 
+/** A when_idle result waits at most this much input time for a pause, then is delivered anyway. */
+export const WHEN_IDLE_MAX_WAIT_MS = 5000;
+
 interface PendingContext {
   item: ContextItem;
   delivery: DeliveryMode;
+  /** Input time at which it became deliverable. */
+  readyAtMs: number;
   /** The BackgroundUpdate to send once delivered. */
   update?: BackgroundUpdate;
 }
@@ -94,6 +99,8 @@ export class InteractionSession {
   private computeMs = 0;
   private inputMs = 0;
   private chunks = 0;
+  /** Input time reached so far (end of the last chunk taken). */
+  private inputTimeMs = 0;
   private notedUnsupported = new Set<Modality>();
   private idle: Promise<void> = Promise.resolve();
   private resolveIdle: (() => void) | undefined;
@@ -138,6 +145,7 @@ export class InteractionSession {
         );
       }
       this.nextSeq = chunk.seq + 1;
+      this.inputTimeMs = chunk.startMs + chunk.durationMs;
       this.queue.push({ kind: "chunk", chunk, arrivedAt: this.now() });
       this.opts.emit({ $case: "inputAck", value: { seq: chunk.seq, duplicate: false, queueDepth: this.queue.length - 1 } });
       this.kick();
@@ -275,9 +283,7 @@ export class InteractionSession {
     let text = "";
     let result: { finishReason: FinishReason; appendMs: number; inputStart: number; inputEnd: number; outputEnd: number } | undefined;
     const inputStart = this.opts.engineSession.positionTokens;
-    for await (const out of this.opts.engineSession.append(engineChunk, {
-      maxOutputTokens: this.opts.config.maxOutputTokensPerTurn || this.opts.limits.maxOutputTokensPerTurn,
-    })) {
+    for await (const out of this.opts.engineSession.append(engineChunk, { maxOutputTokens: this.outputBudget(chunk) })) {
       if (out.type === "delta") text += this.visibleText(out.text, chunk.seq);
       else result = { finishReason: out.done.finishReason, appendMs: out.done.appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
     }
@@ -319,6 +325,17 @@ export class InteractionSession {
     });
   }
 
+  /**
+   * Output is paced to real time: while more than one chunk of earlier output
+   * is still to be played when this chunk ends, the micro-turn appends input
+   * only (the model is still speaking), so output never runs ahead of the
+   * listener by more than a micro-turn.
+   */
+  private outputBudget(chunk: InputChunk): number {
+    if (this.history.pendingOutputMs(chunk.startMs + chunk.durationMs) > chunk.durationMs) return 0;
+    return this.opts.config.maxOutputTokensPerTurn || this.opts.limits.maxOutputTokensPerTurn;
+  }
+
   /** Strips tool-call markup from model text and starts the calls it holds. */
   private visibleText(delta: string, seq: number): string {
     if (!this.extractor) return delta;
@@ -351,7 +368,11 @@ export class InteractionSession {
     else if (spec) outcome = await tools.callClientTool(spec, argumentsJson, seq, (event) => this.opts.emit(event));
     else outcome = { ok: false as const, error: `unknown tool "${name}"` };
     const text = outcome.ok ? outcome.output : `error: ${outcome.error}`;
-    this.pending.push({ item: { source: ContextSource.CONTEXT_SOURCE_TOOL, text: `[tool ${name} result] ${text}`, refId: name }, delivery: DeliveryMode.DELIVERY_MODE_INTERRUPT });
+    this.pending.push({
+      item: { source: ContextSource.CONTEXT_SOURCE_TOOL, text: `[tool ${name} result] ${text}`, refId: name },
+      delivery: DeliveryMode.DELIVERY_MODE_INTERRUPT,
+      readyAtMs: this.inputTimeMs,
+    });
   }
 
   private onBackgroundUpdate(update: BackgroundUpdate): void {
@@ -368,6 +389,7 @@ export class InteractionSession {
       item: { source: ContextSource.CONTEXT_SOURCE_BACKGROUND, text: `[background ${update.taskId}${DELIVERY_NOTE[delivery]}] ${body}`, refId: update.taskId },
       delivery,
       update,
+      readyAtMs: this.inputTimeMs,
     });
   }
 
@@ -378,7 +400,8 @@ export class InteractionSession {
     const due: ContextItem[] = [];
     for (let i = 0; i < this.pending.length; ) {
       const p = this.pending[i]!;
-      if (p.delivery === DeliveryMode.DELIVERY_MODE_WHEN_IDLE && (userActive || modelSpeaking)) {
+      const waitedMs = chunk.startMs - p.readyAtMs;
+      if (p.delivery === DeliveryMode.DELIVERY_MODE_WHEN_IDLE && (userActive || modelSpeaking) && waitedMs < WHEN_IDLE_MAX_WAIT_MS) {
         i++;
         continue;
       }

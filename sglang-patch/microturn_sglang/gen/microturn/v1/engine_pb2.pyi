@@ -42,7 +42,7 @@ class EngineCapabilities(_message.Message):
     random_weights: bool
     def __init__(self, engine: _Optional[str] = ..., model_id: _Optional[str] = ..., input_modalities: _Optional[_Iterable[_Union[_common_pb2.Modality, str]]] = ..., output_modalities: _Optional[_Iterable[_Union[_common_pb2.Modality, str]]] = ..., supports_rewind: _Optional[bool] = ..., max_context_tokens: _Optional[int] = ..., protocol_version: _Optional[str] = ..., random_weights: _Optional[bool] = ...) -> None: ...
 
-class OpenRequest(_message.Message):
+class OpenSessionRequest(_message.Message):
     __slots__ = ("session_id", "capacity_tokens", "idle_timeout_ms", "protocol_version", "system_prompt")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -56,7 +56,7 @@ class OpenRequest(_message.Message):
     system_prompt: str
     def __init__(self, session_id: _Optional[str] = ..., capacity_tokens: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., protocol_version: _Optional[str] = ..., system_prompt: _Optional[str] = ...) -> None: ...
 
-class OpenResponse(_message.Message):
+class OpenSessionResponse(_message.Message):
     __slots__ = ("session_id", "capabilities", "position_tokens", "capacity_tokens")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
@@ -148,13 +148,13 @@ class RewindResponse(_message.Message):
     dropped_tokens: int
     def __init__(self, position_tokens: _Optional[int] = ..., dropped_tokens: _Optional[int] = ...) -> None: ...
 
-class CloseRequest(_message.Message):
+class CloseSessionRequest(_message.Message):
     __slots__ = ("session_id",)
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
-class CloseResponse(_message.Message):
+class CloseSessionResponse(_message.Message):
     __slots__ = ("position_tokens",)
     POSITION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     position_tokens: int

@@ -38,10 +38,10 @@ class StreamingSessionStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Open = channel.unary_unary(
-                '/microturn.v1.StreamingSession/Open',
-                request_serializer=microturn_dot_v1_dot_engine__pb2.OpenRequest.SerializeToString,
-                response_deserializer=microturn_dot_v1_dot_engine__pb2.OpenResponse.FromString,
+        self.OpenSession = channel.unary_unary(
+                '/microturn.v1.StreamingSession/OpenSession',
+                request_serializer=microturn_dot_v1_dot_engine__pb2.OpenSessionRequest.SerializeToString,
+                response_deserializer=microturn_dot_v1_dot_engine__pb2.OpenSessionResponse.FromString,
                 _registered_method=True)
         self.Append = channel.unary_stream(
                 '/microturn.v1.StreamingSession/Append',
@@ -53,10 +53,10 @@ class StreamingSessionStub:
                 request_serializer=microturn_dot_v1_dot_engine__pb2.RewindRequest.SerializeToString,
                 response_deserializer=microturn_dot_v1_dot_engine__pb2.RewindResponse.FromString,
                 _registered_method=True)
-        self.Close = channel.unary_unary(
-                '/microturn.v1.StreamingSession/Close',
-                request_serializer=microturn_dot_v1_dot_engine__pb2.CloseRequest.SerializeToString,
-                response_deserializer=microturn_dot_v1_dot_engine__pb2.CloseResponse.FromString,
+        self.CloseSession = channel.unary_unary(
+                '/microturn.v1.StreamingSession/CloseSession',
+                request_serializer=microturn_dot_v1_dot_engine__pb2.CloseSessionRequest.SerializeToString,
+                response_deserializer=microturn_dot_v1_dot_engine__pb2.CloseSessionResponse.FromString,
                 _registered_method=True)
         self.Health = channel.unary_unary(
                 '/microturn.v1.StreamingSession/Health',
@@ -71,7 +71,7 @@ class StreamingSessionServicer:
     in the sequence is recomputed. At most one Append is in flight per session.
     """
 
-    def Open(self, request, context):
+    def OpenSession(self, request, context):
         """Opens a session with KV capacity reserved up front.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -93,7 +93,7 @@ class StreamingSessionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Close(self, request, context):
+    def CloseSession(self, request, context):
         """Closes a session and frees everything it holds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -110,10 +110,10 @@ class StreamingSessionServicer:
 
 def add_StreamingSessionServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Open': grpc.unary_unary_rpc_method_handler(
-                    servicer.Open,
-                    request_deserializer=microturn_dot_v1_dot_engine__pb2.OpenRequest.FromString,
-                    response_serializer=microturn_dot_v1_dot_engine__pb2.OpenResponse.SerializeToString,
+            'OpenSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenSession,
+                    request_deserializer=microturn_dot_v1_dot_engine__pb2.OpenSessionRequest.FromString,
+                    response_serializer=microturn_dot_v1_dot_engine__pb2.OpenSessionResponse.SerializeToString,
             ),
             'Append': grpc.unary_stream_rpc_method_handler(
                     servicer.Append,
@@ -125,10 +125,10 @@ def add_StreamingSessionServicer_to_server(servicer, server):
                     request_deserializer=microturn_dot_v1_dot_engine__pb2.RewindRequest.FromString,
                     response_serializer=microturn_dot_v1_dot_engine__pb2.RewindResponse.SerializeToString,
             ),
-            'Close': grpc.unary_unary_rpc_method_handler(
-                    servicer.Close,
-                    request_deserializer=microturn_dot_v1_dot_engine__pb2.CloseRequest.FromString,
-                    response_serializer=microturn_dot_v1_dot_engine__pb2.CloseResponse.SerializeToString,
+            'CloseSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSession,
+                    request_deserializer=microturn_dot_v1_dot_engine__pb2.CloseSessionRequest.FromString,
+                    response_serializer=microturn_dot_v1_dot_engine__pb2.CloseSessionResponse.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
@@ -150,7 +150,7 @@ class StreamingSession:
     """
 
     @staticmethod
-    def Open(request,
+    def OpenSession(request,
             target,
             options=(),
             channel_credentials=None,
@@ -163,9 +163,9 @@ class StreamingSession:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/microturn.v1.StreamingSession/Open',
-            microturn_dot_v1_dot_engine__pb2.OpenRequest.SerializeToString,
-            microturn_dot_v1_dot_engine__pb2.OpenResponse.FromString,
+            '/microturn.v1.StreamingSession/OpenSession',
+            microturn_dot_v1_dot_engine__pb2.OpenSessionRequest.SerializeToString,
+            microturn_dot_v1_dot_engine__pb2.OpenSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -231,7 +231,7 @@ class StreamingSession:
             _registered_method=True)
 
     @staticmethod
-    def Close(request,
+    def CloseSession(request,
             target,
             options=(),
             channel_credentials=None,
@@ -244,9 +244,9 @@ class StreamingSession:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/microturn.v1.StreamingSession/Close',
-            microturn_dot_v1_dot_engine__pb2.CloseRequest.SerializeToString,
-            microturn_dot_v1_dot_engine__pb2.CloseResponse.FromString,
+            '/microturn.v1.StreamingSession/CloseSession',
+            microturn_dot_v1_dot_engine__pb2.CloseSessionRequest.SerializeToString,
+            microturn_dot_v1_dot_engine__pb2.CloseSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

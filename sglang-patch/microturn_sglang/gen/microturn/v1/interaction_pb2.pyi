@@ -55,6 +55,7 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_CODE_RESOURCE_EXHAUSTED: _ClassVar[ErrorCode]
     ERROR_CODE_VERSION_MISMATCH: _ClassVar[ErrorCode]
     ERROR_CODE_INTERNAL: _ClassVar[ErrorCode]
+    ERROR_CODE_UNAUTHENTICATED: _ClassVar[ErrorCode]
 DELIVERY_MODE_UNSPECIFIED: DeliveryMode
 DELIVERY_MODE_INTERRUPT: DeliveryMode
 DELIVERY_MODE_WHEN_IDLE: DeliveryMode
@@ -86,6 +87,7 @@ ERROR_CODE_TIMEOUT: ErrorCode
 ERROR_CODE_RESOURCE_EXHAUSTED: ErrorCode
 ERROR_CODE_VERSION_MISMATCH: ErrorCode
 ERROR_CODE_INTERNAL: ErrorCode
+ERROR_CODE_UNAUTHENTICATED: ErrorCode
 
 class ClientEvent(_message.Message):
     __slots__ = ("event_id", "start", "resume", "input", "playback", "interrupt", "tool_result", "delegate", "cancel_task", "end")

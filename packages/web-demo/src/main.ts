@@ -1,0 +1,161 @@
+// The demo page: connects to a sidecar over WebSocket with the browser SDK,
+// streams the microphone (and typed text) as 200 ms chunks, renders the
+// session's timeline and transcript, and plays any output audio.
+import { Microturn, type InteractionSession } from "@microturn/sdk/browser";
+import type { PcmAudio, UnsupportedInput } from "@microturn/protocol";
+import { OutputPlayer, startMicrophone, type Microphone } from "./audio-io.js";
+import { Timeline } from "./timeline.js";
+
+// A text-only engine gets "[audio: 200 ms]" notes instead of an error per chunk.
+// (Typed against the enum without importing the protocol runtime into the page.)
+const UNSUPPORTED_INPUT_NOTE: UnsupportedInput.UNSUPPORTED_INPUT_NOTE = 2;
+
+function byId<T extends HTMLElement>(id: string): T {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`page is missing #${id}`);
+  return node as T;
+}
+
+const view = {
+  url: byId<HTMLInputElement>("url"),
+  useMic: byId<HTMLInputElement>("use-mic"),
+  start: byId<HTMLButtonElement>("start"),
+  status: byId<HTMLElement>("status"),
+  textForm: byId<HTMLFormElement>("text-form"),
+  text: byId<HTMLInputElement>("text"),
+  delegate: byId<HTMLButtonElement>("delegate"),
+  timeline: new Timeline(byId<HTMLOListElement>("timeline"), byId("counts"), byId("transcript")),
+};
+
+const query = new URLSearchParams(location.search);
+const defaultUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/converse`;
+view.url.value = query.get("url") ?? defaultUrl;
+const apiKey = query.get("api_key") ?? undefined;
+// TaskStatus by value, in the proto's order.
+const TASK_STATUS = ["unspecified", "queued", "running", "done", "failed", "cancelled", "timed out"];
+// Asks the sidecar to record the session (it does when started with --record-dir).
+const record = query.get("record") === "1";
+
+type State = "idle" | "connecting" | "live" | "closed";
+let session: InteractionSession | undefined;
+let microphone: Microphone | undefined;
+let audio: AudioContext | undefined;
+
+function setState(state: State, detail: string): void {
+  view.status.dataset.state = state;
+  view.status.textContent = detail;
+  view.start.textContent = state === "live" || state === "connecting" ? "Stop" : "Start";
+  view.start.disabled = state === "connecting";
+  view.text.disabled = state !== "live";
+  view.delegate.disabled = state !== "live";
+}
+
+function pcmMs(pcm: PcmAudio | undefined): number {
+  return pcm && pcm.sampleRateHz > 0 ? (pcm.pcm16.length / 2 / Math.max(1, pcm.channels) / pcm.sampleRateHz) * 1000 : 0;
+}
+
+function report(error: unknown): void {
+  // Session errors the server marks non-fatal (e.g. "audio replaced by a note") leave the session running.
+  const fatal = (error as { fatal?: boolean } | undefined)?.fatal !== false;
+  view.timeline.error(error instanceof Error ? `${error.name}: ${error.message}` : String(error), fatal);
+}
+
+async function start(): Promise<void> {
+  setState("connecting", `connecting to ${view.url.value} …`);
+  // Created inside the click so the browser lets it play sound.
+  audio ??= new AudioContext();
+  await audio.resume();
+  const client = new Microturn({ url: view.url.value, apiKey });
+  const live = client.session({ instructions: "You are a friendly voice assistant. Keep answers short.", unsupportedInput: UNSUPPORTED_INPUT_NOTE, record });
+  session = live;
+  const player = new OutputPlayer(audio, (playedUpToMs) => {
+    if (session === live) live.ackPlayback(playedUpToMs);
+  });
+  const tl = view.timeline;
+  live.on("started", (s) => {
+    const caps = s.capabilities;
+    const model = caps ? ` · engine ${caps.engine}, model ${caps.modelId}${caps.randomWeights ? " (random weights: its output is noise)" : ""}` : "";
+    tl.event("session", `${s.resumed ? "resumed" : "started"} ${s.sessionId}${model}`);
+  });
+  live.on("inputSent", (chunk) => tl.input(chunk.seq, chunk.startMs, pcmMs(chunk.pcm), chunk.text));
+  live.on("output", (out) => tl.output(out.seq, out.text, out.silent, pcmMs(out.audio), out.latencyMs));
+  live.on("background", (u) => tl.background(u.taskId, TASK_STATUS[u.status] ?? String(u.status), u.content || u.errorMessage));
+  live.on("error", report);
+  live.on("reconnecting", ({ attempt, delayMs }) => tl.event("reconnect", `attempt ${attempt} in ${Math.round(delayMs)} ms`));
+  live.on("reconnected", ({ sessionId, resentChunks }) => tl.event("reconnect", `resumed ${sessionId}, resent ${resentChunks} chunks`));
+  live.on("close", ({ error }) => {
+    if (session === live) {
+      session = undefined;
+      microphone?.stop();
+      microphone = undefined;
+    }
+    tl.event("session", error ? `closed: ${error.message}` : "closed");
+    setState("closed", error ? `closed: ${error.message}` : "closed");
+  });
+
+  await live.connect({ signal: AbortSignal.timeout(15_000) });
+  setState("live", `live · ${view.url.value}`);
+  void (async () => {
+    for await (const piece of live.audio()) player.play(piece.samples, piece.sampleRateHz, piece.startMs);
+  })().catch(() => undefined); // the close listener already reports how the session ended
+  if (view.useMic.checked) {
+    const rateHz = audio.sampleRate;
+    const mic = await startMicrophone(audio, new URL("./mic-worklet.js", import.meta.url), (samples) => {
+      if (session === live) live.sendAudio(samples, rateHz);
+    });
+    if (session !== live) {
+      mic.stop(); // the session ended while the microphone was starting
+      return;
+    }
+    microphone = mic;
+    tl.event("microphone", `capturing at ${microphone.sampleRateHz} Hz, sent in 200 ms pieces`);
+  }
+}
+
+view.start.addEventListener("click", () => {
+  if (session) {
+    // Detach first: the worklet may still post a piece while close() waits for the server.
+    const closing = session;
+    session = undefined;
+    microphone?.stop();
+    microphone = undefined;
+    setState("connecting", "closing …");
+    void closing
+      .close({ reason: "user stopped" })
+      .catch(report)
+      .finally(() => {
+        if (view.status.dataset.state === "connecting") setState("closed", "closed");
+      });
+    return;
+  }
+  start().catch((error: unknown) => {
+    report(error);
+    const failed = session;
+    session = undefined;
+    microphone?.stop();
+    microphone = undefined;
+    void failed?.close().catch(() => undefined);
+    setState("closed", "could not start: see the timeline");
+  });
+});
+
+view.textForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = view.text.value.trim();
+  if (!text || !session) return;
+  session.sendText(text);
+  view.text.value = "";
+});
+
+// The typed text as a background task; its updates arrive as `background` events.
+view.delegate.addEventListener("click", () => {
+  const text = view.text.value.trim();
+  if (!text || !session) return;
+  const task = session.delegate(text, { timeoutMs: 60_000 });
+  view.timeline.event("background", `task ${task.id} delegated: ${text}`);
+  view.text.value = "";
+});
+
+window.addEventListener("error", (event) => report(event.error ?? event.message));
+window.addEventListener("unhandledrejection", (event) => report(event.reason));
+setState("idle", "not connected");

@@ -1,0 +1,86 @@
+// The demo's page server: serves the page and its bundles only, and passes
+// WebSocket upgrades on /v1/converse through to the sidecar's HTTP port.
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { startPageServer, type PageServer } from "../page-server.js";
+
+const servers: Array<{ close(): unknown }> = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+});
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  servers.push({ close: () => new Promise((r) => server.close(r)) });
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function page(sidecarHttpAddress: string): Promise<PageServer> {
+  const p = await startPageServer({ sidecarHttpAddress });
+  servers.unshift(p); // closed before the upstream it points at
+  return p;
+}
+
+/** Sends an upgrade request; resolves with the status line and, on 101, the first bytes after it. */
+function upgrade(url: string, path: string): Promise<{ status: number; echoed?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, url), { headers: { connection: "Upgrade", upgrade: "websocket", "sec-websocket-protocol": "microturn.v1" } });
+    req.on("upgrade", (res, socket: Socket) => {
+      socket.write("ping");
+      socket.once("data", (data) => {
+        socket.destroy();
+        resolve({ status: res.statusCode ?? 0, echoed: data.toString() });
+      });
+    });
+    req.on("response", (res) => resolve({ status: res.statusCode ?? 0 }));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("page server", () => {
+  it("serves the page and nothing outside it", async () => {
+    const p = await page("127.0.0.1:1");
+    const index = await fetch(p.url);
+    expect(index.status).toBe(200);
+    expect(index.headers.get("content-type")).toContain("text/html");
+    expect(await index.text()).toContain('src="dist/main.js"');
+    for (const path of ["/package.json", "/page-server.ts", "/dist/..%2fpackage.json", "/dist/%2e%2e/serve.ts", "/test/page-server.test.ts", "/dist/%E0%A4%A"]) {
+      expect((await fetch(new URL(path, p.url))).status, path).toBe(404);
+    }
+    expect((await fetch(p.url, { method: "POST", body: "x" })).status).toBe(404);
+    const raw = await new Promise<number>((resolve, reject) =>
+      request(p.url, { path: "//" }, (res) => resolve(res.statusCode ?? 0))
+        .on("error", reject)
+        .end(),
+    );
+    expect(raw).toBe(404);
+  });
+
+  it("passes /v1/converse upgrades through to the sidecar, headers and bytes", async () => {
+    let seen: { url?: string; protocol?: string } = {};
+    const upstream = createServer();
+    upstream.on("upgrade", (req, socket: Socket) => {
+      seen = { url: req.url, protocol: req.headers["sec-websocket-protocol"] as string };
+      socket.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+      socket.on("data", (data) => socket.write(`echo:${data}`));
+      socket.on("end", () => socket.end()); // http servers keep upgraded sockets half-open
+
+    });
+    const p = await page(await listen(upstream));
+    const answer = await upgrade(p.url, "/v1/converse?api_key=k");
+    expect(answer).toEqual({ status: 101, echoed: "echo:ping" });
+    expect(seen).toEqual({ url: "/v1/converse?api_key=k", protocol: "microturn.v1" });
+  });
+
+  it("refuses upgrades elsewhere and survives a sidecar that is down", async () => {
+    const dead = createServer();
+    const address = await listen(dead);
+    await new Promise((r) => dead.close(r)); // nothing listens there now
+    const p = await page(address);
+    expect(await upgrade(p.url, "/other")).toEqual({ status: 404 });
+    await expect(upgrade(p.url, "/v1/converse")).rejects.toThrow(/socket hang up|ECONNRESET/);
+    expect((await fetch(p.url)).status).toBe(200); // still serving
+  });
+});

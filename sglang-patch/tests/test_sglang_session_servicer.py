@@ -1,0 +1,227 @@
+"""The in-server StreamingSession servicer over real gRPC (grpc.aio on a
+loopback port), against the stand-in TokenizerManager of sglang_fakes.py."""
+
+import asyncio
+import sys
+from contextlib import asynccontextmanager
+
+import grpc
+import pytest
+from sglang_fakes import FakeTokenizerManager, fake_io_struct
+
+from microturn_sglang.engine_servicer import PROTOCOL_VERSION
+from microturn_sglang.gen.microturn.v1 import common_pb2, engine_pb2, engine_pb2_grpc
+from microturn_sglang.grpc_in_server import start_session_grpc
+
+IO_STRUCT = "sglang.srt.managers.io_struct"
+
+
+@pytest.fixture(autouse=True)
+def io_struct(monkeypatch):
+    monkeypatch.setitem(sys.modules, IO_STRUCT, fake_io_struct())
+
+
+@asynccontextmanager
+async def served(tm):
+    server, port = await start_session_grpc(tm, "127.0.0.1", 0)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield engine_pb2_grpc.StreamingSessionStub(channel)
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+def run(scenario, tm=None):
+    tm = tm or FakeTokenizerManager()
+
+    async def main():
+        async with served(tm) as stub:
+            await scenario(stub, tm)
+
+    asyncio.run(main())
+    return tm
+
+
+async def open_session(stub, **kw):
+    return await stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version=PROTOCOL_VERSION, **kw))
+
+
+async def append(stub, sid, **kw):
+    return [r async for r in stub.Append(engine_pb2.AppendRequest(session_id=sid, **kw))]
+
+
+async def code_of(coro):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await coro
+    return info.value.code(), info.value.details()
+
+
+@pytest.mark.parametrize("incremental", [False, True], ids=["cumulative", "incremental"])
+def test_open_append_close_track_positions(incremental):
+    async def scenario(stub, tm):
+        tm.replies = ["Hello!", "Sure."]
+        opened = await open_session(stub, system_prompt="be brief", capacity_tokens=256, idle_timeout_ms=5000)
+        caps = opened.capabilities
+        assert caps.input_modalities == [common_pb2.MODALITY_TEXT] and not caps.supports_rewind
+        assert caps.max_context_tokens == 512 and caps.model_id == "fake/text-model"
+        # The system prompt was prefilled alone (no output): BOS + 8 bytes.
+        assert opened.position_tokens == 9 and opened.capacity_tokens == 256
+        first = tm.requests[0]
+        assert first.text == "be brief" and first.sampling_params == {"max_new_tokens": 0} and first.stream
+        assert tm.sessions[opened.session_id].timeout == 5.0
+
+        sid = opened.session_id
+        out = await append(stub, sid, seq=0, start_ms=12_400, duration_ms=200, text="hi", max_output_tokens=16,
+                           temperature=0.7, stop=["\n\n"],
+                           context=[common_pb2.ContextItem(source=common_pb2.CONTEXT_SOURCE_TOOL, text="21", ref_id="c1")])
+        sent = tm.requests[1]
+        assert sent.text == '<t=12.4s><tool ref="c1">21</tool>hi'
+        assert sent.session_params == {"id": sid} and sent.stream and sent.rid
+        assert sent.sampling_params == {"max_new_tokens": 16, "temperature": pytest.approx(0.7), "stop": ["\n\n"]}
+        deltas = [r.delta for r in out[:-1]]
+        assert all(r.WhichOneof("event") == "delta" for r in out[:-1])
+        assert "".join(d.text for d in deltas) == "Hello!"  # incremental, never cumulative
+        done = out[-1].done
+        assert done.finish_reason == engine_pb2.FINISH_REASON_STOP
+        assert done.input_end_tokens == 9 + len(sent.text) and done.input_tokens == len(sent.text)
+        assert done.output_tokens == 7  # six bytes and the end-of-turn token
+        assert done.position_tokens == done.input_end_tokens + 7
+        assert [d.position_tokens for d in deltas] == list(range(done.input_end_tokens + 1, done.input_end_tokens + 7))
+        assert done.turn_ms >= done.append_ms >= 0 and done.capacity_tokens == 256
+
+        # The next turn's prompt is the whole sequence: positions keep counting.
+        out = await append(stub, sid, start_ms=12_600, text="", max_output_tokens=3)
+        done2 = out[-1].done
+        assert done2.finish_reason == engine_pb2.FINISH_REASON_LENGTH
+        assert done2.input_end_tokens == done.position_tokens + len("<t=12.6s>")
+        assert done2.output_tokens == 3 and "".join(r.delta.text for r in out[:-1]) == "Sur"
+
+        closed = await stub.CloseSession(engine_pb2.CloseSessionRequest(session_id=sid))
+        assert closed.position_tokens == done2.position_tokens and tm.closed == [sid]
+        assert (await stub.Health(engine_pb2.HealthRequest())).active_sessions == 0
+
+    run(scenario, FakeTokenizerManager(incremental_streaming_output=incremental))
+
+
+def test_append_input_only_and_silent_turn():
+    async def scenario(stub, tm):
+        sid = (await open_session(stub)).session_id
+        assert (await open_session(stub, session_id="mine")).position_tokens == 0
+        out = await append(stub, sid, text="abc", max_output_tokens=0)
+        assert len(out) == 1 and out[0].done.finish_reason == engine_pb2.FINISH_REASON_LENGTH
+        assert out[0].done.input_tokens == 1 + len("<t=0.0s>abc") and out[0].done.output_tokens == 0
+        tm.replies = [""]  # the model ends its turn at once
+        done = (await append(stub, sid, text="?", max_output_tokens=8))[-1].done
+        assert done.finish_reason == engine_pb2.FINISH_REASON_SILENT and done.output_tokens == 1
+        health = await stub.Health(engine_pb2.HealthRequest())
+        assert health.serving and health.active_sessions == 2 and health.capabilities.engine == "sglang-patch"
+
+    run(scenario)
+
+
+def test_refusals_map_to_status_codes_and_the_server_stays_up():
+    async def scenario(stub, tm):
+        code = grpc.StatusCode
+        old_major = stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version="2.0"))
+        assert (await code_of(old_major))[0] == code.FAILED_PRECONDITION
+        assert (await code_of(append(stub, "nope", text="x")))[0] == code.NOT_FOUND
+        assert (await code_of(stub.CloseSession(engine_pb2.CloseSessionRequest(session_id="nope"))))[0] == code.NOT_FOUND
+        assert (await code_of(stub.Rewind(engine_pb2.RewindRequest(session_id="nope"))))[0] == code.NOT_FOUND
+        sid = (await open_session(stub, session_id="s1")).session_id
+        assert (await code_of(open_session(stub, session_id="s1")))[0] == code.ALREADY_EXISTS
+        assert (await code_of(open_session(stub, capacity_tokens=513)))[0] == code.RESOURCE_EXHAUSTED
+        rewind = await code_of(stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=0)))
+        assert rewind[0] == code.FAILED_PRECONDITION and "offset" in rewind[1]
+        audio = await code_of(append(stub, sid, audio=common_pb2.DmelAudio(frames=1, channels=80, codes=bytes(80))))
+        assert audio[0] == code.INVALID_ARGUMENT and "MODALITY_AUDIO" in audio[1]
+        video = await code_of(append(stub, sid, video=[common_pb2.VideoPatches(patch_size_px=40, rows=1, cols=1)]))
+        assert video[0] == code.INVALID_ARGUMENT and "MODALITY_VIDEO" in video[1]
+        # The tokenizer's own length check (ValueError) and the scheduler's (abort, status 400).
+        too_long = await code_of(append(stub, sid, text="x" * 600))
+        assert too_long[0] == code.RESOURCE_EXHAUSTED and "context length" in too_long[1]
+        grown = await code_of(append(stub, sid, text="x" * 503))  # 511 tokens with BOS and marker: fits the tokenizer, not the scheduler
+        assert grown[0] == code.RESOURCE_EXHAUSTED and "shorter input" in grown[1]
+        # SGLang reaped the session on its own timeout: NOT_FOUND, and the record goes.
+        del tm.sessions[sid]
+        gone = await code_of(append(stub, sid, text="hi"))
+        assert gone[0] == code.NOT_FOUND and "does not exist" in gone[1]
+        assert (await stub.Health(engine_pb2.HealthRequest())).active_sessions == 0
+        assert "is not open" in (await code_of(append(stub, sid, text="hi")))[1]
+        # Still serving; a fresh session works.
+        tm.replies = ["ok"]
+        sid2 = (await open_session(stub)).session_id
+        assert (await append(stub, sid2, text="hi", max_output_tokens=4))[-1].done.output_tokens == 3
+
+    run(scenario)
+
+
+def test_refusals_from_sglang_at_open():
+    async def scenario(stub, tm):
+        disabled = await code_of(open_session(stub))
+        assert disabled[0] == grpc.StatusCode.FAILED_PRECONDITION and "--enable-streaming-session" in disabled[1]
+        tm.enable_streaming_session = True
+        tm.sessions["taken"] = None  # opened through SGLang's HTTP API, not through us
+        assert (await code_of(open_session(stub, session_id="taken")))[0] == grpc.StatusCode.ALREADY_EXISTS
+        # A system prompt too long for the model: the session is closed again.
+        long_prompt = await code_of(open_session(stub, session_id="p", system_prompt="s" * 600))
+        assert long_prompt[0] == grpc.StatusCode.RESOURCE_EXHAUSTED and tm.closed == ["p"]
+        assert (await stub.Health(engine_pb2.HealthRequest())).active_sessions == 0
+
+    run(scenario, FakeTokenizerManager(enable_streaming_session=False))
+
+
+def test_second_append_in_flight_is_refused_and_cancel_aborts():
+    async def scenario(stub, tm):
+        tm.replies = ["a long answer"]
+        sid = (await open_session(stub)).session_id
+        call = stub.Append(engine_pb2.AppendRequest(session_id=sid, text="go", max_output_tokens=64))
+        first = await call.read()
+        assert first.delta.text == "a"
+        busy = await code_of(append(stub, sid, text="again"))
+        assert busy[0] == grpc.StatusCode.FAILED_PRECONDITION and "in flight" in busy[1]
+        rid = tm.requests[-1].rid
+        call.cancel()
+        for _ in range(100):
+            if rid in tm.aborted:
+                break
+            await asyncio.sleep(0.01)
+        assert tm.aborted == [rid]
+        # The aborted turn left nothing behind; the session takes the next one.
+        tm.replies = ["ok"]
+        done = (await append(stub, sid, text="hi", max_output_tokens=8))[-1].done
+        assert done.finish_reason == engine_pb2.FINISH_REASON_STOP and done.input_end_tokens == 1 + len("<t=0.0s>hi")
+
+    run(scenario, FakeTokenizerManager(step_delay_s=0.05))
+
+
+def test_close_during_append_ends_it_with_abort():
+    async def scenario(stub, tm):
+        tm.replies = ["a long answer"]
+        opened = await open_session(stub, system_prompt="sys")
+        sid = opened.session_id
+        call = stub.Append(engine_pb2.AppendRequest(session_id=sid, text="go", max_output_tokens=64))
+        assert (await call.read()).delta.text == "a"
+        closed = await stub.CloseSession(engine_pb2.CloseSessionRequest(session_id=sid))
+        assert closed.position_tokens == opened.position_tokens
+        rest = []
+        while (message := await call.read()) is not grpc.aio.EOF:
+            rest.append(message)
+        done = rest[-1].done
+        assert done.finish_reason == engine_pb2.FINISH_REASON_ABORT
+        assert done.position_tokens == opened.position_tokens and done.input_tokens == 0 and done.output_tokens == 0
+        assert tm.aborted == [tm.requests[-1].rid] and tm.closed == [sid]
+        assert (await code_of(append(stub, sid, text="x")))[0] == grpc.StatusCode.NOT_FOUND
+
+    run(scenario, FakeTokenizerManager(step_delay_s=0.05))
+
+
+def test_idle_sessions_are_forgotten_on_sglangs_timeout():
+    async def scenario(stub, tm):
+        sid = (await open_session(stub, idle_timeout_ms=100)).session_id
+        assert (await stub.Health(engine_pb2.HealthRequest())).active_sessions == 1
+        await asyncio.sleep(0.25)
+        assert (await stub.Health(engine_pb2.HealthRequest())).active_sessions == 0
+        assert (await code_of(append(stub, sid, text="x")))[0] == grpc.StatusCode.NOT_FOUND
+
+    run(scenario)
