@@ -1,28 +1,30 @@
 // npm run bench:sidecar — what the sidecar path adds over calling the engine
 // directly, and how many sessions one sidecar holds at 5 chunks/s each.
 //
-// 1. Overhead: the same echo engine, (a) called in-process, (b) behind a real
+// A sidecar runs in its own process (`microturn serve --engine echo`), this
+// process generates the load.
+// 0. Back to back: one session, each chunk sent when the previous answer came
+//    (the path's own cost, without the idle wake-ups real-time pacing adds).
+// 1. Overhead: the same echo engine, (a) called in-process, (b) behind the
 //    sidecar over loopback gRPC; chunk sent → OutputChunk received, with 1 and
 //    256 concurrent sessions at real-time pace. overhead = via-sidecar − direct.
-// 2. Capacity: a sidecar in its own process (`microturn serve --engine echo`),
-//    N sessions each sending a 200 ms chunk every 200 ms; p99 chunk → ack.
+// 2. Capacity: N sessions each sending a 200 ms chunk every 200 ms; p99 chunk → ack.
 //    The largest N with p99 < 20 ms is max_sessions.
 // Prints a table, then one JSON line.
 import { spawn, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, InteractionClient, PROTOCOL_VERSION, type ServerEvent, type SessionConfig } from "@microturn/protocol";
-import { startSidecar } from "../src/app.js";
-import { loadConfig } from "../src/config.js";
 import { createEchoEngine } from "../src/engines/echo/index.js";
 import type { Engine } from "../src/engines/engine.js";
-import { createLogger } from "../src/logger.js";
 import { LatencyStats } from "../src/session/latency-stats.js";
 
 const CHUNK_MS = 200;
 const TEXT = "hello there";
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]));
-const SECONDS = Number(args.get("seconds") ?? 6);
+const SECONDS = Number(args.get("seconds") ?? 8);
+/** Chunks sent in the first seconds of a level are not counted (JIT, stream set-up). */
+const WARMUP_S = Number(args.get("warmup") ?? 2);
 const LEVELS = (args.get("levels") ?? "250,500,1000,1500,2000").split(",").map(Number);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -40,7 +42,7 @@ async function direct(engine: Engine, sessions: number, seconds: number): Promis
       for (let seq = 0; seq < ticks; seq++) {
         const start = performance.now();
         for await (const _out of session.append({ seq, startMs: seq * CHUNK_MS, durationMs: CHUNK_MS, text: TEXT }, { maxOutputTokens: 4 })) void _out;
-        stats.add(performance.now() - start);
+        if (seq * CHUNK_MS >= WARMUP_S * 1000) stats.add(performance.now() - start);
         await sleep(Math.max(0, t0 + (seq + 1) * CHUNK_MS - performance.now()));
       }
       await session.close();
@@ -62,6 +64,7 @@ async function viaSidecar(address: string, sessions: number, seconds: number, ch
   const ack = new LatencyStats(sessions * seconds * 5 + 16);
   let errors = 0;
   const ticks = Math.round((seconds * 1000) / CHUNK_MS);
+  const counted = (seq: number) => seq * CHUNK_MS >= WARMUP_S * 1000;
   await Promise.all(
     Array.from({ length: sessions }, async (_, i) => {
       const call = clients[i % channels]!.converse();
@@ -74,8 +77,8 @@ async function viaSidecar(address: string, sessions: number, seconds: number, ch
         const now = performance.now();
         const ev = e.event;
         if (ev?.$case === "started") started();
-        else if (ev?.$case === "inputAck") ack.add(now - sentAt.get(ev.value.seq)!);
-        else if (ev?.$case === "output") output.add(now - sentAt.get(ev.value.seq)!);
+        else if (ev?.$case === "inputAck" && counted(ev.value.seq)) ack.add(now - sentAt.get(ev.value.seq)!);
+        else if (ev?.$case === "output" && counted(ev.value.seq)) output.add(now - sentAt.get(ev.value.seq)!);
         else if (ev?.$case === "error") errors++;
       });
       call.on("end", () => ended());
@@ -99,8 +102,47 @@ async function viaSidecar(address: string, sessions: number, seconds: number, ch
   return { output, ack, errors };
 }
 
+/** One session, each chunk sent as soon as the previous output arrived: the path's own cost, without idle wake-ups. */
+async function backToBack(address: string, chunks: number): Promise<LatencyStats> {
+  const client = new InteractionClient(address, grpc.credentials.createInsecure());
+  const call = client.converse();
+  const stats = new LatencyStats(chunks);
+  let wake: (() => void) | undefined;
+  let ready!: () => void;
+  const started = new Promise<void>((r) => (ready = r));
+  call.on("data", (e: ServerEvent) => {
+    if (e.event?.$case === "started") ready();
+    else if (e.event?.$case === "output") wake?.();
+  });
+  call.on("error", () => undefined);
+  call.write(ClientEvent.fromPartial({ event: { $case: "start", value: { protocolVersion: PROTOCOL_VERSION, config: CONFIG } } }));
+  await started;
+  for (let seq = 0; seq < chunks + 200; seq++) {
+    const t = performance.now();
+    const answered = new Promise<void>((r) => (wake = r));
+    call.write(ClientEvent.fromPartial({ event: { $case: "input", value: { seq, startMs: seq * CHUNK_MS, durationMs: CHUNK_MS, text: TEXT, frames: [], patches: [], userSpeaking: true } } }));
+    await answered;
+    if (seq >= 200) stats.add(performance.now() - t);
+  }
+  call.cancel();
+  client.close();
+  return stats;
+}
+
+async function directBackToBack(engine: Engine, chunks: number): Promise<LatencyStats> {
+  const session = await engine.openSession({});
+  const stats = new LatencyStats(chunks);
+  for (let seq = 0; seq < chunks + 200; seq++) {
+    const t = performance.now();
+    for await (const _out of session.append({ seq, startMs: seq * CHUNK_MS, durationMs: CHUNK_MS, text: TEXT }, { maxOutputTokens: 4 })) void _out;
+    if (seq >= 200) stats.add(performance.now() - t);
+  }
+  await session.close();
+  return stats;
+}
+
 async function startServeProcess(): Promise<{ child: ChildProcess; address: string }> {
-  const cli = join(__dirname, "../dist/cli.js");
+  const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
   const child = spawn(process.execPath, [cli, "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--max-sessions", "10000", "--log-level", "warn"], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -119,19 +161,21 @@ async function startServeProcess(): Promise<{ child: ChildProcess; address: stri
 const fmt = (n: number) => n.toFixed(2).padStart(8);
 
 async function main(): Promise<void> {
-  console.log(`bench:sidecar — echo engine, ${SECONDS} s per level, chunks of ${CHUNK_MS} ms at real-time pace (node ${process.version})`);
-  const logger = createLogger("error");
+  console.log(`bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace (node ${process.version})`);
   const rows: string[] = [];
   const overhead: Record<number, { direct: LatencyStats; via: LatencyStats }> = {};
+  // The sidecar runs in its own process (as deployed), the load generator here.
+  const { child, address } = await startServeProcess();
+  const tightDirect = await directBackToBack(await createEchoEngine({}), 2000);
+  const tightVia = await backToBack(address, 2000);
+  rows.push(
+    `back2back sessions=    1  direct p50 ${fmt(tightDirect.quantile(0.5))} p99 ${fmt(tightDirect.quantile(0.99))} | via sidecar p50 ${fmt(tightVia.quantile(0.5))} p99 ${fmt(tightVia.quantile(0.99))} | added p99 ${fmt(tightVia.quantile(0.99) - tightDirect.quantile(0.99))} ms`,
+  );
+  console.log(rows[rows.length - 1]);
   for (const sessions of [1, 256]) {
     const engine = await createEchoEngine({ maxSessions: 10_000 });
     const d = await direct(engine, sessions, SECONDS);
-    const sidecar = await startSidecar(loadConfig(["--engine", "echo", "--port", "0", "--metrics-port=-1", "--drain-ms", "0", "--background", "none"], {}), {
-      engine: await createEchoEngine({ maxSessions: 10_000 }),
-      logger,
-    });
-    const v = await viaSidecar(sidecar.server.grpcAddress, sessions, SECONDS);
-    await sidecar.shutdown();
+    const v = await viaSidecar(address, sessions, SECONDS);
     overhead[sessions] = { direct: d, via: v.output };
     rows.push(
       `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(d.quantile(0.99))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(v.output.quantile(0.99))} | added p99 ${fmt(v.output.quantile(0.99) - d.quantile(0.99))} ms  errors ${v.errors}`,
@@ -139,7 +183,6 @@ async function main(): Promise<void> {
     console.log(rows[rows.length - 1]);
   }
 
-  const { child, address } = await startServeProcess();
   let maxSessions = 0;
   const capacity: Record<string, number> = {};
   try {
@@ -147,7 +190,7 @@ async function main(): Promise<void> {
       const load = await viaSidecar(address, n, SECONDS);
       const p99 = load.ack.quantile(0.99);
       capacity[n] = p99;
-      const ok = p99 < 20 && load.errors === 0 && load.ack.size >= n * (SECONDS * 5 - 1);
+      const ok = p99 < 20 && load.errors === 0 && load.ack.size >= n * ((SECONDS - WARMUP_S) * 5 - 1);
       if (ok) maxSessions = n;
       rows.push(`capacity   sessions=${String(n).padStart(5)}  chunk→ack p50 ${fmt(load.ack.quantile(0.5))} p99 ${fmt(p99)} ms  acks ${load.ack.size}  errors ${load.errors}  ${ok ? "ok" : "over"}`);
       console.log(rows[rows.length - 1]);
@@ -162,6 +205,8 @@ async function main(): Promise<void> {
       bench: "sidecar",
       overhead_p99_ms_1: added(1),
       overhead_p99_ms_256: added(256),
+      overhead_p99_ms_1_back_to_back: Number((tightVia.quantile(0.99) - tightDirect.quantile(0.99)).toFixed(3)),
+      via_p50_ms_1_back_to_back: Number(tightVia.quantile(0.5).toFixed(3)),
       via_p99_ms_1: Number(overhead[1]!.via.quantile(0.99).toFixed(3)),
       via_p99_ms_256: Number(overhead[256]!.via.quantile(0.99).toFixed(3)),
       max_sessions: maxSessions,
