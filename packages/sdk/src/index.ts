@@ -39,6 +39,9 @@ export {
   type WebSocketTransportOptions,
 } from "./core/websocket-transport.js";
 
+// --- Building blocks ---
+export { readSseData } from "./core/sse.js";
+
 // --- SGLang's own HTTP API, for teams that talk to SGLang directly ---
 export * from "./sglang/index.js";
 

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { Pool, request, type Dispatcher } from "undici";
 import { AbortError, ConnectionError, MicroturnError, TimeoutError, UnavailableError } from "../core/error.js";
-import { readSseData } from "../internal/sse.js";
+import { readSseData } from "../core/sse.js";
 import { DeltaTracker, type StreamTextMode } from "./deltas.js";
 import { type ErrorContext, errorFromAbort, errorFromHttpResponse, errorFromStreamEvent } from "./errors.js";
 import { StreamingSession, type StreamingSessionOptions } from "./streaming-session.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readSseData } from "../internal/sse.js";
+import { readSseData } from "../core/sse.js";
 import { DeltaTracker } from "./deltas.js";
 import type { SglangGenerateOutput } from "./types.js";
 

@@ -3,7 +3,6 @@
 export { BackgroundError, type BackgroundErrorCode } from "./errors.js";
 export type { BackgroundClient, BackgroundDelta, ChatMessage, ChatToolCall, ChatToolSpec, ChatUsage, StreamChatOptions } from "./client.js";
 export { buildContextPackage, formatEntry, fitTranscript, DEFAULT_CONTEXT_MAX_CHARS, type ConversationEntry, type ContextPackageOptions } from "./context-package.js";
-export { readSseData } from "./sse.js";
 export { OpenAiChatClient, type OpenAiChatClientOptions } from "./openai-client.js";
 export {
   BackgroundManager,

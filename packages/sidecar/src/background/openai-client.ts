@@ -4,7 +4,7 @@
 import { Pool, errors as undiciErrors } from "undici";
 import type { BackgroundClient, BackgroundDelta, ChatMessage, ChatUsage, StreamChatOptions } from "./client.js";
 import { BackgroundError } from "./errors.js";
-import { readSseData } from "./sse.js";
+import { readSseData } from "@microturn/sdk";
 
 export interface OpenAiChatClientOptions {
   /** Server origin, optionally with a path prefix; `/v1/chat/completions` is appended (once). */

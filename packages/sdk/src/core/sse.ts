@@ -1,5 +1,6 @@
 // Server-sent events reader: yields the `data` payload of each event from a
-// byte stream, however the bytes are split across chunks.
+// byte stream, however the bytes are split across chunks. Used by SglangClient
+// and by the sidecar's OpenAI-compatible background client (one parser).
 
 export async function* readSseData(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
