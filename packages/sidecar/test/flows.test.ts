@@ -4,7 +4,7 @@
 import { DeliveryMode, ErrorCode, TaskStatus, type EngineChunk } from "@microturn/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { startSidecar, type Sidecar } from "../src/app.js";
-import { WHEN_IDLE_MAX_WAIT_MS } from "../src/session/interaction-session.js";
+import { WHEN_IDLE_MAX_WAIT_MS } from "../src/session/context-deliveries.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "../src/background/testing/openai-server.js";
 import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";

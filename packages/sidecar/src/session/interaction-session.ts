@@ -20,6 +20,7 @@ import {
 } from "@microturn/protocol";
 import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
 import { SessionFault, toSessionError } from "../errors.js";
+import { ContextDeliveries } from "./context-deliveries.js";
 import { validateInputChunk } from "./input-validation.js";
 import { LatencyStats } from "./latency-stats.js";
 import type { ConversationEntry, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
@@ -62,32 +63,12 @@ export interface InteractionSessionOptions {
 
 type QueueItem = { kind: "chunk"; chunk: InputChunk; arrivedAt: number } | { kind: "interrupt"; playedUpToMs: number };
 
-/** A when_idle result waits at most this much input time for a pause, then is delivered anyway. */
-export const WHEN_IDLE_MAX_WAIT_MS = 5000;
-
-interface PendingContext {
-  item: ContextItem;
-  delivery: DeliveryMode;
-  /** Input time at which it became deliverable. */
-  readyAtMs: number;
-  /** The BackgroundUpdate to send once delivered. */
-  update?: BackgroundUpdate;
-}
-
-const DELIVERY_NOTE: Record<DeliveryMode, string> = {
-  [DeliveryMode.DELIVERY_MODE_UNSPECIFIED]: "",
-  [DeliveryMode.DELIVERY_MODE_INTERRUPT]: " (tell the user now)",
-  [DeliveryMode.DELIVERY_MODE_WHEN_IDLE]: " (tell the user at a natural pause)",
-  [DeliveryMode.DELIVERY_MODE_SILENT]: " (context only; mention it only if asked)",
-  [DeliveryMode.UNRECOGNIZED]: "",
-};
-
 export class InteractionSession {
   readonly id: string;
   private readonly opts: InteractionSessionOptions;
   private readonly queue: QueueItem[] = [];
   private readonly history = new TurnHistory();
-  private readonly pending: PendingContext[] = [];
+  private readonly deliveries = new ContextDeliveries();
   private readonly conversation: ConversationEntry[] = [];
   private readonly extractor: ToolCallExtractor | undefined;
   private readonly turnLatency = new LatencyStats();
@@ -367,49 +348,26 @@ export class InteractionSession {
     if (tools.isServerTool(name)) outcome = await tools.runServerTool(name, argumentsJson, AbortSignal.timeout(60_000));
     else if (spec) outcome = await tools.callClientTool(spec, argumentsJson, seq, (event) => this.opts.emit(event));
     else outcome = { ok: false as const, error: `unknown tool "${name}"` };
-    const text = outcome.ok ? outcome.output : `error: ${outcome.error}`;
-    this.pending.push({
-      item: { source: ContextSource.CONTEXT_SOURCE_TOOL, text: `[tool ${name} result] ${text}`, refId: name },
-      delivery: DeliveryMode.DELIVERY_MODE_INTERRUPT,
-      readyAtMs: this.inputTimeMs,
-    });
+    this.deliveries.addToolResult(name, outcome.ok ? outcome.output : `error: ${outcome.error}`, this.inputTimeMs);
   }
 
   private onBackgroundUpdate(update: BackgroundUpdate): void {
-    if (update.status !== TaskStatus.TASK_STATUS_DONE && update.status !== TaskStatus.TASK_STATUS_FAILED && update.status !== TaskStatus.TASK_STATUS_TIMED_OUT) {
-      this.opts.emit({ $case: "background", value: update });
-      return;
-    }
-    // Final results wait for a fitting boundary; the client hears of them twice:
-    // now (the result) and when delivered (delivered_at_seq set).
+    // The client hears of a task as it goes; a final result also waits for a
+    // fitting boundary, and the client hears again when it is delivered.
     this.opts.emit({ $case: "background", value: update });
-    const body = update.status === TaskStatus.TASK_STATUS_DONE ? update.content : `failed: ${update.errorMessage}`;
-    const delivery = this.resolveDelivery(update.delivery);
-    this.pending.push({
-      item: { source: ContextSource.CONTEXT_SOURCE_BACKGROUND, text: `[background ${update.taskId}${DELIVERY_NOTE[delivery]}] ${body}`, refId: update.taskId },
-      delivery,
-      update,
-      readyAtMs: this.inputTimeMs,
-    });
+    const final = [TaskStatus.TASK_STATUS_DONE, TaskStatus.TASK_STATUS_FAILED, TaskStatus.TASK_STATUS_TIMED_OUT].includes(update.status);
+    if (final) this.deliveries.addBackgroundResult(update, this.resolveDelivery(update.delivery), this.inputTimeMs);
   }
 
   /** Context whose delivery mode allows it at this boundary. */
   private takeDeliveries(chunk: InputChunk): ContextItem[] {
-    const userActive = chunk.userSpeaking || chunk.text.trim() !== "";
-    const modelSpeaking = this.history.pendingOutputMs(chunk.startMs) > 0;
-    const due: ContextItem[] = [];
-    for (let i = 0; i < this.pending.length; ) {
-      const p = this.pending[i]!;
-      const waitedMs = chunk.startMs - p.readyAtMs;
-      if (p.delivery === DeliveryMode.DELIVERY_MODE_WHEN_IDLE && (userActive || modelSpeaking) && waitedMs < WHEN_IDLE_MAX_WAIT_MS) {
-        i++;
-        continue;
-      }
-      this.pending.splice(i, 1);
-      due.push(p.item);
-      if (p.update) this.opts.emit({ $case: "background", value: { ...p.update, content: "", deliveredAtSeq: chunk.seq } });
-    }
-    return due;
+    const boundary = {
+      seq: chunk.seq,
+      startMs: chunk.startMs,
+      userActive: chunk.userSpeaking || chunk.text.trim() !== "",
+      modelSpeaking: this.history.pendingOutputMs(chunk.startMs) > 0,
+    };
+    return this.deliveries.take(boundary, (update) => this.opts.emit({ $case: "background", value: update }));
   }
 
   private toEngineChunk(chunk: InputChunk): EngineChunk {
