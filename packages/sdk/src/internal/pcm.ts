@@ -1,6 +1,6 @@
 // PCM conversion and resampling for outgoing audio, on @microturn/media; media
 // errors become the SDK's InvalidInputError.
-import { float32ToPcm16, pcm16ToFloat32, Resampler } from "@microturn/media";
+import { float32ToPcm16, MediaError, pcm16ToFloat32, Resampler } from "@microturn/media";
 import { InvalidInputError } from "../core/session-errors.js";
 
 export const MIN_SAMPLE_RATE_HZ = 8000;
@@ -20,22 +20,23 @@ export function validateSampleRate(sampleRateHz: unknown): number {
   return sampleRateHz;
 }
 
+/** Runs a @microturn/media call, turning its MediaError into the SDK's InvalidInputError. */
+function fromMedia<T>(what: string, call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    if (MediaError.isInstance(err)) throw new InvalidInputError(`${what}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
 /** Mono samples as int16; Float32 in [-1, 1] is scaled and clipped, NaN/Infinity refused. */
 export function toInt16(samples: Int16Array | Float32Array): Int16Array {
   if (samples instanceof Int16Array) return samples;
   if (!(samples instanceof Float32Array)) {
     throw new InvalidInputError("audio samples must be an Int16Array or a Float32Array (mono)");
   }
-  const out = new Int16Array(samples.length);
-  for (let i = 0; i < samples.length; i++) {
-    const value = samples[i]!;
-    if (!Number.isFinite(value)) {
-      throw new InvalidInputError(`audio sample ${i} is ${value}; Float32 samples must be finite, in [-1, 1]`);
-    }
-    const clipped = value > 1 ? 1 : value < -1 ? -1 : value;
-    out[i] = clipped < 0 ? Math.round(clipped * 32768) : Math.round(clipped * 32767);
-  }
-  return out;
+  return fromMedia("audio", () => float32ToPcm16(samples));
 }
 
 /**
