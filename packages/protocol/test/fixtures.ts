@@ -161,6 +161,7 @@ export const serverEvents: Record<ServerEventName, ServerEvent> = {
         positionTokens: 180,
         backgroundTasks: 1,
         appendP50Ms: 4.25,
+        contextRollovers: 2,
       },
     },
   }),

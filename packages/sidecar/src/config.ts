@@ -29,6 +29,8 @@ export interface SidecarConfig {
   maxOutputTokensPerTurn: number;
   /** Input chunks a session may queue before QUEUE_FULL. */
   maxQueuedChunks: number;
+  /** KV capacity asked of the engine per session, tokens; 0 takes the engine's default. */
+  sessionTokens: number;
   resumeGraceMs: number;
   backgroundMaxConcurrent: number;
   backgroundTimeoutMs: number;
@@ -82,6 +84,13 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     kind: "int",
     default: "6",
     help: "output tokens per 200 ms micro-turn",
+  },
+  sessionTokens: {
+    flag: "session-tokens",
+    env: "MICROTURN_SESSION_TOKENS",
+    kind: "int",
+    default: "0",
+    help: "KV capacity per session, tokens (0: the engine's default); a full session rolls over",
   },
   maxQueuedChunks: { flag: "max-queued-chunks", env: "MICROTURN_MAX_QUEUED_CHUNKS", kind: "int", default: "50", help: "input chunks a session may queue" },
   resumeGraceMs: { flag: "resume-grace-ms", env: "MICROTURN_RESUME_GRACE_MS", kind: "int", default: "30000", help: "how long a dropped session waits for resume" },
@@ -169,7 +178,7 @@ function validate(c: SidecarConfig): void {
   for (const key of positive) {
     if ((c[key] as number) < 1) throw new ConfigError(`--${SETTINGS[key].flag} must be at least 1, got ${c[key]}`);
   }
-  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs"] as const) {
+  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs", "sessionTokens"] as const) {
     if (c[key] < 0) throw new ConfigError(`--${SETTINGS[key].flag} must not be negative, got ${c[key]}`);
   }
 }

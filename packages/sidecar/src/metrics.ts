@@ -19,6 +19,7 @@ export class SidecarMetrics {
   private readonly lagMs = new Histogram({ name: "microturn_queue_lag_ms", help: "Input time waiting in a session's queue after a micro-turn, ms", buckets: [0, 200, 400, 1000, 2000, 5000, 10000], registers: [this.registry] });
   private readonly chunks = new Counter({ name: "microturn_chunks_total", help: "Input chunks processed", registers: [this.registry] });
   private readonly errors = new Counter({ name: "microturn_errors_total", help: "Session errors sent to clients, by code", labelNames: ["code"], registers: [this.registry] });
+  private readonly rollovers = new Counter({ name: "microturn_context_rollovers_total", help: "Sessions that reached the engine's capacity and went on in a fresh engine session", registers: [this.registry] });
   private readonly streams = new Gauge({ name: "microturn_streams", help: "Open Converse streams (gRPC and WebSocket)", registers: [this.registry] });
   readonly sessions = new Gauge({ name: "microturn_sessions", help: "Live sessions, attached or waiting for resume", registers: [this.registry] });
   readonly backgroundTasks = new Gauge({ name: "microturn_background_tasks", help: "Background tasks running", registers: [this.registry] });
@@ -54,6 +55,7 @@ export class SidecarMetrics {
         this.chunks.inc();
       },
       error: (code) => this.errors.inc({ code: ErrorCode[code] ?? String(code) }),
+      rollover: () => this.rollovers.inc(),
     };
   }
 }

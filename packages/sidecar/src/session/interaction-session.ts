@@ -19,7 +19,9 @@ import {
   type VideoPatches,
 } from "@microturn/protocol";
 import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
+import { EngineError } from "../engines/errors.js";
 import { SessionFault, toSessionError } from "../errors.js";
+import { needsRollover, openCarryingSession, rolloverHelps } from "./context-window.js";
 import { ContextDeliveries } from "./context-deliveries.js";
 import { validateInputChunk } from "./input-validation.js";
 import { LatencyStats } from "./latency-stats.js";
@@ -39,16 +41,26 @@ export interface InputMedia {
 export interface SessionLimits {
   maxOutputTokensPerTurn: number;
   maxQueuedChunks: number;
+  /** KV capacity asked of the engine per session, tokens; 0 or absent takes the engine's default. */
+  sessionTokens?: number;
 }
 
 export interface SessionObserver {
   turn?(sample: { appendMs: number; turnMs: number; inputMs: number; queueLagMs: number }): void;
   error?(code: ErrorCode): void;
+  rollover?(sample: { sessionId: string; fromTokens: number; toTokens: number; carriedLines: number }): void;
 }
 
 export interface InteractionSessionOptions {
   id: string;
   engineSession: EngineSession;
+  /** The engine session's system prompt; a rollover starts the new one with it. */
+  systemPrompt?: string;
+  /**
+   * Opens a fresh engine session with this system prompt, for when the current
+   * sequence reaches its capacity. Without it a full session answers TOO_LARGE.
+   */
+  reopen?: (systemPrompt: string) => Promise<EngineSession>;
   capabilities: EngineCapabilities;
   config: SessionConfig;
   limits: SessionLimits;
@@ -60,6 +72,21 @@ export interface InteractionSessionOptions {
   /** Wall clock for latency figures; the loop itself runs on input time. */
   now?: () => number;
 }
+
+/** The engine refused a chunk as too large before producing anything. */
+class SequenceFull extends Error {
+  constructor(override readonly cause: EngineError) {
+    super(cause.message);
+  }
+}
+
+interface TurnOutput {
+  text: string;
+  result: { finishReason: FinishReason; appendMs: number; inputStart: number; inputEnd: number; outputEnd: number };
+}
+
+/** A metrics event goes out after each this much input time. */
+export const METRICS_EVERY_MS = 5000;
 
 type QueueItem = { kind: "chunk"; chunk: InputChunk; arrivedAt: number } | { kind: "interrupt"; playedUpToMs: number };
 
@@ -74,6 +101,14 @@ export class InteractionSession {
   private readonly turnLatency = new LatencyStats();
   private readonly appendLatency = new LatencyStats();
   private readonly now: () => number;
+  private engine: EngineSession;
+  private rollovers = 0;
+  /** Where the current engine session began (its system prompt and carried text). */
+  private basePositionTokens: number;
+  /** The system prompt alone, in tokens (where the first engine session began). */
+  private readonly promptTokens: number;
+  private metricsSentAtMs = 0;
+  private largestInputTokens = 0;
   private nextSeq = 0;
   private running = false;
   private closed = false;
@@ -90,6 +125,9 @@ export class InteractionSession {
     this.opts = options;
     this.id = options.id;
     this.now = options.now ?? (() => performance.now());
+    this.engine = options.engineSession;
+    this.basePositionTokens = options.engineSession.positionTokens;
+    this.promptTokens = this.basePositionTokens;
     this.extractor = options.tools?.createExtractor();
     options.background?.onUpdate((update) => this.onBackgroundUpdate(update));
   }
@@ -100,7 +138,7 @@ export class InteractionSession {
   }
 
   get positionTokens(): number {
-    return this.opts.engineSession.positionTokens;
+    return this.engine.positionTokens;
   }
 
   /** Takes one input chunk: validates, orders by seq, queues, acks. Never throws. */
@@ -189,6 +227,7 @@ export class InteractionSession {
       positionTokens: this.positionTokens,
       backgroundTasks: this.opts.background?.running ?? 0,
       appendP50Ms: this.appendLatency.quantile(0.5),
+      contextRollovers: this.rollovers,
     };
   }
 
@@ -203,7 +242,7 @@ export class InteractionSession {
     this.opts.background?.cancelAll();
     this.opts.tools?.cancelAll();
     await this.idle;
-    await this.opts.engineSession.close();
+    await this.engine.close();
   }
 
   private queuedChunks(): number {
@@ -261,14 +300,22 @@ export class InteractionSession {
     const engineChunk = this.toEngineChunk(chunk);
     this.logInput(engineChunk);
     const start = this.now();
-    let text = "";
-    let result: { finishReason: FinishReason; appendMs: number; inputStart: number; inputEnd: number; outputEnd: number } | undefined;
-    const inputStart = this.opts.engineSession.positionTokens;
-    for await (const out of this.opts.engineSession.append(engineChunk, { maxOutputTokens: this.outputBudget(chunk) })) {
-      if (out.type === "delta") text += this.visibleText(out.text, chunk.seq);
-      else result = { finishReason: out.done.finishReason, appendMs: out.done.appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
+    const maxOutputTokens = this.outputBudget(chunk);
+    if (needsRollover(this.engine.positionTokens, this.capacityTokens(), this.largestInputTokens, maxOutputTokens) && this.canRollOver()) await this.rollOver();
+    let turn: TurnOutput;
+    try {
+      turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq);
+    } catch (err) {
+      if (!(err instanceof SequenceFull)) throw err;
+      // The estimate missed (a chunk much larger than earlier ones): roll over and
+      // try once more, unless the chunk alone is too large for a fresh sequence.
+      if (!this.canRollOver()) throw err.cause;
+      await this.rollOver();
+      turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq).catch((again: unknown) => {
+        throw again instanceof SequenceFull ? again.cause : again;
+      });
     }
-    if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${chunk.seq} without a result`, { seq: chunk.seq });
+    const { text, result } = turn;
     const turnMs = this.now() - start;
     const latencyMs = this.now() - arrivedAt;
     const silent = text.length === 0;
@@ -304,6 +351,53 @@ export class InteractionSession {
         finishReason: silent ? FinishReason.FINISH_REASON_SILENT : result.finishReason,
       },
     });
+    if (this.inputMs - this.metricsSentAtMs >= METRICS_EVERY_MS) this.sendMetrics();
+  }
+
+  private sendMetrics(): void {
+    this.metricsSentAtMs = this.inputMs;
+    this.opts.emit({ $case: "metrics", value: this.metrics() });
+  }
+
+  private async appendTurn(engineChunk: EngineChunk, maxOutputTokens: number, seq: number): Promise<TurnOutput> {
+    let text = "";
+    let result: TurnOutput["result"] | undefined;
+    const inputStart = this.engine.positionTokens;
+    try {
+      for await (const out of this.engine.append(engineChunk, { maxOutputTokens })) {
+        if (out.type === "delta") text += this.visibleText(out.text, seq);
+        else result = { finishReason: out.done.finishReason, appendMs: out.done.appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
+      }
+    } catch (err) {
+      if (EngineError.isInstance(err) && err.code === "too_large" && !text) throw new SequenceFull(err);
+      throw err;
+    }
+    if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${seq} without a result`, { seq });
+    this.largestInputTokens = Math.max(this.largestInputTokens, result.inputEnd - result.inputStart);
+    return { text, result };
+  }
+
+  private capacityTokens(): number {
+    return this.engine.stats().capacityTokens;
+  }
+
+  private canRollOver(): boolean {
+    return this.opts.reopen !== undefined && rolloverHelps(this.engine.positionTokens, this.basePositionTokens, this.capacityTokens());
+  }
+
+  /** Goes on in a fresh engine session that carries the newest conversation (context-window.ts). */
+  private async rollOver(): Promise<void> {
+    if (!this.opts.reopen) return;
+    const old = this.engine;
+    const { fresh, carriedLines } = await openCarryingSession(old, this.opts.systemPrompt ?? "", this.promptTokens, this.conversation, this.opts.reopen);
+    this.engine = fresh;
+    this.basePositionTokens = fresh.positionTokens;
+    this.rollovers++;
+    this.history.reset();
+    this.opts.observer?.rollover?.({ sessionId: this.id, fromTokens: old.positionTokens, toTokens: fresh.positionTokens, carriedLines });
+    await old.close().catch(() => undefined);
+    // Clients hear of it at once: positions restart and earlier output can no longer be rewound.
+    this.sendMetrics();
   }
 
   /**
@@ -434,7 +528,7 @@ export class InteractionSession {
     if (!this.opts.capabilities.supportsRewind) {
       throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `engine ${this.opts.capabilities.engine} cannot rewind; unheard output stays in the model's memory`);
     }
-    const engine = this.opts.engineSession;
+    const engine = this.engine;
     await engine.rewind(plan.positionTokens);
     const positions: { inputStartTokens: number; inputEndTokens: number }[] = [];
     for (const chunk of plan.reappend) {

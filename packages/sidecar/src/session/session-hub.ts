@@ -43,7 +43,23 @@ export class SessionHub {
   private readonly byToken = new Map<string, SessionHandle>();
   private draining = false;
 
-  constructor(private readonly opts: SessionHubOptions) {}
+  private readonly observer: SessionObserver;
+
+  constructor(private readonly opts: SessionHubOptions) {
+    const metrics = opts.observer;
+    this.observer = {
+      ...metrics,
+      rollover: (sample) => {
+        metrics?.rollover?.(sample);
+        opts.logger.info("context rollover: the sequence reached its capacity; going on in a fresh engine session", {
+          session: sample.sessionId,
+          fromTokens: sample.fromTokens,
+          toTokens: sample.toTokens,
+          carriedLines: sample.carriedLines,
+        });
+      },
+    };
+  }
 
   get size(): number {
     return this.byId.size;
@@ -66,13 +82,25 @@ export class SessionHub {
     const background = this.opts.createBackground?.(id);
     const tools = [...config.tools, ...(this.opts.serverTools ?? []), ...(background ? [DELEGATE_TOOL_SPEC] : [])];
     const systemPrompt = [config.instructions, toolPromptSection(tools)].filter(Boolean).join("\n\n");
-    const engineSession = await this.opts.engine.openSession({ sessionId: id, systemPrompt });
+    const capacity = this.opts.limits.sessionTokens ? { capacityTokens: this.opts.limits.sessionTokens } : {};
+    const engineSession = await this.opts.engine.openSession({ sessionId: id, systemPrompt, ...capacity });
+    const capacityTokens = engineSession.stats().capacityTokens;
+    if (capacityTokens > 0 && engineSession.positionTokens > capacityTokens / 2) {
+      this.opts.logger.warn("the system prompt takes over half of the session's capacity; raise --session-tokens or shorten instructions and tools", {
+        session: id,
+        promptTokens: engineSession.positionTokens,
+        capacityTokens,
+      });
+    }
     const token = randomBytes(24).toString("base64url");
     const recorder = config.record && this.opts.recordDir ? new SessionRecorder(this.opts.recordDir, id) : undefined;
     let handle: SessionHandle | undefined;
+    let reopened = 0;
     const session = new InteractionSession({
       id,
       engineSession,
+      systemPrompt,
+      reopen: (prompt) => this.opts.engine.openSession({ sessionId: `${id}-r${++reopened}`, systemPrompt: prompt, ...capacity }),
       capabilities: this.opts.engine.capabilities,
       config,
       limits: this.opts.limits,
@@ -80,7 +108,7 @@ export class SessionHub {
       media: this.opts.createMedia?.(),
       background,
       tools: this.opts.createTools?.(id, config),
-      observer: this.opts.observer,
+      observer: this.observer,
     });
     handle = new SessionHandle(session, token, recorder);
     this.byId.set(id, handle);

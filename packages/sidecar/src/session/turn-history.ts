@@ -55,6 +55,11 @@ export class TurnHistory {
     if (this.turns.length > this.maxTurns) this.turns.shift();
   }
 
+  /** Forgets every turn (their positions belong to a sequence that is gone); output timing goes on. */
+  reset(): void {
+    this.turns.length = 0;
+  }
+
   get length(): number {
     return this.turns.length;
   }

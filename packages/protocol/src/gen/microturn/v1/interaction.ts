@@ -719,6 +719,12 @@ export interface SessionMetrics {
   backgroundTasks: number;
   /** Median engine append latency so far, in ms. */
   appendP50Ms: number;
+  /**
+   * Times the model's sequence reached the engine's capacity and the session
+   * went on in a fresh engine session that carries the recent conversation in
+   * its prompt (one prefill; earlier output can no longer be rewound).
+   */
+  contextRollovers: number;
 }
 
 /** The session ended. */
@@ -3920,6 +3926,7 @@ function createBaseSessionMetrics(): SessionMetrics {
     positionTokens: 0,
     backgroundTasks: 0,
     appendP50Ms: 0,
+    contextRollovers: 0,
   };
 }
 
@@ -3948,6 +3955,9 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
     }
     if (message.appendP50Ms !== 0) {
       writer.uint32(65).double(message.appendP50Ms);
+    }
+    if (message.contextRollovers !== 0) {
+      writer.uint32(72).uint32(message.contextRollovers);
     }
     return writer;
   },
@@ -4029,6 +4039,14 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
             message.appendP50Ms = reader.double();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.contextRollovers = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4079,6 +4097,11 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
         : isSet(object.append_p50_ms)
         ? globalThis.Number(object.append_p50_ms)
         : 0,
+      contextRollovers: isSet(object.contextRollovers)
+        ? globalThis.Number(object.contextRollovers)
+        : isSet(object.context_rollovers)
+        ? globalThis.Number(object.context_rollovers)
+        : 0,
     };
   },
 
@@ -4108,6 +4131,9 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
     if (message.appendP50Ms !== 0) {
       obj.appendP50Ms = floatToJson(message.appendP50Ms);
     }
+    if (message.contextRollovers !== 0) {
+      obj.contextRollovers = Math.round(message.contextRollovers);
+    }
     return obj;
   },
 
@@ -4124,6 +4150,7 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
     message.positionTokens = object.positionTokens ?? 0;
     message.backgroundTasks = object.backgroundTasks ?? 0;
     message.appendP50Ms = object.appendP50Ms ?? 0;
+    message.contextRollovers = object.contextRollovers ?? 0;
     return message;
   },
 };
