@@ -96,11 +96,12 @@ class RmsNorm(nn.Module):
 def rotary(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
     """Rotary position embedding on ``[T, heads, head_dim]``."""
     half = x.shape[-1] // 2
-    freqs = theta ** (-torch.arange(half, dtype=torch.float32) / half)
+    freqs = theta ** (-torch.arange(half, dtype=torch.float32, device=x.device) / half)
     angles = positions.float()[:, None] * freqs[None, :]
     cos, sin = angles.cos()[:, None, :], angles.sin()[:, None, :]
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    x1, x2 = x[..., :half].float(), x[..., half:].float()
+    # Angles in fp32 (bf16 positions lose integers past 256); back to x's dtype for the KV cache.
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).to(x.dtype)
 
 
 @dataclass
