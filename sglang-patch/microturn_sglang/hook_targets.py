@@ -64,4 +64,15 @@ HOOK_TARGETS = (
     HookTarget(TOKENIZER_MANAGER + ".generate_request", "call", "one session request, streamed"),
     HookTarget(TOKENIZER_MANAGER + ".abort_request", "call", "ends an Append the client cancelled or a close cut short"),
     HookTarget(TOKENIZER_MANAGER + ".is_ready", "call", "Health.serving"),
+    # The interaction model as an SGLang architecture (sglang_model.py).
+    HookTarget("sglang.srt.models.registry.import_model_classes", "read",
+               "how SGLANG_EXTERNAL_MODEL_PACKAGE's modules are scanned for EntryClass"),
+    HookTarget("sglang.srt.environ.Envs.SGLANG_EXTERNAL_MODEL_PACKAGE", "read",
+               "names microturn_sglang.sglang_models as the external model package"),
+    HookTarget("sglang.srt.layers.radix_attention.RadixAttention", "call",
+               "attention over SGLang's KV pool, through the server's attention backend"),
+    HookTarget("sglang.srt.layers.logits_processor.LogitsProcessor", "call", "next-token logits from the final hidden state"),
+    HookTarget("sglang.srt.layers.logits_processor.LogitsProcessorOutput", "read", "what the model's forward returns"),
+    HookTarget("sglang.srt.model_executor.forward_batch_info.ForwardBatch", "read", "the batch forward() receives"),
+    HookTarget("sglang.srt.runtime_context.get_parallel", "call", "tp_size, refused above 1"),
 )
