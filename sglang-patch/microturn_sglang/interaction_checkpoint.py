@@ -1,6 +1,8 @@
 """The interaction model's checkpoint: weights as ``model.safetensors`` under the
-reference model's own parameter names, and a Hugging Face style ``config.json``
-(model_type ``microturn_interaction``) that SGLang's config parser reads.
+reference model's own parameter names, a Hugging Face style ``config.json``
+(model_type ``microturn_interaction``) that SGLang's config parser reads, and a
+byte-level ``tokenizer.json`` whose ids are the model's (byte b is id b, then
+the special tokens), so SGLang can serve text without --skip-tokenizer-init.
 
 ``python -m microturn_sglang.interaction_checkpoint OUT_DIR [--seed N]`` writes
 the tiny random-weight model the tests and the CPU reference server use."""
@@ -11,12 +13,29 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict
 
-from microturn_sglang.interaction_model import TOKEN_END_OF_TURN, InteractionModelConfig, MicroturnInteractionModel
+from microturn_sglang.interaction_model import (
+    TOKEN_CONTEXT,
+    TOKEN_END_OF_TURN,
+    TOKEN_SYSTEM,
+    TOKEN_USER,
+    InteractionModelConfig,
+    MicroturnInteractionModel,
+)
 
 MODEL_TYPE = "microturn_interaction"
 ARCHITECTURE = "MicroturnInteractionForCausalLM"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+# Spelled so that ordinary text (the chunk renderer's "<user>"-like tags) never
+# matches one: a tokenizer turns any added token's text into its id.
+SPECIAL_TOKENS = {
+    TOKEN_END_OF_TURN: "<|end_of_turn|>",
+    TOKEN_SYSTEM: "<|system|>",
+    TOKEN_USER: "<|user|>",
+    TOKEN_CONTEXT: "<|context|>",
+}
 
 # config.json key -> InteractionModelConfig field; the standard names are the
 # ones SGLang's ModelConfig reads to size the KV pool and the context.
@@ -68,8 +87,38 @@ def config_from_hf_dict(values: Dict[str, Any]) -> InteractionModelConfig:
     return InteractionModelConfig(**{ours: values[hf] for hf, ours in HF_FIELDS.items()})
 
 
+def _byte_symbols() -> Dict[int, str]:
+    """GPT-2's byte -> printable character map, the alphabet of tokenizers'
+    ByteLevel pre-tokenizer and decoder."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
+                 *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    symbols = {b: chr(b) for b in printable}
+    extra = (b for b in range(256) if b not in symbols)
+    symbols.update({b: chr(256 + i) for i, b in enumerate(extra)})
+    return symbols
+
+
+def write_tokenizer(directory: Path) -> None:
+    """A BPE tokenizer with no merges over the 256 byte symbols: every byte is
+    its own token and its id is the byte's value."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    symbols = _byte_symbols()
+    tokenizer = Tokenizer(models.BPE(vocab={symbols[b]: b for b in range(256)}, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    ordered = sorted(SPECIAL_TOKENS.items())
+    if [i for i, _ in ordered] != list(range(256, 256 + len(ordered))):
+        raise CheckpointError("special token ids must follow the 256 bytes without gaps")
+    tokenizer.add_special_tokens([AddedToken(text, special=True, normalized=False) for _, text in ordered])
+    tokenizer.save(str(directory / TOKENIZER_FILE))
+    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": SPECIAL_TOKENS[TOKEN_END_OF_TURN],
+                "model_max_length": MAX_POSITION_EMBEDDINGS, "clean_up_tokenization_spaces": False}
+    (directory / TOKENIZER_CONFIG_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+
 def write_checkpoint(model: MicroturnInteractionModel, directory: Path) -> Path:
-    """Writes ``config.json`` and ``model.safetensors`` into ``directory``."""
+    """Writes config.json, model.safetensors and the tokenizer into ``directory``."""
     from safetensors.torch import save_file  # only the writer needs it
 
     directory = Path(directory)
@@ -77,6 +126,7 @@ def write_checkpoint(model: MicroturnInteractionModel, directory: Path) -> Path:
     tensors = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
     save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
     (directory / CONFIG_FILE).write_text(json.dumps(config_to_hf_dict(model.config), indent=2) + "\n")
+    write_tokenizer(directory)
     return directory
 
 

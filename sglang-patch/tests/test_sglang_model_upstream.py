@@ -33,7 +33,9 @@ from microturn_sglang.interaction_checkpoint import (  # noqa: E402
     write_checkpoint,
 )
 from microturn_sglang.interaction_model import (  # noqa: E402
+    TOKEN_END_OF_TURN,
     TOKEN_USER,
+    VOCAB_SIZE,
     InteractionModelConfig,
     LayerKvCache,
     MicroturnInteractionModel,
@@ -91,6 +93,18 @@ def test_config_json_parses_through_autoconfig(sglang_cpu, checkpoint, reference
     # The seed only drew the random weights; the checkpoint carries the weights themselves.
     assert dataclasses.replace(config.to_interaction_config(), seed=SEED) == reference.config
     assert json.loads((checkpoint / CONFIG_FILE).read_text())["num_key_value_heads"] == reference.config.n_heads
+
+
+def test_tokenizer_ids_are_the_models(sglang_cpu, checkpoint):
+    from sglang.srt.utils.hf_transformers.tokenizer import get_tokenizer
+
+    tokenizer = get_tokenizer(str(checkpoint))
+    text = "<|user|>h\u00e9 <user>"  # the plain tag stays bytes; only the spelled special matches
+    ids = tokenizer.encode(text, add_special_tokens=True)
+    assert ids == [TOKEN_USER, *"h\u00e9 <user>".encode("utf-8")]
+    assert tokenizer.decode(ids) == text
+    assert tokenizer.decode([*b"ok", TOKEN_END_OF_TURN], skip_special_tokens=True) == "ok"
+    assert tokenizer.eos_token_id == TOKEN_END_OF_TURN and len(tokenizer) == VOCAB_SIZE
 
 
 def test_constructs_and_loads_every_weight(sglang_cpu, checkpoint, reference):
