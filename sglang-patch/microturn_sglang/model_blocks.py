@@ -153,9 +153,14 @@ class MoeFeedForward(nn.Module):
         probs = torch.softmax(self.router(h).float(), dim=-1)
         weights, ids = probs.topk(self.top_k, dim=-1)
         weights = weights / weights.sum(-1, keepdim=True)
+        threshold = self.threshold_tokens
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            # The per-expert torch path reads routing on the host, which a CUDA
+            # graph capture (SGLang's decode graphs) forbids; gather+gemv does not.
+            threshold = max(threshold, h.shape[0])
         return moe_forward(
             h, self.w13, self.w2, ids.to(torch.int32), weights,
-            threshold_tokens=self.threshold_tokens, grouped=moe_grouped_torch,
+            threshold_tokens=threshold, grouped=moe_grouped_torch,
         )
 
 
