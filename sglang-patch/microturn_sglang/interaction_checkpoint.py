@@ -119,7 +119,11 @@ def write_tokenizer(directory: Path) -> None:
 
 def write_checkpoint(model: MicroturnInteractionModel, directory: Path) -> Path:
     """Writes config.json, model.safetensors and the tokenizer into ``directory``."""
-    from safetensors.torch import save_file  # only the writer needs it
+    try:  # SGLang's own dependencies; only the writer needs them
+        import tokenizers  # noqa: F401
+        from safetensors.torch import save_file
+    except ImportError as err:
+        raise RuntimeError(f"writing a checkpoint needs safetensors and tokenizers ({err})") from err
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
