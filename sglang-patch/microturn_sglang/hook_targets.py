@@ -64,4 +64,43 @@ HOOK_TARGETS = (
     HookTarget(TOKENIZER_MANAGER + ".generate_request", "call", "one session request, streamed"),
     HookTarget(TOKENIZER_MANAGER + ".abort_request", "call", "ends an Append the client cancelled or a close cut short"),
     HookTarget(TOKENIZER_MANAGER + ".is_ready", "call", "Health.serving"),
+    # The interaction model as an SGLang architecture (sglang_model.py).
+    HookTarget("sglang.srt.models.registry.import_model_classes", "read",
+               "how SGLANG_EXTERNAL_MODEL_PACKAGE's modules are scanned for EntryClass"),
+    HookTarget("sglang.srt.environ.Envs.SGLANG_EXTERNAL_MODEL_PACKAGE", "read",
+               "names microturn_sglang.sglang_models as the external model package"),
+    HookTarget("sglang.srt.layers.radix_attention.RadixAttention", "call",
+               "attention over SGLang's KV pool, through the server's attention backend"),
+    HookTarget("sglang.srt.layers.logits_processor.LogitsProcessor", "call", "next-token logits from the final hidden state"),
+    HookTarget("sglang.srt.layers.logits_processor.LogitsProcessorOutput", "read", "what the model's forward returns"),
+    HookTarget("sglang.srt.model_executor.forward_batch_info.ForwardBatch", "read", "the batch forward() receives"),
+    HookTarget("sglang.srt.runtime_context.get_parallel", "call", "tp_size, refused above 1"),
+)
+
+# Not touched by the patch: what tests/test_sglang_model_upstream.py drives the
+# model with (SGLang's own pools, backend, batch, loader), checked the same way.
+UPSTREAM_TEST_TARGETS = (
+    HookTarget("sglang.srt.runtime_context.get_context", "call", "publishes a CPU ServerArgs"),
+    HookTarget("sglang.srt.runtime_context.RuntimeContext.override_server_args", "call", "the scoped ServerArgs"),
+    HookTarget("sglang.srt.plugins.load_plugins", "call", "runs the plugin through its entry point"),
+    HookTarget("sglang.srt.configs.model_config.ModelConfig", "call", "parses the checkpoint's config.json"),
+    HookTarget("sglang.srt.configs.model_config.ModelConfig.get_total_num_kv_heads", "call", "KV heads it sizes the pool by"),
+    HookTarget("sglang.srt.configs.load_config.LoadConfig", "call", "default (safetensors) load format"),
+    HookTarget("sglang.srt.configs.device_config.DeviceConfig", "call", "device cpu"),
+    HookTarget("sglang.srt.model_loader.get_model", "call", "DefaultModelLoader: class from architectures, load_weights"),
+    HookTarget("sglang.srt.model_loader.utils.get_model_architecture", "call", "architecture resolution"),
+    HookTarget("sglang.srt.models.registry.ModelRegistry", "read", "the registry the loader resolves through"),
+    HookTarget("sglang.srt.models.registry._ModelRegistry._default_models_loaded", "read",
+               "stock models stay unimported with the external package set"),
+    HookTarget("sglang.srt.model_loader.weight_utils.safetensors_weights_iterator", "call", "the loader's weight stream"),
+    HookTarget("sglang.srt.utils.hf_transformers.tokenizer.get_tokenizer", "call", "loads the written tokenizer"),
+    HookTarget("sglang.srt.layers.attention.torch_native_backend.TorchNativeAttnBackend", "call", "CPU attention backend"),
+    HookTarget("sglang.srt.layers.attention.torch_native_backend.TorchNativeAttnBackend.init_forward_metadata", "call",
+               "per-batch setup the model runner does"),
+    HookTarget("sglang.srt.mem_cache.memory_pool.ReqToTokenPool", "call", "request rows of KV slot ids"),
+    HookTarget("sglang.srt.mem_cache.memory_pool.MHATokenToKVPool", "call", "the KV buffers RadixAttention writes"),
+    HookTarget("sglang.srt.model_executor.forward_batch_info.ForwardMode", "read", "EXTEND / DECODE"),
+    HookTarget("sglang.srt.model_executor.forward_batch_info.CaptureHiddenMode", "read", "NULL, as the scheduler sets it"),
+    HookTarget("sglang.srt.model_executor.forward_context.ForwardContext", "call", "carries the attention backend"),
+    HookTarget("sglang.srt.model_executor.forward_context.forward_context", "call", "publishes it around forward()"),
 )

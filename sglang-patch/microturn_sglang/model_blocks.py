@@ -96,11 +96,12 @@ class RmsNorm(nn.Module):
 def rotary(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
     """Rotary position embedding on ``[T, heads, head_dim]``."""
     half = x.shape[-1] // 2
-    freqs = theta ** (-torch.arange(half, dtype=torch.float32) / half)
+    freqs = theta ** (-torch.arange(half, dtype=torch.float32, device=x.device) / half)
     angles = positions.float()[:, None] * freqs[None, :]
     cos, sin = angles.cos()[:, None, :], angles.sin()[:, None, :]
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    x1, x2 = x[..., :half].float(), x[..., half:].float()
+    # Angles in fp32 (bf16 positions lose integers past 256); back to x's dtype for the KV cache.
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).to(x.dtype)
 
 
 @dataclass
@@ -152,9 +153,14 @@ class MoeFeedForward(nn.Module):
         probs = torch.softmax(self.router(h).float(), dim=-1)
         weights, ids = probs.topk(self.top_k, dim=-1)
         weights = weights / weights.sum(-1, keepdim=True)
+        threshold = self.threshold_tokens
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            # The per-expert torch path reads routing on the host, which a CUDA
+            # graph capture (SGLang's decode graphs) forbids; gather+gemv does not.
+            threshold = max(threshold, h.shape[0])
         return moe_forward(
             h, self.w13, self.w2, ids.to(torch.int32), weights,
-            threshold_tokens=self.threshold_tokens, grouped=moe_grouped_torch,
+            threshold_tokens=threshold, grouped=moe_grouped_torch,
         )
 
 

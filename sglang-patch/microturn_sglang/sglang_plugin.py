@@ -24,6 +24,7 @@ def load() -> None:
     from microturn_sglang import grpc_in_server
     from microturn_sglang.moe_runner_core import make_runner_core
 
+    register_interaction_config()
     add_moe_runner_backend_choices([MOE_BACKEND_NAME])
     register_moe_runner_core(MOE_BACKEND_NAME, make_runner_core)
     HookRegistry.register(UNQUANT_CREATE_MOE_RUNNER, use_gather_gemv_runner, HookType.AFTER)
@@ -34,6 +35,20 @@ def load() -> None:
         HookRegistry.register(HTTP_SETUP_AND_RUN, grpc_in_server.serve_session_grpc_with_http, HookType.AROUND)
         logger.info("microturn: StreamingSession gRPC will start with the HTTP server")
     _loaded = True
+
+
+def register_interaction_config() -> None:
+    """AutoConfig is what SGLang's config parser calls on a model directory; an
+    unknown model_type fails there, before any model class is looked up."""
+    from transformers import AutoConfig
+
+    from microturn_sglang.interaction_hf_config import MicroturnInteractionConfig
+
+    try:
+        AutoConfig.register(MicroturnInteractionConfig.model_type, MicroturnInteractionConfig)
+    except ValueError as err:  # a second load in this process (tests, re-entry)
+        if "already" not in str(err):
+            raise
 
 
 def use_gather_gemv_runner(result, method, layer, moe_runner_config):

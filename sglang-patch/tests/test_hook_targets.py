@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from microturn_sglang import hook_targets
-from microturn_sglang.hook_targets import HOOK_TARGETS
+from microturn_sglang.hook_targets import HOOK_TARGETS, UPSTREAM_TEST_TARGETS
 
 PKG_DIR = Path(hook_targets.__file__).resolve().parent
+TESTS_DIR = PKG_DIR.parent / "tests"
 SGLANG_VERSION = (PKG_DIR.parent / "SGLANG_VERSION").read_text().strip()
 SPEC = importlib.util.find_spec("sglang")
 pytestmark = pytest.mark.skipif(
@@ -79,7 +80,7 @@ def test_installed_sglang_is_the_pinned_release():
     assert importlib.metadata.version("sglang") == SGLANG_VERSION
 
 
-@pytest.mark.parametrize("target", HOOK_TARGETS, ids=lambda t: t.path)
+@pytest.mark.parametrize("target", HOOK_TARGETS + UPSTREAM_TEST_TARGETS, ids=lambda t: t.path)
 def test_target_resolves(target):
     file, node = resolve(target.path)
     assert file.is_file() and node is not None
@@ -90,12 +91,24 @@ def test_target_resolves(target):
 def test_every_sglang_import_of_the_plugin_is_listed():
     listed = {t.path for t in HOOK_TARGETS}
     used = set()
-    for source in PKG_DIR.glob("*.py"):
+    for source in PKG_DIR.rglob("*.py"):
         for node in ast.walk(parse(source)):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sglang"):
                 used.update(f"{node.module}.{a.name}" for a in node.names)
     assert used, "the plugin imports nothing from sglang?"
     # An imported class counts as listed when one of its members is (HookRegistry.register).
+    missing = {u for u in used if not any(p == u or p.startswith(u + ".") for p in listed)}
+    assert not missing, f"not in hook_targets.py: {sorted(missing)}"
+
+
+def test_every_sglang_import_of_the_upstream_tests_is_listed():
+    listed = {t.path for t in HOOK_TARGETS + UPSTREAM_TEST_TARGETS}
+    used = set()
+    for source in TESTS_DIR.glob("test_*_upstream.py"):
+        for node in ast.walk(parse(source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sglang"):
+                used.update(f"{node.module}.{a.name}" for a in node.names)
+    assert used
     missing = {u for u in used if not any(p == u or p.startswith(u + ".") for p in listed)}
     assert not missing, f"not in hook_targets.py: {sorted(missing)}"
 

@@ -62,9 +62,18 @@ class FakeMoeRunner:
                                           quant_info.w2_weight, t.topk_ids, t.topk_weights))
 
 
+class PretrainedConfig:
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+# Modules that import the stand-ins: imported afresh in the test, dropped after it.
+BUILT_ON_FAKES = ("microturn_sglang.moe_runner_core", "microturn_sglang.interaction_hf_config")
+
+
 @pytest.fixture
 def fake_sglang(monkeypatch):
-    calls = {"choices": [], "cores": {}, "hooks": [], "selected": Registered(MOE_BACKEND_NAME)}
+    calls = {"choices": [], "cores": {}, "hooks": [], "selected": Registered(MOE_BACKEND_NAME), "configs": {}}
 
     class DispatchMoeRunnerCore:
         def __init__(self, config):
@@ -82,15 +91,20 @@ def fake_sglang(monkeypatch):
         "sglang.srt.layers.moe.utils": dict(
             MoeRunnerBackend=Backend, resolve_moe_runner_backend=Registered,
             get_moe_runner_backend=lambda: calls["selected"]),
+        "transformers": dict(
+            AutoConfig=types.SimpleNamespace(register=lambda t, c: calls["configs"].__setitem__(t, c)),
+            PretrainedConfig=PretrainedConfig),
     }
     for name, attrs in mods.items():
         monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
     monkeypatch.delenv("MICROTURN_GRPC_PORT", raising=False)
-    monkeypatch.delitem(sys.modules, "microturn_sglang.moe_runner_core", raising=False)
+    for name in BUILT_ON_FAKES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
     plugin = importlib.reload(importlib.import_module("microturn_sglang.sglang_plugin"))
     FakeMoeRunner.built.clear()
     yield plugin, calls
-    sys.modules.pop("microturn_sglang.moe_runner_core", None)
+    for name in BUILT_ON_FAKES:
+        sys.modules.pop(name, None)
     plugin._loaded = False
 
 
@@ -101,6 +115,8 @@ def test_load_registers_backend_core_and_hook_once(fake_sglang):
     assert calls["choices"] == [MOE_BACKEND_NAME]
     assert list(calls["cores"]) == [MOE_BACKEND_NAME]
     assert [(h[0], h[2]) for h in calls["hooks"]] == [(UNQUANT_CREATE_MOE_RUNNER, "after")]
+    assert list(calls["configs"]) == ["microturn_interaction"]
+    assert calls["configs"]["microturn_interaction"].__name__ == "MicroturnInteractionConfig"
 
 
 def test_grpc_hook_is_registered_only_with_a_port_in_the_main_process(fake_sglang, monkeypatch):
