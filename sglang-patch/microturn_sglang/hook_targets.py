@@ -21,6 +21,8 @@ HTTP_SETUP_AND_RUN = HTTP_SERVER + "._setup_and_run_http_server"
 TOKENIZER_MANAGER = "sglang.srt.managers.tokenizer_manager.TokenizerManager"
 TOKENIZER_CONTROL = "sglang.srt.managers.tokenizer_control_mixin.TokenizerControlMixin"
 IO_STRUCT = "sglang.srt.managers.io_struct"
+SESSION_CREATE_REQ = "sglang.srt.session.session_controller.Session.create_req"
+SESSION_CONTROLLER_OPEN = "sglang.srt.session.session_controller.SessionController.open"
 
 # TokenizerManager attributes the StreamingSession servicer reads; set in
 # TokenizerManager.__init__ (instance attributes, checked by the tests there).
@@ -64,4 +66,21 @@ HOOK_TARGETS = (
     HookTarget(TOKENIZER_MANAGER + ".generate_request", "call", "one session request, streamed"),
     HookTarget(TOKENIZER_MANAGER + ".abort_request", "call", "ends an Append the client cancelled or a close cut short"),
     HookTarget(TOKENIZER_MANAGER + ".is_ready", "call", "Health.serving"),
+    HookTarget(SESSION_CONTROLLER_OPEN, "hook",
+               "AFTER hook: remembers the tree cache holding the new session's KV (Session has no path to it)"),
+    HookTarget(SESSION_CREATE_REQ, "hook",
+               "AROUND hook: a streaming request with session_params.offset becomes a rewind that keeps the slot"),
+    HookTarget("sglang.srt.managers.schedule_batch.FINISH_ABORT", "call", "the abort a refused rewind finishes with"),
 )
+
+# Upstream state the rewind hook reads or writes (session_rewind.py); checked
+# against the pinned source by tests/test_hook_targets.py.
+SESSION_REWIND_STATE = {
+    "sglang.srt.session.session_controller.Session": (
+        "streaming", "_inflight", "req_nodes", "committed_origin_len", "committed_unpadded_len",
+        "committed_fill_len", "session_id"),
+    "sglang.srt.session.session_controller.SessionController": ("sessions", "tree_cache"),
+    "sglang.srt.session.streaming_session.StreamingSession": ("slots",),
+    "sglang.srt.managers.schedule_batch.ReqKvInfo": ("kv_committed_len", "cache_protected_len"),
+    "sglang.srt.mem_cache.unified_radix_cache.UnifiedRadixCache": ("session", "is_swa_enabled", "is_mamba_enabled"),
+}

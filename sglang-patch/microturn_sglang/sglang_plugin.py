@@ -2,11 +2,18 @@
 the gather+gemv MoE runner backend (selected with
 ``--moe-runner-backend gather_gemv``; every other backend is left untouched)
 and, when MICROTURN_GRPC_PORT is set, serves microturn.v1.StreamingSession
-from the HTTP server process (grpc_in_server.py)."""
+from the HTTP server process (grpc_in_server.py). Streaming sessions accept
+``session_params.offset`` as a rewind (session_rewind.py)."""
 
 import logging
 
-from microturn_sglang.hook_targets import HTTP_SETUP_AND_RUN, MOE_BACKEND_NAME, UNQUANT_CREATE_MOE_RUNNER
+from microturn_sglang.hook_targets import (
+    HTTP_SETUP_AND_RUN,
+    MOE_BACKEND_NAME,
+    SESSION_CONTROLLER_OPEN,
+    SESSION_CREATE_REQ,
+    UNQUANT_CREATE_MOE_RUNNER,
+)
 
 logger = logging.getLogger(__name__)
 _loaded = False
@@ -28,12 +35,25 @@ def load() -> None:
     register_moe_runner_core(MOE_BACKEND_NAME, make_runner_core)
     HookRegistry.register(UNQUANT_CREATE_MOE_RUNNER, use_gather_gemv_runner, HookType.AFTER)
     logger.info("microturn: MoE runner backend %r registered", MOE_BACKEND_NAME)
+    register_session_rewind(HookRegistry, HookType)
     if grpc_in_server.grpc_port_from_env() is not None and grpc_in_server.in_main_process():
         # Registered only where the HTTP server runs: applying it imports
         # http_server, which scheduler processes have no use for.
         HookRegistry.register(HTTP_SETUP_AND_RUN, grpc_in_server.serve_session_grpc_with_http, HookType.AROUND)
         logger.info("microturn: StreamingSession gRPC will start with the HTTP server")
     _loaded = True
+
+
+def register_session_rewind(registry, hook_type) -> None:
+    """Streaming-session rewind (session_rewind.py); the scheduler processes
+    are where it acts, the main process records that it is on for the gRPC
+    servicer's capabilities."""
+    from microturn_sglang import session_rewind
+
+    registry.register(SESSION_CONTROLLER_OPEN, session_rewind.remember_session_cache, hook_type.AFTER)
+    registry.register(SESSION_CREATE_REQ, session_rewind.rewind_streaming_session, hook_type.AROUND)
+    session_rewind.mark_registered()
+    logger.info("microturn: streaming-session rewind (session_params.offset) enabled")
 
 
 def use_gather_gemv_runner(result, method, layer, moe_runner_config):

@@ -124,3 +124,34 @@ def test_moe_runner_core_interface_matches():
     _, run = resolve("sglang.srt.layers.moe.moe_runner.base.DispatchMoeRunnerCore.run_from_dispatch")
     mine = next(n for n in core.body if isinstance(n, ast.FunctionDef) and n.name == "run_from_dispatch")
     assert [a.arg for a in mine.args.args] == [a.arg for a in run.args.args]
+
+
+def _class_state(cls: ast.ClassDef) -> set:
+    """Fields and `self.x` attributes a class defines (dataclass fields,
+    assignments anywhere in its methods), plus its properties."""
+    names = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    names |= {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    for node in ast.walk(cls):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names |= {t.attr for t in targets if isinstance(t, ast.Attribute) and ast.unparse(t.value) == "self"}
+    return names
+
+
+@pytest.mark.parametrize("cls_path", sorted(hook_targets.SESSION_REWIND_STATE))
+def test_state_the_rewind_hook_uses_exists_upstream(cls_path):
+    _, cls = resolve(cls_path)
+    missing = set(hook_targets.SESSION_REWIND_STATE[cls_path]) - _class_state(cls)
+    assert not missing, f"{cls_path} lacks {sorted(missing)}"
+
+
+def test_rewind_hook_signatures_match_the_hooked_methods():
+    from microturn_sglang import session_rewind
+
+    _, create = resolve(hook_targets.SESSION_CREATE_REQ)
+    assert [a.arg for a in create.args.args][:3] == ["self", "req", "tokenizer"]
+    code = session_rewind.rewind_streaming_session.__code__
+    assert code.co_varnames[: code.co_argcount] == ("original", "session", "req", "tokenizer")
+    _, open_ = resolve(hook_targets.SESSION_CONTROLLER_OPEN)
+    assert [a.arg for a in open_.args.args] == ["self", "recv_req"]
+    code = session_rewind.remember_session_cache.__code__
+    assert code.co_varnames[: code.co_argcount] == ("result", "controller", "recv_req")
