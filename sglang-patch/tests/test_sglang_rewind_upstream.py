@@ -16,11 +16,13 @@ def hooked():
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
     from sglang.srt.session.session_controller import Session, SessionController
 
+    from microturn_sglang import session_rewind
     from microturn_sglang.hook_targets import SESSION_CONTROLLER_OPEN, SESSION_CREATE_REQ
     from microturn_sglang.sglang_plugin import register_session_rewind
 
     saved = {SESSION_CREATE_REQ: (Session, "create_req"), SESSION_CONTROLLER_OPEN: (SessionController, "open")}
     originals = {t: cls.__dict__[name] for t, (cls, name) in saved.items()}
+    registered = session_rewind.rewind_enabled()
     register_session_rewind(HookRegistry, HookType)
     HookRegistry.apply_hooks()
     assert Session.create_req is not originals[SESSION_CREATE_REQ]
@@ -29,6 +31,7 @@ def hooked():
         setattr(cls, name, originals[target])
         HookRegistry._hooks.pop(target, None)
         HookRegistry._patched.discard(target)
+    session_rewind._registered = registered
 
 
 @pytest.fixture
