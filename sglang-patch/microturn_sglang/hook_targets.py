@@ -23,6 +23,10 @@ TOKENIZER_CONTROL = "sglang.srt.managers.tokenizer_control_mixin.TokenizerContro
 IO_STRUCT = "sglang.srt.managers.io_struct"
 SESSION_CREATE_REQ = "sglang.srt.session.session_controller.Session.create_req"
 SESSION_CONTROLLER_OPEN = "sglang.srt.session.session_controller.SessionController.open"
+ALLOCATION = "sglang.srt.mem_cache.allocation"
+ALLOC_FOR_EXTEND = ALLOCATION + ".alloc_for_extend"
+PREFIX_KV_INDICES = ALLOCATION + "._prefix_kv_indices"
+WRITE_CACHE_INDICES = ALLOCATION + ".write_cache_indices"
 
 # TokenizerManager attributes the StreamingSession servicer reads; set in
 # TokenizerManager.__init__ (instance attributes, checked by the tests there).
@@ -71,6 +75,13 @@ HOOK_TARGETS = (
     HookTarget(SESSION_CREATE_REQ, "hook",
                "AROUND hook: a streaming request with session_params.offset becomes a rewind that keeps the slot"),
     HookTarget("sglang.srt.managers.schedule_batch.FINISH_ABORT", "call", "the abort a refused rewind finishes with"),
+    HookTarget(ALLOC_FOR_EXTEND, "hook",
+               "AROUND hook: marks the batch's streaming-session borrowers (plain extend path only)"),
+    HookTarget(PREFIX_KV_INDICES, "hook",
+               "AROUND hook: a borrower gets its last prefix index, not a copy of its whole history"),
+    HookTarget(WRITE_CACHE_INDICES, "hook",
+               "AROUND hook: writes only the new indices of rows that already hold their prefix"),
+    HookTarget(ALLOCATION + "._is_npu", "read", "the NPU extend path writes its own state: left alone"),
 )
 
 # Upstream state the rewind hook reads or writes (session_rewind.py); checked
@@ -80,7 +91,11 @@ SESSION_REWIND_STATE = {
         "streaming", "_inflight", "req_nodes", "committed_origin_len", "committed_unpadded_len",
         "committed_fill_len", "session_id"),
     "sglang.srt.session.session_controller.SessionController": ("sessions", "tree_cache"),
-    "sglang.srt.session.streaming_session.StreamingSession": ("slots",),
-    "sglang.srt.managers.schedule_batch.ReqKvInfo": ("kv_committed_len", "cache_protected_len"),
+    "sglang.srt.session.streaming_session.StreamingSession": ("slots", "borrowed_slot"),
+    "sglang.srt.mem_cache.memory_pool.ReqToTokenPool": ("req_to_token",),
+    "sglang.srt.managers.schedule_batch.ReqKvInfo": ("kv_committed_len", "cache_protected_len", "req_pool_idx",
+                                                     "holds_kv"),
+    "sglang.srt.managers.schedule_batch.ScheduleBatch": ("reqs", "tree_cache", "is_dllm", "hisparse_coordinator",
+                                                         "req_to_token_pool"),
     "sglang.srt.mem_cache.unified_radix_cache.UnifiedRadixCache": ("session", "is_swa_enabled", "is_mamba_enabled"),
 }

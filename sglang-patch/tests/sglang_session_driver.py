@@ -11,7 +11,10 @@ appends fixed token ids. Page size 1 (paged allocation runs Triton kernels)."""
 
 from __future__ import annotations
 
+import sys
 from array import array
+from contextlib import contextmanager
+from importlib import import_module
 from types import SimpleNamespace
 
 import torch
@@ -35,6 +38,52 @@ from sglang.srt.server_args import ServerArgs
 from sglang.srt.session.session_controller import SessionController
 
 VOCAB = 1000
+
+
+def _importable(dotted: str) -> bool:
+    try:
+        import_module(dotted)
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def applied_session_hooks():
+    """The plugin's session hooks registered and applied by SGLang's own
+    HookRegistry; undone afterwards (also where HookRegistry propagated a
+    hooked function into modules that imported it by name)."""
+    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+
+    from microturn_sglang import hook_targets, session_rewind
+    from microturn_sglang.sglang_plugin import register_session_hooks
+
+    targets = [t.path for t in hook_targets.HOOK_TARGETS if t.use == "hook" and t.path.startswith(
+        ("sglang.srt.session.", "sglang.srt.mem_cache.allocation."))]
+    owners = {}
+    for path in targets:
+        parts = path.split(".")
+        cut = next(c for c in range(len(parts) - 1, 0, -1) if _importable(".".join(parts[:c])))
+        owner = import_module(".".join(parts[:cut]))
+        for attr in parts[cut:-1]:
+            owner = getattr(owner, attr)
+        name = parts[-1]
+        owners[path] = (owner, name, owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name))
+    registered = session_rewind.rewind_enabled()
+    register_session_hooks(HookRegistry, HookType)
+    HookRegistry.apply_hooks()
+    try:
+        yield
+    finally:
+        for path, (owner, name, original) in owners.items():
+            wrapped = getattr(owner, name)
+            setattr(owner, name, original)
+            for module in list(sys.modules.values()):
+                if getattr(module, name, None) is wrapped and module is not owner:
+                    setattr(module, name, original)
+            HookRegistry._hooks.pop(path, None)
+            HookRegistry._patched.discard(path)
+        session_rewind._registered = registered
 
 
 def cpu_context():
@@ -87,20 +136,24 @@ class SchedulerDriver:
         req.init_next_round_input(self.cache)
         req.extend_end = len(req.full_untruncated_fill_ids)
 
-    def prefill(self, req) -> None:
-        """Match (if not done), allocate the extend, sample the first token."""
-        if req.extend_end is None:
-            self.match(req)
-        seq = len(req.full_untruncated_fill_ids)
+    def prefill(self, *reqs) -> None:
+        """One extend batch: match (if not done), allocate, sample each
+        request's first token."""
+        for req in reqs:
+            if req.extend_end is None:
+                self.match(req)
+        seqs = [len(r.full_untruncated_fill_ids) for r in reqs]
+        extend = [s - r.prefix_len for s, r in zip(seqs, reqs)]
         batch = SimpleNamespace(
-            maybe_evict_swa=lambda: None, reqs=[req], is_dllm=lambda: False, device="cpu",
-            prefix_lens=[req.prefix_len], extend_lens=[seq - req.prefix_len], extend_num_tokens=seq - req.prefix_len,
-            seq_lens=torch.tensor([seq]), seq_lens_cpu=torch.tensor([seq]), req_to_token_pool=self.pool,
+            maybe_evict_swa=lambda: None, reqs=list(reqs), is_dllm=lambda: False, device="cpu",
+            prefix_lens=[r.prefix_len for r in reqs], extend_lens=extend, extend_num_tokens=sum(extend),
+            seq_lens=torch.tensor(seqs), seq_lens_cpu=torch.tensor(seqs), req_to_token_pool=self.pool,
             tree_cache=self.cache, hisparse_coordinator=None)
-        allocation.alloc_for_extend(batch)
-        self._sample(req)
-        if not req.finished():
-            checkpoint_kv_cache(req, self.cache)
+        self.last_out_cache_loc = allocation.alloc_for_extend(batch)[0]
+        for req in reqs:
+            self._sample(req)
+            if not req.finished():
+                checkpoint_kv_cache(req, self.cache)
 
     def decode(self, req) -> None:
         seq = req.kv.kv_allocated_len
@@ -123,8 +176,9 @@ class SchedulerDriver:
             req.finished_reason = FINISH_ABORT("aborted by the test")
         release_kv_cache(req, self.cache, checkpoint=True)
 
-    def run_turn(self, req, abort_after_prefill: bool = False):
-        self.prefill(req)
+    def run_turn(self, req, abort_after_prefill: bool = False, prefilled: bool = False):
+        if not prefilled:
+            self.prefill(req)
         if abort_after_prefill:
             self.finish(req, abort=True)
             return req

@@ -155,3 +155,14 @@ def test_rewind_hook_signatures_match_the_hooked_methods():
     assert [a.arg for a in open_.args.args] == ["self", "recv_req"]
     code = session_rewind.remember_session_cache.__code__
     assert code.co_varnames[: code.co_argcount] == ("result", "controller", "recv_req")
+
+
+def test_row_write_hook_signatures_match_the_hooked_functions():
+    from microturn_sglang import session_row_write as rw
+
+    for path, hook in ((hook_targets.ALLOC_FOR_EXTEND, rw.alloc_for_extend_marking_borrowers),
+                       (hook_targets.PREFIX_KV_INDICES, rw.prefix_kv_indices_in_place),
+                       (hook_targets.WRITE_CACHE_INDICES, rw.write_cache_indices_new_only)):
+        _, node = resolve(path)
+        code = hook.__code__
+        assert code.co_varnames[1 : code.co_argcount] == tuple(a.arg for a in node.args.args), path

@@ -16,9 +16,12 @@ from microturn_sglang import session_rewind
 from microturn_sglang.hook_targets import (
     HTTP_SETUP_AND_RUN,
     MOE_BACKEND_NAME,
+    ALLOC_FOR_EXTEND,
+    PREFIX_KV_INDICES,
     SESSION_CONTROLLER_OPEN,
     SESSION_CREATE_REQ,
     UNQUANT_CREATE_MOE_RUNNER,
+    WRITE_CACHE_INDICES,
 )
 from microturn_sglang.moe_gather_gemv import moe_reference
 
@@ -102,7 +105,8 @@ def fake_sglang(monkeypatch):
     plugin._loaded = False
 
 
-SESSION_HOOKS = [(SESSION_CONTROLLER_OPEN, "after"), (SESSION_CREATE_REQ, "around")]
+SESSION_HOOKS = [(SESSION_CONTROLLER_OPEN, "after"), (SESSION_CREATE_REQ, "around"), (ALLOC_FOR_EXTEND, "around"),
+                 (PREFIX_KV_INDICES, "around"), (WRITE_CACHE_INDICES, "around")]
 
 
 def test_load_registers_backend_core_and_hook_once(fake_sglang):
@@ -128,7 +132,7 @@ def test_grpc_hook_is_registered_only_with_a_port_in_the_main_process(fake_sglan
     plugin.load()
     from microturn_sglang.grpc_in_server import serve_session_grpc_with_http
 
-    assert calls["hooks"][3] == (HTTP_SETUP_AND_RUN, serve_session_grpc_with_http, "around")
+    assert calls["hooks"][len(SESSION_HOOKS) + 1] == (HTTP_SETUP_AND_RUN, serve_session_grpc_with_http, "around")
 
 
 def test_after_hook_swaps_runner_only_when_selected(fake_sglang):

@@ -13,25 +13,14 @@ P = [1, 2, 3, 4, 5, 6]  # the first prompt: published to the radix tree, protect
 
 @pytest.fixture(scope="module")
 def hooked():
-    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
-    from sglang.srt.session.session_controller import Session, SessionController
+    from sglang.srt.session.session_controller import Session
+    from sglang_session_driver import applied_session_hooks
 
-    from microturn_sglang import session_rewind
-    from microturn_sglang.hook_targets import SESSION_CONTROLLER_OPEN, SESSION_CREATE_REQ
-    from microturn_sglang.sglang_plugin import register_session_rewind
-
-    saved = {SESSION_CREATE_REQ: (Session, "create_req"), SESSION_CONTROLLER_OPEN: (SessionController, "open")}
-    originals = {t: cls.__dict__[name] for t, (cls, name) in saved.items()}
-    registered = session_rewind.rewind_enabled()
-    register_session_rewind(HookRegistry, HookType)
-    HookRegistry.apply_hooks()
-    assert Session.create_req is not originals[SESSION_CREATE_REQ]
-    yield
-    for target, (cls, name) in saved.items():
-        setattr(cls, name, originals[target])
-        HookRegistry._hooks.pop(target, None)
-        HookRegistry._patched.discard(target)
-    session_rewind._registered = registered
+    original = Session.create_req
+    with applied_session_hooks():
+        assert Session.create_req is not original
+        yield
+    assert Session.create_req is original
 
 
 @pytest.fixture
