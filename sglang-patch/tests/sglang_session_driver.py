@@ -27,6 +27,7 @@ from sglang.srt.managers.io_struct import (
 )
 from sglang.srt.managers.schedule_batch import FINISH_ABORT, FINISH_LENGTH
 from sglang.srt.mem_cache import allocation
+from sglang.srt.mem_cache.allocator.paged import PagedTokenToKVPoolAllocator
 from sglang.srt.mem_cache.allocator.token import TokenToKVPoolAllocator
 from sglang.srt.mem_cache.cache_init_params import CacheInitParams
 from sglang.srt.mem_cache.common import checkpoint_kv_cache, release_kv_cache
@@ -97,13 +98,17 @@ def cpu_context():
 
 
 class SchedulerDriver:
-    def __init__(self, kv_slots: int = 512, rows: int = 8, max_context: int = 512):
+    def __init__(self, kv_slots: int = 512, rows: int = 8, max_context: int = 512, page_size: int = 1):
         self.pool = ReqToTokenPool(size=rows, max_context_len=max_context, device="cpu", enable_memory_saver=False)
-        self.allocator = TokenToKVPoolAllocator(size=kv_slots, dtype=torch.bfloat16, device="cpu", kvcache=None,
-                                                need_sort=False)
+        if page_size == 1:
+            self.allocator = TokenToKVPoolAllocator(size=kv_slots, dtype=torch.bfloat16, device="cpu", kvcache=None,
+                                                    need_sort=False)
+        else:  # on CPU its naive (non-Triton) kernels run
+            self.allocator = PagedTokenToKVPoolAllocator(size=kv_slots, page_size=page_size, dtype=torch.bfloat16,
+                                                         device="cpu", kvcache=None, need_sort=False)
         self.cache = UnifiedRadixCache(CacheInitParams(
-            disable=False, req_to_token_pool=self.pool, token_to_kv_pool_allocator=self.allocator, page_size=1,
-            tree_components=(ComponentType.FULL,)))
+            disable=False, req_to_token_pool=self.pool, token_to_kv_pool_allocator=self.allocator,
+            page_size=page_size, tree_components=(ComponentType.FULL,)))
         self.controller = SessionController(self.cache)
         self.next_token = 500
 

@@ -9,16 +9,18 @@ from upstream import requires_sglang
 pytestmark = requires_sglang
 
 
-@pytest.fixture(scope="module")
-def context():
+@pytest.fixture
+def context(monkeypatch):
     from sglang.srt import runtime_context
     from sglang_session_driver import cpu_context
 
+    # The allocators check page alignment of last_loc and unique out indices.
+    monkeypatch.setenv("SGLANG_DEBUG_MEMORY_POOL", "1")
     with runtime_context.use_context(cpu_context()):
         yield
 
 
-def scenario(drv):
+def scenario(drv, page_size=1):
     """Session turns, then one extend batch holding a session turn, a new
     request and a session's first turn; returns what alloc_for_extend left."""
     from array import array
@@ -29,7 +31,7 @@ def scenario(drv):
     drv.open("a")
     drv.turn("a", [1, 2, 3, 4, 5, 6], 3)
     for step in range(3):
-        drv.turn("a", [10 + step, 20 + step], 2)
+        drv.turn("a", [10 + step, 20 + step, 30 + step], 2)
     drv.open("b")
     session_turn = drv.submit("a", [30, 31, 32], 2)
     sampling = SamplingParams(max_new_tokens=2)
@@ -38,7 +40,8 @@ def scenario(drv):
     first_turn = drv.submit("b", [1, 2, 3, 40], 2)
     for req in (session_turn, plain, first_turn):
         drv.match(req)
-    assert session_turn.kv is drv.slot("a").kv and session_turn.prefix_len == 20 and plain.prefix_len == 6 and first_turn.prefix_len == 3
+    assert session_turn.kv is drv.slot("a").kv and session_turn.prefix_len == 23  # mid-page for page size 4
+    assert (plain.prefix_len, first_turn.prefix_len) == ((6, 3) if page_size == 1 else (4, 0))
     writes = []
     write = drv.pool.write
     drv.pool.write = lambda index, values: (writes.append(index), write(index, values))
@@ -50,18 +53,22 @@ def scenario(drv):
     return rows, drv.last_out_cache_loc.tolist(), drv.free_slots(), prefix_writes, session_turn.kv.req_pool_idx
 
 
-def test_rows_and_allocator_match_upstream_and_the_session_prefix_is_not_rewritten(context):
+@pytest.mark.parametrize("page_size", [1, 4])
+def test_rows_and_allocator_match_upstream_and_the_session_prefix_is_not_rewritten(context, page_size):
     from sglang_session_driver import SchedulerDriver, applied_session_hooks
 
-    rows, out, free, prefix_writes, session_row = scenario(SchedulerDriver())
+    rows, out, free, prefix_writes, session_row = scenario(SchedulerDriver(page_size=page_size), page_size)
     # Upstream (no hooks, CPU writer): every prefix is written back, the session's included.
-    assert (session_row, 20) in prefix_writes
+    assert (session_row, 23) in prefix_writes
     with applied_session_hooks():
-        hooked_rows, hooked_out, hooked_free, hooked_prefix_writes, hooked_session_row = scenario(SchedulerDriver())
+        hooked_rows, hooked_out, hooked_free, hooked_prefix_writes, hooked_session_row = scenario(
+            SchedulerDriver(page_size=page_size), page_size)
     assert hooked_rows == rows and hooked_out == out and hooked_free == free
     assert hooked_session_row == session_row
-    assert not hooked_prefix_writes  # nothing through the per-row writer
-    assert len(rows["session"]) == 21 + 3  # history (its last output token gets its KV now) + input and len(rows["plain"]) == 9 and len(rows["first"]) == 4
+    # Nothing writes the session row's prefix (the tree's checkpoint of a new
+    # request may still write its own row through the pool).
+    assert not [w for w in hooked_prefix_writes if w[0] == hooked_session_row]
+    assert len(rows["session"]) == 24 + 3  # history (its last output token gets its KV now) + input and len(rows["plain"]) == 9 and len(rows["first"]) == 4
 
 
 def test_borrower_gets_only_its_last_prefix_index(context):
