@@ -190,11 +190,29 @@ def test_no_kv_leak_over_many_appends_rewinds_and_closes(context, page_size):
     assert drv.pool.available_size() == drv.pool.size
 
 
-def test_sliding_window_models_are_refused(drv, monkeypatch):
+@pytest.mark.parametrize("flag", ["is_swa_enabled", "is_mamba_enabled"])
+def test_sliding_window_and_mamba_models_are_refused(drv, monkeypatch, flag):
+    """The cache's own flags, set on a FULL-only cache (a real SWA or mamba
+    cache needs their pools and a model config)."""
     two_turns(drv)
-    monkeypatch.setattr(drv.cache, "is_swa_enabled", True)
+    monkeypatch.setattr(drv.cache, flag, True)
     req = drv.submit("s", [1], 1, offset=8)
     assert "sliding-window or mamba" in req.to_finish.message
+
+
+def test_rewind_after_an_aborted_turn_has_no_slot_to_protect(drv):
+    """Upstream dropped the slot with the aborted turn; a rewind then only cuts
+    the token arrays, and the next turn re-prefills from the radix tree."""
+    history = two_turns(drv)
+    drv.run_turn(drv.submit("s", [60], 2), abort_after_prefill=True)
+    assert drv.slot("s") is None
+    req = drv.submit("s", [70, 71], 2, offset=3)  # below the old slot's protected prompt
+    assert req.to_finish is None
+    drv.match(req)
+    assert req.prefix_len == 3  # [1, 2, 3] matched in the tree (published by the first turn)
+    drv.run_turn(req)
+    assert drv.history("s") == history[:3] + [70, 71] + list(req.output_ids)
+    assert drv.slot("s").kv.cache_protected_len == 5  # a new slot publishes its first prompt again
 
 
 def test_paged_rewind_to_a_mid_page_position_keeps_the_partial_page(context):
