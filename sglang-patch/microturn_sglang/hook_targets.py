@@ -21,6 +21,12 @@ HTTP_SETUP_AND_RUN = HTTP_SERVER + "._setup_and_run_http_server"
 TOKENIZER_MANAGER = "sglang.srt.managers.tokenizer_manager.TokenizerManager"
 TOKENIZER_CONTROL = "sglang.srt.managers.tokenizer_control_mixin.TokenizerControlMixin"
 IO_STRUCT = "sglang.srt.managers.io_struct"
+SESSION_CREATE_REQ = "sglang.srt.session.session_controller.Session.create_req"
+SESSION_CONTROLLER_OPEN = "sglang.srt.session.session_controller.SessionController.open"
+ALLOCATION = "sglang.srt.mem_cache.allocation"
+ALLOC_FOR_EXTEND = ALLOCATION + ".alloc_for_extend"
+PREFIX_KV_INDICES = ALLOCATION + "._prefix_kv_indices"
+WRITE_CACHE_INDICES = ALLOCATION + ".write_cache_indices"
 
 # TokenizerManager attributes the StreamingSession servicer reads; set in
 # TokenizerManager.__init__ (instance attributes, checked by the tests there).
@@ -64,6 +70,18 @@ HOOK_TARGETS = (
     HookTarget(TOKENIZER_MANAGER + ".generate_request", "call", "one session request, streamed"),
     HookTarget(TOKENIZER_MANAGER + ".abort_request", "call", "ends an Append the client cancelled or a close cut short"),
     HookTarget(TOKENIZER_MANAGER + ".is_ready", "call", "Health.serving"),
+    HookTarget(SESSION_CONTROLLER_OPEN, "hook",
+               "AFTER hook: remembers the tree cache holding the new session's KV (Session has no path to it)"),
+    HookTarget(SESSION_CREATE_REQ, "hook",
+               "AROUND hook: a streaming request with session_params.offset becomes a rewind that keeps the slot"),
+    HookTarget("sglang.srt.managers.schedule_batch.FINISH_ABORT", "call", "the abort a refused rewind finishes with"),
+    HookTarget(ALLOC_FOR_EXTEND, "hook",
+               "AROUND hook: marks the batch's streaming-session borrowers (plain extend path only)"),
+    HookTarget(PREFIX_KV_INDICES, "hook",
+               "AROUND hook: a borrower gets its last prefix index, not a copy of its whole history"),
+    HookTarget(WRITE_CACHE_INDICES, "hook",
+               "AROUND hook: writes only the new indices of rows that already hold their prefix"),
+    HookTarget(ALLOCATION + "._is_npu", "read", "the NPU extend path writes its own state: left alone"),
     # The interaction model as an SGLang architecture (sglang_model.py).
     HookTarget("sglang.srt.models.registry.import_model_classes", "read",
                "how SGLANG_EXTERNAL_MODEL_PACKAGE's modules are scanned for EntryClass"),
@@ -103,4 +121,34 @@ UPSTREAM_TEST_TARGETS = (
     HookTarget("sglang.srt.model_executor.forward_batch_info.CaptureHiddenMode", "read", "NULL, as the scheduler sets it"),
     HookTarget("sglang.srt.model_executor.forward_context.ForwardContext", "call", "carries the attention backend"),
     HookTarget("sglang.srt.model_executor.forward_context.forward_context", "call", "publishes it around forward()"),
+    # What tests/sglang_session_driver.py builds to drive the session hooks like the scheduler does.
+    HookTarget("sglang.srt.server_args.ServerArgs", "call", "the CPU, torch_native server args of the driver"),
+    HookTarget("sglang.srt.managers.io_struct.SessionParams", "call", "session_params of a turn (id, offset)"),
+    HookTarget("sglang.srt.managers.io_struct.TokenizedGenerateReqInput", "call", "the request a session turn starts from"),
+    HookTarget("sglang.srt.managers.schedule_batch.Req", "call", "the scheduler's request the session builds"),
+    HookTarget("sglang.srt.managers.schedule_batch.FINISH_LENGTH", "call", "how a driven turn finishes"),
+    HookTarget("sglang.srt.sampling.sampling_params.SamplingParams", "call", "a turn's sampling parameters"),
+    HookTarget("sglang.srt.mem_cache.allocator.token.TokenToKVPoolAllocator", "call", "page-size-1 KV slot allocator"),
+    HookTarget("sglang.srt.mem_cache.allocator.paged.PagedTokenToKVPoolAllocator", "call", "paged KV slot allocator"),
+    HookTarget("sglang.srt.mem_cache.cache_init_params.CacheInitParams", "call", "how the tree cache is built"),
+    HookTarget("sglang.srt.mem_cache.unified_radix_cache.UnifiedRadixCache", "call", "the tree cache owning streaming sessions"),
+    HookTarget("sglang.srt.mem_cache.unified_cache.component_type.ComponentType", "read", "the cache's full-attention component"),
+    HookTarget("sglang.srt.mem_cache.common.checkpoint_kv_cache", "call", "what the scheduler does after a turn's extend"),
+    HookTarget("sglang.srt.mem_cache.common.release_kv_cache", "call", "what the scheduler does when a turn finishes"),
 )
+
+# Upstream state the rewind hook reads or writes (session_rewind.py); checked
+# against the pinned source by tests/test_hook_targets.py.
+SESSION_REWIND_STATE = {
+    "sglang.srt.session.session_controller.Session": (
+        "streaming", "_inflight", "req_nodes", "committed_origin_len", "committed_unpadded_len",
+        "committed_fill_len", "session_id"),
+    "sglang.srt.session.session_controller.SessionController": ("sessions", "tree_cache"),
+    "sglang.srt.session.streaming_session.StreamingSession": ("slots", "borrowed_slot"),
+    "sglang.srt.mem_cache.memory_pool.ReqToTokenPool": ("req_to_token",),
+    "sglang.srt.managers.schedule_batch.ReqKvInfo": ("kv_committed_len", "cache_protected_len", "req_pool_idx",
+                                                     "holds_kv"),
+    "sglang.srt.managers.schedule_batch.ScheduleBatch": ("reqs", "tree_cache", "is_dllm", "hisparse_coordinator",
+                                                         "req_to_token_pool"),
+    "sglang.srt.mem_cache.unified_radix_cache.UnifiedRadixCache": ("session", "is_swa_enabled", "is_mamba_enabled"),
+}

@@ -2,11 +2,21 @@
 the gather+gemv MoE runner backend (selected with
 ``--moe-runner-backend gather_gemv``; every other backend is left untouched)
 and, when MICROTURN_GRPC_PORT is set, serves microturn.v1.StreamingSession
-from the HTTP server process (grpc_in_server.py)."""
+from the HTTP server process (grpc_in_server.py). Streaming sessions accept
+``session_params.offset`` as a rewind (session_rewind.py)."""
 
 import logging
 
-from microturn_sglang.hook_targets import HTTP_SETUP_AND_RUN, MOE_BACKEND_NAME, UNQUANT_CREATE_MOE_RUNNER
+from microturn_sglang.hook_targets import (
+    HTTP_SETUP_AND_RUN,
+    MOE_BACKEND_NAME,
+    ALLOC_FOR_EXTEND,
+    PREFIX_KV_INDICES,
+    SESSION_CONTROLLER_OPEN,
+    SESSION_CREATE_REQ,
+    UNQUANT_CREATE_MOE_RUNNER,
+    WRITE_CACHE_INDICES,
+)
 
 logger = logging.getLogger(__name__)
 _loaded = False
@@ -29,6 +39,7 @@ def load() -> None:
     register_moe_runner_core(MOE_BACKEND_NAME, make_runner_core)
     HookRegistry.register(UNQUANT_CREATE_MOE_RUNNER, use_gather_gemv_runner, HookType.AFTER)
     logger.info("microturn: MoE runner backend %r registered", MOE_BACKEND_NAME)
+    register_session_hooks(HookRegistry, HookType)
     if grpc_in_server.grpc_port_from_env() is not None and grpc_in_server.in_main_process():
         # Registered only where the HTTP server runs: applying it imports
         # http_server, which scheduler processes have no use for.
@@ -49,6 +60,20 @@ def register_interaction_config() -> None:
     except ValueError as err:  # a second load in this process (tests, re-entry)
         if "already" not in str(err):
             raise
+
+def register_session_hooks(registry, hook_type) -> None:
+    """Streaming-session rewind (session_rewind.py) and no per-chunk row
+    rewrite (session_row_write.py). The scheduler processes are where they
+    act; the main process records that rewind is on for the gRPC servicer."""
+    from microturn_sglang import session_rewind, session_row_write
+
+    registry.register(SESSION_CONTROLLER_OPEN, session_rewind.remember_session_cache, hook_type.AFTER)
+    registry.register(SESSION_CREATE_REQ, session_rewind.rewind_streaming_session, hook_type.AROUND)
+    registry.register(ALLOC_FOR_EXTEND, session_row_write.alloc_for_extend_marking_borrowers, hook_type.AROUND)
+    registry.register(PREFIX_KV_INDICES, session_row_write.prefix_kv_indices_in_place, hook_type.AROUND)
+    registry.register(WRITE_CACHE_INDICES, session_row_write.write_cache_indices_new_only, hook_type.AROUND)
+    session_rewind.mark_registered()
+    logger.info("microturn: streaming-session rewind (session_params.offset) and in-place rows enabled")
 
 
 def use_gather_gemv_runner(result, method, layer, moe_runner_config):

@@ -4,8 +4,10 @@ sessions (`open_session` / `generate_request` with `session_params` /
 `close_session`). Text only: each AppendRequest is rendered to text the way the
 sidecar renders it (chunk_text.py) and appended to the session's sequence.
 
-Upstream streaming sessions refuse `session_params.offset`, so Rewind is
-refused with FAILED_PRECONDITION and capabilities say supports_rewind=false."""
+Rewind(p) is carried by the next Append as `session_params.offset = p`, which
+the plugin's session_rewind hook turns into a rewind inside the scheduler.
+Without the plugin's hooks (stock 0.5.23 refuses the offset) Rewind is refused
+with FAILED_PRECONDITION and capabilities say supports_rewind=false."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Optional
 
 import grpc
 
+from microturn_sglang import session_rewind
 from microturn_sglang.chunk_text import render_chunk_text
 from microturn_sglang.engine_servicer import ENGINE_NAME, PROTOCOL_VERSION, _major
 from microturn_sglang.gen.microturn.v1 import common_pb2, engine_pb2, engine_pb2_grpc
@@ -28,6 +31,10 @@ _FINISH = {
     "abort": engine_pb2.FINISH_REASON_ABORT,
 }
 
+# What SGLang answers an offset it will not apply: out of bounds (the plugin's
+# hook), or no hook in the scheduler (stock refusal).
+_OFFSET_REFUSED = "Streaming sessions do not support offset"
+
 # SGLang reports these refusals as text (a ValueError from the TokenizerManager,
 # or an abort finish_reason from the scheduler); the message is all there is.
 _MESSAGE_CODES = (
@@ -35,9 +42,12 @@ _MESSAGE_CODES = (
     ("close was requested for session", grpc.StatusCode.NOT_FOUND),
     ("already has an active request", grpc.StatusCode.FAILED_PRECONDITION),
     ("Streaming sessions are disabled", grpc.StatusCode.FAILED_PRECONDITION),
+    (session_rewind.REFUSAL_PREFIX, grpc.StatusCode.OUT_OF_RANGE),
+    (_OFFSET_REFUSED, grpc.StatusCode.FAILED_PRECONDITION),
     ("context length", grpc.StatusCode.RESOURCE_EXHAUSTED),
     ("Use a shorter input", grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
+
 
 
 class Refusal(Exception):
@@ -64,6 +74,13 @@ class _Session:
     position_tokens: int = 0
     rid: Optional[str] = None  # the Append in flight, if any
     closing: bool = False
+    # Rewind never goes below this: the system prompt, or without one the first
+    # Append's input, which SGLang may publish to its radix cache and protect.
+    floor_tokens: Optional[int] = None
+    # A Rewind the next Append carries to SGLang as session_params.offset, and
+    # the position to restore if SGLang refuses it there.
+    rewind_to: Optional[int] = None
+    position_before_rewind: int = 0
 
 
 @dataclass
@@ -85,8 +102,11 @@ def _io():
 
 class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
     def __init__(self, tokenizer_manager, *, default_idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS,
-                 clock=time.monotonic):
+                 clock=time.monotonic, supports_rewind: Optional[bool] = None):
         self.tm = tokenizer_manager
+        # The plugin loads in every SGLang process: registered here means the
+        # scheduler processes registered the rewind hook too.
+        self.supports_rewind = session_rewind.rewind_enabled() if supports_rewind is None else supports_rewind
         self.default_idle_timeout_ms = default_idle_timeout_ms
         self.clock = clock
         self.sessions: dict[str, _Session] = {}
@@ -99,7 +119,7 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             model_id=str(self.tm.served_model_name),
             input_modalities=[common_pb2.MODALITY_TEXT],
             output_modalities=[common_pb2.MODALITY_TEXT],
-            supports_rewind=False,
+            supports_rewind=self.supports_rewind,
             max_context_tokens=int(self.tm.context_len),
             protocol_version=PROTOCOL_VERSION,
             random_weights=False,
@@ -131,7 +151,10 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
         sequence length after it. Leaves the last report in `turn`."""
         _, GenerateReqInput, _ = _io()
         rid = uuid.uuid4().hex
-        obj = GenerateReqInput(rid=rid, text=text, session_params={"id": session.session_id},
+        session_params = {"id": session.session_id}
+        if session.rewind_to is not None:
+            session_params["offset"] = session.rewind_to
+        obj = GenerateReqInput(rid=rid, text=text, session_params=session_params,
                                sampling_params=sampling, stream=True)
         incremental = bool(getattr(self.tm, "incremental_streaming_output", False))
         session.rid = rid
@@ -211,6 +234,7 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
                 await self.tm.close_session(CloseSessionReqInput(session_id=opened), None)
                 raise
             session.position_tokens = (turn.prompt_tokens or 0) + turn.completion_tokens
+            session.floor_tokens = session.position_tokens
         return engine_pb2.OpenSessionResponse(session_id=opened, capabilities=self.capabilities(),
                                               position_tokens=session.position_tokens, capacity_tokens=capacity)
 
@@ -223,9 +247,7 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             if len(request.video):
                 raise Refusal(grpc.StatusCode.INVALID_ARGUMENT,
                               "MODALITY_VIDEO is not accepted: this engine serves a text model (input_modalities is TEXT)")
-            if session.rid is not None:
-                raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
-                              f"session {session.session_id!r} already has an Append in flight")
+            self._refuse_in_flight(session, "an Append")
             if request.temperature < 0:
                 raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"temperature must be >= 0, got {request.temperature}")
             sampling = {"max_new_tokens": request.max_output_tokens, "temperature": request.temperature}
@@ -235,11 +257,37 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             before = session.position_tokens
             started = time.perf_counter()
             turn = _Turn()
-            async for piece, position in self._generate(session, text, sampling, turn):
-                yield engine_pb2.AppendResponse(delta=engine_pb2.OutputDelta(text=piece, position_tokens=position))
+            try:
+                async for piece, position in self._generate(session, text, sampling, turn):
+                    yield engine_pb2.AppendResponse(delta=engine_pb2.OutputDelta(text=piece, position_tokens=position))
+            except Refusal as err:
+                self._settle_rewind(session, turn, err)
+                raise
+            self._settle_rewind(session, turn, None)
             yield engine_pb2.AppendResponse(done=self._done(session, before, started, turn))
         except Refusal as err:
             await context.abort(err.code, str(err))
+
+    @staticmethod
+    def _refuse_in_flight(session: _Session, what: str) -> None:
+        if session.rid is not None:
+            raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"session {session.session_id!r} already has an Append in flight; {what} must wait for it")
+
+    @staticmethod
+    def _settle_rewind(session: _Session, turn: _Turn, refusal: Optional[Refusal]) -> None:
+        """A finished turn has applied the rewind it carried. SGLang refusing
+        the rewind itself left the session as it was. Otherwise (an abort, a
+        refusal for another reason) it is unknown whether the scheduler got to
+        it, so the next Append carries it again: an offset equal to the
+        session's length changes nothing, so resending is harmless."""
+        if session.rewind_to is None:
+            return
+        if refusal is not None and any(m in str(refusal) for m in (session_rewind.REFUSAL_PREFIX, _OFFSET_REFUSED)):
+            session.position_tokens = session.position_before_rewind
+            session.rewind_to = None
+        elif refusal is None and (turn.finish or {}).get("type", "abort") != "abort":
+            session.rewind_to = None
 
     def _done(self, session: _Session, before: int, started: float, turn: _Turn) -> engine_pb2.AppendDone:
         now = time.perf_counter()
@@ -254,6 +302,8 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             if finish == engine_pb2.FINISH_REASON_STOP and not turn.text:
                 finish = engine_pb2.FINISH_REASON_SILENT
         session.position_tokens = input_end + output
+        if session.floor_tokens is None and finish != engine_pb2.FINISH_REASON_ABORT:
+            session.floor_tokens = input_end
         first = turn.first_output_at or now
         return engine_pb2.AppendDone(
             finish_reason=finish,
@@ -267,12 +317,31 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
         )
 
     async def Rewind(self, request, context):
-        async def refuse():
-            self._session(request.session_id)
+        return await self._run(context, lambda: self._rewind(request))
+
+    async def _rewind(self, request):
+        session = self._session(request.session_id)
+        if not self.supports_rewind:
             raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
-                          "Rewind is not supported by SGLang 0.5.23 streaming sessions (they refuse "
-                          "session_params.offset); capabilities.supports_rewind is false")
-        return await self._run(context, refuse)
+                          "Rewind needs the microturn plugin's session hooks in SGLang's scheduler (stock 0.5.23 "
+                          "streaming sessions refuse session_params.offset); capabilities.supports_rewind is false")
+        self._refuse_in_flight(session, "Rewind")
+        target, position = request.position_tokens, session.position_tokens
+        if target > position:
+            raise Refusal(grpc.StatusCode.OUT_OF_RANGE,
+                          f"cannot rewind to {target}: the session holds {position} tokens")
+        floor = session.floor_tokens or 0
+        if target < floor:
+            raise Refusal(grpc.StatusCode.OUT_OF_RANGE,
+                          f"cannot rewind to {target}: below the session's first {floor} tokens (the system prompt, "
+                          f"or the first Append's input, which SGLang protects in its radix cache)")
+        if target < position:
+            if session.rewind_to is None:
+                session.position_before_rewind = position
+            session.rewind_to = target
+            session.position_tokens = target
+            session.last_active = self.clock()
+        return engine_pb2.RewindResponse(position_tokens=target, dropped_tokens=position - target)
 
     async def CloseSession(self, request, context):
         async def close():

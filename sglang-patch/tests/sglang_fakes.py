@@ -19,6 +19,11 @@ session/session_controller.py of the pinned release):
   length check raises ValueError.
 - abort_request(rid) ends a running request with {"type": "abort"} and no
   status_code; close_session drops the session.
+- session_params.offset on a streaming session: refused ("Streaming sessions
+  do not support offset.") unless `rewind_hook` stands for the plugin's hook
+  in the scheduler (session_rewind.py), which cuts the session back to the
+  offset (bounds from its plan_rewind; the first finished request's prompt
+  counts as protected) before the turn runs, so an aborted turn keeps it.
 Tokens here are bytes of UTF-8 text, and the "model" replies with scripted text.
 """
 
@@ -63,16 +68,18 @@ class FakeSession:
     timeout: Optional[float]
     committed: int = 0  # tokens of the last finished request, output included
     inflight: bool = False
+    protected: int = 0  # the first finished request's prompt, published to the radix tree
 
 
 class FakeTokenizerManager:
     def __init__(self, context_len: int = 512, incremental_streaming_output: bool = False,
-                 enable_streaming_session: bool = True, step_delay_s: float = 0.0):
+                 enable_streaming_session: bool = True, step_delay_s: float = 0.0, rewind_hook: bool = False):
         self.context_len = context_len
         self.served_model_name = "fake/text-model"
         self.incremental_streaming_output = incremental_streaming_output
         self.enable_streaming_session = enable_streaming_session
         self.step_delay_s = step_delay_s
+        self.rewind_hook = rewind_hook
         self.sessions: Dict[str, FakeSession] = {}
         self.replies: List[str] = []  # scripted model outputs, one per request with max_new_tokens > 0
         self.requests: List[GenerateReqInput] = []
@@ -130,6 +137,19 @@ class FakeTokenizerManager:
         if session.inflight:
             yield refused("Streaming session already has an active request.")
             return
+        offset = (obj.session_params or {}).get("offset")
+        if offset:
+            if not self.rewind_hook:
+                yield refused("Streaming sessions do not support offset.")
+                return
+            from microturn_sglang.session_rewind import plan_rewind
+
+            plan = plan_rewind(offset, origin_len=session.committed, output_len=0, fill_len=session.committed,
+                               protected_len=session.protected, new_input_tokens=new_tokens)
+            if isinstance(plan, str):
+                yield refused(plan)
+                return
+            session.committed = plan.position
         prompt = session.committed + new_tokens + (1 if session.committed == 0 else 0)
         if prompt >= self.context_len:
             yield refused(f"Input length ({prompt} tokens) exceeds the maximum allowed length "
@@ -174,6 +194,8 @@ class FakeTokenizerManager:
                 yield {"text": "", "output_ids": [],
                        "meta_info": {"id": rid, "finish_reason": finish, "weight_version": "default"}}
                 return
+            if session.committed == 0:
+                session.protected = prompt
             session.committed = prompt + len(ids)
             yield self._out(rid, text[streamed:] if self.incremental_streaming_output else text,
                             ids, prompt, len(ids), finish)

@@ -88,12 +88,16 @@ def test_target_resolves(target):
         assert isinstance(node, ast.ClassDef)
 
 
+def _is_sglang(module: str | None) -> bool:
+    return module == "sglang" or (module or "").startswith("sglang.")
+
+
 def test_every_sglang_import_of_the_plugin_is_listed():
     listed = {t.path for t in HOOK_TARGETS}
     used = set()
     for source in PKG_DIR.rglob("*.py"):
         for node in ast.walk(parse(source)):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sglang"):
+            if isinstance(node, ast.ImportFrom) and _is_sglang(node.module):
                 used.update(f"{node.module}.{a.name}" for a in node.names)
     assert used, "the plugin imports nothing from sglang?"
     # An imported class counts as listed when one of its members is (HookRegistry.register).
@@ -104,9 +108,10 @@ def test_every_sglang_import_of_the_plugin_is_listed():
 def test_every_sglang_import_of_the_upstream_tests_is_listed():
     listed = {t.path for t in HOOK_TARGETS + UPSTREAM_TEST_TARGETS}
     used = set()
-    for source in TESTS_DIR.glob("test_*_upstream.py"):
+    # The upstream tests and the scheduler driver they share.
+    for source in [*TESTS_DIR.glob("test_*_upstream.py"), TESTS_DIR / "sglang_session_driver.py"]:
         for node in ast.walk(parse(source)):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sglang"):
+            if isinstance(node, ast.ImportFrom) and _is_sglang(node.module):
                 used.update(f"{node.module}.{a.name}" for a in node.names)
     assert used
     missing = {u for u in used if not any(p == u or p.startswith(u + ".") for p in listed)}
@@ -137,3 +142,45 @@ def test_moe_runner_core_interface_matches():
     _, run = resolve("sglang.srt.layers.moe.moe_runner.base.DispatchMoeRunnerCore.run_from_dispatch")
     mine = next(n for n in core.body if isinstance(n, ast.FunctionDef) and n.name == "run_from_dispatch")
     assert [a.arg for a in mine.args.args] == [a.arg for a in run.args.args]
+
+
+def _class_state(cls: ast.ClassDef) -> set:
+    """Fields and `self.x` attributes a class defines (dataclass fields,
+    assignments anywhere in its methods), plus its properties."""
+    names = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    names |= {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    for node in ast.walk(cls):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names |= {t.attr for t in targets if isinstance(t, ast.Attribute) and ast.unparse(t.value) == "self"}
+    return names
+
+
+@pytest.mark.parametrize("cls_path", sorted(hook_targets.SESSION_REWIND_STATE))
+def test_state_the_rewind_hook_uses_exists_upstream(cls_path):
+    _, cls = resolve(cls_path)
+    missing = set(hook_targets.SESSION_REWIND_STATE[cls_path]) - _class_state(cls)
+    assert not missing, f"{cls_path} lacks {sorted(missing)}"
+
+
+def test_rewind_hook_signatures_match_the_hooked_methods():
+    from microturn_sglang import session_rewind
+
+    _, create = resolve(hook_targets.SESSION_CREATE_REQ)
+    assert [a.arg for a in create.args.args][:3] == ["self", "req", "tokenizer"]
+    code = session_rewind.rewind_streaming_session.__code__
+    assert code.co_varnames[: code.co_argcount] == ("original", "session", "req", "tokenizer")
+    _, open_ = resolve(hook_targets.SESSION_CONTROLLER_OPEN)
+    assert [a.arg for a in open_.args.args] == ["self", "recv_req"]
+    code = session_rewind.remember_session_cache.__code__
+    assert code.co_varnames[: code.co_argcount] == ("result", "controller", "recv_req")
+
+
+def test_row_write_hook_signatures_match_the_hooked_functions():
+    from microturn_sglang import session_row_write as rw
+
+    for path, hook in ((hook_targets.ALLOC_FOR_EXTEND, rw.alloc_for_extend_marking_borrowers),
+                       (hook_targets.PREFIX_KV_INDICES, rw.prefix_kv_indices_in_place),
+                       (hook_targets.WRITE_CACHE_INDICES, rw.write_cache_indices_new_only)):
+        _, node = resolve(path)
+        code = hook.__code__
+        assert code.co_varnames[1 : code.co_argcount] == tuple(a.arg for a in node.args.args), path

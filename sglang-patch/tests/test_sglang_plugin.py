@@ -12,7 +12,17 @@ from typing import NamedTuple, Optional
 import pytest
 import torch
 
-from microturn_sglang.hook_targets import HTTP_SETUP_AND_RUN, MOE_BACKEND_NAME, UNQUANT_CREATE_MOE_RUNNER
+from microturn_sglang import session_rewind
+from microturn_sglang.hook_targets import (
+    HTTP_SETUP_AND_RUN,
+    MOE_BACKEND_NAME,
+    ALLOC_FOR_EXTEND,
+    PREFIX_KV_INDICES,
+    SESSION_CONTROLLER_OPEN,
+    SESSION_CREATE_REQ,
+    UNQUANT_CREATE_MOE_RUNNER,
+    WRITE_CACHE_INDICES,
+)
 from microturn_sglang.moe_gather_gemv import moe_reference
 
 
@@ -102,10 +112,15 @@ def fake_sglang(monkeypatch):
         monkeypatch.delitem(sys.modules, name, raising=False)
     plugin = importlib.reload(importlib.import_module("microturn_sglang.sglang_plugin"))
     FakeMoeRunner.built.clear()
+    monkeypatch.setattr(session_rewind, "_registered", False)
     yield plugin, calls
     for name in BUILT_ON_FAKES:
         sys.modules.pop(name, None)
     plugin._loaded = False
+
+
+SESSION_HOOKS = [(SESSION_CONTROLLER_OPEN, "after"), (SESSION_CREATE_REQ, "around"), (ALLOC_FOR_EXTEND, "around"),
+                 (PREFIX_KV_INDICES, "around"), (WRITE_CACHE_INDICES, "around")]
 
 
 def test_load_registers_backend_core_and_hook_once(fake_sglang):
@@ -114,7 +129,9 @@ def test_load_registers_backend_core_and_hook_once(fake_sglang):
     plugin.load()
     assert calls["choices"] == [MOE_BACKEND_NAME]
     assert list(calls["cores"]) == [MOE_BACKEND_NAME]
-    assert [(h[0], h[2]) for h in calls["hooks"]] == [(UNQUANT_CREATE_MOE_RUNNER, "after")]
+    assert [(h[0], h[2]) for h in calls["hooks"]] == [(UNQUANT_CREATE_MOE_RUNNER, "after"), *SESSION_HOOKS]
+    assert calls["hooks"][2][1] is session_rewind.rewind_streaming_session
+    assert session_rewind.rewind_enabled()
     assert list(calls["configs"]) == ["microturn_interaction"]
     assert calls["configs"]["microturn_interaction"].__name__ == "MicroturnInteractionConfig"
 
@@ -124,14 +141,14 @@ def test_grpc_hook_is_registered_only_with_a_port_in_the_main_process(fake_sglan
     monkeypatch.setenv("MICROTURN_GRPC_PORT", "50051")
     monkeypatch.setattr("multiprocessing.parent_process", lambda: object())  # a scheduler process
     plugin.load()
-    assert [h[0] for h in calls["hooks"]] == [UNQUANT_CREATE_MOE_RUNNER]
+    assert [h[0] for h in calls["hooks"]] == [UNQUANT_CREATE_MOE_RUNNER] + [t for t, _ in SESSION_HOOKS]
     plugin._loaded = False
     calls["hooks"].clear()
     monkeypatch.setattr("multiprocessing.parent_process", lambda: None)
     plugin.load()
     from microturn_sglang.grpc_in_server import serve_session_grpc_with_http
 
-    assert calls["hooks"][1] == (HTTP_SETUP_AND_RUN, serve_session_grpc_with_http, "around")
+    assert calls["hooks"][len(SESSION_HOOKS) + 1] == (HTTP_SETUP_AND_RUN, serve_session_grpc_with_http, "around")
 
 
 def test_after_hook_swaps_runner_only_when_selected(fake_sglang):

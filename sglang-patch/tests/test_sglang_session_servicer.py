@@ -225,3 +225,122 @@ def test_idle_sessions_are_forgotten_on_sglangs_timeout():
         assert (await code_of(append(stub, sid, text="x")))[0] == grpc.StatusCode.NOT_FOUND
 
     run(scenario)
+
+
+@pytest.fixture
+def rewind_hook(monkeypatch):
+    """The plugin registered its session hooks in this process (and so in the
+    scheduler's): the servicer offers Rewind."""
+    from microturn_sglang import session_rewind
+
+    monkeypatch.setattr(session_rewind, "_registered", True)
+
+
+async def rewind(stub, sid, position):
+    return await stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=position))
+
+
+def test_rewind_is_carried_by_the_next_append_as_sglangs_offset(rewind_hook):
+    async def scenario(stub, tm):
+        tm.replies = ["Hello!", "Sure.", "ok"]
+        opened = await open_session(stub, system_prompt="be brief")
+        assert opened.capabilities.supports_rewind
+        sid, floor = opened.session_id, opened.position_tokens
+        first = (await append(stub, sid, text="hi", max_output_tokens=16))[-1].done
+        second = (await append(stub, sid, text="more", max_output_tokens=16))[-1].done
+        target = first.position_tokens + 2  # inside the second Append's input
+        back = await rewind(stub, sid, target)
+        assert back.position_tokens == target and back.dropped_tokens == second.position_tokens - target
+        done = (await append(stub, sid, text="x", max_output_tokens=16))[-1].done
+        sent = tm.requests[-1]
+        assert sent.session_params == {"id": sid, "offset": target}
+        assert done.finish_reason == engine_pb2.FINISH_REASON_STOP
+        assert done.input_end_tokens == target + len(sent.text) and done.input_tokens == len(sent.text)
+        assert tm.sessions[sid].committed == done.position_tokens
+        # Rewinding to the end or the system prompt's end is allowed; the end sends nothing.
+        assert (await rewind(stub, sid, done.position_tokens)).dropped_tokens == 0
+        assert (await rewind(stub, sid, floor)).position_tokens == floor
+        tm.replies = ["again"]
+        after = (await append(stub, sid, text="y", max_output_tokens=16))[-1].done
+        assert tm.requests[-1].session_params == {"id": sid, "offset": floor}
+        assert after.input_end_tokens == floor + len(tm.requests[-1].text)
+        await append(stub, sid, text="z", max_output_tokens=0)
+        assert tm.requests[-1].session_params == {"id": sid}
+
+    run(scenario, FakeTokenizerManager(rewind_hook=True))
+
+
+def test_rewind_bounds_and_in_flight(rewind_hook):
+    async def scenario(stub, tm):
+        code = grpc.StatusCode
+        tm.replies = ["Hello!", "a long answer"]
+        sid = (await open_session(stub)).session_id
+        assert (await rewind(stub, sid, 0)).position_tokens == 0  # empty session: nothing to drop
+        first = (await append(stub, sid, text="hi", max_output_tokens=16))[-1].done
+        past = await code_of(rewind(stub, sid, first.position_tokens + 1))
+        assert past[0] == code.OUT_OF_RANGE and f"holds {first.position_tokens} tokens" in past[1]
+        # Without a system prompt the first Append's input is the floor (SGLang protects it).
+        below = await code_of(rewind(stub, sid, first.input_end_tokens - 1))
+        assert below[0] == code.OUT_OF_RANGE and f"first {first.input_end_tokens} tokens" in below[1]
+        assert (await rewind(stub, sid, first.input_end_tokens)).dropped_tokens == first.output_tokens
+        call = stub.Append(engine_pb2.AppendRequest(session_id=sid, text="go", max_output_tokens=64))
+        assert (await call.read()).delta.text == "a"
+        busy = await code_of(rewind(stub, sid, first.input_end_tokens))
+        assert busy[0] == code.FAILED_PRECONDITION and "in flight" in busy[1]
+        call.cancel()
+
+    run(scenario, FakeTokenizerManager(rewind_hook=True, step_delay_s=0.05))
+
+
+def test_an_aborted_append_carries_its_rewind_again(rewind_hook):
+    async def scenario(stub, tm):
+        tm.replies = ["Hello!", "a long answer", "ok"]
+        sid = (await open_session(stub, system_prompt="sys")).session_id
+        first = (await append(stub, sid, text="hi", max_output_tokens=16))[-1].done
+        target = first.input_end_tokens
+        await rewind(stub, sid, target)
+        call = stub.Append(engine_pb2.AppendRequest(session_id=sid, text="go", max_output_tokens=64))
+        assert (await call.read()).delta.text == "a"
+        call.cancel()
+        for _ in range(100):
+            if tm.aborted:
+                break
+            await asyncio.sleep(0.01)
+        done = (await append(stub, sid, text="hi", max_output_tokens=8))[-1].done
+        # Resent (harmless if the scheduler had applied it already).
+        assert tm.requests[-1].session_params == {"id": sid, "offset": target}
+        assert done.input_end_tokens == target + len(tm.requests[-1].text)
+
+    run(scenario, FakeTokenizerManager(rewind_hook=True, step_delay_s=0.05))
+
+
+def test_sglang_refusing_the_offset_leaves_the_session_where_it_was(rewind_hook):
+    """The servicer's process loaded the plugin but the scheduler did not apply
+    the hook (HookRegistry logs a failed hook and goes on): stock refusal."""
+    async def scenario(stub, tm):
+        tm.replies = ["Hello!", "ok"]
+        sid = (await open_session(stub, system_prompt="sys")).session_id
+        first = (await append(stub, sid, text="hi", max_output_tokens=16))[-1].done
+        await rewind(stub, sid, first.input_end_tokens)
+        refused = await code_of(append(stub, sid, text="x", max_output_tokens=8))
+        assert refused[0] == grpc.StatusCode.FAILED_PRECONDITION and "do not support offset" in refused[1]
+        done = (await append(stub, sid, text="y", max_output_tokens=8))[-1].done
+        assert tm.requests[-1].session_params == {"id": sid}
+        assert done.input_end_tokens == first.position_tokens + len(tm.requests[-1].text)
+
+    run(scenario, FakeTokenizerManager(rewind_hook=False))
+
+
+def test_rewind_refused_by_sglangs_bounds_maps_to_out_of_range(rewind_hook):
+    async def scenario(stub, tm):
+        tm.replies = ["Hello!"]
+        sid = (await open_session(stub, system_prompt="sys")).session_id
+        first = (await append(stub, sid, text="hi", max_output_tokens=16))[-1].done
+        await rewind(stub, sid, first.input_end_tokens)
+        tm.sessions[sid].protected = first.position_tokens  # SGLang protects more than the servicer knows
+        refused = await code_of(append(stub, sid, text="x", max_output_tokens=8))
+        assert refused[0] == grpc.StatusCode.OUT_OF_RANGE and "protected prompt" in refused[1]
+        assert (await stub.CloseSession(engine_pb2.CloseSessionRequest(session_id=sid))).position_tokens == \
+            first.position_tokens
+
+    run(scenario, FakeTokenizerManager(rewind_hook=True))
