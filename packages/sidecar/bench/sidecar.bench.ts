@@ -8,10 +8,15 @@
 // 1. Overhead: the same echo engine, (a) called in-process, (b) behind the
 //    sidecar over loopback gRPC; chunk sent → OutputChunk received, with 1 and
 //    256 concurrent sessions at real-time pace. overhead = via-sidecar − direct.
-// 2. Capacity: N sessions each sending a 200 ms chunk every 200 ms; p99 chunk → ack.
+//    Also (c) the wire alone: a bare Converse server in its own process that
+//    answers at once (grpc-floor-server.ts). (b) and (c) alternate in rounds so
+//    both see the same machine; via − floor is the sidecar's own share.
+// 2. Capacity: N sessions each sending a 200 ms chunk every 200 ms; p99 chunk → ack,
+//    and the sidecar process's CPU time per chunk (from /proc).
 //    The largest N with p99 < 20 ms is max_sessions.
 // Prints a table, then one JSON line.
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, InteractionClient, PROTOCOL_VERSION, type ServerEvent, type SessionConfig } from "@microturn/protocol";
@@ -26,6 +31,10 @@ const SECONDS = Number(args.get("seconds") ?? 8);
 /** Chunks sent in the first seconds of a level are not counted (JIT, stream set-up). */
 const WARMUP_S = Number(args.get("warmup") ?? 2);
 const LEVELS = (args.get("levels") ?? "250,500,1000,1500,2000").split(",").map(Number);
+/** One session gives 5 samples a second: it runs longer so its p99 is not just the worst sample. */
+const SECONDS_ONE = Number(args.get("seconds-one") ?? 20);
+/** Alternating rounds of floor and sidecar per overhead level. */
+const ROUNDS = Number(args.get("rounds") ?? 2);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const CONFIG = { inputModalities: [], outputMode: 0, inputSampleRateHz: 16000, outputSampleRateHz: 16000, voice: "", instructions: "", tools: [], defaultDelivery: 0, maxOutputTokensPerTurn: 4, chunkDurationMs: CHUNK_MS, unsupportedInput: 0, labels: {}, record: false } satisfies SessionConfig;
@@ -58,11 +67,11 @@ interface Load {
 }
 
 /** Via a sidecar: N streams, each sending a chunk every 200 ms; latency to ack and to output. */
-async function viaSidecar(address: string, sessions: number, seconds: number, channels = 8): Promise<Load> {
+async function viaSidecar(address: string, sessions: number, seconds: number, into?: Load, channels = 8): Promise<Load> {
   const clients = Array.from({ length: channels }, (_, i) => new InteractionClient(address, grpc.credentials.createInsecure(), { "grpc.channel_id": i } as grpc.ClientOptions));
-  const output = new LatencyStats(sessions * seconds * 5 + 16);
-  const ack = new LatencyStats(sessions * seconds * 5 + 16);
-  let errors = 0;
+  const output = into?.output ?? new LatencyStats(sessions * seconds * 5 + 16);
+  const ack = into?.ack ?? new LatencyStats(sessions * seconds * 5 + 16);
+  let errors = into?.errors ?? 0;
   const ticks = Math.round((seconds * 1000) / CHUNK_MS);
   const counted = (seq: number) => seq * CHUNK_MS >= WARMUP_S * 1000;
   await Promise.all(
@@ -141,9 +150,25 @@ async function directBackToBack(engine: Engine, chunks: number): Promise<Latency
   return stats;
 }
 
+/** CPU time (user + system) a process has used, ms; undefined where /proc is missing. */
+function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return undefined;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
 async function startServeProcess(): Promise<{ child: ChildProcess; address: string }> {
   const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
-  const child = spawn(process.execPath, [cli, "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--max-sessions", "10000", "--log-level", "warn"], {
+  return startProcess([cli, "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--max-sessions", "10000", "--log-level", "warn"]);
+}
+
+async function startFloorProcess(): Promise<{ child: ChildProcess; address: string }> {
+  return startProcess(["--import", "tsx", fileURLToPath(new URL("./grpc-floor-server.ts", import.meta.url))]);
+}
+
+async function startProcess(argv: string[]): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, argv, {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const address = await new Promise<string>((resolve, reject) => {
@@ -163,9 +188,10 @@ const fmt = (n: number) => n.toFixed(2).padStart(8);
 async function main(): Promise<void> {
   console.log(`bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace (node ${process.version})`);
   const rows: string[] = [];
-  const overhead: Record<number, { direct: LatencyStats; via: LatencyStats }> = {};
+  const overhead: Record<number, { direct: LatencyStats; via: LatencyStats; floor: LatencyStats }> = {};
   // The sidecar runs in its own process (as deployed), the load generator here.
   const { child, address } = await startServeProcess();
+  const floorProcess = await startFloorProcess();
   const tightDirect = await directBackToBack(await createEchoEngine({}), 2000);
   const tightVia = await backToBack(address, 2000);
   rows.push(
@@ -173,26 +199,43 @@ async function main(): Promise<void> {
   );
   console.log(rows[rows.length - 1]);
   for (const sessions of [1, 256]) {
+    const seconds = sessions === 1 ? Math.max(SECONDS, SECONDS_ONE) : SECONDS;
     const engine = await createEchoEngine({ maxSessions: 10_000 });
-    const d = await direct(engine, sessions, SECONDS);
-    const v = await viaSidecar(address, sessions, SECONDS);
-    overhead[sessions] = { direct: d, via: v.output };
+    const d = await direct(engine, sessions, seconds);
+    const samples = ROUNDS * (sessions * seconds * 5 + 16);
+    const v: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
+    const f: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
+    for (let round = 0; round < ROUNDS; round++) {
+      f.errors = (await viaSidecar(floorProcess.address, sessions, seconds, f)).errors;
+      v.errors = (await viaSidecar(address, sessions, seconds, v)).errors;
+    }
+    overhead[sessions] = { direct: d, via: v.output, floor: f.output };
+    const p99 = (s: LatencyStats) => s.quantile(0.99);
     rows.push(
-      `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(d.quantile(0.99))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(v.output.quantile(0.99))} | added p99 ${fmt(v.output.quantile(0.99) - d.quantile(0.99))} ms  errors ${v.errors}`,
+      `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(p99(d))} | grpc floor p50 ${fmt(f.output.quantile(0.5))} p99 ${fmt(p99(f.output))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(p99(v.output))} | added p99 vs direct ${fmt(p99(v.output) - p99(d))} vs floor ${fmt(p99(v.output) - p99(f.output))} ms  errors ${v.errors}`,
     );
     console.log(rows[rows.length - 1]);
   }
+  floorProcess.child.kill("SIGTERM");
 
   let maxSessions = 0;
   const capacity: Record<string, number> = {};
+  const cpuPerChunk: Record<string, number> = {};
   try {
     for (const n of LEVELS) {
+      const cpuBefore = cpuMs(child.pid);
       const load = await viaSidecar(address, n, SECONDS);
+      const cpuAfter = cpuMs(child.pid);
       const p99 = load.ack.quantile(0.99);
       capacity[n] = p99;
+      // Every chunk sent counts, warm-up included: the CPU was spent on all of them.
+      const cpuUs = cpuBefore === undefined || cpuAfter === undefined ? NaN : ((cpuAfter - cpuBefore) * 1000) / (n * SECONDS * 5);
+      if (Number.isFinite(cpuUs)) cpuPerChunk[n] = Math.round(cpuUs);
       const ok = p99 < 20 && load.errors === 0 && load.ack.size >= n * ((SECONDS - WARMUP_S) * 5 - 1);
       if (ok) maxSessions = n;
-      rows.push(`capacity   sessions=${String(n).padStart(5)}  chunk→ack p50 ${fmt(load.ack.quantile(0.5))} p99 ${fmt(p99)} ms  acks ${load.ack.size}  errors ${load.errors}  ${ok ? "ok" : "over"}`);
+      rows.push(
+        `capacity   sessions=${String(n).padStart(5)}  chunk→ack p50 ${fmt(load.ack.quantile(0.5))} p99 ${fmt(p99)} ms  acks ${load.ack.size}  errors ${load.errors}  sidecar CPU ${fmt(cpuUs)} µs/chunk  ${ok ? "ok" : "over"}`,
+      );
       console.log(rows[rows.length - 1]);
       if (!ok) break;
     }
@@ -200,17 +243,23 @@ async function main(): Promise<void> {
     child.kill("SIGTERM");
   }
   const added = (n: number) => Number((overhead[n]!.via.quantile(0.99) - overhead[n]!.direct.quantile(0.99)).toFixed(3));
+  const vsFloor = (n: number) => Number((overhead[n]!.via.quantile(0.99) - overhead[n]!.floor.quantile(0.99)).toFixed(3));
   console.log(
     JSON.stringify({
       bench: "sidecar",
       overhead_p99_ms_1: added(1),
       overhead_p99_ms_256: added(256),
+      overhead_p99_ms_1_vs_grpc_floor: vsFloor(1),
+      overhead_p99_ms_256_vs_grpc_floor: vsFloor(256),
+      grpc_floor_p99_ms_1: Number(overhead[1]!.floor.quantile(0.99).toFixed(3)),
+      grpc_floor_p99_ms_256: Number(overhead[256]!.floor.quantile(0.99).toFixed(3)),
       overhead_p99_ms_1_back_to_back: Number((tightVia.quantile(0.99) - tightDirect.quantile(0.99)).toFixed(3)),
       via_p50_ms_1_back_to_back: Number(tightVia.quantile(0.5).toFixed(3)),
       via_p99_ms_1: Number(overhead[1]!.via.quantile(0.99).toFixed(3)),
       via_p99_ms_256: Number(overhead[256]!.via.quantile(0.99).toFixed(3)),
       max_sessions: maxSessions,
       ack_p99_ms_by_sessions: capacity,
+      sidecar_cpu_us_per_chunk_by_sessions: cpuPerChunk,
     }),
   );
 }

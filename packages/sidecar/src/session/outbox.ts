@@ -7,11 +7,15 @@ export interface EventSink {
   send(event: ServerEvent): void;
 }
 
+/** Events kept past the capacity before the oldest are dropped at once. */
+const TRIM_BATCH = 256;
+
 export class Outbox {
   private readonly kept: ServerEvent[] = [];
   private seq = 0;
   private sink: EventSink | undefined;
 
+  /** Keeps at least the last `capacity` events (up to capacity + TRIM_BATCH). */
   constructor(private readonly capacity = 4096) {}
 
   get lastEventSeq(): number {
@@ -25,7 +29,8 @@ export class Outbox {
   push(payload: ServerPayload): ServerEvent {
     const event: ServerEvent = { eventSeq: ++this.seq, event: payload };
     this.kept.push(event);
-    if (this.kept.length > this.capacity) this.kept.shift();
+    // Trimmed in batches: shifting a full array on every event would copy it each time.
+    if (this.kept.length >= this.capacity + TRIM_BATCH) this.kept.splice(0, this.kept.length - this.capacity);
     this.sink?.send(event);
     return event;
   }
