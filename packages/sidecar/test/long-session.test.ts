@@ -9,6 +9,7 @@ import { ErrorCode } from "@microturn/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSidecar, type Sidecar } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
+import { createEchoEngine } from "../src/engines/echo/index.js";
 import { createEmbeddedEngine, type EmbeddedEngine } from "../src/engines/embedded/embedded-engine.js";
 import { ensureTinyModel } from "../src/engines/embedded/tiny-model.js";
 import { createLogger } from "../src/logger.js";
@@ -72,5 +73,42 @@ describe("a session longer than its engine sequence", () => {
     expect(c.of("output").map((o) => o.seq)).toEqual([1]);
     const handle = [...sidecar.hub.sessions()].find((h) => h.session.id === c.of("started")[0]!.sessionId)!;
     expect(handle.session.metrics().contextRollovers).toBe(0);
+  });
+});
+
+describe("what a rollover carries", () => {
+  it("starts the next sequence with the system prompt and the newest talk, and appends the current chunk once", { timeout: 30_000 }, async () => {
+    const echo = await createEchoEngine({});
+    const small = await startSidecar(loadConfig(["--port", "0", "--metrics-port=-1", "--background", "none", "--drain-ms", "0", "--session-tokens", "400"], {}), {
+      engine: echo,
+      logger: createLogger("error"),
+    });
+    const c = new TestClient(small.server.grpcAddress);
+    try {
+      c.start({ instructions: "Be brief." });
+      await c.waitCount("started", 1);
+      const id = c.of("started")[0]!.sessionId;
+      let seq = 0;
+      while (c.of("metrics").every((m) => m.contextRollovers === 0)) {
+        c.input(seq, `remark ${seq} about boats`);
+        await c.waitCount("output", ++seq);
+        expect(seq).toBeLessThan(200);
+      }
+      const last = seq - 1;
+      const live = echo.session(`${id}-r1`) as unknown as { text: string };
+      expect(live.text.startsWith("Be brief.")).toBe(true);
+      expect(live.text).toContain("Conversation so far");
+      expect(live.text).toContain(`user: remark ${last - 1} about boats`);
+      // The chunk that triggered the rollover is appended as input, not carried in the prompt too.
+      const firstChunk = live.text.indexOf("<t=");
+      expect(firstChunk).toBeGreaterThan(0);
+      expect(live.text.slice(0, firstChunk)).not.toContain(`remark ${last} about boats`);
+      expect(live.text.slice(firstChunk)).toContain(`remark ${last} about boats`);
+      expect(() => echo.session(id)).toThrow(/no open session/);
+      expect(c.of("error")).toEqual([]);
+    } finally {
+      c.close();
+      await small.shutdown();
+    }
   });
 });

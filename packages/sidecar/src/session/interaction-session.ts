@@ -301,7 +301,7 @@ export class InteractionSession {
     this.logInput(engineChunk);
     const start = this.now();
     const maxOutputTokens = this.outputBudget(chunk);
-    if (needsRollover(this.engine.positionTokens, this.capacityTokens(), this.largestInputTokens, maxOutputTokens) && this.canRollOver()) await this.rollOver();
+    if (needsRollover(this.engine.positionTokens, this.capacityTokens(), this.largestInputTokens, maxOutputTokens) && this.canRollOver()) await this.rollOver(chunk.seq);
     let turn: TurnOutput;
     try {
       turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq);
@@ -310,7 +310,7 @@ export class InteractionSession {
       // The estimate missed (a chunk much larger than earlier ones): roll over and
       // try once more, unless the chunk alone is too large for a fresh sequence.
       if (!this.canRollOver()) throw err.cause;
-      await this.rollOver();
+      await this.rollOver(chunk.seq);
       turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq).catch((again: unknown) => {
         throw again instanceof SequenceFull ? again.cause : again;
       });
@@ -386,10 +386,12 @@ export class InteractionSession {
   }
 
   /** Goes on in a fresh engine session that carries the newest conversation (context-window.ts). */
-  private async rollOver(): Promise<void> {
+  private async rollOver(seq: number): Promise<void> {
     if (!this.opts.reopen) return;
     const old = this.engine;
-    const { fresh, carriedLines } = await openCarryingSession(old, this.opts.systemPrompt ?? "", this.promptTokens, this.conversation, this.opts.reopen);
+    // This turn's own input is appended after the rollover, so it is not carried as well.
+    const carried = this.conversation.filter((entry) => entry.seq !== seq);
+    const { fresh, carriedLines } = await openCarryingSession(old, this.opts.systemPrompt ?? "", this.promptTokens, carried, this.opts.reopen);
     this.engine = fresh;
     this.basePositionTokens = fresh.positionTokens;
     this.rollovers++;
