@@ -221,11 +221,16 @@ async function main(): Promise<void> {
   let maxSessions = 0;
   const capacity: Record<string, number> = {};
   const cpuPerChunk: Record<string, number> = {};
+  const clientCpuPerChunk: Record<string, number> = {};
   try {
     for (const n of LEVELS) {
       const cpuBefore = cpuMs(child.pid);
+      const clientBefore = process.cpuUsage();
       const load = await viaSidecar(address, n, SECONDS);
       const cpuAfter = cpuMs(child.pid);
+      const client = process.cpuUsage(clientBefore);
+      const clientUs = (client.user + client.system) / (n * SECONDS * 5);
+      clientCpuPerChunk[n] = Math.round(clientUs);
       const p99 = load.ack.quantile(0.99);
       capacity[n] = p99;
       // Every chunk sent counts, warm-up included: the CPU was spent on all of them.
@@ -234,7 +239,7 @@ async function main(): Promise<void> {
       const ok = p99 < 20 && load.errors === 0 && load.ack.size >= n * ((SECONDS - WARMUP_S) * 5 - 1);
       if (ok) maxSessions = n;
       rows.push(
-        `capacity   sessions=${String(n).padStart(5)}  chunk→ack p50 ${fmt(load.ack.quantile(0.5))} p99 ${fmt(p99)} ms  acks ${load.ack.size}  errors ${load.errors}  sidecar CPU ${fmt(cpuUs)} µs/chunk  ${ok ? "ok" : "over"}`,
+        `capacity   sessions=${String(n).padStart(5)}  chunk→ack p50 ${fmt(load.ack.quantile(0.5))} p99 ${fmt(p99)} ms  acks ${load.ack.size}  errors ${load.errors}  CPU µs/chunk sidecar ${fmt(cpuUs)} load generator ${fmt(clientUs)}  ${ok ? "ok" : "over"}`,
       );
       console.log(rows[rows.length - 1]);
       if (!ok) break;
@@ -260,6 +265,7 @@ async function main(): Promise<void> {
       max_sessions: maxSessions,
       ack_p99_ms_by_sessions: capacity,
       sidecar_cpu_us_per_chunk_by_sessions: cpuPerChunk,
+      load_generator_cpu_us_per_chunk_by_sessions: clientCpuPerChunk,
     }),
   );
 }
