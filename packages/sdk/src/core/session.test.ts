@@ -140,6 +140,22 @@ describe("input framing (manual clock)", () => {
     expect(fake.session().chunks[0]!.userSpeaking).toBe(true);
     expect(fake.session().chunks[0]!.text).toBe("x");
   });
+
+  it("requireToolCall sets tool_choice on the next chunk only; a blank name is refused before anything is queued", async () => {
+    const session = await connect();
+    expect(() => session.sendChunk({ text: "lost?", toolChoice: " " })).toThrow(/tool name/);
+    session.requireToolCall("get_weather");
+    session.sendText("weather?");
+    session.flushChunk();
+    session.sendChunk({ text: "and then", toolChoice: "get_time" });
+    session.flushChunk();
+    await fake.waitFor(() => fake.session().accepted.length === 3);
+    expect(fake.session().chunks.map((c) => [c.text, c.toolChoice])).toEqual([
+      ["weather?", "get_weather"],
+      ["and then", "get_time"],
+      ["", ""],
+    ]);
+  });
 });
 
 describe("input framing (realtime clock)", () => {

@@ -84,6 +84,8 @@ export interface ChunkParts {
   audio?: { samples: Int16Array | Float32Array; sampleRateHz: number };
   frames?: Array<{ rgb: Uint8Array; width: number; height: number; offsetMs?: number }>;
   userSpeaking?: boolean;
+  /** The model must call this tool in this chunk's micro-turn (see requireToolCall). */
+  toolChoice?: string;
 }
 
 export interface SessionTools {
@@ -217,6 +219,16 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     this.framer.addFrame(frame);
   }
 
+  /**
+   * The model must call this tool in the current chunk's micro-turn (like
+   * tool_choice in chat APIs); it still writes the arguments, under the tool's
+   * schema. Engines that cannot constrain decoding refuse the chunk with an error.
+   */
+  requireToolCall(name: string): void {
+    this.assertOpen("requireToolCall");
+    this.framer.setToolChoice(validateToolName(name));
+  }
+
   /** Marks the current and later chunks as containing user speech (for when_idle delivery). */
   setUserSpeaking(speaking: boolean): void {
     this.assertOpen("setUserSpeaking");
@@ -239,10 +251,12 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     this.link.assertRoomForInput();
     for (const frame of parts.frames ?? []) validateVideoFrame(frame.rgb, frame.width, frame.height);
     if (parts.audio) validateSampleRate(parts.audio.sampleRateHz);
+    if (parts.toolChoice !== undefined) validateToolName(parts.toolChoice);
     if (parts.text !== undefined) this.sendText(parts.text);
     if (parts.audio) this.sendAudio(parts.audio.samples, parts.audio.sampleRateHz);
     for (const frame of parts.frames ?? []) this.sendVideoFrame(frame.rgb, frame.width, frame.height, { offsetMs: frame.offsetMs ?? 0 });
     if (parts.userSpeaking !== undefined) this.setUserSpeaking(parts.userSpeaking);
+    if (parts.toolChoice !== undefined) this.requireToolCall(parts.toolChoice);
     return this.flushChunk();
   }
 
@@ -413,4 +427,9 @@ function randomId(): string {
   const bytes = new Uint8Array(12);
   globalThis.crypto.getRandomValues(bytes);
   return `task_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+function validateToolName(name: unknown): string {
+  if (typeof name !== "string" || name.trim() === "") throw new InvalidInputError("requireToolCall expects a tool name");
+  return name;
 }

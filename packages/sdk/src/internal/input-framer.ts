@@ -22,6 +22,7 @@ export class InputFramer {
   private audioSamples = 0;
   private frames: VideoFrame[] = [];
   private userSpeaking = false;
+  private toolChoice = "";
 
   constructor(options: { chunkDurationMs?: number; maxPendingAudioMs?: number } = {}) {
     this.chunkDurationMs = options.chunkDurationMs ?? 200;
@@ -39,9 +40,14 @@ export class InputFramer {
     return (this.audioSamples * 1000) / INPUT_SAMPLE_RATE_HZ;
   }
 
-  /** True when text or frames wait for the next cut. */
+  /** True when text, frames or a tool choice wait for the next cut. */
   hasPendingContent(): boolean {
-    return this.text.length > 0 || this.frames.length > 0;
+    return this.text.length > 0 || this.frames.length > 0 || this.toolChoice !== "";
+  }
+
+  /** The model must call this tool in the next chunk (InputChunk.tool_choice). */
+  setToolChoice(name: string): void {
+    this.toolChoice = name;
   }
 
   addText(text: string): void {
@@ -81,6 +87,7 @@ export class InputFramer {
       frames: this.frames,
       patches: [],
       userSpeaking: this.userSpeaking,
+      toolChoice: this.toolChoice,
     };
     const audio = this.takeAudio(this.samplesPerChunk);
     if (audio.length > 0) {
@@ -88,6 +95,7 @@ export class InputFramer {
     }
     this.text = [];
     this.frames = [];
+    this.toolChoice = "";
     return chunk;
   }
 

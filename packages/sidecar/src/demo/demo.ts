@@ -50,8 +50,19 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
     } else if (e.$case === "background") {
       if (e.value.status === TaskStatus.TASK_STATUS_DONE && e.value.deliveredAtSeq === 0) tasksDone++;
       timeline.background(e.value);
-    } else if (e.$case === "toolCall") timeline.toolCall(e.value);
-    else if (e.$case === "error") timeline.error(e.value);
+    } else if (e.$case === "toolCall") {
+      timeline.toolCall(e.value);
+      // The app's side of get_weather: a canned forecast for whatever city the model wrote.
+      let city: unknown;
+      try {
+        city = (JSON.parse(e.value.argumentsJson || "{}") as { city?: unknown }).city;
+      } catch {
+        city = undefined;
+      }
+      const result = JSON.stringify({ city: typeof city === "string" ? city : "", sky: "sunny", celsius: 21 });
+      timeline.input(Number(e.value.seq) * TICK_MS, `app: get_weather → ${result}`);
+      send({ $case: "toolResult", value: { callId: e.value.callId, outputJson: result, isError: false } });
+    } else if (e.$case === "error") timeline.error(e.value);
   });
   const ended = new Promise<void>((resolve) => {
     call.on("end", resolve);
@@ -63,7 +74,7 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
     instructions: "You are a friendly voice assistant. Keep answers short. Use the delegate tool for anything that needs research.",
     defaultDelivery: DeliveryMode.DELIVERY_MODE_WHEN_IDLE,
     unsupportedInput: UnsupportedInput.UNSUPPORTED_INPUT_NOTE,
-    tools: [{ name: "get_weather", description: "Weather for a city", parametersJson: '{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}', timeoutMs: 2000 }],
+    tools: [{ name: "get_weather", description: "Weather for a city", parametersJson: '{"type":"object","properties":{"city":{"type":"string","maxLength":24}},"required":["city"]}', timeoutMs: 2000 }],
     chunkDurationMs: TICK_MS,
   };
   send({ $case: "start", value: { protocolVersion: PROTOCOL_VERSION, config: sessionConfig as SessionConfig } });
@@ -82,7 +93,7 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
       send({ $case: "interrupt", value: { playedUpToMs: played } });
     }
     if (step?.text) timeline.input(startMs, `user: "${step.text}"`);
-    send({ $case: "input", value: { seq, startMs, durationMs: TICK_MS, text: step?.text ?? "", frames: [], patches: [], userSpeaking: Boolean(step?.text) } });
+    send({ $case: "input", value: { seq, startMs, durationMs: TICK_MS, text: step?.text ?? "", frames: [], patches: [], userSpeaking: Boolean(step?.text), toolChoice: step?.toolChoice ?? "" } });
     send({ $case: "playback", value: { playedUpToMs: startMs } });
     const due = t0 + (seq + 1) * TICK_MS;
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
@@ -105,6 +116,7 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
     appendP50: metricsBefore?.appendP50Ms ?? 0,
     positionTokens: metricsBefore?.positionTokens ?? 0,
     backgroundDone: tasksDone,
+    toolCalls: events.filter((e) => e.event?.$case === "toolCall").length,
     errors,
     randomWeights: caps.randomWeights,
   });

@@ -27,6 +27,7 @@ export interface DemoSummary {
   appendP50: number;
   positionTokens: number;
   backgroundDone: number;
+  toolCalls: number;
   errors: number;
   randomWeights: boolean;
 }
@@ -88,6 +89,7 @@ export class Timeline {
     this.line(`   real-time factor   ${s.realTimeFactor.toFixed(3)} (compute / input time; < 1 keeps up)`);
     this.line(`   sequence length    ${s.positionTokens} tokens, never re-prefilled`);
     this.line(`   background tasks   ${s.backgroundDone} finished`);
+    this.line(`   tool calls         ${s.toolCalls} (answered by the app, woven in at the next micro-turn)`);
     this.line(`   errors             ${s.errors}`);
     if (s.randomWeights) this.line(dim("   (random-weight model: the words are noise; the timing and the plumbing are real)"));
   }

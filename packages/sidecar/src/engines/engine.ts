@@ -17,6 +17,8 @@ export interface EngineCapabilities {
   readonly maxContextTokens: number;
   /** True for a random-weight test model whose output is noise. */
   readonly randomWeights: boolean;
+  /** True when the engine honours AppendOptions.forceTool (InputChunk.tool_choice). */
+  readonly forcedToolCalls?: boolean;
 }
 
 export interface OpenSessionOptions {
@@ -47,6 +49,13 @@ export interface AppendOptions {
   stop?: string[];
   /** 0 is greedy. */
   temperature?: number;
+  /**
+   * The model must call this tool in this turn: the engine emits the call in
+   * the documented tool-call markup (tools/parser.ts), with arguments generated
+   * under `parametersJson` (a JSON schema), beyond `maxOutputTokens`. Engines
+   * that cannot constrain decoding throw EngineError("invalid_argument").
+   */
+  forceTool?: { name: string; parametersJson: string };
   signal?: AbortSignal;
 }
 

@@ -16,6 +16,7 @@ import {
   type ServerEvent,
   type SessionConfig,
   type SessionMetrics,
+  type ToolSpec,
   type VideoPatches,
 } from "@microturn/protocol";
 import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
@@ -54,6 +55,8 @@ export interface SessionObserver {
 export interface InteractionSessionOptions {
   id: string;
   engineSession: EngineSession;
+  /** Every tool announced to the model (client, server, delegate): what tool_choice may name. */
+  toolSpecs?: readonly ToolSpec[];
   /** The engine session's system prompt; a rollover starts the new one with it. */
   systemPrompt?: string;
   /**
@@ -156,6 +159,7 @@ export class InteractionSession {
         });
       }
       validateInputChunk(chunk);
+      if (chunk.toolChoice) this.forcedTool(chunk);
       if (this.queuedChunks() >= this.opts.limits.maxQueuedChunks) {
         throw new SessionFault(
           ErrorCode.ERROR_CODE_QUEUE_FULL,
@@ -301,17 +305,18 @@ export class InteractionSession {
     this.logInput(engineChunk);
     const start = this.now();
     const maxOutputTokens = this.outputBudget(chunk);
+    const forceTool = chunk.toolChoice ? this.forcedTool(chunk) : undefined;
     if (needsRollover(this.engine.positionTokens, this.capacityTokens(), this.largestInputTokens, maxOutputTokens) && this.canRollOver()) await this.rollOver(chunk.seq);
     let turn: TurnOutput;
     try {
-      turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq);
+      turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq, forceTool);
     } catch (err) {
       if (!(err instanceof SequenceFull)) throw err;
       // The estimate missed (a chunk much larger than earlier ones): roll over and
       // try once more, unless the chunk alone is too large for a fresh sequence.
       if (!this.canRollOver()) throw err.cause;
       await this.rollOver(chunk.seq);
-      turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq).catch((again: unknown) => {
+      turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq, forceTool).catch((again: unknown) => {
         throw again instanceof SequenceFull ? again.cause : again;
       });
     }
@@ -359,12 +364,13 @@ export class InteractionSession {
     this.opts.emit({ $case: "metrics", value: this.metrics() });
   }
 
-  private async appendTurn(engineChunk: EngineChunk, maxOutputTokens: number, seq: number): Promise<TurnOutput> {
+  private async appendTurn(engineChunk: EngineChunk, maxOutputTokens: number, seq: number, forceTool?: ToolSpec): Promise<TurnOutput> {
     let text = "";
     let result: TurnOutput["result"] | undefined;
     const inputStart = this.engine.positionTokens;
+    const options = forceTool ? { maxOutputTokens, forceTool: { name: forceTool.name, parametersJson: forceTool.parametersJson } } : { maxOutputTokens };
     try {
-      for await (const out of this.engine.append(engineChunk, { maxOutputTokens })) {
+      for await (const out of this.engine.append(engineChunk, options)) {
         if (out.type === "delta") text += this.visibleText(out.text, seq);
         else result = { finishReason: out.done.finishReason, appendMs: out.done.appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
       }
@@ -375,6 +381,22 @@ export class InteractionSession {
     if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${seq} without a result`, { seq });
     this.largestInputTokens = Math.max(this.largestInputTokens, result.inputEnd - result.inputStart);
     return { text, result };
+  }
+
+  /** The tool a chunk's tool_choice names; refused (the chunk with it) when the engine or the session cannot. */
+  private forcedTool(chunk: InputChunk): ToolSpec {
+    const name = chunk.toolChoice;
+    if (!this.opts.capabilities.forcedToolCalls) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `input seq ${chunk.seq}: engine ${this.opts.capabilities.engine} cannot force a tool call; resend without tool_choice`, {
+        seq: chunk.seq,
+      });
+    }
+    const spec = this.opts.toolSpecs?.find((t) => t.name === name);
+    if (!spec) {
+      const known = (this.opts.toolSpecs ?? []).map((t) => t.name).join(", ") || "none";
+      throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: tool_choice "${name}" names no tool of this session (tools: ${known})`, { seq: chunk.seq });
+    }
+    return spec;
   }
 
   private capacityTokens(): number {

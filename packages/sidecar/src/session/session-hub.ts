@@ -100,6 +100,7 @@ export class SessionHub {
       id,
       engineSession,
       systemPrompt,
+      toolSpecs: tools,
       reopen: (prompt) => this.opts.engine.openSession({ sessionId: `${id}-r${++reopened}`, systemPrompt: prompt, ...capacity }),
       capabilities: this.opts.engine.capabilities,
       config,

@@ -175,6 +175,37 @@ describe("embedded engine on the tiny model", () => {
     await other.close();
   });
 
+  it("writes a forced tool call whose arguments follow the tool's schema, beyond the output budget", async () => {
+    const s = await engine.openSession({ capacityTokens: 2048 });
+    await run(s, chunk(0), { maxOutputTokens: 1 });
+    const schema = { type: "object", properties: { city: { type: "string", maxLength: 12 }, days: { type: "integer" } }, required: ["city", "days"] };
+    const { text, done } = await run(s, chunk(1, "weather in Lisbon?"), { maxOutputTokens: 1, forceTool: { name: "get_weather", parametersJson: JSON.stringify(schema) } });
+    const match = /^<tool_call>([\s\S]*)<\/tool_call>$/.exec(text);
+    expect(match, text).not.toBeNull();
+    const call = JSON.parse(match![1]!) as { name: string; arguments: { city: unknown; days: unknown } };
+    expect(call.name).toBe("get_weather");
+    expect(typeof call.arguments.city).toBe("string");
+    expect([...(call.arguments.city as string)].length).toBeLessThanOrEqual(12); // characters, as the grammar counts them
+    expect(Number.isInteger(call.arguments.days)).toBe(true);
+    expect(done.finishReason).toBe(FinishReason.FINISH_REASON_STOP);
+    expect(done.outputTokens).toBeGreaterThan(1);
+    // The call is in the sequence like any output: positions agree and it can be rewound away.
+    expect(s.positionTokens).toBe(done.positionTokens);
+    expect(done.positionTokens).toBe(done.inputEndTokens + done.outputTokens);
+    expect(await s.rewind(done.inputEndTokens)).toBe(done.inputEndTokens);
+    await s.close();
+  });
+
+  it("refuses a forced tool call with a schema that is not one, keeping the session usable", async () => {
+    const s = await engine.openSession();
+    await expectCode(run(s, chunk(0), { maxOutputTokens: 1, forceTool: { name: "broken", parametersJson: "[1, 2" } }), "invalid_argument");
+    const at = s.positionTokens;
+    const { done } = await run(s, chunk(1), { maxOutputTokens: 2 });
+    expect(done.positionTokens).toBe(s.positionTokens);
+    expect(done.inputEndTokens).toBeGreaterThan(at);
+    await s.close();
+  });
+
   it("finishes with ABORT when the signal fires mid-turn, keeping only emitted output", async () => {
     const s = await engine.openSession();
     const controller = new AbortController();

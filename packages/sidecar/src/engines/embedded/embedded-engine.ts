@@ -49,6 +49,7 @@ export class EmbeddedEngine implements Engine {
       inputModalities: [Modality.MODALITY_TEXT],
       outputModalities: [Modality.MODALITY_TEXT],
       supportsRewind: true,
+      forcedToolCalls: true,
       maxContextTokens: model.trainContextSize,
       randomWeights,
     };

@@ -5,6 +5,7 @@ import { FinishReason } from "@microturn/protocol";
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import type { AppendOptions, AppendResult, EngineChunk, EngineOutput, EngineSession, EngineSessionStats } from "../engine.js";
 import { EngineError } from "../errors.js";
+import { forcedToolCall } from "./forced-tool-call.js";
 import { OutputText } from "./output-text.js";
 import { renderChunkText } from "../chunk-text.js";
 
@@ -113,6 +114,10 @@ export class EmbeddedSession implements EngineSession {
     const budget = options.maxOutputTokens;
     let next: Token | undefined;
     const temperature = options.temperature ?? 0;
+    if (options.forceTool) {
+      yield* this.forcedToolTurn(tokens, options.forceTool, temperature, started);
+      return;
+    }
     if (budget === 0) await this.sequence.evaluateWithoutGeneratingNewTokens(tokens);
     else next = await this.evaluateAndSample(tokens, temperature);
     const appendMs = performance.now() - started;
@@ -163,6 +168,34 @@ export class EmbeddedSession implements EngineSession {
       inputEndTokens,
       inputTokens,
       outputTokens: output.emittedTokens,
+      appendMs,
+      turnMs: performance.now() - started,
+    };
+    yield { type: "done", done };
+  }
+
+  /** A turn whose output is the tool call the client asked for (forced-tool-call.ts). */
+  private async *forcedToolTurn(tokens: Token[], tool: { name: string; parametersJson: string }, temperature: number, started: number): AsyncGenerator<EngineOutput> {
+    await this.sequence.evaluateWithoutGeneratingNewTokens(tokens);
+    const appendMs = performance.now() - started;
+    const inputEndTokens = this.positionTokens;
+    this.appends++;
+    this.lastAppendMs = appendMs;
+    let text: string;
+    try {
+      text = await forcedToolCall(this.model, this.sequence, { ...tool, temperature, sessionId: this.id });
+    } catch (err) {
+      // The input stays appended, as in any turn; only the call is dropped.
+      if (EngineError.isInstance(err)) throw err;
+      throw new EngineError("internal", `forced tool call failed: ${(err as Error).message}`, { sessionId: this.id, cause: err });
+    }
+    yield { type: "delta", text, positionTokens: this.positionTokens };
+    const done: AppendResult = {
+      finishReason: FinishReason.FINISH_REASON_STOP,
+      positionTokens: this.positionTokens,
+      inputEndTokens,
+      inputTokens: tokens.length,
+      outputTokens: this.positionTokens - inputEndTokens,
       appendMs,
       turnMs: performance.now() - started,
     };

@@ -205,7 +205,7 @@ class SessionResume(_message.Message):
     def __init__(self, protocol_version: _Optional[str] = ..., resume_token: _Optional[str] = ..., last_event_seq: _Optional[int] = ...) -> None: ...
 
 class InputChunk(_message.Message):
-    __slots__ = ("seq", "start_ms", "duration_ms", "text", "pcm", "dmel", "frames", "patches", "user_speaking")
+    __slots__ = ("seq", "start_ms", "duration_ms", "text", "pcm", "dmel", "frames", "patches", "user_speaking", "tool_choice")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +215,7 @@ class InputChunk(_message.Message):
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     PATCHES_FIELD_NUMBER: _ClassVar[int]
     USER_SPEAKING_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHOICE_FIELD_NUMBER: _ClassVar[int]
     seq: int
     start_ms: int
     duration_ms: int
@@ -224,7 +225,8 @@ class InputChunk(_message.Message):
     frames: _containers.RepeatedCompositeFieldContainer[_common_pb2.VideoFrame]
     patches: _containers.RepeatedCompositeFieldContainer[_common_pb2.VideoPatches]
     user_speaking: bool
-    def __init__(self, seq: _Optional[int] = ..., start_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., text: _Optional[str] = ..., pcm: _Optional[_Union[_common_pb2.PcmAudio, _Mapping]] = ..., dmel: _Optional[_Union[_common_pb2.DmelAudio, _Mapping]] = ..., frames: _Optional[_Iterable[_Union[_common_pb2.VideoFrame, _Mapping]]] = ..., patches: _Optional[_Iterable[_Union[_common_pb2.VideoPatches, _Mapping]]] = ..., user_speaking: _Optional[bool] = ...) -> None: ...
+    tool_choice: str
+    def __init__(self, seq: _Optional[int] = ..., start_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., text: _Optional[str] = ..., pcm: _Optional[_Union[_common_pb2.PcmAudio, _Mapping]] = ..., dmel: _Optional[_Union[_common_pb2.DmelAudio, _Mapping]] = ..., frames: _Optional[_Iterable[_Union[_common_pb2.VideoFrame, _Mapping]]] = ..., patches: _Optional[_Iterable[_Union[_common_pb2.VideoPatches, _Mapping]]] = ..., user_speaking: _Optional[bool] = ..., tool_choice: _Optional[str] = ...) -> None: ...
 
 class PlaybackAck(_message.Message):
     __slots__ = ("played_up_to_ms",)

@@ -535,6 +535,14 @@ export interface InputChunk {
    * voice activity signal); used only for when_idle delivery.
    */
   userSpeaking: boolean;
+  /**
+   * Name of a tool (the session's or the server's) the model must call in this
+   * micro-turn, like tool_choice in chat APIs: the model still writes the
+   * arguments, under the tool's JSON schema. The call goes beyond the turn's
+   * output budget (a call is not speech). Engines that cannot constrain
+   * decoding answer with an error and the turn runs as if it were empty.
+   */
+  toolChoice: string;
 }
 
 /** What the user has actually heard or seen of the output. */
@@ -2061,6 +2069,7 @@ function createBaseInputChunk(): InputChunk {
     frames: [],
     patches: [],
     userSpeaking: false,
+    toolChoice: "",
   };
 }
 
@@ -2092,6 +2101,9 @@ export const InputChunk: MessageFns<InputChunk> = {
     }
     if (message.userSpeaking !== false) {
       writer.uint32(72).bool(message.userSpeaking);
+    }
+    if (message.toolChoice !== "") {
+      writer.uint32(82).string(message.toolChoice);
     }
     return writer;
   },
@@ -2181,6 +2193,14 @@ export const InputChunk: MessageFns<InputChunk> = {
             message.userSpeaking = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.toolChoice = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2218,6 +2238,11 @@ export const InputChunk: MessageFns<InputChunk> = {
         : isSet(object.user_speaking)
         ? globalThis.Boolean(object.user_speaking)
         : false,
+      toolChoice: isSet(object.toolChoice)
+        ? globalThis.String(object.toolChoice)
+        : isSet(object.tool_choice)
+        ? globalThis.String(object.tool_choice)
+        : "",
     };
   },
 
@@ -2250,6 +2275,9 @@ export const InputChunk: MessageFns<InputChunk> = {
     if (message.userSpeaking !== false) {
       obj.userSpeaking = message.userSpeaking;
     }
+    if (message.toolChoice !== "") {
+      obj.toolChoice = message.toolChoice;
+    }
     return obj;
   },
 
@@ -2267,6 +2295,7 @@ export const InputChunk: MessageFns<InputChunk> = {
     message.frames = object.frames?.map((e) => VideoFrame.fromPartial(e)) || [];
     message.patches = object.patches?.map((e) => VideoPatches.fromPartial(e)) || [];
     message.userSpeaking = object.userSpeaking ?? false;
+    message.toolChoice = object.toolChoice ?? "";
     return message;
   },
 };
