@@ -14,12 +14,18 @@ import torch
 
 from microturn_sglang import session_rewind
 from microturn_sglang.hook_targets import (
+    ALLOC_FOR_DECODE_DEFAULT,
+    ALLOC_FOR_EXTEND,
+    ALLOC_TOKEN_SLOTS,
     HTTP_SETUP_AND_RUN,
     MOE_BACKEND_NAME,
-    ALLOC_FOR_EXTEND,
     PREFIX_KV_INDICES,
+    SESSION_CACHE_FINISHED,
     SESSION_CONTROLLER_OPEN,
     SESSION_CREATE_REQ,
+    SESSION_FREE_KV_ALIGNED,
+    SESSION_HELD_TOKENS,
+    SESSION_RELEASE,
     UNQUANT_CREATE_MOE_RUNNER,
     WRITE_CACHE_INDICES,
 )
@@ -120,7 +126,9 @@ def fake_sglang(monkeypatch):
 
 
 SESSION_HOOKS = [(SESSION_CONTROLLER_OPEN, "after"), (SESSION_CREATE_REQ, "around"), (ALLOC_FOR_EXTEND, "around"),
-                 (PREFIX_KV_INDICES, "around"), (WRITE_CACHE_INDICES, "around")]
+                 (PREFIX_KV_INDICES, "around"), (WRITE_CACHE_INDICES, "around"), (ALLOC_TOKEN_SLOTS, "around"),
+                 (ALLOC_FOR_DECODE_DEFAULT, "around"), (SESSION_FREE_KV_ALIGNED, "around"),
+                 (SESSION_RELEASE, "around"), (SESSION_CACHE_FINISHED, "around"), (SESSION_HELD_TOKENS, "after")]
 
 
 def test_load_registers_backend_core_and_hook_once(fake_sglang):
