@@ -115,8 +115,8 @@ class SchedulerDriver:
 
     # -- session lifecycle ---------------------------------------------------
 
-    def open(self, session_id: str, streaming: bool = True):
-        out = self.controller.open(OpenSessionReqInput(capacity_of_str_len=1000, session_id=session_id,
+    def open(self, session_id: str, streaming: bool = True, capacity: int = 1000):
+        out = self.controller.open(OpenSessionReqInput(capacity_of_str_len=capacity, session_id=session_id,
                                                        streaming=streaming))
         assert out.success
         return self.controller.get(session_id)
