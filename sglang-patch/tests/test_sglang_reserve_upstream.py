@@ -306,3 +306,30 @@ def test_batches_without_session_turns_and_paged_allocators_are_upstream_id_for_
     # the session's row has upstream's ids.
     assert hooked[1][1] > 0
     assert hooked[4][1] == 0 and hooked[4][0][2] == upstream[4][2]
+
+
+def test_out_of_memory_raises_upstreams_error_and_gives_the_batch_slots_back(hooked, monkeypatch):
+    from array import array
+
+    from sglang.srt.managers.schedule_batch import Req
+    from sglang.srt.sampling.sampling_params import SamplingParams
+    from sglang_session_driver import SchedulerDriver
+
+    monkeypatch.setenv("MICROTURN_SESSION_RESERVE_TOKENS", "4")
+    drv = SchedulerDriver(kv_slots=48, max_context=256)
+    drv.open("a", capacity=100_000)
+    drv.turn("a", P, 2)
+    drv.turn("a", [7, 8], 2)
+    res = reservation(drv, "a")
+    free, unused = drv.global_free_slots(), res.unused
+    sampling = SamplingParams(max_new_tokens=2)
+    sampling.normalize(None)
+    plain = Req("plain", None, array("q", [90, 91, 92]), sampling)
+    session_turn = drv.submit("a", list(range(100, 100 + free + unused)), 2)  # more than the pool has
+    for req in (plain, session_turn):
+        drv.match(req)
+    with pytest.raises(RuntimeError, match="Out of memory"):
+        drv.prefill(plain, session_turn)
+    # The plain request's slots went back to the free list, the reservation kept what it had.
+    assert drv.global_free_slots() == free and res.unused == unused
+    assert pool_invariant(drv)
