@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextvars
 import os
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from microturn_sglang import session_row_write
@@ -80,7 +80,6 @@ class Reservation:
     free: object  # torch.Tensor
     granted: int = 0
     global_allocs: int = 0
-    taken: list = field(default_factory=list)  # slot ids handed to turns, for tests (capped)
 
     @property
     def unused(self) -> int:
@@ -145,6 +144,7 @@ def serves(tree_cache) -> bool:
     from sglang.srt.mem_cache import allocation
     from sglang.srt.mem_cache.allocator.token import TokenToKVPoolAllocator
 
+    # type() is, not isinstance: a subclass (SWA, paged, sharded) lays slots out its own way.
     return (os.environ.get(RESERVE_SWITCH_ENV, "1") != "0"
             and getattr(tree_cache, "session", None) is not None and not allocation._is_npu
             and tree_cache.page_size == 1
@@ -209,8 +209,6 @@ def _take(original, tree_cache, res: Reservation, n: int, req):
         res.granted += extra
         res.global_allocs += 1
     ids, res.free = res.free[:n], res.free[n:]
-    if len(res.taken) < 4096:
-        res.taken.append(ids)
     return ids
 
 
