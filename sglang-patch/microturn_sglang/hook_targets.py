@@ -33,6 +33,7 @@ STREAMING_SESSION = "sglang.srt.session.streaming_session.StreamingSession"
 SESSION_FREE_KV_ALIGNED = STREAMING_SESSION + "._free_kv_aligned"
 SESSION_RELEASE = STREAMING_SESSION + ".release_session"
 SESSION_CACHE_FINISHED = STREAMING_SESSION + ".try_cache_finished_req"
+EVICT_TO_FREE_TOKENS = "sglang.srt.mem_cache.allocator.base.BaseTokenToKVPoolAllocator.evict_to_free_tokens"
 SESSION_HELD_TOKENS = ("sglang.srt.managers.scheduler_components.pool_stats_observer."
                        "SchedulerPoolStatsObserver.session_held_tokens")
 
@@ -102,6 +103,8 @@ HOOK_TARGETS = (
                "AROUND hook: an aborted turn drops the session's slot; the unused reservation goes back"),
     HookTarget(SESSION_HELD_TOKENS, "hook",
                "AFTER hook: reserved, unused slots count as session-held in the scheduler's pool invariant"),
+    HookTarget(EVICT_TO_FREE_TOKENS, "hook",
+               "AROUND hook: unused reserved slots go back to the free list before the radix tree is evicted"),
     HookTarget("sglang.srt.mem_cache.allocator.token.TokenToKVPoolAllocator", "read",
                "the one allocator type reservations serve (page size 1)"),
     # The interaction model as an SGLang architecture (sglang_model.py).

@@ -196,15 +196,21 @@ def alloc_token_slots_from_reservations(original, tree_cache, num_tokens, *args,
 def _take(original, tree_cache, res: Reservation, n: int, req):
     import torch
 
-    if n > res.unused:
+    while n > res.unused:
         need = n - res.unused
         capacity = meaningful_capacity(getattr(req.session, "capacity_of_str_len", None))
-        extra = plan_growth(need=need, granted=res.granted, available=tree_cache.token_to_kv_pool_allocator.available_size(),
+        extra = plan_growth(need=need, granted=res.granted,
+                            available=tree_cache.token_to_kv_pool_allocator.available_size(),
                             seq_after=req.kv.kv_allocated_len + n, capacity=capacity,
                             initial=initial_reserve_tokens(capacity))
-        # original evicts from the radix tree for what it takes and raises
-        # upstream's out-of-memory error when even that is not enough.
-        new = original(tree_cache, extra)
+        # original evicts (other sessions' slack first, then the radix tree)
+        # for what it takes and raises upstream's out-of-memory error when
+        # even that is not enough.
+        token = _growing.set(res)
+        try:
+            new = original(tree_cache, extra)
+        finally:
+            _growing.reset(token)
         res.free = torch.cat((res.free, new.to(torch.int64)))
         res.granted += extra
         res.global_allocs += 1
@@ -242,6 +248,7 @@ def _batch_plan(tree_cache, num_tokens):
 
 
 _current: contextvars.ContextVar = contextvars.ContextVar("microturn_reserve_decode", default=None)
+_growing: contextvars.ContextVar = contextvars.ContextVar("microturn_reserve_growing", default=None)
 
 
 def alloc_for_decode_marking_sessions(original, batch, token_per_req, *args, **kwargs):
@@ -294,6 +301,42 @@ def _give_back(streaming_session, session_id: str) -> None:
     if res is not None and res.unused:
         streaming_session.cache.token_to_kv_pool_allocator.free(res.free)
         res.free = res.free[:0]
+
+
+def reclaim_slack_before_eviction(original, allocator, tree_cache, num_tokens, *args, **kwargs):
+    """AROUND BaseTokenToKVPoolAllocator.evict_to_free_tokens (every path
+    that makes room: alloc_token_slots, decode capacity checks, retraction):
+    unused reserved slots are speculative, so they go back to the free list
+    before the radix tree loses cached prefixes, and a reservation never
+    makes an allocation fail that upstream would serve."""
+    if tree_cache is not None and allocator is getattr(tree_cache, "token_to_kv_pool_allocator", None):
+        short = num_tokens - allocator.available_size()
+        if short > 0:
+            reclaim_unused(tree_cache, short)
+    return original(allocator, tree_cache, num_tokens, *args, **kwargs)
+
+
+def reclaim_unused(tree_cache, tokens: int) -> int:
+    """Gives up to ``tokens`` unused reserved slots back to the allocator,
+    largest reservations first, from their back ends (the front holds a
+    rewound tail, next in line); returns how many. The reservation being grown
+    right now is left alone."""
+    session = getattr(tree_cache, "session", None)
+    if session is None or session not in _states or tokens <= 0:
+        return 0
+    state = reservations_of(session)
+    growing = _growing.get()
+    live = [r for sid in list(state.by_sid) if (r := state.get(session, sid)) is not None and r is not growing]
+    returned = 0
+    for res in sorted(live, key=lambda r: r.unused, reverse=True):
+        k = min(res.unused, tokens - returned)
+        if k <= 0:
+            break
+        tree_cache.token_to_kv_pool_allocator.free(res.free[res.unused - k:])
+        res.free = res.free[: res.unused - k]
+        res.granted = max(0, res.granted - k)
+        returned += k
+    return returned
 
 
 def unused_reserved_tokens(tree_cache) -> int:

@@ -11,6 +11,7 @@ from microturn_sglang.hook_targets import (
     ALLOC_FOR_DECODE_DEFAULT,
     ALLOC_FOR_EXTEND,
     ALLOC_TOKEN_SLOTS,
+    EVICT_TO_FREE_TOKENS,
     HTTP_SETUP_AND_RUN,
     MOE_BACKEND_NAME,
     PREFIX_KV_INDICES,
@@ -85,6 +86,7 @@ def register_session_hooks(registry, hook_type) -> None:
     registry.register(SESSION_RELEASE, session_reserve.release_with_session, hook_type.AROUND)
     registry.register(SESSION_CACHE_FINISHED, session_reserve.release_on_abort, hook_type.AROUND)
     registry.register(SESSION_HELD_TOKENS, session_reserve.session_held_with_reservations, hook_type.AFTER)
+    registry.register(EVICT_TO_FREE_TOKENS, session_reserve.reclaim_slack_before_eviction, hook_type.AROUND)
     session_rewind.mark_registered()
     logger.info("microturn: streaming-session rewind (session_params.offset), in-place rows and "
                 "per-session KV reservations enabled")

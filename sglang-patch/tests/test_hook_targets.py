@@ -197,7 +197,8 @@ def test_reserve_hook_signatures_match_the_hooked_functions():
     # Methods: the hook's second argument is the instance.
     for path, hook in ((hook_targets.SESSION_FREE_KV_ALIGNED, sr.free_tail_into_reservation),
                        (hook_targets.SESSION_RELEASE, sr.release_with_session),
-                       (hook_targets.SESSION_CACHE_FINISHED, sr.release_on_abort)):
+                       (hook_targets.SESSION_CACHE_FINISHED, sr.release_on_abort),
+                       (hook_targets.EVICT_TO_FREE_TOKENS, sr.reclaim_slack_before_eviction)):
         _, node = resolve(path)
         code = hook.__code__
         assert code.co_varnames[2 : code.co_argcount] == tuple(a.arg for a in node.args.args[1:]), path

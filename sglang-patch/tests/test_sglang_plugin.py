@@ -17,6 +17,7 @@ from microturn_sglang.hook_targets import (
     ALLOC_FOR_DECODE_DEFAULT,
     ALLOC_FOR_EXTEND,
     ALLOC_TOKEN_SLOTS,
+    EVICT_TO_FREE_TOKENS,
     HTTP_SETUP_AND_RUN,
     MOE_BACKEND_NAME,
     PREFIX_KV_INDICES,
@@ -128,7 +129,8 @@ def fake_sglang(monkeypatch):
 SESSION_HOOKS = [(SESSION_CONTROLLER_OPEN, "after"), (SESSION_CREATE_REQ, "around"), (ALLOC_FOR_EXTEND, "around"),
                  (PREFIX_KV_INDICES, "around"), (WRITE_CACHE_INDICES, "around"), (ALLOC_TOKEN_SLOTS, "around"),
                  (ALLOC_FOR_DECODE_DEFAULT, "around"), (SESSION_FREE_KV_ALIGNED, "around"),
-                 (SESSION_RELEASE, "around"), (SESSION_CACHE_FINISHED, "around"), (SESSION_HELD_TOKENS, "after")]
+                 (SESSION_RELEASE, "around"), (SESSION_CACHE_FINISHED, "around"), (SESSION_HELD_TOKENS, "after"),
+                 (EVICT_TO_FREE_TOKENS, "around")]
 
 
 def test_load_registers_backend_core_and_hook_once(fake_sglang):

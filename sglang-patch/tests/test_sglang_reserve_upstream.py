@@ -333,3 +333,34 @@ def test_out_of_memory_raises_upstreams_error_and_gives_the_batch_slots_back(hoo
     # The plain request's slots went back to the free list, the reservation kept what it had.
     assert drv.global_free_slots() == free and res.unused == unused
     assert pool_invariant(drv)
+
+
+def test_unused_reserved_slots_are_reclaimed_before_anything_fails_or_is_evicted(hooked, monkeypatch):
+    from array import array
+
+    from sglang.srt.managers.schedule_batch import Req
+    from sglang.srt.sampling.sampling_params import SamplingParams
+    from sglang_session_driver import SchedulerDriver
+
+    monkeypatch.setenv("MICROTURN_SESSION_RESERVE_TOKENS", "256")
+    drv = SchedulerDriver(kv_slots=128, max_context=256)
+    drv.open("a", capacity=100_000)
+    drv.turn("a", P, 2)
+    drv.turn("a", [7, 8], 2)
+    res = reservation(drv, "a")
+    assert res.unused > 40  # half of what was free
+    evictable = drv.cache.evictable_size()
+    # SGLang's own decode capacity check (what decides retraction) sees the slack.
+    need = drv.global_free_slots() + 10
+    assert drv.allocator.check_decode_capacity(num_tokens=need, tree_cache=drv.cache)
+    assert drv.global_free_slots() >= need and drv.cache.evictable_size() == evictable
+    # A plain request larger than the free list gets served from the slack.
+    sampling = SamplingParams(max_new_tokens=1)
+    sampling.normalize(None)
+    big = Req("big", None, array("q", range(500, 500 + drv.free_slots() - 5)), sampling)
+    drv.prefill(big)
+    drv.finish(big)
+    assert pool_invariant(drv)
+    drv.turn("a", [9, 10], 2)  # the session grows its reservation again
+    drv.close("a")
+    assert drv.global_free_slots() + drv.cache.evictable_size() == 128
