@@ -34,6 +34,7 @@ SESSION_FREE_KV_ALIGNED = STREAMING_SESSION + "._free_kv_aligned"
 SESSION_RELEASE = STREAMING_SESSION + ".release_session"
 SESSION_CACHE_FINISHED = STREAMING_SESSION + ".try_cache_finished_req"
 EVICT_TO_FREE_TOKENS = "sglang.srt.mem_cache.allocator.base.BaseTokenToKVPoolAllocator.evict_to_free_tokens"
+PREFILL_BUDGET_AVAILABLE = "sglang.srt.mem_cache.prefill_budget.PrefillBudget._available_and_evictable"
 SESSION_HELD_TOKENS = ("sglang.srt.managers.scheduler_components.pool_stats_observer."
                        "SchedulerPoolStatsObserver.session_held_tokens")
 
@@ -105,6 +106,8 @@ HOOK_TARGETS = (
                "AFTER hook: reserved, unused slots count as session-held in the scheduler's pool invariant"),
     HookTarget(EVICT_TO_FREE_TOKENS, "hook",
                "AROUND hook: unused reserved slots go back to the free list before the radix tree is evicted"),
+    HookTarget(PREFILL_BUDGET_AVAILABLE, "hook",
+               "AFTER hook: admission counts unused reserved slots as evictable (they are reclaimed first)"),
     HookTarget("sglang.srt.mem_cache.allocator.token.TokenToKVPoolAllocator", "read",
                "the one allocator type reservations serve (page size 1)"),
     # The interaction model as an SGLang architecture (sglang_model.py).
@@ -172,6 +175,7 @@ SESSION_REWIND_STATE = {
     "sglang.srt.session.streaming_session.StreamingSession": ("slots", "borrowed_slot", "cache"),
     "sglang.srt.session.streaming_session.SessionSlot": ("kv",),
     "sglang.srt.managers.scheduler_components.pool_stats_observer.SchedulerPoolStatsObserver": ("tree_cache",),
+    "sglang.srt.mem_cache.prefill_budget.PrefillBudget": ("tree_cache",),
     "sglang.srt.mem_cache.allocator.token.TokenToKVPoolAllocator": ("free", "available_size"),
     "sglang.srt.mem_cache.allocator.base.BaseTokenToKVPoolAllocator": ("device",),
     "sglang.srt.mem_cache.memory_pool.ReqToTokenPool": ("req_to_token",),

@@ -339,6 +339,14 @@ def reclaim_unused(tree_cache, tokens: int) -> int:
     return returned
 
 
+def admission_counts_slack(result, budget, *args, **kwargs):
+    """AFTER PrefillBudget._available_and_evictable: the scheduler admits
+    against free + evictable slots; unused reserved slots are reclaimed before
+    eviction (reclaim_slack_before_eviction), so they count as evictable and
+    admission sees the same total as without reservations."""
+    return result + unused_reserved_tokens(budget.tree_cache)
+
+
 def unused_reserved_tokens(tree_cache) -> int:
     session = getattr(tree_cache, "session", None)
     if session is None or session not in _states:

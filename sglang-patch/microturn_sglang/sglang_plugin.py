@@ -14,6 +14,7 @@ from microturn_sglang.hook_targets import (
     EVICT_TO_FREE_TOKENS,
     HTTP_SETUP_AND_RUN,
     MOE_BACKEND_NAME,
+    PREFILL_BUDGET_AVAILABLE,
     PREFIX_KV_INDICES,
     SESSION_CACHE_FINISHED,
     SESSION_CONTROLLER_OPEN,
@@ -87,6 +88,7 @@ def register_session_hooks(registry, hook_type) -> None:
     registry.register(SESSION_CACHE_FINISHED, session_reserve.release_on_abort, hook_type.AROUND)
     registry.register(SESSION_HELD_TOKENS, session_reserve.session_held_with_reservations, hook_type.AFTER)
     registry.register(EVICT_TO_FREE_TOKENS, session_reserve.reclaim_slack_before_eviction, hook_type.AROUND)
+    registry.register(PREFILL_BUDGET_AVAILABLE, session_reserve.admission_counts_slack, hook_type.AFTER)
     session_rewind.mark_registered()
     logger.info("microturn: streaming-session rewind (session_params.offset), in-place rows and "
                 "per-session KV reservations enabled")

@@ -62,7 +62,7 @@ def applied_session_hooks():
     targets = [t.path for t in hook_targets.HOOK_TARGETS if t.use == "hook" and t.path.startswith(
         ("sglang.srt.session.", "sglang.srt.mem_cache.allocation.",
          "sglang.srt.managers.scheduler_components.pool_stats_observer.",
-         "sglang.srt.mem_cache.allocator.base."))]
+         "sglang.srt.mem_cache.allocator.base.", "sglang.srt.mem_cache.prefill_budget."))]
     owners = {}
     for path in targets:
         parts = path.split(".")

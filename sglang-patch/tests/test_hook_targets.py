@@ -202,7 +202,9 @@ def test_reserve_hook_signatures_match_the_hooked_functions():
         _, node = resolve(path)
         code = hook.__code__
         assert code.co_varnames[2 : code.co_argcount] == tuple(a.arg for a in node.args.args[1:]), path
-    _, held = resolve(hook_targets.SESSION_HELD_TOKENS)
-    assert [a.arg for a in held.args.args] == ["self"]
-    code = sr.session_held_with_reservations.__code__
-    assert code.co_varnames[: code.co_argcount] == ("result", "observer")
+    for path, hook, instance in ((hook_targets.SESSION_HELD_TOKENS, sr.session_held_with_reservations, "observer"),
+                                 (hook_targets.PREFILL_BUDGET_AVAILABLE, sr.admission_counts_slack, "budget")):
+        _, node = resolve(path)
+        assert [a.arg for a in node.args.args] == ["self"], path
+        code = hook.__code__
+        assert code.co_varnames[: code.co_argcount] == ("result", instance), path

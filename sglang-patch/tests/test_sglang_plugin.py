@@ -20,6 +20,7 @@ from microturn_sglang.hook_targets import (
     EVICT_TO_FREE_TOKENS,
     HTTP_SETUP_AND_RUN,
     MOE_BACKEND_NAME,
+    PREFILL_BUDGET_AVAILABLE,
     PREFIX_KV_INDICES,
     SESSION_CACHE_FINISHED,
     SESSION_CONTROLLER_OPEN,
@@ -130,7 +131,7 @@ SESSION_HOOKS = [(SESSION_CONTROLLER_OPEN, "after"), (SESSION_CREATE_REQ, "aroun
                  (PREFIX_KV_INDICES, "around"), (WRITE_CACHE_INDICES, "around"), (ALLOC_TOKEN_SLOTS, "around"),
                  (ALLOC_FOR_DECODE_DEFAULT, "around"), (SESSION_FREE_KV_ALIGNED, "around"),
                  (SESSION_RELEASE, "around"), (SESSION_CACHE_FINISHED, "around"), (SESSION_HELD_TOKENS, "after"),
-                 (EVICT_TO_FREE_TOKENS, "around")]
+                 (EVICT_TO_FREE_TOKENS, "around"), (PREFILL_BUDGET_AVAILABLE, "after")]
 
 
 def test_load_registers_backend_core_and_hook_once(fake_sglang):

@@ -354,6 +354,9 @@ def test_unused_reserved_slots_are_reclaimed_before_anything_fails_or_is_evicted
     need = drv.global_free_slots() + 10
     assert drv.allocator.check_decode_capacity(num_tokens=need, tree_cache=drv.cache)
     assert drv.global_free_slots() >= need and drv.cache.evictable_size() == evictable
+    # Admission (SGLang's PrefillBudget) counts the slack like evictable slots.
+    budget = drv.allocator.create_prefill_budget(drv.cache)
+    assert budget._available_and_evictable() == drv.free_slots() + drv.cache.evictable_size()
     # A plain request larger than the free list gets served from the slack.
     sampling = SamplingParams(max_new_tokens=1)
     sampling.normalize(None)
