@@ -15,7 +15,9 @@ own tail frees (``_free_kv_aligned``: a rewind, stale tails, speculative
 overshoot) go back into the reservation, first in line, so the next turn
 reuses the same slots. Unused reserved ids go back to the global allocator
 when the session's slot ends: close and idle reap (``release_session``) and
-an aborted turn (``try_cache_finished_req`` dropping the slot).
+an aborted turn (``try_cache_finished_req`` dropping the slot), and under
+memory pressure before the radix tree is evicted (``evict_to_free_tokens``),
+which is why admission may count them as evictable.
 
 Scope (anything else runs upstream's code unchanged): page size 1 with
 SGLang's ``TokenToKVPoolAllocator`` exactly, no SWA or mamba components, the
@@ -25,6 +27,7 @@ Paged allocators are not served: see docs/sglang-patch.md."""
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import weakref
 from dataclasses import dataclass
@@ -39,15 +42,33 @@ RESERVE_TOKENS_ENV = "MICROTURN_SESSION_RESERVE_TOKENS"
 RESERVE_SWITCH_ENV = "MICROTURN_SESSION_RESERVE"
 GROWTH = 2
 
+logger = logging.getLogger(__name__)
+
 
 def initial_reserve_tokens(capacity: Optional[int]) -> int:
     """The first reservation of a session: the default (env-overridable),
     never above the session's declared capacity when it has one."""
-    default = int(os.environ.get(RESERVE_TOKENS_ENV, DEFAULT_RESERVE_TOKENS))
-    if default < 1:
-        raise ValueError(f"{RESERVE_TOKENS_ENV} must be a positive token count, got {default}")
+    default = reserve_tokens_setting()
     cap = meaningful_capacity(capacity)
     return default if cap is None else max(1, min(default, cap))
+
+
+def reserve_tokens_setting() -> int:
+    """MICROTURN_SESSION_RESERVE_TOKENS, or the default when unset or not a
+    positive integer (warned, not raised: this runs inside the scheduler's
+    allocation, where an exception would take the server down)."""
+    raw = os.environ.get(RESERVE_TOKENS_ENV)
+    if raw is None:
+        return DEFAULT_RESERVE_TOKENS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        logger.warning("%s=%r is not a positive token count; using %d", RESERVE_TOKENS_ENV, raw,
+                       DEFAULT_RESERVE_TOKENS)
+        return DEFAULT_RESERVE_TOKENS
+    return value
 
 
 def meaningful_capacity(capacity) -> Optional[int]:
