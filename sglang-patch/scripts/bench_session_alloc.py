@@ -4,8 +4,8 @@ ReqToTokenPool, TokenToKVPoolAllocator, UnifiedRadixCache, SessionController;
 CPU, torch_native attention so the row writer is upstream's non-Triton one).
 
 Per turn: 16 new input tokens (one 200 ms chunk) and 2 output tokens (one
-decode step). Measured: the time inside ``alloc_for_extend`` +
-``alloc_for_decode_default`` per turn (mean of the last 50 turns) and the
+decode step). Measured: the CPU thread time inside ``alloc_for_extend`` +
+``alloc_for_decode_default`` per turn (median of the last 50 turns) and the
 allocator's own ``alloc`` calls per turn (CPU thread time, median of
 REPEATS interleaved runs), at 10 s (50 chunks) and 10 min
 (3,000 chunks), for three setups:
@@ -38,7 +38,7 @@ REPEATS = 3  # setups interleaved, median reported: the machine is shared and no
 
 
 def run(n_chunks: int) -> tuple[float, float, int]:
-    """(mean µs of allocation per turn over the last TAIL turns, allocator
+    """(median µs of allocation per turn over the last TAIL turns, allocator
     alloc calls per turn over the whole session, session length)."""
     from sglang.srt.mem_cache import allocation
     from sglang_session_driver import SchedulerDriver
@@ -75,7 +75,7 @@ def run(n_chunks: int) -> tuple[float, float, int]:
             spent[0] = 0
             drv.turn("s", [100 + (i * TOKENS_PER_CHUNK + k) % 800 for k in range(TOKENS_PER_CHUNK)], OUTPUT_TOKENS)
             per_turn.append(spent[0] / 1000)
-        return statistics.fmean(per_turn[-TAIL:]), calls[0] / (n_chunks + 1), drv.slot("s").kv.kv_allocated_len
+        return statistics.median(per_turn[-TAIL:]), calls[0] / (n_chunks + 1), drv.slot("s").kv.kv_allocated_len
     finally:
         for name, inner in timed.items():
             setattr(allocation, name, inner)
@@ -100,7 +100,7 @@ def main() -> None:
                 with hooks():
                     for label, n in CHUNKS.items():
                         results.setdefault((setup, label), []).append(run(n))
-    print(f"{'setup':>13} {'session':>7} {'chunks':>6} {'tokens':>6} {'alloc µs/turn (last 50)':>24} "
+    print(f"{'setup':>13} {'session':>7} {'chunks':>6} {'tokens':>6} {'alloc µs/turn (median, last 50)':>24} "
           f"{'allocator calls/turn':>21}")
     median = {}
     for setup in setups:
