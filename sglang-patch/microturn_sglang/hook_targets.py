@@ -27,6 +27,16 @@ ALLOCATION = "sglang.srt.mem_cache.allocation"
 ALLOC_FOR_EXTEND = ALLOCATION + ".alloc_for_extend"
 PREFIX_KV_INDICES = ALLOCATION + "._prefix_kv_indices"
 WRITE_CACHE_INDICES = ALLOCATION + ".write_cache_indices"
+ALLOC_TOKEN_SLOTS = ALLOCATION + ".alloc_token_slots"
+ALLOC_FOR_DECODE_DEFAULT = ALLOCATION + ".alloc_for_decode_default"
+STREAMING_SESSION = "sglang.srt.session.streaming_session.StreamingSession"
+SESSION_FREE_KV_ALIGNED = STREAMING_SESSION + "._free_kv_aligned"
+SESSION_RELEASE = STREAMING_SESSION + ".release_session"
+SESSION_CACHE_FINISHED = STREAMING_SESSION + ".try_cache_finished_req"
+EVICT_TO_FREE_TOKENS = "sglang.srt.mem_cache.allocator.base.BaseTokenToKVPoolAllocator.evict_to_free_tokens"
+PREFILL_BUDGET_AVAILABLE = "sglang.srt.mem_cache.prefill_budget.PrefillBudget._available_and_evictable"
+SESSION_HELD_TOKENS = ("sglang.srt.managers.scheduler_components.pool_stats_observer."
+                       "SchedulerPoolStatsObserver.session_held_tokens")
 
 # TokenizerManager attributes the StreamingSession servicer reads; set in
 # TokenizerManager.__init__ (instance attributes, checked by the tests there).
@@ -82,6 +92,24 @@ HOOK_TARGETS = (
     HookTarget(WRITE_CACHE_INDICES, "hook",
                "AROUND hook: writes only the new indices of rows that already hold their prefix"),
     HookTarget(ALLOCATION + "._is_npu", "read", "the NPU extend path writes its own state: left alone"),
+    # KV reserved per streaming session (session_reserve.py).
+    HookTarget(ALLOC_TOKEN_SLOTS, "hook",
+               "AROUND hook: inside an extend/decode batch, session turns take their slots from their reservation"),
+    HookTarget(ALLOC_FOR_DECODE_DEFAULT, "hook",
+               "AROUND hook: marks the decode batch whose one alloc_token_slots call serves session turns"),
+    HookTarget(SESSION_FREE_KV_ALIGNED, "hook",
+               "AROUND hook: a session's own tail (rewind, stale tail, overshoot) goes back into its reservation"),
+    HookTarget(SESSION_RELEASE, "hook", "AROUND hook: close / idle reap give the unused reservation back"),
+    HookTarget(SESSION_CACHE_FINISHED, "hook",
+               "AROUND hook: an aborted turn drops the session's slot; the unused reservation goes back"),
+    HookTarget(SESSION_HELD_TOKENS, "hook",
+               "AFTER hook: reserved, unused slots count as session-held in the scheduler's pool invariant"),
+    HookTarget(EVICT_TO_FREE_TOKENS, "hook",
+               "AROUND hook: unused reserved slots go back to the free list before the radix tree is evicted"),
+    HookTarget(PREFILL_BUDGET_AVAILABLE, "hook",
+               "AFTER hook: admission counts unused reserved slots as evictable (they are reclaimed first)"),
+    HookTarget("sglang.srt.mem_cache.allocator.token.TokenToKVPoolAllocator", "read",
+               "the one allocator type reservations serve (page size 1)"),
     # The interaction model as an SGLang architecture (sglang_model.py).
     HookTarget("sglang.srt.models.registry.import_model_classes", "read",
                "how SGLANG_EXTERNAL_MODEL_PACKAGE's modules are scanned for EntryClass"),
@@ -141,14 +169,21 @@ UPSTREAM_TEST_TARGETS = (
 # against the pinned source by tests/test_hook_targets.py.
 SESSION_REWIND_STATE = {
     "sglang.srt.session.session_controller.Session": (
-        "streaming", "_inflight", "req_nodes", "committed_origin_len", "committed_unpadded_len",
+        "capacity_of_str_len", "streaming", "_inflight", "req_nodes", "committed_origin_len", "committed_unpadded_len",
         "committed_fill_len", "session_id"),
     "sglang.srt.session.session_controller.SessionController": ("sessions", "tree_cache"),
-    "sglang.srt.session.streaming_session.StreamingSession": ("slots", "borrowed_slot"),
+    "sglang.srt.session.streaming_session.StreamingSession": ("slots", "borrowed_slot", "cache"),
+    "sglang.srt.session.streaming_session.SessionSlot": ("kv",),
+    "sglang.srt.managers.scheduler_components.pool_stats_observer.SchedulerPoolStatsObserver": ("tree_cache",),
+    "sglang.srt.mem_cache.prefill_budget.PrefillBudget": ("tree_cache",),
+    "sglang.srt.mem_cache.allocator.token.TokenToKVPoolAllocator": ("free", "available_size"),
+    "sglang.srt.mem_cache.allocator.base.BaseTokenToKVPoolAllocator": ("device",),
     "sglang.srt.mem_cache.memory_pool.ReqToTokenPool": ("req_to_token",),
     "sglang.srt.managers.schedule_batch.ReqKvInfo": ("kv_committed_len", "cache_protected_len", "req_pool_idx",
                                                      "holds_kv"),
     "sglang.srt.managers.schedule_batch.ScheduleBatch": ("reqs", "tree_cache", "is_dllm", "hisparse_coordinator",
                                                          "req_to_token_pool"),
-    "sglang.srt.mem_cache.unified_radix_cache.UnifiedRadixCache": ("session", "is_swa_enabled", "is_mamba_enabled"),
+    "sglang.srt.mem_cache.unified_radix_cache.UnifiedRadixCache": ("session", "is_swa_enabled", "is_mamba_enabled",
+                                                                  "page_size", "token_to_kv_pool_allocator",
+                                                                  "req_to_token_pool"),
 }

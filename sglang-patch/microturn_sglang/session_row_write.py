@@ -25,6 +25,15 @@ from __future__ import annotations
 import contextvars
 
 _borrowers: contextvars.ContextVar = contextvars.ContextVar("microturn_session_borrowers", default=frozenset())
+_extend_batch: contextvars.ContextVar = contextvars.ContextVar("microturn_extend_batch", default=None)
+
+
+def current_extend():
+    """(batch, borrower ids) of the plain extend batch being allocated, or
+    None outside alloc_for_extend (session_reserve.py serves the borrowers'
+    slots from this)."""
+    batch = _extend_batch.get()
+    return None if batch is None else (batch, _borrowers.get())
 
 
 def _session_borrowers(batch) -> frozenset:
@@ -42,10 +51,15 @@ def _session_borrowers(batch) -> frozenset:
 
 def alloc_for_extend_marking_borrowers(original, batch, *args, **kwargs):
     """AROUND allocation.alloc_for_extend."""
-    token = _borrowers.set(_session_borrowers(batch))
+    borrowers = _session_borrowers(batch)
+    token = _borrowers.set(borrowers)
+    # Only the plain path (where borrowers can be non-empty) is served from
+    # reservations; the dLLM/HiSparse/NPU paths see no extend batch.
+    batch_token = _extend_batch.set(batch if borrowers else None)
     try:
         return original(batch, *args, **kwargs)
     finally:
+        _extend_batch.reset(batch_token)
         _borrowers.reset(token)
 
 

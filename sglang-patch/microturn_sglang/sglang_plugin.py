@@ -8,12 +8,20 @@ from the HTTP server process (grpc_in_server.py). Streaming sessions accept
 import logging
 
 from microturn_sglang.hook_targets import (
+    ALLOC_FOR_DECODE_DEFAULT,
+    ALLOC_FOR_EXTEND,
+    ALLOC_TOKEN_SLOTS,
+    EVICT_TO_FREE_TOKENS,
     HTTP_SETUP_AND_RUN,
     MOE_BACKEND_NAME,
-    ALLOC_FOR_EXTEND,
+    PREFILL_BUDGET_AVAILABLE,
     PREFIX_KV_INDICES,
+    SESSION_CACHE_FINISHED,
     SESSION_CONTROLLER_OPEN,
     SESSION_CREATE_REQ,
+    SESSION_FREE_KV_ALIGNED,
+    SESSION_HELD_TOKENS,
+    SESSION_RELEASE,
     UNQUANT_CREATE_MOE_RUNNER,
     WRITE_CACHE_INDICES,
 )
@@ -62,18 +70,28 @@ def register_interaction_config() -> None:
             raise
 
 def register_session_hooks(registry, hook_type) -> None:
-    """Streaming-session rewind (session_rewind.py) and no per-chunk row
-    rewrite (session_row_write.py). The scheduler processes are where they
+    """Streaming-session rewind (session_rewind.py), no per-chunk row
+    rewrite (session_row_write.py) and KV reserved per session
+    (session_reserve.py). The scheduler processes are where they
     act; the main process records that rewind is on for the gRPC servicer."""
-    from microturn_sglang import session_rewind, session_row_write
+    from microturn_sglang import session_reserve, session_rewind, session_row_write
 
     registry.register(SESSION_CONTROLLER_OPEN, session_rewind.remember_session_cache, hook_type.AFTER)
     registry.register(SESSION_CREATE_REQ, session_rewind.rewind_streaming_session, hook_type.AROUND)
     registry.register(ALLOC_FOR_EXTEND, session_row_write.alloc_for_extend_marking_borrowers, hook_type.AROUND)
     registry.register(PREFIX_KV_INDICES, session_row_write.prefix_kv_indices_in_place, hook_type.AROUND)
     registry.register(WRITE_CACHE_INDICES, session_row_write.write_cache_indices_new_only, hook_type.AROUND)
+    registry.register(ALLOC_TOKEN_SLOTS, session_reserve.alloc_token_slots_from_reservations, hook_type.AROUND)
+    registry.register(ALLOC_FOR_DECODE_DEFAULT, session_reserve.alloc_for_decode_marking_sessions, hook_type.AROUND)
+    registry.register(SESSION_FREE_KV_ALIGNED, session_reserve.free_tail_into_reservation, hook_type.AROUND)
+    registry.register(SESSION_RELEASE, session_reserve.release_with_session, hook_type.AROUND)
+    registry.register(SESSION_CACHE_FINISHED, session_reserve.release_on_abort, hook_type.AROUND)
+    registry.register(SESSION_HELD_TOKENS, session_reserve.session_held_with_reservations, hook_type.AFTER)
+    registry.register(EVICT_TO_FREE_TOKENS, session_reserve.reclaim_slack_before_eviction, hook_type.AROUND)
+    registry.register(PREFILL_BUDGET_AVAILABLE, session_reserve.admission_counts_slack, hook_type.AFTER)
     session_rewind.mark_registered()
-    logger.info("microturn: streaming-session rewind (session_params.offset) and in-place rows enabled")
+    logger.info("microturn: streaming-session rewind (session_params.offset), in-place rows and "
+                "per-session KV reservations enabled")
 
 
 def use_gather_gemv_runner(result, method, layer, moe_runner_config):

@@ -60,7 +60,9 @@ def applied_session_hooks():
     from microturn_sglang.sglang_plugin import register_session_hooks
 
     targets = [t.path for t in hook_targets.HOOK_TARGETS if t.use == "hook" and t.path.startswith(
-        ("sglang.srt.session.", "sglang.srt.mem_cache.allocation."))]
+        ("sglang.srt.session.", "sglang.srt.mem_cache.allocation.",
+         "sglang.srt.managers.scheduler_components.pool_stats_observer.",
+         "sglang.srt.mem_cache.allocator.base.", "sglang.srt.mem_cache.prefill_budget."))]
     owners = {}
     for path in targets:
         parts = path.split(".")
@@ -114,8 +116,8 @@ class SchedulerDriver:
 
     # -- session lifecycle ---------------------------------------------------
 
-    def open(self, session_id: str, streaming: bool = True):
-        out = self.controller.open(OpenSessionReqInput(capacity_of_str_len=1000, session_id=session_id,
+    def open(self, session_id: str, streaming: bool = True, capacity: int = 1000):
+        out = self.controller.open(OpenSessionReqInput(capacity_of_str_len=capacity, session_id=session_id,
                                                        streaming=streaming))
         assert out.success
         return self.controller.get(session_id)
@@ -215,4 +217,12 @@ class SchedulerDriver:
                 + list(req.output_ids[: req.sampling_params.max_new_tokens]))
 
     def free_slots(self) -> int:
+        """Slots held by no row and no tree node: the allocator's free list
+        plus what sessions hold reserved but unused (session_reserve.py;
+        0 without its hooks)."""
+        from microturn_sglang import session_reserve
+
+        return self.allocator.available_size() + session_reserve.unused_reserved_tokens(self.cache)
+
+    def global_free_slots(self) -> int:
         return self.allocator.available_size()

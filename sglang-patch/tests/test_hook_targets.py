@@ -184,3 +184,27 @@ def test_row_write_hook_signatures_match_the_hooked_functions():
         _, node = resolve(path)
         code = hook.__code__
         assert code.co_varnames[1 : code.co_argcount] == tuple(a.arg for a in node.args.args), path
+
+
+def test_reserve_hook_signatures_match_the_hooked_functions():
+    from microturn_sglang import session_reserve as sr
+
+    for path, hook in ((hook_targets.ALLOC_TOKEN_SLOTS, sr.alloc_token_slots_from_reservations),
+                       (hook_targets.ALLOC_FOR_DECODE_DEFAULT, sr.alloc_for_decode_marking_sessions)):
+        _, node = resolve(path)
+        code = hook.__code__
+        assert code.co_varnames[1 : code.co_argcount] == tuple(a.arg for a in node.args.args), path
+    # Methods: the hook's second argument is the instance.
+    for path, hook in ((hook_targets.SESSION_FREE_KV_ALIGNED, sr.free_tail_into_reservation),
+                       (hook_targets.SESSION_RELEASE, sr.release_with_session),
+                       (hook_targets.SESSION_CACHE_FINISHED, sr.release_on_abort),
+                       (hook_targets.EVICT_TO_FREE_TOKENS, sr.reclaim_slack_before_eviction)):
+        _, node = resolve(path)
+        code = hook.__code__
+        assert code.co_varnames[2 : code.co_argcount] == tuple(a.arg for a in node.args.args[1:]), path
+    for path, hook, instance in ((hook_targets.SESSION_HELD_TOKENS, sr.session_held_with_reservations, "observer"),
+                                 (hook_targets.PREFILL_BUDGET_AVAILABLE, sr.admission_counts_slack, "budget")):
+        _, node = resolve(path)
+        assert [a.arg for a in node.args.args] == ["self"], path
+        code = hook.__code__
+        assert code.co_varnames[: code.co_argcount] == ("result", instance), path

@@ -14,12 +14,20 @@ import torch
 
 from microturn_sglang import session_rewind
 from microturn_sglang.hook_targets import (
+    ALLOC_FOR_DECODE_DEFAULT,
+    ALLOC_FOR_EXTEND,
+    ALLOC_TOKEN_SLOTS,
+    EVICT_TO_FREE_TOKENS,
     HTTP_SETUP_AND_RUN,
     MOE_BACKEND_NAME,
-    ALLOC_FOR_EXTEND,
+    PREFILL_BUDGET_AVAILABLE,
     PREFIX_KV_INDICES,
+    SESSION_CACHE_FINISHED,
     SESSION_CONTROLLER_OPEN,
     SESSION_CREATE_REQ,
+    SESSION_FREE_KV_ALIGNED,
+    SESSION_HELD_TOKENS,
+    SESSION_RELEASE,
     UNQUANT_CREATE_MOE_RUNNER,
     WRITE_CACHE_INDICES,
 )
@@ -120,7 +128,10 @@ def fake_sglang(monkeypatch):
 
 
 SESSION_HOOKS = [(SESSION_CONTROLLER_OPEN, "after"), (SESSION_CREATE_REQ, "around"), (ALLOC_FOR_EXTEND, "around"),
-                 (PREFIX_KV_INDICES, "around"), (WRITE_CACHE_INDICES, "around")]
+                 (PREFIX_KV_INDICES, "around"), (WRITE_CACHE_INDICES, "around"), (ALLOC_TOKEN_SLOTS, "around"),
+                 (ALLOC_FOR_DECODE_DEFAULT, "around"), (SESSION_FREE_KV_ALIGNED, "around"),
+                 (SESSION_RELEASE, "around"), (SESSION_CACHE_FINISHED, "around"), (SESSION_HELD_TOKENS, "after"),
+                 (EVICT_TO_FREE_TOKENS, "around"), (PREFILL_BUDGET_AVAILABLE, "after")]
 
 
 def test_load_registers_backend_core_and_hook_once(fake_sglang):

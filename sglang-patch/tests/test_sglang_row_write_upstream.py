@@ -54,12 +54,17 @@ def scenario(drv, page_size=1):
 
 
 @pytest.mark.parametrize("page_size", [1, 4])
-def test_rows_and_allocator_match_upstream_and_the_session_prefix_is_not_rewritten(context, page_size):
+def test_rows_and_allocator_match_upstream_and_the_session_prefix_is_not_rewritten(context, page_size, monkeypatch):
     from sglang_session_driver import SchedulerDriver, applied_session_hooks
+
+    from microturn_sglang import session_reserve
 
     rows, out, free, prefix_writes, session_row = scenario(SchedulerDriver(page_size=page_size), page_size)
     # Upstream (no hooks, CPU writer): every prefix is written back, the session's included.
     assert (session_row, 23) in prefix_writes
+    # Reservations off: the slots a turn gets are upstream's, so the rows can
+    # be compared id for id (tests/test_sglang_reserve_upstream.py covers them on).
+    monkeypatch.setenv(session_reserve.RESERVE_SWITCH_ENV, "0")
     with applied_session_hooks():
         hooked_rows, hooked_out, hooked_free, hooked_prefix_writes, hooked_session_row = scenario(
             SchedulerDriver(page_size=page_size), page_size)
@@ -69,6 +74,23 @@ def test_rows_and_allocator_match_upstream_and_the_session_prefix_is_not_rewritt
     # request may still write its own row through the pool).
     assert not [w for w in hooked_prefix_writes if w[0] == hooked_session_row]
     assert len(rows["session"]) == 24 + 3  # history (its last output token gets its KV now) + input and len(rows["plain"]) == 9 and len(rows["first"]) == 4
+
+
+def test_with_reservations_the_rows_hold_what_the_batch_allocated_and_nothing_leaks(context):
+    from sglang_session_driver import SchedulerDriver, applied_session_hooks
+
+    rows, out, free, _, session_row = scenario(SchedulerDriver())
+    with applied_session_hooks():
+        drv = SchedulerDriver()
+        hooked_rows, hooked_out, hooked_free, hooked_prefix_writes, hooked_session_row = scenario(drv)
+        # Same slots held (rows + tree + reservations' unused ones counted free).
+        assert hooked_free == free and hooked_session_row == session_row
+        assert {k: len(v) for k, v in hooked_rows.items()} == {k: len(v) for k, v in rows.items()}
+        # Rows are the prefixes they had plus the batch's out_cache_loc, in request order.
+        assert hooked_rows["session"][:23] == drv.row("a", 23)
+        assert hooked_out == hooked_rows["session"][23:] + hooked_rows["plain"][6:] + hooked_rows["first"][3:]
+        assert len(set(hooked_out)) == len(hooked_out)
+        assert not [w for w in hooked_prefix_writes if w[0] == hooked_session_row]
 
 
 def test_borrower_gets_only_its_last_prefix_index(context):
