@@ -15,7 +15,7 @@ REPEATS interleaved runs), at 10 s (50 chunks) and 10 min
 - rows+reserve: all session hooks (slots from the session's reservation).
 
 Run (a venv where sglang.srt imports on CPU):
-  cd sglang-patch && PYTHONPATH=$PWD /tmp/sgfull/bin/python scripts/bench_session_alloc.py
+  cd sglang-patch && ../.venv/bin/python scripts/bench_session_alloc.py   # the default (sglang) test venv
 """
 
 from __future__ import annotations
