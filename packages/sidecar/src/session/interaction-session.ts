@@ -20,10 +20,9 @@ import {
   type VideoPatches,
 } from "@microturn/protocol";
 import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
-import { EngineError } from "../engines/errors.js";
 import { SessionFault, toSessionError } from "../errors.js";
-import { needsRollover, openCarryingSession, rolloverHelps } from "./context-window.js";
 import { ContextDeliveries } from "./context-deliveries.js";
+import { EngineSequence } from "./engine-sequence.js";
 import { validateInputChunk } from "./input-validation.js";
 import { LatencyStats } from "./latency-stats.js";
 import type { ConversationEntry, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
@@ -76,18 +75,6 @@ export interface InteractionSessionOptions {
   now?: () => number;
 }
 
-/** The engine refused a chunk as too large before producing anything. */
-class SequenceFull extends Error {
-  constructor(override readonly cause: EngineError) {
-    super(cause.message);
-  }
-}
-
-interface TurnOutput {
-  text: string;
-  result: { finishReason: FinishReason; appendMs: number; inputStart: number; inputEnd: number; outputEnd: number };
-}
-
 /** A metrics event goes out after each this much input time. */
 export const METRICS_EVERY_MS = 5000;
 
@@ -104,14 +91,8 @@ export class InteractionSession {
   private readonly turnLatency = new LatencyStats();
   private readonly appendLatency = new LatencyStats();
   private readonly now: () => number;
-  private engine: EngineSession;
-  private rollovers = 0;
-  /** Where the current engine session began (its system prompt and carried text). */
-  private basePositionTokens: number;
-  /** The system prompt alone, in tokens (where the first engine session began). */
-  private readonly promptTokens: number;
+  private readonly sequence: EngineSequence;
   private metricsSentAtMs = 0;
-  private largestInputTokens = 0;
   private nextSeq = 0;
   private running = false;
   private closed = false;
@@ -128,9 +109,17 @@ export class InteractionSession {
     this.opts = options;
     this.id = options.id;
     this.now = options.now ?? (() => performance.now());
-    this.engine = options.engineSession;
-    this.basePositionTokens = options.engineSession.positionTokens;
-    this.promptTokens = this.basePositionTokens;
+    this.sequence = new EngineSequence({
+      session: options.engineSession,
+      systemPrompt: options.systemPrompt ?? "",
+      ...(options.reopen ? { reopen: options.reopen } : {}),
+      onRollover: (sample) => {
+        // Positions restart and earlier output can no longer be rewound; clients hear of it at once.
+        this.history.reset();
+        this.opts.observer?.rollover?.({ sessionId: this.id, ...sample });
+        this.sendMetrics();
+      },
+    });
     this.extractor = options.tools?.createExtractor();
     options.background?.onUpdate((update) => this.onBackgroundUpdate(update));
   }
@@ -141,7 +130,7 @@ export class InteractionSession {
   }
 
   get positionTokens(): number {
-    return this.engine.positionTokens;
+    return this.sequence.positionTokens;
   }
 
   /** Takes one input chunk: validates, orders by seq, queues, acks. Never throws. */
@@ -231,7 +220,7 @@ export class InteractionSession {
       positionTokens: this.positionTokens,
       backgroundTasks: this.opts.background?.running ?? 0,
       appendP50Ms: this.appendLatency.quantile(0.5),
-      contextRollovers: this.rollovers,
+      contextRollovers: this.sequence.rollovers,
     };
   }
 
@@ -246,7 +235,7 @@ export class InteractionSession {
     this.opts.background?.cancelAll();
     this.opts.tools?.cancelAll();
     await this.idle;
-    await this.engine.close();
+    await this.sequence.close();
   }
 
   private queuedChunks(): number {
@@ -306,21 +295,13 @@ export class InteractionSession {
     const start = this.now();
     const maxOutputTokens = this.outputBudget(chunk);
     const forceTool = chunk.toolChoice ? this.forcedTool(chunk) : undefined;
-    if (needsRollover(this.engine.positionTokens, this.capacityTokens(), this.largestInputTokens, maxOutputTokens) && this.canRollOver()) await this.rollOver(chunk.seq);
-    let turn: TurnOutput;
-    try {
-      turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq, forceTool);
-    } catch (err) {
-      if (!(err instanceof SequenceFull)) throw err;
-      // The estimate missed (a chunk much larger than earlier ones): roll over and
-      // try once more, unless the chunk alone is too large for a fresh sequence.
-      if (!this.canRollOver()) throw err.cause;
-      await this.rollOver(chunk.seq);
-      turn = await this.appendTurn(engineChunk, maxOutputTokens, chunk.seq, forceTool).catch((again: unknown) => {
-        throw again instanceof SequenceFull ? again.cause : again;
-      });
-    }
-    const { text, result } = turn;
+    const options = forceTool ? { maxOutputTokens, forceTool: { name: forceTool.name, parametersJson: forceTool.parametersJson } } : { maxOutputTokens };
+    const { text, result } = await this.sequence.turn(
+      engineChunk,
+      options,
+      () => this.conversation.filter((entry) => entry.seq !== chunk.seq),
+      (delta) => this.visibleText(delta, chunk.seq),
+    );
     const turnMs = this.now() - start;
     const latencyMs = this.now() - arrivedAt;
     const silent = text.length === 0;
@@ -364,25 +345,6 @@ export class InteractionSession {
     this.opts.emit({ $case: "metrics", value: this.metrics() });
   }
 
-  private async appendTurn(engineChunk: EngineChunk, maxOutputTokens: number, seq: number, forceTool?: ToolSpec): Promise<TurnOutput> {
-    let text = "";
-    let result: TurnOutput["result"] | undefined;
-    const inputStart = this.engine.positionTokens;
-    const options = forceTool ? { maxOutputTokens, forceTool: { name: forceTool.name, parametersJson: forceTool.parametersJson } } : { maxOutputTokens };
-    try {
-      for await (const out of this.engine.append(engineChunk, options)) {
-        if (out.type === "delta") text += this.visibleText(out.text, seq);
-        else result = { finishReason: out.done.finishReason, appendMs: out.done.appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
-      }
-    } catch (err) {
-      if (EngineError.isInstance(err) && err.code === "too_large" && !text) throw new SequenceFull(err);
-      throw err;
-    }
-    if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${seq} without a result`, { seq });
-    this.largestInputTokens = Math.max(this.largestInputTokens, result.inputEnd - result.inputStart);
-    return { text, result };
-  }
-
   /** The tool a chunk's tool_choice names; refused (the chunk with it) when the engine or the session cannot. */
   private forcedTool(chunk: InputChunk): ToolSpec {
     const name = chunk.toolChoice;
@@ -397,31 +359,6 @@ export class InteractionSession {
       throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: tool_choice "${name}" names no tool of this session (tools: ${known})`, { seq: chunk.seq });
     }
     return spec;
-  }
-
-  private capacityTokens(): number {
-    return this.engine.stats().capacityTokens;
-  }
-
-  private canRollOver(): boolean {
-    return this.opts.reopen !== undefined && rolloverHelps(this.engine.positionTokens, this.basePositionTokens, this.capacityTokens());
-  }
-
-  /** Goes on in a fresh engine session that carries the newest conversation (context-window.ts). */
-  private async rollOver(seq: number): Promise<void> {
-    if (!this.opts.reopen) return;
-    const old = this.engine;
-    // This turn's own input is appended after the rollover, so it is not carried as well.
-    const carried = this.conversation.filter((entry) => entry.seq !== seq);
-    const { fresh, carriedLines } = await openCarryingSession(old, this.opts.systemPrompt ?? "", this.promptTokens, carried, this.opts.reopen);
-    this.engine = fresh;
-    this.basePositionTokens = fresh.positionTokens;
-    this.rollovers++;
-    this.history.reset();
-    this.opts.observer?.rollover?.({ sessionId: this.id, fromTokens: old.positionTokens, toTokens: fresh.positionTokens, carriedLines });
-    await old.close().catch(() => undefined);
-    // Clients hear of it at once: positions restart and earlier output can no longer be rewound.
-    this.sendMetrics();
   }
 
   /**
@@ -552,7 +489,7 @@ export class InteractionSession {
     if (!this.opts.capabilities.supportsRewind) {
       throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `engine ${this.opts.capabilities.engine} cannot rewind; unheard output stays in the model's memory`);
     }
-    const engine = this.engine;
+    const engine = this.sequence.session;
     await engine.rewind(plan.positionTokens);
     const positions: { inputStartTokens: number; inputEndTokens: number }[] = [];
     for (const chunk of plan.reappend) {

@@ -1,0 +1,128 @@
+// The engine session a conversation runs on, and the ones that follow it: one
+// micro-turn's append with the rollover rules of context-window.ts around it.
+import { ErrorCode, type FinishReason } from "@microturn/protocol";
+import type { AppendOptions, EngineChunk, EngineSession } from "../engines/engine.js";
+import { EngineError } from "../engines/errors.js";
+import { SessionFault } from "../errors.js";
+import { needsRollover, openCarryingSession, rolloverHelps } from "./context-window.js";
+import type { ConversationEntry } from "./ports.js";
+
+export interface TurnOutput {
+  text: string;
+  result: { finishReason: FinishReason; appendMs: number; inputStart: number; inputEnd: number; outputEnd: number };
+}
+
+export interface RolloverSample {
+  fromTokens: number;
+  toTokens: number;
+  carriedLines: number;
+}
+
+export interface EngineSequenceOptions {
+  session: EngineSession;
+  /** The first session's system prompt; every later one starts with it too. */
+  systemPrompt: string;
+  /** Opens the next engine session; without it a full sequence answers TOO_LARGE. */
+  reopen?: (systemPrompt: string) => Promise<EngineSession>;
+  /** Called once the new session is in place (the old one is closed after). */
+  onRollover: (sample: RolloverSample) => void;
+}
+
+/** The engine refused a chunk as too large before producing anything. */
+class SequenceFull extends Error {
+  constructor(override readonly cause: EngineError) {
+    super(cause.message);
+  }
+}
+
+export class EngineSequence {
+  private current: EngineSession;
+  /** Where the current engine session began (its system prompt and carried text). */
+  private base: number;
+  /** The system prompt alone, in tokens (where the first engine session began). */
+  private readonly promptTokens: number;
+  private largestInputTokens = 0;
+  private count = 0;
+
+  constructor(private readonly opts: EngineSequenceOptions) {
+    this.current = opts.session;
+    this.base = opts.session.positionTokens;
+    this.promptTokens = this.base;
+  }
+
+  get session(): EngineSession {
+    return this.current;
+  }
+
+  get positionTokens(): number {
+    return this.current.positionTokens;
+  }
+
+  get rollovers(): number {
+    return this.count;
+  }
+
+  /**
+   * One micro-turn. Rolls over first when the turn might not fit, or once when
+   * the engine says it did not; `carried` is the conversation a rollover takes
+   * along, without this turn's own input (appended after it). `onDelta` turns
+   * model text into what the listener hears.
+   */
+  async turn(chunk: EngineChunk, options: AppendOptions, carried: () => readonly ConversationEntry[], onDelta: (text: string) => string): Promise<TurnOutput> {
+    if (needsRollover(this.current.positionTokens, this.capacityTokens(), this.largestInputTokens, options.maxOutputTokens) && this.canRollOver()) {
+      await this.rollOver(carried());
+    }
+    try {
+      return await this.append(chunk, options, onDelta);
+    } catch (err) {
+      if (!(err instanceof SequenceFull)) throw err;
+      // The estimate missed (a chunk much larger than earlier ones): roll over and
+      // try once more, unless the chunk alone is too large for a fresh sequence.
+      if (!this.canRollOver()) throw err.cause;
+      await this.rollOver(carried());
+      return this.append(chunk, options, onDelta).catch((again: unknown) => {
+        throw again instanceof SequenceFull ? again.cause : again;
+      });
+    }
+  }
+
+  close(): Promise<void> {
+    return this.current.close();
+  }
+
+  private async append(chunk: EngineChunk, options: AppendOptions, onDelta: (text: string) => string): Promise<TurnOutput> {
+    let text = "";
+    let result: TurnOutput["result"] | undefined;
+    const inputStart = this.current.positionTokens;
+    try {
+      for await (const out of this.current.append(chunk, options)) {
+        if (out.type === "delta") text += onDelta(out.text);
+        else result = { finishReason: out.done.finishReason, appendMs: out.done.appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
+      }
+    } catch (err) {
+      if (EngineError.isInstance(err) && err.code === "too_large" && !text) throw new SequenceFull(err);
+      throw err;
+    }
+    if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${chunk.seq} without a result`, { seq: chunk.seq });
+    this.largestInputTokens = Math.max(this.largestInputTokens, result.inputEnd - result.inputStart);
+    return { text, result };
+  }
+
+  private capacityTokens(): number {
+    return this.current.stats().capacityTokens;
+  }
+
+  private canRollOver(): boolean {
+    return this.opts.reopen !== undefined && rolloverHelps(this.current.positionTokens, this.base, this.capacityTokens());
+  }
+
+  private async rollOver(carried: readonly ConversationEntry[]): Promise<void> {
+    const old = this.current;
+    const { fresh, carriedLines } = await openCarryingSession(old, this.opts.systemPrompt, this.promptTokens, carried, this.opts.reopen!);
+    this.current = fresh;
+    this.base = fresh.positionTokens;
+    this.count++;
+    this.opts.onRollover({ fromTokens: old.positionTokens, toTokens: fresh.positionTokens, carriedLines });
+    await old.close().catch(() => undefined);
+  }
+}
