@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { createEchoEngine } from "../engines/echo/index.js";
+import type { EngineChunk } from "../engines/engine.js";
+import { EngineError } from "../engines/errors.js";
+import { EngineSequence, type RolloverSample } from "./engine-sequence.js";
+
+const chunk = (seq: number, words: number): EngineChunk => ({ seq, startMs: seq * 200, durationMs: 200, text: Array.from({ length: words }, (_, i) => `w${i}`).join(" ") });
+const same = (text: string) => text;
+
+async function sequenceOn(capacity: number, withReopen = true) {
+  const engine = await createEchoEngine({ defaultCapacityTokens: capacity });
+  const samples: RolloverSample[] = [];
+  const sequence = new EngineSequence({
+    session: await engine.openSession({ systemPrompt: "be brief" }),
+    systemPrompt: "be brief",
+    ...(withReopen ? { reopen: (systemPrompt: string) => engine.openSession({ systemPrompt }) } : {}),
+    onRollover: (sample) => samples.push(sample),
+  });
+  return { engine, sequence, samples };
+}
+
+describe("EngineSequence", () => {
+  it("rolls over before a turn that might not fit, carrying what it is given", async () => {
+    const { engine, sequence, samples } = await sequenceOn(100);
+    for (let seq = 0; seq < 30; seq++) await sequence.turn(chunk(seq, 3), { maxOutputTokens: 2 }, () => [{ role: "user", text: "earlier", startMs: 0 }], same);
+    expect(sequence.rollovers).toBeGreaterThanOrEqual(2);
+    expect(samples).toHaveLength(sequence.rollovers);
+    expect(samples[0]!.fromTokens).toBeGreaterThan(samples[0]!.toTokens);
+    expect(samples[0]!.carriedLines).toBe(1);
+    expect(sequence.positionTokens).toBeLessThanOrEqual(100);
+    expect((await engine.health()).activeSessions).toBe(1);
+  });
+
+  it("rolls over once and retries when a chunk much larger than the earlier ones does not fit", async () => {
+    const { sequence } = await sequenceOn(100);
+    // Two tokens a turn (the echo engine's marker and word are one piece, plus one output).
+    for (let seq = 0; seq < 20; seq++) await sequence.turn(chunk(seq, 1), { maxOutputTokens: 1 }, () => [], same);
+    expect(sequence.rollovers).toBe(0);
+    const before = sequence.positionTokens;
+    // Past what is left of this sequence, well within a fresh one; the estimate (3 tokens a turn) does not see it coming.
+    const turn = await sequence.turn(chunk(20, 100 - before + 2), { maxOutputTokens: 1 }, () => [], same);
+    expect(sequence.rollovers).toBe(1);
+    expect(turn.result.inputEnd).toBeGreaterThan(turn.result.inputStart);
+  });
+
+  it("answers TOO_LARGE when the chunk fits no sequence, or when there is no reopen", async () => {
+    const { sequence } = await sequenceOn(100);
+    for (let seq = 0; seq < 20; seq++) await sequence.turn(chunk(seq, 1), { maxOutputTokens: 1 }, () => [], same);
+    const err = await sequence.turn(chunk(20, 150), { maxOutputTokens: 1 }, () => [], same).catch((e: unknown) => e);
+    expect(EngineError.isInstance(err) && err.code).toBe("too_large");
+    expect(sequence.rollovers).toBe(1); // tried once in a fresh sequence, which was no better
+    const fixed = await sequenceOn(60, false);
+    const fails = async () => {
+      for (let seq = 0; seq < 40; seq++) await fixed.sequence.turn(chunk(seq, 3), { maxOutputTokens: 2 }, () => [], same);
+    };
+    await expect(fails()).rejects.toMatchObject({ code: "too_large" });
+    expect(fixed.sequence.rollovers).toBe(0);
+  });
+});
