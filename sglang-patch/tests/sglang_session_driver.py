@@ -25,7 +25,7 @@ from sglang.srt.managers.io_struct import (
     SessionParams,
     TokenizedGenerateReqInput,
 )
-from sglang.srt.managers.schedule_batch import FINISH_ABORT, FINISH_LENGTH
+from sglang.srt.managers.schedule_batch import FINISH_ABORT, FINISH_LENGTH, Req
 from sglang.srt.mem_cache import allocation
 from sglang.srt.mem_cache.allocator.paged import PagedTokenToKVPoolAllocator
 from sglang.srt.mem_cache.allocator.token import TokenToKVPoolAllocator
@@ -136,6 +136,12 @@ class SchedulerDriver:
             session_params=SessionParams(id=session_id, offset=offset, rid=after_rid))
         self.next_token += 1
         return self.controller.get(session_id).create_req(tokenized, None, VOCAB)
+
+    def plain_request(self, rid: str, input_ids, max_new_tokens: int):
+        """A request outside any session, as the scheduler builds one."""
+        sampling = SamplingParams(max_new_tokens=max_new_tokens)
+        sampling.normalize(None)
+        return Req(rid, None, array("q", input_ids), sampling)
 
     # -- one turn through the scheduler's steps -------------------------------
 

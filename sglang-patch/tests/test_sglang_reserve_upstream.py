@@ -237,10 +237,6 @@ def test_close_reap_and_abort_return_everything_after_many_mixed_sessions(hooked
 
 
 def test_plain_requests_in_a_mixed_batch_get_what_upstream_gives_them(hooked, monkeypatch):
-    from array import array
-
-    from sglang.srt.managers.schedule_batch import Req
-    from sglang.srt.sampling.sampling_params import SamplingParams
     from sglang_session_driver import SchedulerDriver
 
     monkeypatch.setenv("MICROTURN_SESSION_RESERVE_TOKENS", "16")
@@ -250,9 +246,7 @@ def test_plain_requests_in_a_mixed_batch_get_what_upstream_gives_them(hooked, mo
     drv.turn("a", [10, 20, 30], 2)
     drv.open("b")
     session_turn = drv.submit("a", [30, 31, 32], 2)
-    sampling = SamplingParams(max_new_tokens=2)
-    sampling.normalize(None)
-    plain = Req("plain", None, array("q", [1, 2, 3, 4, 5, 6, 7, 8, 9]), sampling)
+    plain = drv.plain_request("plain", [1, 2, 3, 4, 5, 6, 7, 8, 9], 2)
     first_turn = drv.submit("b", [1, 2, 3, 40], 2)
     for req in (session_turn, plain, first_turn):
         drv.match(req)
@@ -271,19 +265,13 @@ def test_plain_requests_in_a_mixed_batch_get_what_upstream_gives_them(hooked, mo
 
 
 def test_batches_without_session_turns_and_paged_allocators_are_upstream_id_for_id(context):
-    from array import array
-
-    from sglang.srt.managers.schedule_batch import Req
-    from sglang.srt.sampling.sampling_params import SamplingParams
     from sglang_session_driver import SchedulerDriver, applied_session_hooks
 
     from microturn_sglang import session_reserve
 
     def run(page_size):
         drv = SchedulerDriver(page_size=page_size)
-        sampling = SamplingParams(max_new_tokens=3)
-        sampling.normalize(None)
-        reqs = [Req(f"p{i}", None, array("q", [1, 2, 3, 4, 5 + i, 6 + i]), sampling) for i in range(3)]
+        reqs = [drv.plain_request(f"p{i}", [1, 2, 3, 4, 5 + i, 6 + i], 3) for i in range(3)]
         drv.prefill(*reqs)
         outs = [drv.last_out_cache_loc.tolist()]
         for req in reqs:
@@ -309,10 +297,6 @@ def test_batches_without_session_turns_and_paged_allocators_are_upstream_id_for_
 
 
 def test_out_of_memory_raises_upstreams_error_and_gives_the_batch_slots_back(hooked, monkeypatch):
-    from array import array
-
-    from sglang.srt.managers.schedule_batch import Req
-    from sglang.srt.sampling.sampling_params import SamplingParams
     from sglang_session_driver import SchedulerDriver
 
     monkeypatch.setenv("MICROTURN_SESSION_RESERVE_TOKENS", "4")
@@ -322,9 +306,7 @@ def test_out_of_memory_raises_upstreams_error_and_gives_the_batch_slots_back(hoo
     drv.turn("a", [7, 8], 2)
     res = reservation(drv, "a")
     free, unused = drv.global_free_slots(), res.unused
-    sampling = SamplingParams(max_new_tokens=2)
-    sampling.normalize(None)
-    plain = Req("plain", None, array("q", [90, 91, 92]), sampling)
+    plain = drv.plain_request("plain", [90, 91, 92], 2)
     session_turn = drv.submit("a", list(range(100, 100 + free + unused)), 2)  # more than the pool has
     for req in (plain, session_turn):
         drv.match(req)
@@ -336,10 +318,6 @@ def test_out_of_memory_raises_upstreams_error_and_gives_the_batch_slots_back(hoo
 
 
 def test_unused_reserved_slots_are_reclaimed_before_anything_fails_or_is_evicted(hooked, monkeypatch):
-    from array import array
-
-    from sglang.srt.managers.schedule_batch import Req
-    from sglang.srt.sampling.sampling_params import SamplingParams
     from sglang_session_driver import SchedulerDriver
 
     monkeypatch.setenv("MICROTURN_SESSION_RESERVE_TOKENS", "256")
@@ -358,9 +336,7 @@ def test_unused_reserved_slots_are_reclaimed_before_anything_fails_or_is_evicted
     budget = drv.allocator.create_prefill_budget(drv.cache)
     assert budget._available_and_evictable() == drv.free_slots() + drv.cache.evictable_size()
     # A plain request larger than the free list gets served from the slack.
-    sampling = SamplingParams(max_new_tokens=1)
-    sampling.normalize(None)
-    big = Req("big", None, array("q", range(500, 500 + drv.free_slots() - 5)), sampling)
+    big = drv.plain_request("big", range(500, 500 + drv.free_slots() - 5), 1)
     drv.prefill(big)
     drv.finish(big)
     assert pool_invariant(drv)
