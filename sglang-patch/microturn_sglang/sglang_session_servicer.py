@@ -49,7 +49,6 @@ _MESSAGE_CODES = (
 )
 
 
-
 class Refusal(Exception):
     """A request the servicer answers with a gRPC status instead of output."""
 
