@@ -1,11 +1,11 @@
 // Builds the context package handed to the background model: who it is, the
 // whole conversation with input times, then the task. Bounded in characters so
 // a long session cannot overflow the background model's context.
-import type { ConversationEntry } from "../session/ports.js";
+import { formatEntry, formatSeconds, type ConversationEntry } from "../session/ports.js";
 import type { ChatMessage } from "./client.js";
 
-// One definition of a conversation line: the session's port owns it.
-export type { ConversationEntry };
+// One definition of a conversation line and its format: the session's port owns them.
+export { formatEntry, type ConversationEntry };
 
 export interface ContextPackageOptions {
   /** Upper bound on the characters of all messages together. Default 24000. */
@@ -30,14 +30,6 @@ const SYSTEM_PROMPT = [
   "interaction model, which will say it in its own words: answer the task directly, concisely, in plain text,",
   "without greetings or remarks about these instructions.",
 ].join(" ");
-
-function formatSeconds(ms: number): string {
-  return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
-}
-
-export function formatEntry(entry: ConversationEntry): string {
-  return `[${formatSeconds(entry.startMs)}] ${entry.role}: ${entry.text}`;
-}
 
 function clip(text: string, maxChars: number): string {
   if (text.length <= maxChars) return text;

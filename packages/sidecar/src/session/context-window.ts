@@ -4,7 +4,7 @@
 // sequence is never re-prefilled chunk by chunk; a rollover costs one prefill
 // of the carried text (see docs/architecture.md, "Long sessions").
 import type { EngineSession } from "../engines/engine.js";
-import type { ConversationEntry } from "./ports.js";
+import { formatEntry, type ConversationEntry } from "./ports.js";
 
 /** Share of the capacity the carried conversation may take (beyond the system prompt). */
 export const CARRY_SHARE = 0.25;
@@ -31,9 +31,9 @@ export function rolloverHelps(positionTokens: number, basePositionTokens: number
   return capacityTokens > 0 && positionTokens - basePositionTokens >= capacityTokens * ROLLOVER_MIN_GROWTH;
 }
 
-/** `[12.4s] user: text`, the shape the background context package uses too. */
-export function renderEntry(entry: ConversationEntry): string {
-  return `[${(entry.startMs / 1000).toFixed(1)}s] ${entry.role}: ${entry.text.replace(/\s+/g, " ").trim()}`;
+/** A conversation line on one line: the carried prompt spends no tokens on layout. */
+function carriedLine(entry: ConversationEntry): string {
+  return formatEntry({ ...entry, text: entry.text.replace(/\s+/g, " ").trim() });
 }
 
 /**
@@ -44,7 +44,7 @@ export function carryOverPrompt(systemPrompt: string, conversation: readonly Con
   const lines: string[] = [];
   let used = 0;
   for (let i = conversation.length - 1; i >= 0; i--) {
-    const line = renderEntry(conversation[i]!);
+    const line = carriedLine(conversation[i]!);
     if (used + line.length + 1 > budgetChars) break;
     lines.push(line);
     used += line.length + 1;

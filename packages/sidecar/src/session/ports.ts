@@ -11,6 +11,16 @@ export interface ConversationEntry {
   seq?: number;
 }
 
+/** Input time as models read it: `12.4s` since the session began. */
+export function formatSeconds(ms: number): string {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
+}
+
+/** A conversation line as models read it: `[12.4s] user: text`. */
+export function formatEntry(entry: ConversationEntry): string {
+  return `[${formatSeconds(entry.startMs)}] ${entry.role}: ${entry.text}`;
+}
+
 export interface DelegateRequest {
   taskId?: string;
   task: string;
