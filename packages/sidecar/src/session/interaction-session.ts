@@ -78,7 +78,9 @@ export interface InteractionSessionOptions {
 /** A metrics event goes out after each this much input time. */
 export const METRICS_EVERY_MS = 5000;
 
-type QueueItem = { kind: "chunk"; chunk: InputChunk; arrivedAt: number } | { kind: "interrupt"; playedUpToMs: number };
+type QueueItem =
+  | { kind: "chunk"; chunk: InputChunk; arrivedAt: number; forceTool: ToolSpec | undefined }
+  | { kind: "interrupt"; playedUpToMs: number };
 
 export class InteractionSession {
   readonly id: string;
@@ -148,7 +150,7 @@ export class InteractionSession {
         });
       }
       validateInputChunk(chunk);
-      if (chunk.toolChoice) this.forcedTool(chunk);
+      const forceTool = chunk.toolChoice ? this.forcedTool(chunk) : undefined;
       if (this.queuedChunks() >= this.opts.limits.maxQueuedChunks) {
         throw new SessionFault(
           ErrorCode.ERROR_CODE_QUEUE_FULL,
@@ -158,7 +160,7 @@ export class InteractionSession {
       }
       this.nextSeq = chunk.seq + 1;
       this.inputTimeMs = chunk.startMs + chunk.durationMs;
-      this.queue.push({ kind: "chunk", chunk, arrivedAt: this.now() });
+      this.queue.push({ kind: "chunk", chunk, arrivedAt: this.now(), forceTool });
       this.opts.emit({ $case: "inputAck", value: { seq: chunk.seq, duplicate: false, queueDepth: this.queue.length - 1 } });
       this.kick();
     } catch (err) {
@@ -277,7 +279,7 @@ export class InteractionSession {
       while (this.queue.length > 0 && !this.closed) {
         const item = this.queue.shift()!;
         try {
-          if (item.kind === "chunk") await this.runTurn(item.chunk, item.arrivedAt);
+          if (item.kind === "chunk") await this.runTurn(item.chunk, item.arrivedAt, item.forceTool);
           else await this.rewindTo(item.playedUpToMs);
         } catch (err) {
           this.reportError(err, item.kind === "chunk" ? { seq: item.chunk.seq } : {});
@@ -289,12 +291,11 @@ export class InteractionSession {
     }
   }
 
-  private async runTurn(chunk: InputChunk, arrivedAt: number): Promise<void> {
+  private async runTurn(chunk: InputChunk, arrivedAt: number, forceTool: ToolSpec | undefined): Promise<void> {
     const engineChunk = this.toEngineChunk(chunk);
     this.logInput(engineChunk);
     const start = this.now();
     const maxOutputTokens = this.outputBudget(chunk);
-    const forceTool = chunk.toolChoice ? this.forcedTool(chunk) : undefined;
     const options = forceTool ? { maxOutputTokens, forceTool: { name: forceTool.name, parametersJson: forceTool.parametersJson } } : { maxOutputTokens };
     const { text, result } = await this.sequence.turn(
       engineChunk,
