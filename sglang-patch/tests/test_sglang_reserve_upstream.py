@@ -296,15 +296,20 @@ def test_batches_without_session_turns_and_paged_allocators_are_upstream_id_for_
     assert hooked[4][1] == 0 and hooked[4][0][2] == upstream[4][2]
 
 
-def test_out_of_memory_raises_upstreams_error_and_gives_the_batch_slots_back(hooked, monkeypatch):
+def session_after_two_turns(monkeypatch, reserve_tokens: int, kv_slots: int):
+    """A small pool with session "a" past its published prompt, holding a reservation."""
     from sglang_session_driver import SchedulerDriver
 
-    monkeypatch.setenv("MICROTURN_SESSION_RESERVE_TOKENS", "4")
-    drv = SchedulerDriver(kv_slots=48, max_context=256)
+    monkeypatch.setenv("MICROTURN_SESSION_RESERVE_TOKENS", str(reserve_tokens))
+    drv = SchedulerDriver(kv_slots=kv_slots, max_context=256)
     drv.open("a", capacity=100_000)
     drv.turn("a", P, 2)
     drv.turn("a", [7, 8], 2)
-    res = reservation(drv, "a")
+    return drv, reservation(drv, "a")
+
+
+def test_out_of_memory_raises_upstreams_error_and_gives_the_batch_slots_back(hooked, monkeypatch):
+    drv, res = session_after_two_turns(monkeypatch, reserve_tokens=4, kv_slots=48)
     free, unused = drv.global_free_slots(), res.unused
     plain = drv.plain_request("plain", [90, 91, 92], 2)
     session_turn = drv.submit("a", list(range(100, 100 + free + unused)), 2)  # more than the pool has
@@ -318,14 +323,7 @@ def test_out_of_memory_raises_upstreams_error_and_gives_the_batch_slots_back(hoo
 
 
 def test_unused_reserved_slots_are_reclaimed_before_anything_fails_or_is_evicted(hooked, monkeypatch):
-    from sglang_session_driver import SchedulerDriver
-
-    monkeypatch.setenv("MICROTURN_SESSION_RESERVE_TOKENS", "256")
-    drv = SchedulerDriver(kv_slots=128, max_context=256)
-    drv.open("a", capacity=100_000)
-    drv.turn("a", P, 2)
-    drv.turn("a", [7, 8], 2)
-    res = reservation(drv, "a")
+    drv, res = session_after_two_turns(monkeypatch, reserve_tokens=256, kv_slots=128)
     assert res.unused > 40  # half of what was free
     evictable = drv.cache.evictable_size()
     # SGLang's own decode capacity check (what decides retraction) sees the slack.
