@@ -47,7 +47,12 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
   let serving = true;
   const hub = new SessionHub({
     engine,
-    limits: { maxOutputTokensPerTurn: config.maxOutputTokensPerTurn, maxQueuedChunks: config.maxQueuedChunks, sessionTokens: config.sessionTokens },
+    limits: {
+      maxOutputTokensPerTurn: config.maxOutputTokensPerTurn,
+      maxQueuedChunks: config.maxQueuedChunks,
+      sessionTokens: config.sessionTokens,
+      rewindHorizonMs: config.rewindHorizonMs,
+    },
     maxSessions: config.maxSessions,
     resumeGraceMs: config.resumeGraceMs,
     recordDir: config.recordDir,

@@ -31,6 +31,8 @@ export interface SidecarConfig {
   maxQueuedChunks: number;
   /** KV capacity asked of the engine per session, tokens; 0 takes the engine's default. */
   sessionTokens: number;
+  /** How far back in input time a barge-in can cut; the session keeps that much input. */
+  rewindHorizonMs: number;
   resumeGraceMs: number;
   backgroundMaxConcurrent: number;
   backgroundTimeoutMs: number;
@@ -91,6 +93,13 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     kind: "int",
     default: "0",
     help: "KV capacity per session, tokens (0: the engine's default); a full session rolls over",
+  },
+  rewindHorizonMs: {
+    flag: "rewind-horizon-ms",
+    env: "MICROTURN_REWIND_HORIZON_MS",
+    kind: "int",
+    default: "10000",
+    help: "how far back (input time) a barge-in can cut; each session keeps that much input, media included",
   },
   maxQueuedChunks: { flag: "max-queued-chunks", env: "MICROTURN_MAX_QUEUED_CHUNKS", kind: "int", default: "50", help: "input chunks a session may queue" },
   resumeGraceMs: { flag: "resume-grace-ms", env: "MICROTURN_RESUME_GRACE_MS", kind: "int", default: "30000", help: "how long a dropped session waits for resume" },
@@ -178,7 +187,7 @@ function validate(c: SidecarConfig): void {
   for (const key of positive) {
     if ((c[key] as number) < 1) throw new ConfigError(`--${SETTINGS[key].flag} must be at least 1, got ${c[key]}`);
   }
-  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs", "sessionTokens"] as const) {
+  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs", "sessionTokens", "rewindHorizonMs"] as const) {
     if (c[key] < 0) throw new ConfigError(`--${SETTINGS[key].flag} must not be negative, got ${c[key]}`);
   }
 }

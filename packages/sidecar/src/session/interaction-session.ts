@@ -43,6 +43,8 @@ export interface SessionLimits {
   maxQueuedChunks: number;
   /** KV capacity asked of the engine per session, tokens; 0 or absent takes the engine's default. */
   sessionTokens?: number;
+  /** How far back in input time a barge-in can cut (the input kept for re-append); absent: 10 s. */
+  rewindHorizonMs?: number;
 }
 
 export interface SessionObserver {
@@ -86,7 +88,7 @@ export class InteractionSession {
   readonly id: string;
   private readonly opts: InteractionSessionOptions;
   private readonly queue: QueueItem[] = [];
-  private readonly history = new TurnHistory();
+  private readonly history: TurnHistory;
   private readonly deliveries = new ContextDeliveries();
   private readonly conversation: ConversationEntry[] = [];
   private readonly extractor: ToolCallExtractor | undefined;
@@ -111,6 +113,7 @@ export class InteractionSession {
     this.opts = options;
     this.id = options.id;
     this.now = options.now ?? (() => performance.now());
+    this.history = new TurnHistory(options.limits.rewindHorizonMs);
     this.sequence = new EngineSequence({
       session: options.engineSession,
       systemPrompt: options.systemPrompt ?? "",

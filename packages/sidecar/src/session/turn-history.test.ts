@@ -46,4 +46,32 @@ describe("TurnHistory", () => {
     turn(h, 0, 0, 3, "ab");
     expect(h.planRewind(10_000)).toBeUndefined();
   });
+
+  it("keeps only the rewind window of input time, however long the session runs", () => {
+    const h = new TurnHistory(30_000);
+    for (let seq = 0; seq < 3000; seq++) turn(h, seq, seq * 4, seq * 4 + 3, seq % 10 === 0 ? "a" : "");
+    // 10 minutes of input: the newest chunk ends at 600 s; turns that ended by 570 s are gone.
+    expect(h.length).toBe(150);
+    expect(h.planRewind(599_000)).toBeUndefined();
+  });
+
+  it("keeps a turn whose output is still to be heard, even past the window", () => {
+    const h = new TurnHistory(1000);
+    turn(h, 0, 0, 3, "x".repeat(100)); // 6 s of output from 200 ms
+    for (let seq = 1; seq < 20; seq++) turn(h, seq, 200 + seq, 201 + seq, "");
+    expect(h.length).toBe(20);
+    const plan = h.planRewind(3200)!;
+    expect(plan.reappend.map((c) => c.seq)).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
+    expect(plan.droppedText).toBe("x".repeat(50));
+  });
+
+  it("cuts no further back than the window when a barge-in is reported late", () => {
+    const h = new TurnHistory(1000);
+    for (let seq = 0; seq < 20; seq++) turn(h, seq, seq * 10, seq * 10 + 3, "ab");
+    // Chunk 19 ends at 4,000 ms: turns whose input and output ended by 3,000 ms (seq 0–13) are forgotten.
+    expect(h.length).toBe(6);
+    const plan = h.planRewind(0)!;
+    expect(plan.positionTokens).toBe(14 * 10 + 3);
+    expect(plan.reappend.map((c) => c.seq)).toEqual([15, 16, 17, 18, 19]);
+  });
 });

@@ -6,6 +6,9 @@ import type { EngineChunk } from "../engines/engine.js";
 /** Text output is timed as speech at this rate when there is no audio. */
 export const TEXT_MS_PER_CHAR = 60;
 
+/** How far back in input time a barge-in can cut by default. */
+export const DEFAULT_REWIND_HORIZON_MS = 10_000;
+
 export interface TurnRecord {
   seq: number;
   /** The input as appended, kept to re-append it after a rewind. */
@@ -36,8 +39,18 @@ export interface RewindPlan {
 export class TurnHistory {
   private readonly turns: TurnRecord[] = [];
   private outputCursorMs = 0;
-  /** Longest history kept; older turns can no longer be rewound into. */
-  constructor(private readonly maxTurns = 3000) {}
+
+  /**
+   * Turns whose input and output both ended more than `horizonMs` of input
+   * time before the newest chunk are forgotten, so a session holds a bounded
+   * window of inputs (with their audio and video) however long it runs; a
+   * barge-in reported later than that cuts no further back than the window.
+   * `maxTurns` bounds the window again for very short chunks.
+   */
+  constructor(
+    private readonly horizonMs = DEFAULT_REWIND_HORIZON_MS,
+    private readonly maxTurns = 3000,
+  ) {}
 
   /** Where the next output would start: after earlier output and after its input ended. */
   nextOutputStart(chunk: { startMs: number; durationMs: number }): number {
@@ -52,7 +65,10 @@ export class TurnHistory {
   record(turn: TurnRecord): void {
     this.turns.push(turn);
     if (turn.outputDurationMs > 0) this.outputCursorMs = turn.outputStartMs + turn.outputDurationMs;
-    if (this.turns.length > this.maxTurns) this.turns.shift();
+    const cutoffMs = turn.chunk.startMs + turn.chunk.durationMs - this.horizonMs;
+    let stale = Math.max(0, this.turns.length - this.maxTurns);
+    while (stale < this.turns.length - 1 && endsBefore(this.turns[stale]!, cutoffMs)) stale++;
+    if (stale > 0) this.turns.splice(0, stale);
   }
 
   /** Forgets every turn (their positions belong to a sequence that is gone); output timing goes on. */
@@ -60,6 +76,7 @@ export class TurnHistory {
     this.turns.length = 0;
   }
 
+  /** Turns kept (the rewind window). */
   get length(): number {
     return this.turns.length;
   }
@@ -109,4 +126,8 @@ export class TurnHistory {
     });
     this.outputCursorMs = Math.min(this.outputCursorMs, playedUpToMs);
   }
+}
+
+function endsBefore(turn: TurnRecord, ms: number): boolean {
+  return turn.chunk.startMs + turn.chunk.durationMs <= ms && turn.outputStartMs + turn.outputDurationMs <= ms;
 }
