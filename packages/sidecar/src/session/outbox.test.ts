@@ -26,4 +26,22 @@ describe("Outbox", () => {
     expect(resumed.map((e) => e.eventSeq)).toEqual([997, 998, 999, 1000]);
     expect(outbox.attach({ send: () => undefined }, 10)).toBe(false);
   });
+
+  it("while attached, drops events past their age; while detached, keeps them for the resume", () => {
+    let now = 0;
+    const outbox = new Outbox({ capacity: 4096, keepMs: 60_000, now: () => now });
+    outbox.attach({ send: () => undefined });
+    // 11 events a second for five minutes: a 5 chunks/s session's acks, outputs and metrics.
+    for (; now < 300_000; now += 1000 / 11) outbox.push(ack(0));
+    expect(outbox.size).toBeLessThanOrEqual(11 * 60 + 32);
+    expect(outbox.size).toBeGreaterThanOrEqual(11 * 60 - 1);
+    const last = outbox.lastEventSeq;
+    outbox.detach();
+    for (let i = 0; i < 2000; i++, now += 1000 / 11) outbox.push(ack(1));
+    const resumed: ServerEvent[] = [];
+    expect(outbox.attach({ send: (e) => resumed.push(e) }, last)).toBe(true);
+    expect(resumed.map((e) => e.eventSeq)).toEqual(Array.from({ length: 2000 }, (_, i) => last + 1 + i));
+    // A resume from further back than an attached stream keeps is refused, not served with a gap.
+    expect(outbox.attach({ send: () => undefined }, last - 2000)).toBe(false);
+  });
 });

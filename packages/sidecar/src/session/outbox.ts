@@ -7,16 +7,40 @@ export interface EventSink {
   send(event: ServerEvent): void;
 }
 
-/** Events kept past the capacity before the oldest are dropped at once. */
+export interface OutboxOptions {
+  /** Most events kept (up to capacity + a trim batch). Default 4,096. */
+  capacity?: number;
+  /**
+   * While a stream is attached, events older than this are dropped too: a
+   * client that resumes lost at most what was in flight when its stream broke.
+   * Events sent while no stream is attached are kept (up to the capacity).
+   * Default: no age limit.
+   */
+  keepMs?: number;
+  now?: () => number;
+}
+
+/** Events dropped at once: shifting a long array on every event would copy it each time. */
 const TRIM_BATCH = 256;
+/** Events past their age dropped at once. */
+const AGE_TRIM_BATCH = 32;
 
 export class Outbox {
   private readonly kept: ServerEvent[] = [];
+  /** When each kept event was pushed, ms (same order as `kept`). */
+  private readonly keptAt: number[] = [];
+  private readonly capacity: number;
+  private readonly keepMs: number;
+  private readonly now: () => number;
   private seq = 0;
   private sink: EventSink | undefined;
 
-  /** Keeps at least the last `capacity` events (up to capacity + TRIM_BATCH). */
-  constructor(private readonly capacity = 4096) {}
+  constructor(options: OutboxOptions | number = {}) {
+    const opts = typeof options === "number" ? { capacity: options } : options;
+    this.capacity = opts.capacity ?? 4096;
+    this.keepMs = opts.keepMs ?? Infinity;
+    this.now = opts.now ?? (() => performance.now());
+  }
 
   get lastEventSeq(): number {
     return this.seq;
@@ -26,11 +50,18 @@ export class Outbox {
     return this.sink !== undefined;
   }
 
+  /** Events kept for resume. */
+  get size(): number {
+    return this.kept.length;
+  }
+
   push(payload: ServerPayload): ServerEvent {
     const event: ServerEvent = { eventSeq: ++this.seq, event: payload };
+    const now = this.now();
     this.kept.push(event);
-    // Trimmed in batches: shifting a full array on every event would copy it each time.
-    if (this.kept.length >= this.capacity + TRIM_BATCH) this.kept.splice(0, this.kept.length - this.capacity);
+    this.keptAt.push(now);
+    if (this.kept.length >= this.capacity + TRIM_BATCH) this.drop(this.kept.length - this.capacity);
+    else if (this.sink && this.keptAt[AGE_TRIM_BATCH - 1]! < now - this.keepMs) this.drop(this.countOlderThan(now - this.keepMs));
     this.sink?.send(event);
     return event;
   }
@@ -47,5 +78,16 @@ export class Outbox {
 
   detach(sink?: EventSink): void {
     if (sink === undefined || this.sink === sink) this.sink = undefined;
+  }
+
+  private countOlderThan(ms: number): number {
+    let n = 0;
+    while (n < this.keptAt.length && this.keptAt[n]! < ms) n++;
+    return n;
+  }
+
+  private drop(n: number): void {
+    this.kept.splice(0, n);
+    this.keptAt.splice(0, n);
   }
 }

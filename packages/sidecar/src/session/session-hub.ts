@@ -6,7 +6,7 @@ import type { Engine } from "../engines/engine.js";
 import { SessionFault } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { InteractionSession, type InputMedia, type SessionLimits, type SessionObserver } from "./interaction-session.js";
-import { Outbox, type EventSink } from "./outbox.js";
+import { Outbox, type EventSink, type OutboxOptions } from "./outbox.js";
 import type { SessionBackground, SessionTools } from "./ports.js";
 import { SessionRecorder } from "./session-recorder.js";
 import { DELEGATE_TOOL_SPEC } from "../tools/delegate.js";
@@ -25,17 +25,25 @@ export interface SessionHubOptions {
   createMedia?: () => InputMedia | undefined;
   /** Tools the sidecar runs itself, announced to the model beside the client's. */
   serverTools?: ToolSpec[];
+  /** Wall clock, ms (how old a kept event is); performance.now by default. */
+  now?: () => number;
 }
+
+/** Events an attached session keeps for resume at least this long (longer with a long grace period). */
+const OUTBOX_KEEP_MS = 60_000;
 
 /** A session and what outlives its streams. */
 export class SessionHandle {
-  readonly outbox = new Outbox();
+  readonly outbox: Outbox;
   graceTimer: NodeJS.Timeout | undefined;
   constructor(
     readonly session: InteractionSession,
     readonly resumeToken: string,
     readonly recorder: SessionRecorder | undefined,
-  ) {}
+    outbox: OutboxOptions = {},
+  ) {
+    this.outbox = new Outbox(outbox);
+  }
 }
 
 export class SessionHub {
@@ -111,7 +119,10 @@ export class SessionHub {
       tools: this.opts.createTools?.(id, config),
       observer: this.observer,
     });
-    handle = new SessionHandle(session, token, recorder);
+    handle = new SessionHandle(session, token, recorder, {
+      keepMs: Math.max(OUTBOX_KEEP_MS, 2 * this.opts.resumeGraceMs),
+      ...(this.opts.now ? { now: this.opts.now } : {}),
+    });
     this.byId.set(id, handle);
     this.byToken.set(token, handle);
     handle.outbox.attach(sink);
