@@ -2,7 +2,9 @@
 // benchmarks of everything above the engine. It tokenizes like a sequence
 // would (one token per word piece, the time marker included), answers each
 // chunk by repeating its user text token by token (optionally paced), and
-// supports rewind. Silent when the chunk has no text.
+// supports rewind. Silent when the chunk has no text. With `media` it also
+// takes audio and video, one token per dMel frame and per patch, so load and
+// memory benchmarks can drive the media path without a model.
 import { randomUUID } from "node:crypto";
 import { FinishReason, Modality } from "@microturn/protocol";
 import { renderChunkText } from "../chunk-text.js";
@@ -15,7 +17,12 @@ export interface EchoEngineOptions {
   /** Capacity of a session that asks for none, tokens. */
   defaultCapacityTokens?: number;
   maxSessions?: number;
+  /** Take dMel audio and video patches too (text only by default). */
+  media?: boolean;
 }
+
+/** What a dMel frame or a patch occupies in an echo sequence: one shared placeholder token. */
+const MEDIA_TOKEN = "";
 
 /** Word pieces with their leading whitespace, so joining them gives the text back. */
 export function echoTokens(text: string): string[] {
@@ -40,6 +47,7 @@ class EchoSession implements EngineSession {
     readonly id: string,
     private readonly capacity: number,
     private readonly tokenDelayMs: number,
+    private readonly media: boolean,
     systemPrompt: string,
     private readonly onClose: (id: string) => void,
   ) {
@@ -62,14 +70,16 @@ class EchoSession implements EngineSession {
 
   async *append(chunk: EngineChunk, options: AppendOptions): AsyncGenerator<EngineOutput> {
     this.assertUsable();
-    if ((chunk.audio && chunk.audio.frames > 0) || (chunk.video && chunk.video.length > 0)) {
-      throw new EngineError("unsupported_modality", "the echo engine takes text only", { sessionId: this.id });
+    const mediaTokens = (chunk.audio?.frames ?? 0) + (chunk.video ?? []).reduce((n, grid) => n + grid.rows * grid.cols, 0);
+    if (mediaTokens > 0 && !this.media) {
+      throw new EngineError("unsupported_modality", "the echo engine takes text only (open it with media to take audio and video)", { sessionId: this.id });
     }
     if (!Number.isInteger(options.maxOutputTokens) || options.maxOutputTokens < 0) {
       throw new EngineError("invalid_argument", `maxOutputTokens must be a non-negative integer, got ${options.maxOutputTokens}`, { sessionId: this.id });
     }
     if (options.signal?.aborted) throw new EngineError("aborted", "append aborted before it started", { sessionId: this.id });
     const input = echoTokens(renderChunkText(chunk));
+    for (let i = 0; i < mediaTokens; i++) input.push(MEDIA_TOKEN);
     if (this.tokens.length + input.length + options.maxOutputTokens > this.capacity) {
       throw new EngineError("too_large", `chunk of ${input.length} tokens does not fit: session at ${this.tokens.length} of ${this.capacity}`, { sessionId: this.id });
     }
@@ -141,19 +151,22 @@ class EchoSession implements EngineSession {
 }
 
 export class EchoEngine implements Engine {
-  readonly capabilities: EngineCapabilities = {
-    engine: "echo",
-    modelId: "echo",
-    inputModalities: [Modality.MODALITY_TEXT],
-    outputModalities: [Modality.MODALITY_TEXT],
-    supportsRewind: true,
-    maxContextTokens: 1 << 20,
-    randomWeights: false,
-  };
+  readonly capabilities: EngineCapabilities;
   private readonly sessions = new Map<string, EchoSession>();
   private disposed = false;
 
-  constructor(private readonly options: EchoEngineOptions = {}) {}
+  constructor(private readonly options: EchoEngineOptions = {}) {
+    const media = options.media ? [Modality.MODALITY_AUDIO, Modality.MODALITY_VIDEO] : [];
+    this.capabilities = {
+      engine: "echo",
+      modelId: "echo",
+      inputModalities: [Modality.MODALITY_TEXT, ...media],
+      outputModalities: [Modality.MODALITY_TEXT],
+      supportsRewind: true,
+      maxContextTokens: 1 << 20,
+      randomWeights: false,
+    };
+  }
 
   async openSession(options: OpenSessionOptions = {}): Promise<EngineSession> {
     if (this.disposed) throw new EngineError("unavailable", "engine disposed");
@@ -162,7 +175,7 @@ export class EchoEngine implements Engine {
     const id = options.sessionId || randomUUID();
     if (this.sessions.has(id)) throw new EngineError("invalid_argument", `session ${id} is already open`, { sessionId: id });
     const capacity = options.capacityTokens || this.options.defaultCapacityTokens || 65_536;
-    const session = new EchoSession(id, capacity, this.options.tokenDelayMs ?? 0, options.systemPrompt ?? "", (closed) => this.sessions.delete(closed));
+    const session = new EchoSession(id, capacity, this.options.tokenDelayMs ?? 0, this.options.media ?? false, options.systemPrompt ?? "", (closed) => this.sessions.delete(closed));
     this.sessions.set(id, session);
     return session;
   }

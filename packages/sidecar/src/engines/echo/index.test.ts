@@ -1,0 +1,39 @@
+import { Modality } from "@microturn/protocol";
+import { describe, expect, it } from "vitest";
+import { EngineError } from "../errors.js";
+import { createEchoEngine } from "./index.js";
+
+const audio = { frames: 20, channels: 80, codes: new Uint8Array(20 * 80) };
+const video = { patchSizePx: 40, rows: 12, cols: 16, rgb: new Uint8Array(12 * 16 * 40 * 40 * 3), offsetMs: 0 };
+
+async function drain(it: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of it) void _;
+}
+
+describe("echo engine", () => {
+  it("takes text only unless opened with media", async () => {
+    const engine = await createEchoEngine();
+    expect(engine.capabilities.inputModalities).toEqual([Modality.MODALITY_TEXT]);
+    const session = await engine.openSession({});
+    const refused = drain(session.append({ seq: 0, startMs: 0, durationMs: 200, text: "", audio }, { maxOutputTokens: 0 }));
+    await expect(refused).rejects.toSatisfy((err: unknown) => EngineError.isInstance(err) && err.code === "unsupported_modality");
+    // The refused chunk left the session as it was.
+    expect(session.positionTokens).toBe(0);
+  });
+
+  it("with media, counts a token per dMel frame and per patch, and rewinds over them", async () => {
+    const engine = await createEchoEngine({ media: true });
+    expect(engine.capabilities.inputModalities).toEqual([Modality.MODALITY_TEXT, Modality.MODALITY_AUDIO, Modality.MODALITY_VIDEO]);
+    const session = await engine.openSession({});
+    const bare = await engine.openSession({});
+    await drain(bare.append({ seq: 0, startMs: 0, durationMs: 200, text: "" }, { maxOutputTokens: 0 }));
+    const marker = bare.positionTokens;
+    await drain(session.append({ seq: 0, startMs: 0, durationMs: 200, text: "", audio, video: [video] }, { maxOutputTokens: 0 }));
+    const afterFirst = session.positionTokens;
+    expect(afterFirst).toBe(marker + 20 + 12 * 16);
+    await drain(session.append({ seq: 1, startMs: 200, durationMs: 200, text: "", audio }, { maxOutputTokens: 0 }));
+    expect(session.positionTokens).toBeGreaterThanOrEqual(afterFirst + 20);
+    await session.rewind(afterFirst);
+    expect(session.positionTokens).toBe(afterFirst);
+  });
+});
