@@ -50,10 +50,6 @@ export class EngineSequence {
     this.promptTokens = this.base;
   }
 
-  get session(): EngineSession {
-    return this.current;
-  }
-
   get positionTokens(): number {
     return this.current.positionTokens;
   }
@@ -84,6 +80,22 @@ export class EngineSequence {
         throw again instanceof SequenceFull ? again.cause : again;
       });
     }
+  }
+
+  /**
+   * Cuts the current engine session back to `positionTokens` and appends
+   * `reappend` again, input only; returns where each chunk's input landed.
+   */
+  async rewind(positionTokens: number, reappend: readonly EngineChunk[]): Promise<{ inputStartTokens: number; inputEndTokens: number }[]> {
+    await this.current.rewind(positionTokens);
+    const positions: { inputStartTokens: number; inputEndTokens: number }[] = [];
+    for (const chunk of reappend) {
+      const inputStartTokens = this.current.positionTokens;
+      for await (const out of this.current.append(chunk, { maxOutputTokens: 0 })) {
+        if (out.type === "done") positions.push({ inputStartTokens, inputEndTokens: out.done.inputEndTokens });
+      }
+    }
+    return positions;
   }
 
   close(): Promise<void> {
