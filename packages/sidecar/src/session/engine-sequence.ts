@@ -1,5 +1,6 @@
 // The engine session a conversation runs on, and the ones that follow it: one
-// micro-turn's append with the rollover rules of context-window.ts around it.
+// micro-turn's append with the rollover rules of context-window.ts around it,
+// and barge-in's rewind.
 import { ErrorCode, type FinishReason } from "@microturn/protocol";
 import type { AppendOptions, EngineChunk, EngineSession } from "../engines/engine.js";
 import { EngineError } from "../engines/errors.js";
@@ -83,8 +84,9 @@ export class EngineSequence {
   }
 
   /**
-   * Cuts the current engine session back to `positionTokens` and appends
-   * `reappend` again, input only; returns where each chunk's input landed.
+   * Barge-in: the model keeps only what the listener heard, so the inputs after
+   * that point go back in without their (unheard) output. Returns where each
+   * re-appended input now sits, for the turn history.
    */
   async rewind(positionTokens: number, reappend: readonly EngineChunk[]): Promise<{ inputStartTokens: number; inputEndTokens: number }[]> {
     await this.current.rewind(positionTokens);

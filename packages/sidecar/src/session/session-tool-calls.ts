@@ -12,7 +12,7 @@ export interface SessionToolCallsOptions {
   capabilities: Pick<EngineCapabilities, "engine" | "forcedToolCalls">;
   /** Every tool announced to the model (client, server, delegate): what tool_choice may name. */
   toolSpecs?: readonly ToolSpec[];
-  /** `tools`: the client's tools, a call to one goes to the client; `defaultDelivery`: for a delegate call that names none. */
+  /** The client's tools (a call to one goes to the client) and the delivery for a delegate call that names none. */
   config: Pick<SessionConfig, "tools" | "defaultDelivery">;
   /** Without it the model's text is passed through untouched. */
   tools?: SessionTools;
