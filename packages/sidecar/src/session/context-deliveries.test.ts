@@ -1,6 +1,6 @@
 import { DeliveryMode, TaskStatus, type BackgroundUpdate } from "@microturn/protocol";
 import { describe, expect, it } from "vitest";
-import { ContextDeliveries, WHEN_IDLE_MAX_WAIT_MS } from "./context-deliveries.js";
+import { ContextDeliveries, resolveDelivery, WHEN_IDLE_MAX_WAIT_MS } from "./context-deliveries.js";
 
 const done = (taskId: string, delivery: DeliveryMode): BackgroundUpdate => ({
   taskId,
@@ -33,5 +33,14 @@ describe("ContextDeliveries", () => {
     const d = new ContextDeliveries();
     d.addBackgroundResult({ ...done("x", DeliveryMode.DELIVERY_MODE_INTERRUPT), status: TaskStatus.TASK_STATUS_FAILED, errorMessage: "503" }, DeliveryMode.DELIVERY_MODE_INTERRUPT, 0);
     expect(d.take({ seq: 0, startMs: 0, userActive: true, modelSpeaking: true }, () => undefined)[0]!.text).toBe("[background x (tell the user now)] failed: 503");
+  });
+
+  it("resolves a result's delivery: its own, else the session default, else when_idle", () => {
+    const { DELIVERY_MODE_UNSPECIFIED: UNSET, DELIVERY_MODE_INTERRUPT: INTERRUPT, DELIVERY_MODE_SILENT: SILENT, DELIVERY_MODE_WHEN_IDLE: WHEN_IDLE, UNRECOGNIZED } = DeliveryMode;
+    expect(resolveDelivery(INTERRUPT, SILENT)).toBe(INTERRUPT);
+    expect(resolveDelivery(UNSET, SILENT)).toBe(SILENT);
+    expect(resolveDelivery(UNRECOGNIZED, SILENT)).toBe(SILENT);
+    expect(resolveDelivery(UNSET, UNSET)).toBe(WHEN_IDLE);
+    expect(resolveDelivery(UNSET, UNRECOGNIZED)).toBe(WHEN_IDLE);
   });
 });

@@ -13,6 +13,12 @@ const DELIVERY_NOTE: Record<DeliveryMode, string> = {
   [DeliveryMode.UNRECOGNIZED]: "",
 };
 
+/** A result's delivery mode: its own, else the session's default, else when_idle. */
+export function resolveDelivery(delivery: DeliveryMode, sessionDefault: DeliveryMode): DeliveryMode {
+  if (delivery !== DeliveryMode.DELIVERY_MODE_UNSPECIFIED && delivery !== DeliveryMode.UNRECOGNIZED) return delivery;
+  return sessionDefault === DeliveryMode.DELIVERY_MODE_UNSPECIFIED || sessionDefault === DeliveryMode.UNRECOGNIZED ? DeliveryMode.DELIVERY_MODE_WHEN_IDLE : sessionDefault;
+}
+
 interface Pending {
   item: ContextItem;
   delivery: DeliveryMode;

@@ -43,6 +43,18 @@ describe("EngineSequence", () => {
     expect(turn.result.inputEnd).toBeGreaterThan(turn.result.inputStart);
   });
 
+  it("rewinds the current session and re-appends the given chunks as input only, where a fresh run would put them", async () => {
+    const { sequence } = await sequenceOn(1000);
+    const turns = [];
+    for (let seq = 0; seq < 3; seq++) turns.push(await sequence.turn(chunk(seq, 2), { maxOutputTokens: 2 }, () => [], same));
+    const positions = await sequence.rewind(turns[1]!.result.inputStart, [chunk(1, 2), chunk(2, 2)]);
+    expect(positions[0]).toEqual({ inputStartTokens: turns[1]!.result.inputStart, inputEndTokens: turns[1]!.result.inputEnd });
+    expect(positions[1]!.inputStartTokens).toBe(positions[0]!.inputEndTokens);
+    // No output this time: the second chunk's input ends earlier than it did after the first turn's output.
+    expect(sequence.positionTokens).toBe(positions[1]!.inputEndTokens);
+    expect(sequence.positionTokens).toBeLessThan(turns[2]!.result.outputEnd);
+  });
+
   it("answers TOO_LARGE when the chunk fits no sequence, or when there is no reopen", async () => {
     const { sequence } = await sequenceOn(100);
     for (let seq = 0; seq < 20; seq++) await sequence.turn(chunk(seq, 1), { maxOutputTokens: 1 }, () => [], same);

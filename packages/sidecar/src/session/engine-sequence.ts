@@ -1,5 +1,6 @@
 // The engine session a conversation runs on, and the ones that follow it: one
-// micro-turn's append with the rollover rules of context-window.ts around it.
+// micro-turn's append with the rollover rules of context-window.ts around it,
+// and barge-in's rewind.
 import { ErrorCode, type FinishReason } from "@microturn/protocol";
 import type { AppendOptions, EngineChunk, EngineSession } from "../engines/engine.js";
 import { EngineError } from "../engines/errors.js";
@@ -50,10 +51,6 @@ export class EngineSequence {
     this.promptTokens = this.base;
   }
 
-  get session(): EngineSession {
-    return this.current;
-  }
-
   get positionTokens(): number {
     return this.current.positionTokens;
   }
@@ -84,6 +81,23 @@ export class EngineSequence {
         throw again instanceof SequenceFull ? again.cause : again;
       });
     }
+  }
+
+  /**
+   * Barge-in: the model keeps only what the listener heard, so the inputs after
+   * that point go back in without their (unheard) output. Returns where each
+   * re-appended input now sits, for the turn history.
+   */
+  async rewind(positionTokens: number, reappend: readonly EngineChunk[]): Promise<{ inputStartTokens: number; inputEndTokens: number }[]> {
+    await this.current.rewind(positionTokens);
+    const positions: { inputStartTokens: number; inputEndTokens: number }[] = [];
+    for (const chunk of reappend) {
+      const inputStartTokens = this.current.positionTokens;
+      for await (const out of this.current.append(chunk, { maxOutputTokens: 0 })) {
+        if (out.type === "done") positions.push({ inputStartTokens, inputEndTokens: out.done.inputEndTokens });
+      }
+    }
+    return positions;
   }
 
   close(): Promise<void> {

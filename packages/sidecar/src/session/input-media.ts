@@ -3,7 +3,7 @@
 // chunk boundaries), raw frames become 40x40 patches. All of it is @microturn/media.
 import { DMEL_CHANNELS, DmelEncoder, pcm16BytesToFloat32, patchify } from "@microturn/media";
 import type { InputChunk, VideoPatches } from "@microturn/protocol";
-import type { InputMedia } from "./interaction-session.js";
+import type { InputMedia } from "./engine-input.js";
 
 export class SessionInputMedia implements InputMedia {
   private encoder: DmelEncoder | undefined;

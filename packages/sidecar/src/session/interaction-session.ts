@@ -6,37 +6,26 @@ import {
   DeliveryMode,
   ErrorCode,
   FinishReason,
-  Modality,
   TaskStatus,
-  UnsupportedInput,
   type BackgroundUpdate,
   type ContextItem,
-  type DmelAudio,
   type InputChunk,
-  type ServerEvent,
   type SessionConfig,
   type SessionMetrics,
   type ToolSpec,
-  type VideoPatches,
 } from "@microturn/protocol";
 import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
 import { SessionFault, toSessionError } from "../errors.js";
-import { ContextDeliveries } from "./context-deliveries.js";
+import { ContextDeliveries, resolveDelivery } from "./context-deliveries.js";
+import { EngineInput, type InputMedia } from "./engine-input.js";
 import { EngineSequence } from "./engine-sequence.js";
 import { validateInputChunk } from "./input-validation.js";
 import { LatencyStats } from "./latency-stats.js";
-import type { ConversationEntry, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
+import type { ConversationEntry, ServerPayload, SessionBackground, SessionTools } from "./ports.js";
+import { SessionToolCalls } from "./session-tool-calls.js";
 import { TEXT_MS_PER_CHAR, TurnHistory } from "./turn-history.js";
-import { DELEGATE_TOOL_NAME, parseDelegateArguments } from "../tools/delegate.js";
-import { ToolError } from "../tools/errors.js";
 
-export type ServerPayload = NonNullable<ServerEvent["event"]>;
-
-/** Turns client media into what the engine takes (dMel codes, patches), per session. */
-export interface InputMedia {
-  audio(pcm: NonNullable<InputChunk["pcm"]>): DmelAudio;
-  video(frames: InputChunk["frames"]): VideoPatches[];
-}
+export type { InputMedia, ServerPayload };
 
 export interface SessionLimits {
   maxOutputTokensPerTurn: number;
@@ -91,7 +80,8 @@ export class InteractionSession {
   private readonly history: TurnHistory;
   private readonly deliveries = new ContextDeliveries();
   private readonly conversation: ConversationEntry[] = [];
-  private readonly extractor: ToolCallExtractor | undefined;
+  private readonly input: EngineInput;
+  private readonly toolCalls: SessionToolCalls;
   private readonly turnLatency = new LatencyStats();
   private readonly appendLatency = new LatencyStats();
   private readonly now: () => number;
@@ -105,7 +95,6 @@ export class InteractionSession {
   private chunks = 0;
   /** Input time reached so far (end of the last chunk taken). */
   private inputTimeMs = 0;
-  private notedUnsupported = new Set<Modality>();
   private idle: Promise<void> = Promise.resolve();
   private resolveIdle: (() => void) | undefined;
 
@@ -125,7 +114,20 @@ export class InteractionSession {
         this.sendMetrics();
       },
     });
-    this.extractor = options.tools?.createExtractor();
+    const reportError = (err: unknown, context: { seq?: number }) => this.reportError(err, context);
+    this.input = new EngineInput({ capabilities: options.capabilities, config: options.config, media: options.media, reportError, takeDeliveries: (chunk) => this.takeDeliveries(chunk) });
+    this.toolCalls = new SessionToolCalls({
+      capabilities: options.capabilities,
+      config: options.config,
+      toolSpecs: options.toolSpecs,
+      tools: options.tools,
+      background: () => this.requireBackground(),
+      conversation: () => this.conversation,
+      deliveries: this.deliveries,
+      inputTimeMs: () => this.inputTimeMs,
+      emit: options.emit,
+      reportError,
+    });
     options.background?.onUpdate((update) => this.onBackgroundUpdate(update));
   }
 
@@ -153,7 +155,7 @@ export class InteractionSession {
         });
       }
       validateInputChunk(chunk);
-      const forceTool = chunk.toolChoice ? this.forcedTool(chunk) : undefined;
+      const forceTool = chunk.toolChoice ? this.toolCalls.forcedTool(chunk) : undefined;
       if (this.queuedChunks() >= this.opts.limits.maxQueuedChunks) {
         throw new SessionFault(
           ErrorCode.ERROR_CODE_QUEUE_FULL,
@@ -195,7 +197,7 @@ export class InteractionSession {
       ...(options.taskId ? { taskId: options.taskId } : {}),
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
       task,
-      delivery: this.resolveDelivery(delivery),
+      delivery: resolveDelivery(delivery, this.opts.config.defaultDelivery),
       fromModel: false,
       conversation: [...this.conversation],
     });
@@ -206,8 +208,7 @@ export class InteractionSession {
   }
 
   toolResult(callId: string, outputJson: string, isError: boolean): void {
-    if (!this.opts.tools) throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, `tool result for unknown call ${callId}: this session has no tools`);
-    this.opts.tools.resolveClientTool(callId, outputJson, isError);
+    this.toolCalls.toolResult(callId, outputJson, isError);
   }
 
   /** Resolves once every queued item has been processed. */
@@ -258,12 +259,6 @@ export class InteractionSession {
     return this.opts.background;
   }
 
-  private resolveDelivery(delivery: DeliveryMode): DeliveryMode {
-    if (delivery !== DeliveryMode.DELIVERY_MODE_UNSPECIFIED && delivery !== DeliveryMode.UNRECOGNIZED) return delivery;
-    const fallback = this.opts.config.defaultDelivery;
-    return fallback === DeliveryMode.DELIVERY_MODE_UNSPECIFIED || fallback === DeliveryMode.UNRECOGNIZED ? DeliveryMode.DELIVERY_MODE_WHEN_IDLE : fallback;
-  }
-
   private reportError(err: unknown, context: { seq?: number; eventId?: string }): void {
     const error = toSessionError(err, context);
     this.opts.observer?.error?.(error.code);
@@ -295,7 +290,7 @@ export class InteractionSession {
   }
 
   private async runTurn(chunk: InputChunk, arrivedAt: number, forceTool: ToolSpec | undefined): Promise<void> {
-    const engineChunk = this.toEngineChunk(chunk);
+    const engineChunk = this.input.toEngineChunk(chunk);
     this.logInput(engineChunk);
     const start = this.now();
     const maxOutputTokens = this.outputBudget(chunk);
@@ -304,7 +299,7 @@ export class InteractionSession {
       engineChunk,
       options,
       () => this.conversation.filter((entry) => entry.seq !== chunk.seq),
-      (delta) => this.visibleText(delta, chunk.seq),
+      (delta) => this.toolCalls.visibleText(delta, chunk.seq),
     );
     const turnMs = this.now() - start;
     const latencyMs = this.now() - arrivedAt;
@@ -349,22 +344,6 @@ export class InteractionSession {
     this.opts.emit({ $case: "metrics", value: this.metrics() });
   }
 
-  /** The tool a chunk's tool_choice names; refused (the chunk with it) when the engine or the session cannot. */
-  private forcedTool(chunk: InputChunk): ToolSpec {
-    const name = chunk.toolChoice;
-    if (!this.opts.capabilities.forcedToolCalls) {
-      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `input seq ${chunk.seq}: engine ${this.opts.capabilities.engine} cannot force a tool call; resend without tool_choice`, {
-        seq: chunk.seq,
-      });
-    }
-    const spec = this.opts.toolSpecs?.find((t) => t.name === name);
-    if (!spec) {
-      const known = (this.opts.toolSpecs ?? []).map((t) => t.name).join(", ") || "none";
-      throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: tool_choice "${name}" names no tool of this session (tools: ${known})`, { seq: chunk.seq });
-    }
-    return spec;
-  }
-
   /**
    * Output is paced to real time: while more than one chunk of earlier output
    * is still to be played when this chunk ends, the micro-turn appends input
@@ -376,46 +355,12 @@ export class InteractionSession {
     return this.opts.config.maxOutputTokensPerTurn || this.opts.limits.maxOutputTokensPerTurn;
   }
 
-  /** Strips tool-call markup from model text and starts the calls it holds. */
-  private visibleText(delta: string, seq: number): string {
-    if (!this.extractor) return delta;
-    const { text, calls, errors } = this.extractor.push(delta);
-    for (const message of errors) this.reportError(new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `model emitted a malformed tool call: ${message}`, { seq }), { seq });
-    for (const call of calls) void this.runToolCall(call.name, call.argumentsJson, seq);
-    return text;
-  }
-
-  private async runToolCall(name: string, argumentsJson: string, seq: number): Promise<void> {
-    const tools = this.opts.tools!;
-    if (name === DELEGATE_TOOL_NAME) {
-      try {
-        const args = parseDelegateArguments(argumentsJson);
-        this.requireBackground().start({
-          task: args.task,
-          delivery: this.resolveDelivery(args.delivery),
-          ...(args.timeoutMs ? { timeoutMs: args.timeoutMs } : {}),
-          fromModel: true,
-          conversation: [...this.conversation],
-        });
-      } catch (err) {
-        this.reportError(ToolError.isInstance(err) ? new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, err.message, { seq }) : err, { seq });
-      }
-      return;
-    }
-    const spec = this.opts.config.tools.find((t) => t.name === name);
-    let outcome;
-    if (tools.isServerTool(name)) outcome = await tools.runServerTool(name, argumentsJson, AbortSignal.timeout(60_000));
-    else if (spec) outcome = await tools.callClientTool(spec, argumentsJson, seq, (event) => this.opts.emit(event));
-    else outcome = { ok: false as const, error: `unknown tool "${name}"` };
-    this.deliveries.addToolResult(name, outcome.ok ? outcome.output : `error: ${outcome.error}`, this.inputTimeMs);
-  }
-
   private onBackgroundUpdate(update: BackgroundUpdate): void {
     // The client hears of a task as it goes; a final result also waits for a
     // fitting boundary, and the client hears again when it is delivered.
     this.opts.emit({ $case: "background", value: update });
     const final = [TaskStatus.TASK_STATUS_DONE, TaskStatus.TASK_STATUS_FAILED, TaskStatus.TASK_STATUS_TIMED_OUT].includes(update.status);
-    if (final) this.deliveries.addBackgroundResult(update, this.resolveDelivery(update.delivery), this.inputTimeMs);
+    if (final) this.deliveries.addBackgroundResult(update, resolveDelivery(update.delivery, this.opts.config.defaultDelivery), this.inputTimeMs);
   }
 
   /** Context whose delivery mode allows it at this boundary. */
@@ -427,56 +372,6 @@ export class InteractionSession {
       modelSpeaking: this.history.pendingOutputMs(chunk.startMs) > 0,
     };
     return this.deliveries.take(boundary, (update) => this.opts.emit({ $case: "background", value: update }));
-  }
-
-  private toEngineChunk(chunk: InputChunk): EngineChunk {
-    const caps = this.opts.capabilities;
-    const notes: string[] = [];
-    const engineChunk: EngineChunk = { seq: chunk.seq, startMs: chunk.startMs, durationMs: chunk.durationMs, text: chunk.text };
-    const hasAudio = chunk.pcm !== undefined || chunk.dmel !== undefined;
-    const hasVideo = chunk.frames.length > 0 || chunk.patches.length > 0;
-    if (hasAudio) {
-      if (caps.inputModalities.includes(Modality.MODALITY_AUDIO)) {
-        engineChunk.audio = chunk.dmel ?? this.media().audio(chunk.pcm!);
-      } else notes.push(this.unsupported(Modality.MODALITY_AUDIO, chunk, "audio"));
-    }
-    if (hasVideo) {
-      if (caps.inputModalities.includes(Modality.MODALITY_VIDEO)) {
-        engineChunk.video = [...chunk.patches, ...(chunk.frames.length ? this.media().video(chunk.frames) : [])];
-      } else notes.push(this.unsupported(Modality.MODALITY_VIDEO, chunk, "video"));
-    }
-    const note = notes.filter(Boolean).join(" ");
-    if (note) engineChunk.text = engineChunk.text ? `${note} ${engineChunk.text}` : note;
-    engineChunk.context = this.takeDeliveries(chunk);
-    return engineChunk;
-  }
-
-  private media(): InputMedia {
-    if (!this.opts.media) throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, "no media converter configured for this engine");
-    return this.opts.media;
-  }
-
-  /** Applies the session's unsupported-input policy; returns the note to add to the text, if any. */
-  private unsupported(modality: Modality, chunk: InputChunk, name: string): string {
-    const policy = this.opts.config.unsupportedInput;
-    const engine = this.opts.capabilities.engine;
-    if (policy === UnsupportedInput.UNSUPPORTED_INPUT_NOTE) {
-      if (!this.notedUnsupported.has(modality)) {
-        this.notedUnsupported.add(modality);
-        this.reportError(
-          new SessionFault(ErrorCode.ERROR_CODE_UNSUPPORTED_MODALITY, `engine ${engine} cannot take ${name}; it is replaced by a note in the model's input (reported once)`, { seq: chunk.seq }),
-          { seq: chunk.seq },
-        );
-      }
-      return `[${name}: ${chunk.durationMs} ms]`;
-    }
-    this.reportError(
-      new SessionFault(ErrorCode.ERROR_CODE_UNSUPPORTED_MODALITY, `engine ${engine} cannot take ${name}; the ${name} of seq ${chunk.seq} was not used (set unsupported_input NOTE to replace it by a note)`, {
-        seq: chunk.seq,
-      }),
-      { seq: chunk.seq },
-    );
-    return "";
   }
 
   /** Logged before generation, so a task delegated during this turn's output sees its input. */
@@ -493,15 +388,7 @@ export class InteractionSession {
     if (!this.opts.capabilities.supportsRewind) {
       throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `engine ${this.opts.capabilities.engine} cannot rewind; unheard output stays in the model's memory`);
     }
-    const engine = this.sequence.session;
-    await engine.rewind(plan.positionTokens);
-    const positions: { inputStartTokens: number; inputEndTokens: number }[] = [];
-    for (const chunk of plan.reappend) {
-      const inputStartTokens = engine.positionTokens;
-      for await (const out of engine.append(chunk, { maxOutputTokens: 0 })) {
-        if (out.type === "done") positions.push({ inputStartTokens, inputEndTokens: out.done.inputEndTokens });
-      }
-    }
+    const positions = await this.sequence.rewind(plan.positionTokens, plan.reappend);
     this.history.applyRewind(plan, playedUpToMs, positions);
     this.conversation.push({ role: "system", text: `[user interrupted at ${(playedUpToMs / 1000).toFixed(1)}s; unheard: "${plan.droppedText}"]`, startMs: playedUpToMs });
   }

@@ -1,7 +1,7 @@
 // Numbers every server event of a session and keeps the recent ones, so a
 // client that lost its stream can resume and receive exactly what it missed.
 import type { ServerEvent } from "@microturn/protocol";
-import type { ServerPayload } from "./interaction-session.js";
+import type { ServerPayload } from "./ports.js";
 
 export interface EventSink {
   send(event: ServerEvent): void;

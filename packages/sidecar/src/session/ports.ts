@@ -3,6 +3,9 @@
 // tool machinery can change behind them.
 import type { BackgroundUpdate, DeliveryMode, ServerEvent, ToolSpec } from "@microturn/protocol";
 
+/** One event the session sends its client, before the outbox numbers it. */
+export type ServerPayload = NonNullable<ServerEvent["event"]>;
+
 /** One line of the conversation, as the background model's context package sees it. */
 export interface ConversationEntry {
   role: "user" | "assistant" | "tool" | "background" | "system";
@@ -65,7 +68,7 @@ export interface SessionTools {
     spec: ToolSpec,
     argumentsJson: string,
     seq: number,
-    send: (event: NonNullable<ServerEvent["event"]>) => void,
+    send: (event: ServerPayload) => void,
   ): Promise<ToolOutcome>;
   /** Hands a client's ToolResult to the waiting call; throws NOT_FOUND for an unknown call id. */
   resolveClientTool(callId: string, outputJson: string, isError: boolean): void;
