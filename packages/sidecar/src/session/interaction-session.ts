@@ -217,10 +217,11 @@ export class InteractionSession {
   }
 
   metrics(): SessionMetrics {
+    const [turnP50Ms, turnP95Ms] = this.turnLatency.quantiles([0.5, 0.95]);
     return {
       chunks: this.chunks,
-      turnP50Ms: this.turnLatency.quantile(0.5),
-      turnP95Ms: this.turnLatency.quantile(0.95),
+      turnP50Ms: turnP50Ms!,
+      turnP95Ms: turnP95Ms!,
       realTimeFactor: this.inputMs > 0 ? this.computeMs / this.inputMs : 0,
       queueLagMs: this.queueLagMs(),
       positionTokens: this.positionTokens,

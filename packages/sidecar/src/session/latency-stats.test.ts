@@ -22,4 +22,14 @@ describe("LatencyStats", () => {
     stats.add(4);
     expect(stats.quantile(1)).toBe(4);
   });
+
+  it("gives several quantiles from one sort, and the same after more samples", () => {
+    const stats = new LatencyStats(8);
+    for (const v of [5, 3, 9, 1]) stats.add(v);
+    expect(stats.quantiles([0, 0.5, 1])).toEqual([1, 3, 9]);
+    for (const v of [7, 2, 8, 6, 4, 10]) stats.add(v);
+    // The ring holds the last 8: 9 1 7 2 8 6 4 10.
+    expect(stats.quantiles([0, 0.5, 1])).toEqual([1, 6, 10]);
+    expect(stats.quantile(0.25)).toBe(2);
+  });
 });

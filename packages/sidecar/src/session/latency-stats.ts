@@ -4,6 +4,8 @@
 // for a few chunks costs a few numbers, not a preallocated typed array.
 export class LatencyStats {
   private readonly samples: number[] = [];
+  /** Reused for sorting, so asking for quantiles allocates nothing once it is sized. */
+  private scratch: Float64Array | undefined;
   private next = 0;
   total = 0;
 
@@ -24,9 +26,17 @@ export class LatencyStats {
 
   /** The q-quantile (0..1) of the kept samples, nearest rank; 0 when empty. */
   quantile(q: number): number {
-    if (this.samples.length === 0) return 0;
-    const sorted = this.samples.slice().sort((a, b) => a - b);
-    const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-    return sorted[rank]!;
+    return this.quantiles([q])[0]!;
+  }
+
+  /** Several quantiles from one sort, in the order asked. */
+  quantiles(qs: readonly number[]): number[] {
+    const n = this.samples.length;
+    if (n === 0) return qs.map(() => 0);
+    if (!this.scratch || this.scratch.length < n) this.scratch = new Float64Array(Math.min(this.capacity, Math.max(n, 2 * (this.scratch?.length ?? 8))));
+    const sorted = this.scratch.subarray(0, n);
+    for (let i = 0; i < n; i++) sorted[i] = this.samples[i]!;
+    sorted.sort();
+    return qs.map((q) => sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]!);
   }
 }
