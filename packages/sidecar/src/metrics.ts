@@ -1,5 +1,5 @@
 // Prometheus metrics of one sidecar (served on /metrics): micro-turn and
-// append latency, real-time factor, queue lag, sessions, streams, errors.
+// append latency, real-time factor, queue lag, playback lag, sessions, streams, errors.
 import { ErrorCode } from "@microturn/protocol";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { SessionObserver } from "./session/interaction-session.js";
@@ -17,6 +17,12 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
   private readonly lagMs = new Histogram({ name: "microturn_queue_lag_ms", help: "Input time waiting in a session's queue after a micro-turn, ms", buckets: [0, 200, 400, 1000, 2000, 5000, 10000], registers: [this.registry] });
+  private readonly playbackLagMs = new Histogram({
+    name: "microturn_playback_lag_ms",
+    help: "Output produced but not yet played at each client playback ack, ms",
+    buckets: [0, 200, 500, 1000, 2000, 5000, 10000],
+    registers: [this.registry],
+  });
   private readonly chunks = new Counter({ name: "microturn_chunks_total", help: "Input chunks processed", registers: [this.registry] });
   private readonly errors = new Counter({ name: "microturn_errors_total", help: "Session errors sent to clients, by code", labelNames: ["code"], registers: [this.registry] });
   private readonly rollovers = new Counter({ name: "microturn_context_rollovers_total", help: "Sessions that reached the engine's capacity and went on in a fresh engine session", registers: [this.registry] });
@@ -56,6 +62,7 @@ export class SidecarMetrics {
       },
       error: (code) => this.errors.inc({ code: ErrorCode[code] ?? String(code) }),
       rollover: () => this.rollovers.inc(),
+      playback: ({ lagMs }) => this.playbackLagMs.observe(lagMs),
     };
   }
 }

@@ -163,6 +163,29 @@ describe("Converse", () => {
     expect(engine.sessions[0]!.text).toBe("<0>qabc<1>later<2>");
   });
 
+  it("takes playback acks as the floor of a barge-in, and reports the playback lag", async () => {
+    const { engine, connect } = await setup({ reply: (chunk) => (chunk.seq === 0 ? "abcdefghij" : "") });
+    const c = connect();
+    c.start();
+    c.input(0, "q");
+    await c.waitCount("output", 1);
+    const first = c.of("output")[0]!; // 600 ms of output from 200 ms
+    c.send({ $case: "playback", value: { playedUpToMs: first.startMs + 300 } });
+    // Acks that go backwards are ignored.
+    c.send({ $case: "playback", value: { playedUpToMs: first.startMs + 60 } });
+    // The client says it was interrupted before what it had already acknowledged as played.
+    c.send({ $case: "interrupt", value: { playedUpToMs: first.startMs + 120 } });
+    c.input(1, "");
+    await c.waitCount("output", 2);
+    // Cut at the ack (5 of 10 characters heard), not at the interrupt's 2.
+    expect(engine.sessions[0]!.text).toBe("<0>qabcde<1>");
+    expect(c.of("error")).toEqual([]);
+    // The lag is what had been produced past the first ack: 300 ms.
+    for (let seq = 2; seq < 30; seq++) c.input(seq, "");
+    await c.waitCount("metrics", 1);
+    expect(c.of("metrics")[0]!.playbackLagMs).toBe(300);
+  });
+
   it("resumes a dropped stream with its token: missed events replayed, nothing doubled", async () => {
     const { engine, connect } = await setup();
     const c = connect();

@@ -91,6 +91,7 @@ export class ConverseStream {
         session.acceptInput(payload.value, event.eventId);
         return;
       case "playback":
+        session.playbackAck(payload.value.playedUpToMs);
         return;
       case "interrupt":
         session.interrupt(payload.value.playedUpToMs);

@@ -40,6 +40,7 @@ export interface SessionObserver {
   turn?(sample: { appendMs: number; turnMs: number; inputMs: number; queueLagMs: number }): void;
   error?(code: ErrorCode): void;
   rollover?(sample: { sessionId: string; fromTokens: number; toTokens: number; carriedLines: number }): void;
+  playback?(sample: { lagMs: number }): void;
 }
 
 export interface InteractionSessionOptions {
@@ -91,6 +92,7 @@ export class InteractionSession {
   private running = false;
   private closed = false;
   private computeMs = 0;
+  private playbackLagMs = 0;
   private inputMs = 0;
   private chunks = 0;
   /** Input time reached so far (end of the last chunk taken). */
@@ -173,6 +175,14 @@ export class InteractionSession {
     }
   }
 
+  /** The client played output up to here: the floor of any later barge-in; also gives the playback lag. */
+  playbackAck(playedUpToMs: number): void {
+    if (playedUpToMs < this.history.playedUpToMs) return; // stale: a later ack already said more
+    this.history.notePlayed(playedUpToMs);
+    this.playbackLagMs = Math.max(0, Math.round(this.history.outputEndMs - playedUpToMs));
+    this.opts.observer?.playback?.({ lagMs: this.playbackLagMs });
+  }
+
   /** Barge-in: queued behind earlier chunks so the cut lands between micro-turns. */
   interrupt(playedUpToMs: number): void {
     this.queue.push({ kind: "interrupt", playedUpToMs });
@@ -228,6 +238,7 @@ export class InteractionSession {
       backgroundTasks: this.opts.background?.running ?? 0,
       appendP50Ms: this.appendLatency.quantile(0.5),
       contextRollovers: this.sequence.rollovers,
+      playbackLagMs: this.playbackLagMs,
     };
   }
 
@@ -383,7 +394,9 @@ export class InteractionSession {
     if (engineChunk.text) this.conversation.push({ role: "user", text: engineChunk.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
   }
 
-  private async rewindTo(playedUpToMs: number): Promise<void> {
+  private async rewindTo(reportedMs: number): Promise<void> {
+    // What an earlier playback ack confirmed was heard stays, whatever the interrupt says.
+    const playedUpToMs = Math.max(reportedMs, this.history.playedUpToMs);
     const plan = this.history.planRewind(playedUpToMs);
     if (!plan) return;
     if (!this.opts.capabilities.supportsRewind) {

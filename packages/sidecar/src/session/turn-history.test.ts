@@ -74,4 +74,17 @@ describe("TurnHistory", () => {
     expect(plan.positionTokens).toBe(14 * 10 + 3);
     expect(plan.reappend.map((c) => c.seq)).toEqual([15, 16, 17, 18, 19]);
   });
+
+  it("caps a playback ack at the output produced and forgets the turns it covers at the next record", () => {
+    const h = new TurnHistory();
+    turn(h, 0, 0, 3, "abc"); // output 200–380 ms
+    turn(h, 1, 6, 9, "de"); // output 400–520 ms
+    h.notePlayed(10_000);
+    expect(h.playedUpToMs).toBe(520);
+    h.notePlayed(100); // backwards: no change
+    expect(h.playedUpToMs).toBe(520);
+    turn(h, 2, 11, 14, "fghij"); // output 600–900 ms
+    expect(h.length).toBe(1);
+    expect(h.planRewind(700)!.positionTokens).toBe(14 + 1);
+  });
 });

@@ -39,6 +39,7 @@ export interface RewindPlan {
 export class TurnHistory {
   private readonly turns: TurnRecord[] = [];
   private outputCursorMs = 0;
+  private playedMs = 0;
 
   /**
    * Turns whose input and output both ended more than `horizonMs` of input
@@ -57,6 +58,25 @@ export class TurnHistory {
     return Math.max(this.outputCursorMs, chunk.startMs + chunk.durationMs);
   }
 
+  /** Where the output produced so far ends on the output timeline. */
+  get outputEndMs(): number {
+    return this.outputCursorMs;
+  }
+
+  /** The furthest output the client reported played (capped at what was produced). */
+  get playedUpToMs(): number {
+    return this.playedMs;
+  }
+
+  /**
+   * A playback ack: output before `playedUpToMs` was heard, so no barge-in
+   * cuts before it and the turns it covers are forgotten at the next record.
+   * Acks that go backwards change nothing.
+   */
+  notePlayed(playedUpToMs: number): void {
+    this.playedMs = Math.max(this.playedMs, Math.min(playedUpToMs, this.outputCursorMs));
+  }
+
   /** Output still to be heard at input time `nowMs`; > 0 means the model is mid-utterance. */
   pendingOutputMs(nowMs: number): number {
     return Math.max(0, this.outputCursorMs - nowMs);
@@ -67,7 +87,7 @@ export class TurnHistory {
     if (turn.outputDurationMs > 0) this.outputCursorMs = turn.outputStartMs + turn.outputDurationMs;
     const cutoffMs = turn.chunk.startMs + turn.chunk.durationMs - this.horizonMs;
     let stale = Math.max(0, this.turns.length - this.maxTurns);
-    while (stale < this.turns.length - 1 && endsBefore(this.turns[stale]!, cutoffMs)) stale++;
+    while (stale < this.turns.length - 1 && (endsBefore(this.turns[stale]!, cutoffMs) || outputEnd(this.turns[stale]!) <= this.playedMs)) stale++;
     if (stale > 0) this.turns.splice(0, stale);
   }
 
@@ -128,6 +148,10 @@ export class TurnHistory {
   }
 }
 
+function outputEnd(turn: TurnRecord): number {
+  return turn.outputStartMs + turn.outputDurationMs;
+}
+
 function endsBefore(turn: TurnRecord, ms: number): boolean {
-  return turn.chunk.startMs + turn.chunk.durationMs <= ms && turn.outputStartMs + turn.outputDurationMs <= ms;
+  return turn.chunk.startMs + turn.chunk.durationMs <= ms && outputEnd(turn) <= ms;
 }

@@ -383,7 +383,7 @@ class GoAway(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., resume_token: _Optional[str] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
 
 class SessionMetrics(_message.Message):
-    __slots__ = ("chunks", "turn_p50_ms", "turn_p95_ms", "real_time_factor", "queue_lag_ms", "position_tokens", "background_tasks", "append_p50_ms", "context_rollovers")
+    __slots__ = ("chunks", "turn_p50_ms", "turn_p95_ms", "real_time_factor", "queue_lag_ms", "position_tokens", "background_tasks", "append_p50_ms", "context_rollovers", "playback_lag_ms")
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     TURN_P50_MS_FIELD_NUMBER: _ClassVar[int]
     TURN_P95_MS_FIELD_NUMBER: _ClassVar[int]
@@ -393,6 +393,7 @@ class SessionMetrics(_message.Message):
     BACKGROUND_TASKS_FIELD_NUMBER: _ClassVar[int]
     APPEND_P50_MS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_ROLLOVERS_FIELD_NUMBER: _ClassVar[int]
+    PLAYBACK_LAG_MS_FIELD_NUMBER: _ClassVar[int]
     chunks: int
     turn_p50_ms: float
     turn_p95_ms: float
@@ -402,7 +403,8 @@ class SessionMetrics(_message.Message):
     background_tasks: int
     append_p50_ms: float
     context_rollovers: int
-    def __init__(self, chunks: _Optional[int] = ..., turn_p50_ms: _Optional[float] = ..., turn_p95_ms: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., queue_lag_ms: _Optional[int] = ..., position_tokens: _Optional[int] = ..., background_tasks: _Optional[int] = ..., append_p50_ms: _Optional[float] = ..., context_rollovers: _Optional[int] = ...) -> None: ...
+    playback_lag_ms: int
+    def __init__(self, chunks: _Optional[int] = ..., turn_p50_ms: _Optional[float] = ..., turn_p95_ms: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., queue_lag_ms: _Optional[int] = ..., position_tokens: _Optional[int] = ..., background_tasks: _Optional[int] = ..., append_p50_ms: _Optional[float] = ..., context_rollovers: _Optional[int] = ..., playback_lag_ms: _Optional[int] = ...) -> None: ...
 
 class SessionEnded(_message.Message):
     __slots__ = ("reason", "chunks", "recording_path")

@@ -545,7 +545,12 @@ export interface InputChunk {
   toolChoice: string;
 }
 
-/** What the user has actually heard or seen of the output. */
+/**
+ * What the user has actually heard or seen of the output. The server takes
+ * it as the earliest point a later barge-in can cut (an Interrupt before it
+ * cuts there) and forgets what came before it. Acks that go backwards are
+ * ignored.
+ */
 export interface PlaybackAck {
   /** Output time played so far, in ms since the session began. */
   playedUpToMs: number;
@@ -733,6 +738,12 @@ export interface SessionMetrics {
    * its prompt (one prefill; earlier output can no longer be rewound).
    */
   contextRollovers: number;
+  /**
+   * Output the model had produced beyond what the client had played, at its
+   * last PlaybackAck, in ms; 0 before the first ack. A large value means the
+   * client buffers much output, which a barge-in then has to take back.
+   */
+  playbackLagMs: number;
 }
 
 /** The session ended. */
@@ -3956,6 +3967,7 @@ function createBaseSessionMetrics(): SessionMetrics {
     backgroundTasks: 0,
     appendP50Ms: 0,
     contextRollovers: 0,
+    playbackLagMs: 0,
   };
 }
 
@@ -3987,6 +3999,9 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
     }
     if (message.contextRollovers !== 0) {
       writer.uint32(72).uint32(message.contextRollovers);
+    }
+    if (message.playbackLagMs !== 0) {
+      writer.uint32(80).uint32(message.playbackLagMs);
     }
     return writer;
   },
@@ -4076,6 +4091,14 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
             message.contextRollovers = reader.uint32();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.playbackLagMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4131,6 +4154,11 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
         : isSet(object.context_rollovers)
         ? globalThis.Number(object.context_rollovers)
         : 0,
+      playbackLagMs: isSet(object.playbackLagMs)
+        ? globalThis.Number(object.playbackLagMs)
+        : isSet(object.playback_lag_ms)
+        ? globalThis.Number(object.playback_lag_ms)
+        : 0,
     };
   },
 
@@ -4163,6 +4191,9 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
     if (message.contextRollovers !== 0) {
       obj.contextRollovers = Math.round(message.contextRollovers);
     }
+    if (message.playbackLagMs !== 0) {
+      obj.playbackLagMs = Math.round(message.playbackLagMs);
+    }
     return obj;
   },
 
@@ -4180,6 +4211,7 @@ export const SessionMetrics: MessageFns<SessionMetrics> = {
     message.backgroundTasks = object.backgroundTasks ?? 0;
     message.appendP50Ms = object.appendP50Ms ?? 0;
     message.contextRollovers = object.contextRollovers ?? 0;
+    message.playbackLagMs = object.playbackLagMs ?? 0;
     return message;
   },
 };
