@@ -16,6 +16,7 @@ import {
 } from "@microturn/protocol";
 import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
 import { SessionFault, toSessionError } from "../errors.js";
+import { ConversationLog } from "./conversation-log.js";
 import { ContextDeliveries, resolveDelivery } from "./context-deliveries.js";
 import { EngineInput, type InputMedia } from "./engine-input.js";
 import { EngineSequence } from "./engine-sequence.js";
@@ -80,7 +81,7 @@ export class InteractionSession {
   private readonly queue: QueueItem[] = [];
   private readonly history: TurnHistory;
   private readonly deliveries = new ContextDeliveries();
-  private readonly conversation: ConversationEntry[] = [];
+  private readonly conversation = new ConversationLog();
   private readonly input: EngineInput;
   private readonly toolCalls: SessionToolCalls;
   private readonly turnLatency = new LatencyStats();
@@ -124,7 +125,7 @@ export class InteractionSession {
       toolSpecs: options.toolSpecs,
       tools: options.tools,
       background: () => this.requireBackground(),
-      conversation: () => this.conversation,
+      conversation: () => this.conversation.lines,
       deliveries: this.deliveries,
       inputTimeMs: () => this.inputTimeMs,
       emit: options.emit,
@@ -209,7 +210,7 @@ export class InteractionSession {
       task,
       delivery: resolveDelivery(delivery, this.opts.config.defaultDelivery),
       fromModel: false,
-      conversation: [...this.conversation],
+      conversation: this.conversation.snapshot(),
     });
   }
 
