@@ -80,6 +80,7 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
   send({ $case: "start", value: { protocolVersion: PROTOCOL_VERSION, config: sessionConfig as SessionConfig } });
 
   const t0 = performance.now();
+  let playedUpToMs = 0;
   for (let seq = 0; seq < DEMO_TICKS; seq++) {
     const step: DemoStep | undefined = DEMO_SCRIPT[seq];
     const startMs = seq * TICK_MS;
@@ -88,13 +89,16 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
       send({ $case: "delegate", value: { taskId: "", task: step.delegate, delivery: DeliveryMode.DELIVERY_MODE_WHEN_IDLE, timeoutMs: 60_000 } });
     }
     if (step?.interrupt && lastOutput) {
-      const played = lastOutput.startMs + Math.min(lastOutput.durationMs, 120);
+      // Heard: 120 ms of the newest output, and never less than the last playback ack said.
+      const played = Math.max(playedUpToMs, lastOutput.startMs + Math.min(lastOutput.durationMs, 120));
       timeline.input(startMs, `barge-in: user heard output up to ${(played / 1000).toFixed(1)} s; the rest is rewound`);
       send({ $case: "interrupt", value: { playedUpToMs: played } });
     }
     if (step?.text) timeline.input(startMs, `user: "${step.text}"`);
     send({ $case: "input", value: { seq, startMs, durationMs: TICK_MS, text: step?.text ?? "", frames: [], patches: [], userSpeaking: Boolean(step?.text), toolChoice: step?.toolChoice ?? "" } });
-    send({ $case: "playback", value: { playedUpToMs: startMs } });
+    // The scripted listener plays output in real time: by this chunk's start it heard what came before.
+    playedUpToMs = startMs;
+    send({ $case: "playback", value: { playedUpToMs } });
     const due = t0 + (seq + 1) * TICK_MS;
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
   }
