@@ -45,9 +45,13 @@ export class EngineSequence {
   private largestInputTokens = 0;
   private count = 0;
 
-  constructor(private readonly opts: EngineSequenceOptions) {
-    this.current = opts.session;
-    this.base = opts.session.positionTokens;
+  /** The options less the first session, which is not kept once a rollover replaced it. */
+  private readonly opts: Omit<EngineSequenceOptions, "session">;
+
+  constructor({ session, ...opts }: EngineSequenceOptions) {
+    this.opts = opts;
+    this.current = session;
+    this.base = session.positionTokens;
     this.promptTokens = this.base;
   }
 

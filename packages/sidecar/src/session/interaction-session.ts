@@ -77,7 +77,8 @@ type QueueItem =
 
 export class InteractionSession {
   readonly id: string;
-  private readonly opts: InteractionSessionOptions;
+  /** The options less the first engine session: the sequence holds that, and lets it go at a rollover. */
+  private readonly opts: Omit<InteractionSessionOptions, "engineSession">;
   private readonly queue: QueueItem[] = [];
   private readonly history: TurnHistory;
   private readonly deliveries = new ContextDeliveries();
@@ -101,13 +102,13 @@ export class InteractionSession {
   private idle: Promise<void> = Promise.resolve();
   private resolveIdle: (() => void) | undefined;
 
-  constructor(options: InteractionSessionOptions) {
+  constructor({ engineSession, ...options }: InteractionSessionOptions) {
     this.opts = options;
     this.id = options.id;
     this.now = options.now ?? (() => performance.now());
     this.history = new TurnHistory(options.limits.rewindHorizonMs);
     this.sequence = new EngineSequence({
-      session: options.engineSession,
+      session: engineSession,
       systemPrompt: options.systemPrompt ?? "",
       ...(options.reopen ? { reopen: options.reopen } : {}),
       onRollover: (sample) => {
