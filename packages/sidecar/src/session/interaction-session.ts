@@ -21,8 +21,8 @@ import { ContextDeliveries, resolveDelivery } from "./context-deliveries.js";
 import { EngineInput, type InputMedia } from "./engine-input.js";
 import { EngineSequence } from "./engine-sequence.js";
 import { validateInputChunk } from "./input-validation.js";
-import { LatencyStats } from "./latency-stats.js";
 import type { ConversationEntry, ServerPayload, SessionBackground, SessionTools } from "./ports.js";
+import { METRICS_EVERY_MS, SessionStats, type SessionMetricsContext } from "./session-stats.js";
 import { SessionToolCalls } from "./session-tool-calls.js";
 import { TEXT_MS_PER_CHAR, TurnHistory } from "./turn-history.js";
 
@@ -68,12 +68,12 @@ export interface InteractionSessionOptions {
   now?: () => number;
 }
 
-/** A metrics event goes out after each this much input time. */
-export const METRICS_EVERY_MS = 5000;
+export { METRICS_EVERY_MS };
 
 type QueueItem =
   | { kind: "chunk"; chunk: InputChunk; arrivedAt: number; forceTool: ToolSpec | undefined }
-  | { kind: "interrupt"; playedUpToMs: number };
+  | { kind: "interrupt"; playedUpToMs: number }
+  | { kind: "playback"; playedUpToMs: number };
 
 export class InteractionSession {
   readonly id: string;
@@ -85,18 +85,12 @@ export class InteractionSession {
   private readonly conversation = new ConversationLog();
   private readonly input: EngineInput;
   private readonly toolCalls: SessionToolCalls;
-  private readonly turnLatency = new LatencyStats();
-  private readonly appendLatency = new LatencyStats();
+  private readonly stats = new SessionStats();
   private readonly now: () => number;
   private readonly sequence: EngineSequence;
-  private metricsSentAtMs = 0;
   private nextSeq = 0;
   private running = false;
   private closed = false;
-  private computeMs = 0;
-  private playbackLagMs = 0;
-  private inputMs = 0;
-  private chunks = 0;
   /** Input time reached so far (end of the last chunk taken). */
   private inputTimeMs = 0;
   private idle: Promise<void> = Promise.resolve();
@@ -177,12 +171,14 @@ export class InteractionSession {
     }
   }
 
-  /** The client played output up to here: the floor of any later barge-in; also gives the playback lag. */
+  /**
+   * The client played output up to here: the floor of any later barge-in; also
+   * gives the playback lag. Queued in order with chunks and interrupts, so a
+   * replay meets it at the same point of the loop.
+   */
   playbackAck(playedUpToMs: number): void {
-    if (playedUpToMs < this.history.playedUpToMs) return; // stale: a later ack already said more
-    this.history.notePlayed(playedUpToMs);
-    this.playbackLagMs = Math.max(0, Math.round(this.history.outputEndMs - playedUpToMs));
-    this.opts.observer?.playback?.({ lagMs: this.playbackLagMs });
+    this.queue.push({ kind: "playback", playedUpToMs });
+    this.kick();
   }
 
   /** Barge-in: queued behind earlier chunks so the cut lands between micro-turns. */
@@ -229,23 +225,11 @@ export class InteractionSession {
   }
 
   metrics(): SessionMetrics {
-    const [turnP50Ms, turnP95Ms] = this.turnLatency.quantiles([0.5, 0.95]);
-    return {
-      chunks: this.chunks,
-      turnP50Ms: turnP50Ms!,
-      turnP95Ms: turnP95Ms!,
-      realTimeFactor: this.inputMs > 0 ? this.computeMs / this.inputMs : 0,
-      queueLagMs: this.queueLagMs(),
-      positionTokens: this.positionTokens,
-      backgroundTasks: this.opts.background?.running ?? 0,
-      appendP50Ms: this.appendLatency.quantile(0.5),
-      contextRollovers: this.sequence.rollovers,
-      playbackLagMs: this.playbackLagMs,
-    };
+    return this.stats.snapshot(this.metricsContext());
   }
 
   get chunkCount(): number {
-    return this.chunks;
+    return this.stats.chunks;
   }
 
   async close(): Promise<void> {
@@ -292,7 +276,8 @@ export class InteractionSession {
         const item = this.queue.shift()!;
         try {
           if (item.kind === "chunk") await this.runTurn(item.chunk, item.arrivedAt, item.forceTool);
-          else await this.rewindTo(item.playedUpToMs);
+          else if (item.kind === "interrupt") await this.rewindTo(item.playedUpToMs);
+          else this.notePlayed(item.playedUpToMs);
         } catch (err) {
           this.reportError(err, item.kind === "chunk" ? { seq: item.chunk.seq } : {});
         }
@@ -330,11 +315,7 @@ export class InteractionSession {
       outputStartMs,
       outputDurationMs,
     });
-    this.chunks++;
-    this.computeMs += turnMs;
-    this.inputMs += chunk.durationMs;
-    this.turnLatency.add(latencyMs);
-    this.appendLatency.add(result.appendMs);
+    this.stats.recordTurn({ latencyMs, turnMs, appendMs: result.appendMs, inputMs: chunk.durationMs });
     this.opts.observer?.turn?.({ appendMs: result.appendMs, turnMs, inputMs: chunk.durationMs, queueLagMs: this.queueLagMs() });
     if (text) this.conversation.push({ role: "assistant", text, startMs: outputStartMs, seq: chunk.seq });
     this.opts.emit({
@@ -350,12 +331,15 @@ export class InteractionSession {
         finishReason: silent ? FinishReason.FINISH_REASON_SILENT : result.finishReason,
       },
     });
-    if (this.inputMs - this.metricsSentAtMs >= METRICS_EVERY_MS) this.sendMetrics();
+    if (this.stats.due) this.sendMetrics();
   }
 
   private sendMetrics(): void {
-    this.metricsSentAtMs = this.inputMs;
-    this.opts.emit({ $case: "metrics", value: this.metrics() });
+    this.opts.emit({ $case: "metrics", value: this.stats.take(this.metricsContext()) });
+  }
+
+  private metricsContext(): SessionMetricsContext {
+    return { queueLagMs: this.queueLagMs(), positionTokens: this.positionTokens, backgroundTasks: this.opts.background?.running ?? 0, contextRollovers: this.sequence.rollovers };
   }
 
   /**
@@ -394,6 +378,13 @@ export class InteractionSession {
       this.conversation.push({ role: item.source === ContextSource.CONTEXT_SOURCE_TOOL ? "tool" : "background", text: item.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
     }
     if (engineChunk.text) this.conversation.push({ role: "user", text: engineChunk.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
+  }
+
+  private notePlayed(playedUpToMs: number): void {
+    if (playedUpToMs < this.history.playedUpToMs) return; // stale: a later ack already said more
+    this.history.notePlayed(playedUpToMs);
+    this.stats.playbackLagMs = Math.max(0, Math.round(this.history.outputEndMs - playedUpToMs));
+    this.opts.observer?.playback?.({ lagMs: this.stats.playbackLagMs });
   }
 
   private async rewindTo(reportedMs: number): Promise<void> {
