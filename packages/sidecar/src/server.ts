@@ -37,9 +37,17 @@ function bearer(value: string | undefined): string | undefined {
   return value?.startsWith("Bearer ") ? value.slice(7) : undefined;
 }
 
+/**
+ * The server pings each connection after 20 s without a frame and drops it
+ * when no answer comes in 10 s: a client that vanished without closing its
+ * socket is noticed within 30 s, and its session waits for resume with every
+ * event kept from then on (an attached session keeps only its last 60 s).
+ */
+const KEEPALIVE = { "grpc.keepalive_time_ms": 20_000, "grpc.keepalive_timeout_ms": 10_000 };
+
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { hub, logger, metrics } = opts;
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024, ...KEEPALIVE });
 
   const converse: InteractionServer["converse"] = (call) => {
     if (opts.apiKey && bearer(call.metadata.get("authorization")[0]?.toString()) !== opts.apiKey) {

@@ -15,13 +15,20 @@ export interface GrpcTransportOptions {
   channelOptions?: ChannelOptions;
 }
 
+/**
+ * Pings after 20 s without a frame, and the stream fails when no answer comes
+ * in 10 s: a sidecar that vanished without closing the socket is noticed, and
+ * the session resumes elsewhere, while the sidecar still keeps what it sent.
+ */
+const KEEPALIVE: ChannelOptions = { "grpc.keepalive_time_ms": 20_000, "grpc.keepalive_timeout_ms": 10_000 };
+
 export class GrpcTransport implements Transport {
   private readonly client: InteractionClient;
   private readonly apiKey: string | undefined;
 
   constructor(options: GrpcTransportOptions) {
     const creds = options.credentials ?? (options.tls ? credentials.createSsl() : credentials.createInsecure());
-    this.client = new InteractionClient(options.address, creds, options.channelOptions ?? {});
+    this.client = new InteractionClient(options.address, creds, { ...KEEPALIVE, ...options.channelOptions });
     this.apiKey = options.apiKey;
   }
 
