@@ -24,6 +24,8 @@ export interface ServerOptions {
   /** -1: no HTTP server. */
   httpPort: number;
   isServing: () => boolean;
+  /** HTTP/2 keepalive: ping after `timeMs` without a frame, drop the connection after `timeoutMs` more. */
+  keepalive?: { timeMs: number; timeoutMs: number };
 }
 
 export interface RunningServer {
@@ -43,11 +45,16 @@ function bearer(value: string | undefined): string | undefined {
  * socket is noticed within 30 s, and its session waits for resume with every
  * event kept from then on (an attached session keeps only its last 60 s).
  */
-const KEEPALIVE = { "grpc.keepalive_time_ms": 20_000, "grpc.keepalive_timeout_ms": 10_000 };
+const KEEPALIVE = { timeMs: 20_000, timeoutMs: 10_000 };
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { hub, logger, metrics } = opts;
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024, ...KEEPALIVE });
+  const keepalive = opts.keepalive ?? KEEPALIVE;
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": 16 * 1024 * 1024,
+    "grpc.keepalive_time_ms": keepalive.timeMs,
+    "grpc.keepalive_timeout_ms": keepalive.timeoutMs,
+  });
 
   const converse: InteractionServer["converse"] = (call) => {
     if (opts.apiKey && bearer(call.metadata.get("authorization")[0]?.toString()) !== opts.apiKey) {
