@@ -145,7 +145,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         socket.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
         return;
       }
-      wss!.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, hub, logger, metrics));
+      wss!.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, hub, logger, metrics, keepalive.timeMs));
     });
     await new Promise<void>((resolve, reject) => {
       http!.once("error", reject);
@@ -171,8 +171,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 }
 
-/** Converse over WebSocket: each binary message is one protobuf ClientEvent / ServerEvent. */
-function serveWebSocket(ws: WebSocket, hub: SessionHub, logger: Logger, metrics: SidecarMetrics): void {
+/**
+ * Converse over WebSocket: each binary message is one protobuf ClientEvent / ServerEvent.
+ * A ping goes out every `pingEveryMs`; a client that did not answer the last one
+ * (browsers answer on their own) is cut, so its session waits for resume.
+ */
+function serveWebSocket(ws: WebSocket, hub: SessionHub, logger: Logger, metrics: SidecarMetrics, pingEveryMs: number): void {
+  let answered = true;
+  ws.on("pong", () => (answered = true));
+  const heartbeat = setInterval(() => {
+    if (!answered) return ws.terminate();
+    answered = false;
+    ws.ping();
+  }, pingEveryMs);
+  heartbeat.unref();
   const channel: EventChannel = {
     send: (event) => {
       if (ws.readyState === ws.OPEN) ws.send(ServerEvent.encode(event).finish());
@@ -200,6 +212,7 @@ function serveWebSocket(ws: WebSocket, hub: SessionHub, logger: Logger, metrics:
     void stream.onEvent(event);
   });
   ws.on("close", () => {
+    clearInterval(heartbeat);
     metrics.streamClosed();
     stream.onClose();
   });
