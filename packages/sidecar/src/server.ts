@@ -11,6 +11,28 @@ import type { SidecarMetrics } from "./metrics.js";
 import { ConverseStream, type EventChannel } from "./session/converse.js";
 import type { SessionHub } from "./session/session-hub.js";
 
+/**
+ * Server events are encoded with one writer reused for the process (encoding
+ * is synchronous) and handed over without a copy: the generated serializer
+ * grows a fresh writer and copies its bytes twice for every event.
+ */
+type Writer = ReturnType<typeof ServerEvent.encode>;
+const writer: Writer = ServerEvent.encode(ServerEvent.fromPartial({}));
+writer.finish();
+
+export function encodeServerEvent(event: ServerEvent): Buffer {
+  let bytes: Uint8Array;
+  try {
+    bytes = ServerEvent.encode(event, writer).finish();
+  } catch (err) {
+    writer.finish(); // what a failed encode left half written must not lead the next event
+    throw err;
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+const ConverseService = { ...InteractionService, converse: { ...InteractionService.converse, responseSerialize: encodeServerEvent } };
+
 export const WEBSOCKET_PATH = "/v1/converse";
 export const WEBSOCKET_PROTOCOL = "microturn.v1";
 
@@ -95,7 +117,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     call.on("cancelled", onClose);
     call.on("close", onClose);
   };
-  server.addService(InteractionService, { converse });
+  server.addService(ConverseService, { converse });
 
   const health: grpcHealth.HealthServer = {
     check(_call, callback) {
@@ -187,7 +209,7 @@ function serveWebSocket(ws: WebSocket, hub: SessionHub, logger: Logger, metrics:
   heartbeat.unref();
   const channel: EventChannel = {
     send: (event) => {
-      if (ws.readyState === ws.OPEN) ws.send(ServerEvent.encode(event).finish());
+      if (ws.readyState === ws.OPEN) ws.send(encodeServerEvent(event));
     },
     end: (error) => {
       // 4000 + gRPC status keeps the code readable on the browser side.
