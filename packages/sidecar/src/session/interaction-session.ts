@@ -22,11 +22,10 @@ import { EngineInput, type InputMedia } from "./engine-input.js";
 import { EngineSequence } from "./engine-sequence.js";
 import { validateInputChunk } from "./input-validation.js";
 import type { ConversationEntry, ServerPayload, SessionBackground, SessionTools } from "./ports.js";
-import { METRICS_EVERY_MS, SessionStats, type SessionMetricsContext } from "./session-stats.js";
+import { SessionStats, type SessionMetricsContext } from "./session-stats.js";
 import { SessionToolCalls } from "./session-tool-calls.js";
 import { TEXT_MS_PER_CHAR, TurnHistory } from "./turn-history.js";
 
-export type { InputMedia, ServerPayload };
 
 export interface SessionLimits {
   maxOutputTokensPerTurn: number;
@@ -68,7 +67,6 @@ export interface InteractionSessionOptions {
   now?: () => number;
 }
 
-export { METRICS_EVERY_MS };
 
 type QueueItem =
   | { kind: "chunk"; chunk: InputChunk; arrivedAt: number; forceTool: ToolSpec | undefined }

@@ -6,7 +6,7 @@ const ack = (seq: number) => ({ $case: "inputAck" as const, value: { seq, duplic
 
 describe("Outbox", () => {
   it("numbers events and replays exactly what a resumed stream missed", () => {
-    const outbox = new Outbox(8);
+    const outbox = new Outbox({ capacity: 8 });
     const first: ServerEvent[] = [];
     outbox.attach({ send: (e) => first.push(e) });
     for (let i = 0; i < 5; i++) outbox.push(ack(i));
@@ -19,7 +19,7 @@ describe("Outbox", () => {
   });
 
   it("keeps at least its capacity through batched trims, and says when a resume asks for dropped events", () => {
-    const outbox = new Outbox(4);
+    const outbox = new Outbox({ capacity: 4 });
     for (let i = 0; i < 1000; i++) outbox.push(ack(i));
     const resumed: ServerEvent[] = [];
     expect(outbox.attach({ send: (e) => resumed.push(e) }, 996)).toBe(true);

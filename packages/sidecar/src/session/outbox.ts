@@ -35,11 +35,10 @@ export class Outbox {
   private seq = 0;
   private sink: EventSink | undefined;
 
-  constructor(options: OutboxOptions | number = {}) {
-    const opts = typeof options === "number" ? { capacity: options } : options;
-    this.capacity = opts.capacity ?? 4096;
-    this.keepMs = opts.keepMs ?? Infinity;
-    this.now = opts.now ?? (() => performance.now());
+  constructor(options: OutboxOptions = {}) {
+    this.capacity = options.capacity ?? 4096;
+    this.keepMs = options.keepMs ?? Infinity;
+    this.now = options.now ?? (() => performance.now());
   }
 
   get lastEventSeq(): number {

@@ -5,7 +5,8 @@ import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionStarted, t
 import type { Engine } from "../engines/engine.js";
 import { SessionFault } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { InteractionSession, type InputMedia, type SessionLimits, type SessionObserver } from "./interaction-session.js";
+import type { InputMedia } from "./engine-input.js";
+import { InteractionSession, type SessionLimits, type SessionObserver } from "./interaction-session.js";
 import { Outbox, type EventSink, type OutboxOptions } from "./outbox.js";
 import type { SessionBackground, SessionTools } from "./ports.js";
 import { SessionRecorder } from "./session-recorder.js";
