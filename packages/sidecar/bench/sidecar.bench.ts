@@ -23,6 +23,7 @@ import { ClientEvent, InteractionClient, PROTOCOL_VERSION, type ServerEvent, typ
 import { createEchoEngine } from "../src/engines/echo/index.js";
 import type { Engine } from "../src/engines/engine.js";
 import { LatencyStats } from "../src/session/latency-stats.js";
+import { encodeClientEvent, EVENT, LeanConverseClient } from "./lean-client.js";
 
 const CHUNK_MS = 200;
 const TEXT = "hello there";
@@ -35,6 +36,10 @@ const LEVELS = (args.get("levels") ?? "250,500,1000,1500,2000").split(",").map(N
 const SECONDS_ONE = Number(args.get("seconds-one") ?? 20);
 /** Alternating rounds of floor and sidecar per overhead level. */
 const ROUNDS = Number(args.get("rounds") ?? 2);
+/** The load generator's client: lean (node:http2, see lean-client.ts) or grpc-js. */
+const CLIENT = args.get("client") ?? "lean";
+/** Which parts run: back2back, overhead, capacity (all by default). */
+const PHASES = new Set((args.get("phases") ?? "back2back,overhead,capacity").split(","));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const CONFIG = { inputModalities: [], outputMode: 0, inputSampleRateHz: 16000, outputSampleRateHz: 16000, voice: "", instructions: "", tools: [], defaultDelivery: 0, maxOutputTokensPerTurn: 4, chunkDurationMs: CHUNK_MS, unsupportedInput: 0, labels: {}, record: false } satisfies SessionConfig;
@@ -66,8 +71,58 @@ interface Load {
   errors: number;
 }
 
-/** Via a sidecar: N streams, each sending a chunk every 200 ms; latency to ack and to output. */
-async function viaSidecar(address: string, sessions: number, seconds: number, into?: Load, channels = 8): Promise<Load> {
+/**
+ * Via a sidecar: N streams, each sending a chunk every 200 ms; latency to ack
+ * and to output. The lean client (the default) speaks gRPC over node:http2 with
+ * events encoded once per tick; `--client=grpc-js` uses grpc-js clients.
+ */
+function viaSidecar(address: string, sessions: number, seconds: number, into?: Load): Promise<Load> {
+  return CLIENT === "grpc-js" ? viaSidecarGrpcJs(address, sessions, seconds, into) : viaSidecarLean(address, sessions, seconds, into);
+}
+
+async function viaSidecarLean(address: string, sessions: number, seconds: number, into?: Load, connections = 8): Promise<Load> {
+  const client = new LeanConverseClient(address, connections);
+  const output = into?.output ?? new LatencyStats(sessions * seconds * 5 + 16);
+  const ack = into?.ack ?? new LatencyStats(sessions * seconds * 5 + 16);
+  let errors = into?.errors ?? 0;
+  const ticks = Math.round((seconds * 1000) / CHUNK_MS);
+  const warmupTicks = (WARMUP_S * 1000) / CHUNK_MS;
+  const start = encodeClientEvent(ClientEvent.fromPartial({ event: { $case: "start", value: { protocolVersion: PROTOCOL_VERSION, config: CONFIG } } }));
+  const inputs = Array.from({ length: ticks }, (_, seq) =>
+    encodeClientEvent(ClientEvent.fromPartial({ event: { $case: "input", value: { seq, startMs: seq * CHUNK_MS, durationMs: CHUNK_MS, text: TEXT, frames: [], patches: [], userSpeaking: true } } })),
+  );
+  const end = encodeClientEvent(ClientEvent.fromPartial({ event: { $case: "end", value: { reason: "bench" } } }));
+  await Promise.all(
+    Array.from({ length: sessions }, async (_, i) => {
+      const sentAt = new Float64Array(ticks);
+      let started!: () => void;
+      const ready = new Promise<void>((r) => (started = r));
+      const stream = client.open((field, seq) => {
+        const now = performance.now();
+        if (field === EVENT.started) started();
+        else if (field === EVENT.inputAck && seq >= warmupTicks) ack.add(now - sentAt[seq]!);
+        else if (field === EVENT.output && seq >= warmupTicks) output.add(now - sentAt[seq]!);
+        else if (field === EVENT.error) errors++;
+      });
+      stream.write(start);
+      await ready;
+      await sleep((i * CHUNK_MS) / sessions);
+      const t0 = performance.now();
+      for (let seq = 0; seq < ticks; seq++) {
+        sentAt[seq] = performance.now();
+        stream.write(inputs[seq]!);
+        await sleep(Math.max(0, t0 + (seq + 1) * CHUNK_MS - performance.now()));
+      }
+      await sleep(300);
+      stream.write(end);
+      await stream.end(5000);
+    }),
+  );
+  client.close();
+  return { output, ack, errors };
+}
+
+async function viaSidecarGrpcJs(address: string, sessions: number, seconds: number, into?: Load, channels = 8): Promise<Load> {
   const clients = Array.from({ length: channels }, (_, i) => new InteractionClient(address, grpc.credentials.createInsecure(), { "grpc.channel_id": i } as grpc.ClientOptions));
   const output = into?.output ?? new LatencyStats(sessions * seconds * 5 + 16);
   const ack = into?.ack ?? new LatencyStats(sessions * seconds * 5 + 16);
@@ -158,25 +213,79 @@ function cpuMs(pid: number | undefined): number | undefined {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
-async function startServeProcess(): Promise<{ child: ChildProcess; address: string }> {
+/**
+ * The sidecar's garbage-collection pauses, from its `--trace-gc` lines: what
+ * most of its p99 above the wire is made of at many sessions.
+ */
+class GcPauses {
+  private pauses: number[] = [];
+  private fullMaxMs = 0;
+  private fullCount = 0;
+  private since = performance.now();
+
+  /** Reads whole lines of the process's stdout. */
+  feed(text: string): void {
+    for (const match of text.matchAll(/: (Scavenge|Mark-Compact|Mark-sweep)[^,]*, ([\d.]+) \/ [\d.]+ ms/g)) {
+      const ms = Number(match[2]);
+      this.pauses.push(ms);
+      if (match[1] !== "Scavenge") {
+        this.fullCount++;
+        this.fullMaxMs = Math.max(this.fullMaxMs, ms);
+      }
+    }
+  }
+
+  /** Pauses since the last reset: ms per second of wall time, the largest, how many; the same for full (mark) collections. */
+  take(): GcFigures {
+    const seconds = (performance.now() - this.since) / 1000;
+    const total = this.pauses.reduce((a, b) => a + b, 0);
+    const out = { msPerS: total / seconds, maxMs: Math.max(0, ...this.pauses), count: this.pauses.length, fullCount: this.fullCount, fullMaxMs: this.fullMaxMs };
+    this.pauses = [];
+    this.fullCount = 0;
+    this.fullMaxMs = 0;
+    this.since = performance.now();
+    return out;
+  }
+}
+
+interface GcFigures {
+  msPerS: number;
+  maxMs: number;
+  count: number;
+  fullCount: number;
+  fullMaxMs: number;
+}
+
+const gcText = (gc: GcFigures) =>
+  `sidecar GC ${gc.msPerS.toFixed(1)} ms/s (${gc.count} pauses, max ${gc.maxMs.toFixed(1)} ms; ${gc.fullCount} full, max ${gc.fullMaxMs.toFixed(1)} ms)`;
+
+async function startServeProcess(gc?: GcPauses): Promise<{ child: ChildProcess; address: string }> {
   const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
-  return startProcess([cli, "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--max-sessions", "10000", "--log-level", "warn"]);
+  return startProcess(["--trace-gc", ...(process.env.SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), cli, "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--max-sessions", "10000", "--log-level", "warn"], gc);
 }
 
 async function startFloorProcess(): Promise<{ child: ChildProcess; address: string }> {
   return startProcess(["--import", "tsx", fileURLToPath(new URL("./grpc-floor-server.ts", import.meta.url))]);
 }
 
-async function startProcess(argv: string[]): Promise<{ child: ChildProcess; address: string }> {
+async function startProcess(argv: string[], gc?: GcPauses): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(process.execPath, argv, {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const address = await new Promise<string>((resolve, reject) => {
     let buffered = "";
+    let ready = false;
     child.stdout!.on("data", (d: Buffer) => {
       buffered += d.toString();
-      const match = /grpc=(\S+)/.exec(buffered);
-      if (match) resolve(match[1]!);
+      const lastLine = buffered.lastIndexOf("\n") + 1;
+      const lines = buffered.slice(0, lastLine);
+      buffered = buffered.slice(lastLine);
+      gc?.feed(lines);
+      const match = ready ? null : /grpc=(\S+)/.exec(lines);
+      if (match) {
+        ready = true;
+        resolve(match[1]!);
+      }
     });
     child.once("exit", (code) => reject(new Error(`sidecar exited with ${code} before it was ready`)));
   });
@@ -186,47 +295,73 @@ async function startProcess(argv: string[]): Promise<{ child: ChildProcess; addr
 const fmt = (n: number) => n.toFixed(2).padStart(8);
 
 async function main(): Promise<void> {
-  console.log(`bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace (node ${process.version})`);
+  console.log(
+    `bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace, ${CLIENT} client (node ${process.version})`,
+  );
   const rows: string[] = [];
+  const row = (line: string) => {
+    rows.push(line);
+    console.log(line);
+  };
   const overhead: Record<number, { direct: LatencyStats; via: LatencyStats; floor: LatencyStats }> = {};
   // The sidecar runs in its own process (as deployed), the load generator here.
-  const { child, address } = await startServeProcess();
-  const floorProcess = await startFloorProcess();
-  const tightDirect = await directBackToBack(await createEchoEngine({}), 2000);
-  const tightVia = await backToBack(address, 2000);
-  rows.push(
-    `back2back sessions=    1  direct p50 ${fmt(tightDirect.quantile(0.5))} p99 ${fmt(tightDirect.quantile(0.99))} | via sidecar p50 ${fmt(tightVia.quantile(0.5))} p99 ${fmt(tightVia.quantile(0.99))} | added p99 ${fmt(tightVia.quantile(0.99) - tightDirect.quantile(0.99))} ms`,
-  );
-  console.log(rows[rows.length - 1]);
-  for (const sessions of [1, 256]) {
-    const seconds = sessions === 1 ? Math.max(SECONDS, SECONDS_ONE) : SECONDS;
-    const engine = await createEchoEngine({ maxSessions: 10_000 });
-    const d = await direct(engine, sessions, seconds);
-    const samples = ROUNDS * (sessions * seconds * 5 + 16);
-    const v: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
-    const f: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
-    for (let round = 0; round < ROUNDS; round++) {
-      f.errors = (await viaSidecar(floorProcess.address, sessions, seconds, f)).errors;
-      v.errors = (await viaSidecar(address, sessions, seconds, v)).errors;
-    }
-    overhead[sessions] = { direct: d, via: v.output, floor: f.output };
-    const p99 = (s: LatencyStats) => s.quantile(0.99);
-    rows.push(
-      `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(p99(d))} | grpc floor p50 ${fmt(f.output.quantile(0.5))} p99 ${fmt(p99(f.output))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(p99(v.output))} | added p99 vs direct ${fmt(p99(v.output) - p99(d))} vs floor ${fmt(p99(v.output) - p99(f.output))} ms  errors ${v.errors}`,
+  const gc = new GcPauses();
+  const { child, address } = await startServeProcess(gc);
+  let tight: { direct: LatencyStats; via: LatencyStats } | undefined;
+  if (PHASES.has("back2back")) {
+    tight = { direct: await directBackToBack(await createEchoEngine({}), 2000), via: await backToBack(address, 2000) };
+    row(
+      `back2back sessions=    1  direct p50 ${fmt(tight.direct.quantile(0.5))} p99 ${fmt(tight.direct.quantile(0.99))} | via sidecar p50 ${fmt(tight.via.quantile(0.5))} p99 ${fmt(tight.via.quantile(0.99))} | added p99 ${fmt(tight.via.quantile(0.99) - tight.direct.quantile(0.99))} ms`,
     );
-    console.log(rows[rows.length - 1]);
   }
-  floorProcess.child.kill("SIGTERM");
+  if (PHASES.has("overhead")) {
+    const floorProcess = await startFloorProcess();
+    for (const sessions of [1, 256]) {
+      const seconds = sessions === 1 ? Math.max(SECONDS, SECONDS_ONE) : SECONDS;
+      const engine = await createEchoEngine({ maxSessions: 10_000 });
+      const d = await direct(engine, sessions, seconds);
+      const samples = ROUNDS * (sessions * seconds * 5 + 16);
+      const v: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
+      const f: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
+      const pauses = { ms: 0, seconds: 0, max: 0, count: 0, fullCount: 0, fullMax: 0 };
+      for (let round = 0; round < ROUNDS; round++) {
+        f.errors = (await viaSidecar(floorProcess.address, sessions, seconds, f)).errors;
+        gc.take();
+        const t = performance.now();
+        v.errors = (await viaSidecar(address, sessions, seconds, v)).errors;
+        const g = gc.take();
+        const s = (performance.now() - t) / 1000;
+        Object.assign(pauses, {
+          ms: pauses.ms + g.msPerS * s,
+          seconds: pauses.seconds + s,
+          max: Math.max(pauses.max, g.maxMs),
+          count: pauses.count + g.count,
+          fullCount: pauses.fullCount + g.fullCount,
+          fullMax: Math.max(pauses.fullMax, g.fullMaxMs),
+        });
+      }
+      overhead[sessions] = { direct: d, via: v.output, floor: f.output };
+      const p99 = (s: LatencyStats) => s.quantile(0.99);
+      row(
+        `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(p99(d))} | grpc floor p50 ${fmt(f.output.quantile(0.5))} p99 ${fmt(p99(f.output))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(p99(v.output))} | added p99 vs direct ${fmt(p99(v.output) - p99(d))} vs floor ${fmt(p99(v.output) - p99(f.output))} ms  errors ${v.errors}  ${gcText({ msPerS: pauses.ms / pauses.seconds, maxMs: pauses.max, count: pauses.count, fullCount: pauses.fullCount, fullMaxMs: pauses.fullMax })}`,
+      );
+    }
+    floorProcess.child.kill("SIGTERM");
+  }
 
   let maxSessions = 0;
   const capacity: Record<string, number> = {};
   const cpuPerChunk: Record<string, number> = {};
   const clientCpuPerChunk: Record<string, number> = {};
+  const gcByLevel: Record<string, { ms_per_s: number; max_ms: number; full: number; full_max_ms: number }> = {};
   try {
-    for (const n of LEVELS) {
+    for (const n of PHASES.has("capacity") ? LEVELS : []) {
       const cpuBefore = cpuMs(child.pid);
       const clientBefore = process.cpuUsage();
+      gc.take();
       const load = await viaSidecar(address, n, SECONDS);
+      const pauses = gc.take();
+      gcByLevel[n] = { ms_per_s: Number(pauses.msPerS.toFixed(2)), max_ms: pauses.maxMs, full: pauses.fullCount, full_max_ms: pauses.fullMaxMs };
       const cpuAfter = cpuMs(child.pid);
       const client = process.cpuUsage(clientBefore);
       const clientUs = (client.user + client.system) / (n * SECONDS * 5);
@@ -238,34 +373,34 @@ async function main(): Promise<void> {
       if (Number.isFinite(cpuUs)) cpuPerChunk[n] = Math.round(cpuUs);
       const ok = p99 < 20 && load.errors === 0 && load.ack.size >= n * ((SECONDS - WARMUP_S) * 5 - 1);
       if (ok) maxSessions = n;
-      rows.push(
-        `capacity   sessions=${String(n).padStart(5)}  chunk→ack p50 ${fmt(load.ack.quantile(0.5))} p99 ${fmt(p99)} ms  acks ${load.ack.size}  errors ${load.errors}  CPU µs/chunk sidecar ${fmt(cpuUs)} load generator ${fmt(clientUs)}  ${ok ? "ok" : "over"}`,
+      row(
+        `capacity   sessions=${String(n).padStart(5)}  chunk→ack p50 ${fmt(load.ack.quantile(0.5))} p99 ${fmt(p99)} ms  acks ${load.ack.size}  errors ${load.errors}  CPU µs/chunk sidecar ${fmt(cpuUs)} load generator ${fmt(clientUs)}  ${gcText(pauses)}  ${ok ? "ok" : "over"}`,
       );
-      console.log(rows[rows.length - 1]);
       if (!ok) break;
     }
   } finally {
     child.kill("SIGTERM");
   }
-  const added = (n: number) => Number((overhead[n]!.via.quantile(0.99) - overhead[n]!.direct.quantile(0.99)).toFixed(3));
-  const vsFloor = (n: number) => Number((overhead[n]!.via.quantile(0.99) - overhead[n]!.floor.quantile(0.99)).toFixed(3));
+  const num = (n: number | undefined) => (n === undefined ? null : Number(n.toFixed(3)));
+  const at = (n: number) => overhead[n];
   console.log(
     JSON.stringify({
       bench: "sidecar",
-      overhead_p99_ms_1: added(1),
-      overhead_p99_ms_256: added(256),
-      overhead_p99_ms_1_vs_grpc_floor: vsFloor(1),
-      overhead_p99_ms_256_vs_grpc_floor: vsFloor(256),
-      grpc_floor_p99_ms_1: Number(overhead[1]!.floor.quantile(0.99).toFixed(3)),
-      grpc_floor_p99_ms_256: Number(overhead[256]!.floor.quantile(0.99).toFixed(3)),
-      overhead_p99_ms_1_back_to_back: Number((tightVia.quantile(0.99) - tightDirect.quantile(0.99)).toFixed(3)),
-      via_p50_ms_1_back_to_back: Number(tightVia.quantile(0.5).toFixed(3)),
-      via_p99_ms_1: Number(overhead[1]!.via.quantile(0.99).toFixed(3)),
-      via_p99_ms_256: Number(overhead[256]!.via.quantile(0.99).toFixed(3)),
-      max_sessions: maxSessions,
+      overhead_p99_ms_1: num(at(1) && at(1)!.via.quantile(0.99) - at(1)!.direct.quantile(0.99)),
+      overhead_p99_ms_256: num(at(256) && at(256)!.via.quantile(0.99) - at(256)!.direct.quantile(0.99)),
+      overhead_p99_ms_1_vs_grpc_floor: num(at(1) && at(1)!.via.quantile(0.99) - at(1)!.floor.quantile(0.99)),
+      overhead_p99_ms_256_vs_grpc_floor: num(at(256) && at(256)!.via.quantile(0.99) - at(256)!.floor.quantile(0.99)),
+      grpc_floor_p99_ms_1: num(at(1)?.floor.quantile(0.99)),
+      grpc_floor_p99_ms_256: num(at(256)?.floor.quantile(0.99)),
+      overhead_p99_ms_1_back_to_back: num(tight && tight.via.quantile(0.99) - tight.direct.quantile(0.99)),
+      via_p50_ms_1_back_to_back: num(tight?.via.quantile(0.5)),
+      via_p99_ms_1: num(at(1)?.via.quantile(0.99)),
+      via_p99_ms_256: num(at(256)?.via.quantile(0.99)),
+      max_sessions: PHASES.has("capacity") ? maxSessions : null,
       ack_p99_ms_by_sessions: capacity,
       sidecar_cpu_us_per_chunk_by_sessions: cpuPerChunk,
       load_generator_cpu_us_per_chunk_by_sessions: clientCpuPerChunk,
+      sidecar_gc_by_sessions: gcByLevel,
     }),
   );
 }

@@ -254,6 +254,22 @@ describe("Converse", () => {
     expect(engine.sessions[0]!.closed).toBe(true);
   });
 
+  it("handles events written behind a SessionEnd still under way after it: the session is gone, nothing runs", async () => {
+    const { engine, connect } = await setup();
+    const c = connect();
+    c.start();
+    c.input(0, "a");
+    c.send({ $case: "end", value: { reason: "bye" } });
+    c.input(1, "late");
+    c.send({ $case: "playback", value: { playedUpToMs: 100 } });
+    await c.waitFor(() => c.ended, "stream end");
+    expect(c.of("output").map((o) => o.text)).toEqual(["A"]);
+    expect(c.of("inputAck").map((a) => a.seq)).toEqual([0]);
+    expect(c.of("error")).toEqual([]);
+    expect(c.of("ended")[0]).toMatchObject({ reason: "bye", chunks: 1 });
+    expect(engine.sessions[0]!.appends).toBe(1);
+  });
+
   it("on a client half-close finishes the queued micro-turns, ends the session and the stream", async () => {
     const { engine, connect } = await setup();
     const c = connect();

@@ -13,10 +13,16 @@ export interface EventChannel {
   end(error?: { code: ErrorCode; message: string }): void;
 }
 
+/** Events whose handling awaits (session open, resume, end): later events wait behind them. */
+const ASYNC_CASES: ReadonlySet<string | undefined> = new Set(["start", "resume", "end"]);
+const DONE = Promise.resolve();
+
 export class ConverseStream {
   private handle: SessionHandle | undefined;
-  /** Client events are handled strictly in order, one at a time. */
+  /** Client events are handled strictly in order: behind an open, resume or end still under way, events wait their turn. */
   private chain: Promise<void> = Promise.resolve();
+  /** Events queued on the chain and not yet handled. */
+  private waiting = 0;
   private ended = false;
 
   constructor(
@@ -25,9 +31,24 @@ export class ConverseStream {
     private readonly logger: Logger,
   ) {}
 
-  /** Handles one client event, after every earlier one; never throws (errors become SessionError events). */
+  /**
+   * Handles one client event, after every earlier one; never throws (errors
+   * become SessionError events). Most events (input, acks, tool results) are
+   * handled at once when nothing is ahead of them: a chunk costs no promise.
+   */
   onEvent(event: ClientEvent): Promise<void> {
-    this.chain = this.chain.then(() => this.handleEvent(event));
+    if (this.waiting === 0 && !ASYNC_CASES.has(event.event?.$case)) {
+      this.handleNow(event);
+      return DONE;
+    }
+    this.waiting++;
+    this.chain = this.chain.then(async () => {
+      try {
+        await this.handleEvent(event);
+      } finally {
+        this.waiting--;
+      }
+    });
     return this.chain;
   }
 
@@ -36,12 +57,28 @@ export class ConverseStream {
    * did not end with SessionEnd is ended now; then the stream ends.
    */
   onHalfClose(): Promise<void> {
+    this.waiting++;
     this.chain = this.chain.then(async () => {
-      if (this.ended) return;
-      if (this.handle) await this.hub.end(this.handle, "client closed its stream");
-      this.finish();
+      try {
+        if (this.ended) return;
+        if (this.handle) await this.hub.end(this.handle, "client closed its stream");
+        this.finish();
+      } finally {
+        this.waiting--;
+      }
     });
     return this.chain;
+  }
+
+  /** An event whose handling is synchronous, with nothing ahead of it. */
+  private handleNow(event: ClientEvent): void {
+    if (this.ended) return;
+    try {
+      this.handle?.recorder?.record(event);
+      this.dispatchSync(event);
+    } catch (err) {
+      this.fail(err, event);
+    }
   }
 
   private async handleEvent(event: ClientEvent): Promise<void> {
@@ -49,15 +86,22 @@ export class ConverseStream {
     try {
       const opened = this.handle !== undefined;
       if (opened) this.handle!.recorder?.record(event);
-      await this.dispatch(event);
+      const payload = event.event;
+      if (payload?.$case === "start" || payload?.$case === "resume") await this.open(payload);
+      else if (payload?.$case === "end") await this.end(payload.value.reason);
+      else this.dispatchSync(event);
       // The opening event is recorded once its session (and recorder) exists.
-      if (!opened && event.event?.$case === "start") this.handle?.recorder?.record(event);
+      if (!opened && payload?.$case === "start") this.handle?.recorder?.record(event);
     } catch (err) {
-      const error = toSessionError(err, { eventId: event.eventId });
-      if (this.handle) this.handle.outbox.push({ $case: "error", value: error });
-      else this.channel.send({ eventSeq: 0, event: { $case: "error", value: error } });
-      if (error.fatal) this.finish({ code: error.code, message: error.message });
+      this.fail(err, event);
     }
+  }
+
+  private fail(err: unknown, event: ClientEvent): void {
+    const error = toSessionError(err, { eventId: event.eventId });
+    if (this.handle) this.handle.outbox.push({ $case: "error", value: error });
+    else this.channel.send({ eventSeq: 0, event: { $case: "error", value: error } });
+    if (error.fatal) this.finish({ code: error.code, message: error.message });
   }
 
   /** The transport is gone (cancelled, reset, socket closed): the session waits for resume. */
@@ -67,20 +111,10 @@ export class ConverseStream {
     if (this.handle) this.hub.detach(this.handle, this.channel);
   }
 
-  private async dispatch(event: ClientEvent): Promise<void> {
+  /** Every event but start, resume and end: handled synchronously. */
+  private dispatchSync(event: ClientEvent): void {
     const payload = event.event;
     if (!payload) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "event has no payload (unknown oneof case or empty message)");
-    if (payload.$case === "start" || payload.$case === "resume") {
-      if (this.handle) throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `${payload.$case} on a stream whose session is already open`);
-      if (!isCompatibleProtocol(payload.value.protocolVersion)) {
-        throw new SessionFault(
-          ErrorCode.ERROR_CODE_VERSION_MISMATCH,
-          `client speaks protocol "${payload.value.protocolVersion}", this sidecar speaks ${PROTOCOL_VERSION} (major versions must match)`,
-          { fatal: true },
-        );
-      }
-      return this.open(payload);
-    }
     const handle = this.handle;
     if (!handle) {
       throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `"${payload.$case}" before the session started: send start (or resume) first`);
@@ -105,14 +139,20 @@ export class ConverseStream {
       case "cancelTask":
         session.cancelTask(payload.value.taskId);
         return;
-      case "end":
-        await this.hub.end(handle, payload.value.reason || "client ended the session");
-        this.finish();
-        return;
+      default:
+        throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, `"${payload.$case}" reached the synchronous path`);
     }
   }
 
   private async open(payload: Extract<NonNullable<ClientEvent["event"]>, { $case: "start" | "resume" }>): Promise<void> {
+    if (this.handle) throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `${payload.$case} on a stream whose session is already open`);
+    if (!isCompatibleProtocol(payload.value.protocolVersion)) {
+      throw new SessionFault(
+        ErrorCode.ERROR_CODE_VERSION_MISMATCH,
+        `client speaks protocol "${payload.value.protocolVersion}", this sidecar speaks ${PROTOCOL_VERSION} (major versions must match)`,
+        { fatal: true },
+      );
+    }
     if (payload.$case === "start") {
       const config = payload.value.config;
       if (!config) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "start.config is required", { fatal: true });
@@ -120,6 +160,12 @@ export class ConverseStream {
     } else {
       this.handle = this.hub.resume(payload.value.resumeToken, payload.value.lastEventSeq, this.channel);
     }
+  }
+
+  private async end(reason: string): Promise<void> {
+    if (!this.handle) throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `"end" before the session started: send start (or resume) first`);
+    await this.hub.end(this.handle, reason || "client ended the session");
+    this.finish();
   }
 
   private finish(error?: { code: ErrorCode; message: string }): void {

@@ -14,55 +14,57 @@ export const INPUT_LIMITS = {
   maxPatchesBytes: 8 * 1920 * 1080 * 3,
 } as const;
 
+/** A module function, not a closure per call: every chunk is validated. */
+function reject(chunk: InputChunk, code: ErrorCode, message: string): never {
+  throw new SessionFault(code, message, { seq: chunk.seq });
+}
+
 /** Throws a SessionFault naming the first problem with the chunk. */
 export function validateInputChunk(chunk: InputChunk): void {
-  const fail = (code: ErrorCode, message: string): never => {
-    throw new SessionFault(code, message, { seq: chunk.seq });
-  };
   if (!(chunk.durationMs > 0 && chunk.durationMs <= INPUT_LIMITS.maxChunkDurationMs)) {
-    fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: duration_ms must be 1..${INPUT_LIMITS.maxChunkDurationMs}, got ${chunk.durationMs}`);
+    reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: duration_ms must be 1..${INPUT_LIMITS.maxChunkDurationMs}, got ${chunk.durationMs}`);
   }
   if (chunk.text.length > INPUT_LIMITS.maxTextChars) {
-    fail(ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: text has ${chunk.text.length} chars, limit ${INPUT_LIMITS.maxTextChars}`);
+    reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: text has ${chunk.text.length} chars, limit ${INPUT_LIMITS.maxTextChars}`);
   }
   const pcm = chunk.pcm;
   if (pcm) {
-    if (pcm.channels !== 1) fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: pcm must be mono (channels 1), got ${pcm.channels}`);
+    if (pcm.channels !== 1) reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: pcm must be mono (channels 1), got ${pcm.channels}`);
     if (!(pcm.sampleRateHz >= 8000 && pcm.sampleRateHz <= 96000)) {
-      fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: pcm sample_rate_hz must be 8000..96000, got ${pcm.sampleRateHz}`);
+      reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: pcm sample_rate_hz must be 8000..96000, got ${pcm.sampleRateHz}`);
     }
-    if (pcm.pcm16.length % 2 !== 0) fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: pcm16 has an odd byte count (${pcm.pcm16.length})`);
+    if (pcm.pcm16.length % 2 !== 0) reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: pcm16 has an odd byte count (${pcm.pcm16.length})`);
     if (pcm.pcm16.length > INPUT_LIMITS.maxPcmBytes) {
-      fail(ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: pcm16 has ${pcm.pcm16.length} bytes, limit ${INPUT_LIMITS.maxPcmBytes}`);
+      reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: pcm16 has ${pcm.pcm16.length} bytes, limit ${INPUT_LIMITS.maxPcmBytes}`);
     }
   }
   const dmel = chunk.dmel;
   if (dmel) {
-    if (dmel.channels !== 80) fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: dmel channels must be 80, got ${dmel.channels}`);
-    if (dmel.frames > INPUT_LIMITS.maxDmelFrames) fail(ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: ${dmel.frames} dmel frames, limit ${INPUT_LIMITS.maxDmelFrames}`);
+    if (dmel.channels !== 80) reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: dmel channels must be 80, got ${dmel.channels}`);
+    if (dmel.frames > INPUT_LIMITS.maxDmelFrames) reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: ${dmel.frames} dmel frames, limit ${INPUT_LIMITS.maxDmelFrames}`);
     if (dmel.codes.length !== dmel.frames * dmel.channels) {
-      fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: dmel codes length ${dmel.codes.length} != frames x channels (${dmel.frames * dmel.channels})`);
+      reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: dmel codes length ${dmel.codes.length} != frames x channels (${dmel.frames * dmel.channels})`);
     }
-    if (dmel.codes.some((c) => c > 15)) fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: dmel codes must be 0..15`);
+    if (dmel.codes.some((c) => c > 15)) reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: dmel codes must be 0..15`);
   }
   if (chunk.frames.length > INPUT_LIMITS.maxFramesPerChunk) {
-    fail(ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: ${chunk.frames.length} video frames, limit ${INPUT_LIMITS.maxFramesPerChunk}`);
+    reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: ${chunk.frames.length} video frames, limit ${INPUT_LIMITS.maxFramesPerChunk}`);
   }
   for (const frame of chunk.frames) {
-    if (frame.widthPx === 0 || frame.heightPx === 0) fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: video frame has a zero dimension`);
+    if (frame.widthPx === 0 || frame.heightPx === 0) reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: video frame has a zero dimension`);
     if (frame.widthPx * frame.heightPx > INPUT_LIMITS.maxFramePixels) {
-      fail(ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: video frame ${frame.widthPx}x${frame.heightPx} over ${INPUT_LIMITS.maxFramePixels} pixels`);
+      reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: video frame ${frame.widthPx}x${frame.heightPx} over ${INPUT_LIMITS.maxFramePixels} pixels`);
     }
     if (frame.rgb.length !== frame.widthPx * frame.heightPx * 3) {
-      fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: video frame rgb is ${frame.rgb.length} bytes, expected ${frame.widthPx}x${frame.heightPx}x3`);
+      reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: video frame rgb is ${frame.rgb.length} bytes, expected ${frame.widthPx}x${frame.heightPx}x3`);
     }
   }
   let patchBytes = 0;
   for (const p of chunk.patches) {
     patchBytes += p.rgb.length;
     if (p.rgb.length !== p.rows * p.cols * p.patchSizePx * p.patchSizePx * 3 || p.patchSizePx === 0) {
-      fail(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: video patches rgb length does not match rows x cols x patch_size_px^2 x 3`);
+      reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: video patches rgb length does not match rows x cols x patch_size_px^2 x 3`);
     }
   }
-  if (patchBytes > INPUT_LIMITS.maxPatchesBytes) fail(ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: video patches over ${INPUT_LIMITS.maxPatchesBytes} bytes`);
+  if (patchBytes > INPUT_LIMITS.maxPatchesBytes) reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: video patches over ${INPUT_LIMITS.maxPatchesBytes} bytes`);
 }

@@ -91,7 +91,8 @@ export class InteractionSession {
   private closed = false;
   /** Input time reached so far (end of the last chunk taken). */
   private inputTimeMs = 0;
-  private idle: Promise<void> = Promise.resolve();
+  /** Made only when someone waits for the queue to drain (end, close): most turns need none. */
+  private idle: Promise<void> | undefined;
   private resolveIdle: (() => void) | undefined;
 
   constructor({ engineSession, ...options }: InteractionSessionOptions) {
@@ -219,6 +220,8 @@ export class InteractionSession {
 
   /** Resolves once every queued item has been processed. */
   whenIdle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    this.idle ??= new Promise((resolve) => (this.resolveIdle = resolve));
     return this.idle;
   }
 
@@ -236,7 +239,7 @@ export class InteractionSession {
     this.queue.length = 0;
     this.opts.background?.cancelAll();
     this.opts.tools?.cancelAll();
-    await this.idle;
+    await this.whenIdle();
     await this.sequence.close();
   }
 
@@ -264,7 +267,6 @@ export class InteractionSession {
   private kick(): void {
     if (this.running) return;
     this.running = true;
-    this.idle = new Promise((resolve) => (this.resolveIdle = resolve));
     void this.drain();
   }
 
@@ -282,7 +284,9 @@ export class InteractionSession {
       }
     } finally {
       this.running = false;
-      this.resolveIdle?.();
+      const resolve = this.resolveIdle;
+      this.idle = this.resolveIdle = undefined;
+      resolve?.();
     }
   }
 
