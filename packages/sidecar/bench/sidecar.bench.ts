@@ -14,6 +14,11 @@
 // 2. Capacity: N sessions each sending a 200 ms chunk every 200 ms; p99 chunk → ack,
 //    and the sidecar process's CPU time per chunk (from /proc).
 //    The largest N with p99 < 20 ms is max_sessions.
+// The load comes from lean-client.ts (gRPC over node:http2, events encoded once
+// per tick), so the generator takes less of the two cores it shares with the
+// sidecar; --client=grpc-js uses grpc-js clients instead. Every row also gives
+// the sidecar's GC pauses (it runs with --trace-gc). The sidecar runs with the
+// Node flags of its image; SIDECAR_NODE_FLAGS replaces them (GC trials).
 // Prints a table, then one JSON line.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -36,6 +41,19 @@ const LEVELS = (args.get("levels") ?? "250,500,1000,1500,2000").split(",").map(N
 const SECONDS_ONE = Number(args.get("seconds-one") ?? 20);
 /** Alternating rounds of floor and sidecar per overhead level. */
 const ROUNDS = Number(args.get("rounds") ?? 2);
+/**
+ * Seconds of 256-session load the sidecar and the floor server carry before
+ * the 256-session level is measured: code paths warm, as in a sidecar long in
+ * service. (Not before the 1-session level: the garbage the warm-up leaves is
+ * collected by full collections over the following seconds.)
+ */
+const WARM_S = Number(args.get("warm") ?? 6);
+/**
+ * Node flags of the sidecar process: those the image runs it with
+ * (packages/sidecar/Dockerfile), unless SIDECAR_NODE_FLAGS says otherwise
+ * ("" for Node's defaults).
+ */
+const SIDECAR_FLAGS = (process.env.SIDECAR_NODE_FLAGS ?? "--min-semi-space-size=16").split(" ").filter(Boolean);
 /** The load generator's client: lean (node:http2, see lean-client.ts) or grpc-js. */
 const CLIENT = args.get("client") ?? "lean";
 /** Which parts run: back2back, overhead, capacity (all by default). */
@@ -261,7 +279,7 @@ const gcText = (gc: GcFigures) =>
 
 async function startServeProcess(gc?: GcPauses): Promise<{ child: ChildProcess; address: string }> {
   const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
-  return startProcess(["--trace-gc", ...(process.env.SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), cli, "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--max-sessions", "10000", "--log-level", "warn"], gc);
+  return startProcess(["--trace-gc", ...SIDECAR_FLAGS, cli, "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--max-sessions", "10000", "--log-level", "warn"], gc);
 }
 
 async function startFloorProcess(): Promise<{ child: ChildProcess; address: string }> {
@@ -296,7 +314,7 @@ const fmt = (n: number) => n.toFixed(2).padStart(8);
 
 async function main(): Promise<void> {
   console.log(
-    `bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace, ${CLIENT} client (node ${process.version})`,
+    `bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace, ${CLIENT} client, sidecar flags [${SIDECAR_FLAGS.join(" ")}] (node ${process.version})`,
   );
   const rows: string[] = [];
   const row = (line: string) => {
@@ -318,6 +336,7 @@ async function main(): Promise<void> {
     const floorProcess = await startFloorProcess();
     for (const sessions of [1, 256]) {
       const seconds = sessions === 1 ? Math.max(SECONDS, SECONDS_ONE) : SECONDS;
+      if (sessions > 1 && WARM_S > 0) for (const warm of [floorProcess.address, address]) await viaSidecar(warm, sessions, WARM_S);
       const engine = await createEchoEngine({ maxSessions: 10_000 });
       const d = await direct(engine, sessions, seconds);
       const samples = ROUNDS * (sessions * seconds * 5 + 16);
