@@ -193,6 +193,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 }
 
+/** WebSocket allows a close reason of 123 bytes; longer ones (client text in the message, any script) are cut at a character. */
+export function closeReason(message: string): string {
+  if (Buffer.byteLength(message) <= 123) return message;
+  let end = Math.min(message.length, 123);
+  while (Buffer.byteLength(message.slice(0, end)) > 120) end--;
+  // Never split a surrogate pair.
+  if (end > 0 && /[\uD800-\uDBFF]/.test(message[end - 1]!)) end--;
+  return `${message.slice(0, end)}…`;
+}
+
 /**
  * Converse over WebSocket: each binary message is one protobuf ClientEvent / ServerEvent.
  * A ping goes out every `pingEveryMs`; a client that did not answer the last one
@@ -213,7 +223,7 @@ function serveWebSocket(ws: WebSocket, hub: SessionHub, logger: Logger, metrics:
     },
     end: (error) => {
       // 4000 + gRPC status keeps the code readable on the browser side.
-      if (error) ws.close(4000 + grpcStatusFor(error.code), error.message.slice(0, 120));
+      if (error) ws.close(4000 + grpcStatusFor(error.code), closeReason(error.message));
       else ws.close(1000, "session ended");
     },
   };

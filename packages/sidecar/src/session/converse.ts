@@ -157,6 +157,8 @@ export class ConverseStream {
       const config = payload.value.config;
       if (!config) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "start.config is required", { fatal: true });
       this.handle = await this.hub.create(config, this.channel);
+      // The stream dropped while the session was opening: it waits for a resume like any dropped session.
+      if (this.ended) this.hub.detach(this.handle, this.channel);
     } else {
       this.handle = this.hub.resume(payload.value.resumeToken, payload.value.lastEventSeq, this.channel);
     }
@@ -172,7 +174,12 @@ export class ConverseStream {
     if (this.ended) return;
     this.ended = true;
     if (this.handle) this.handle.outbox.detach(this.channel);
-    this.channel.end(error);
+    try {
+      this.channel.end(error);
+    } catch (err) {
+      // A transport that cannot end cleanly is cut by its own close; the process goes on.
+      this.logger.warn("stream end failed", { session: this.handle?.session.id, error: String(err) });
+    }
     this.logger.debug("stream ended", { session: this.handle?.session.id, error: error?.message });
   }
 }

@@ -1,0 +1,111 @@
+// Edges of a Converse stream found in review: a WebSocket close reason longer
+// than the protocol allows (it once took the process down), and a stream that
+// drops while its session is still opening (the session once stayed forever).
+import { ClientEvent, ErrorCode, PROTOCOL_VERSION, ServerEvent } from "@microturn/protocol";
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import type { EngineSession, OpenSessionOptions } from "../src/engines/engine.js";
+import { grpcStatusFor } from "../src/errors.js";
+import { createLogger } from "../src/logger.js";
+import { SidecarMetrics } from "../src/metrics.js";
+import { closeReason, startServer, WEBSOCKET_PATH, WEBSOCKET_PROTOCOL, type RunningServer } from "../src/server.js";
+import { SessionHub } from "../src/session/session-hub.js";
+import { FakeEngine } from "./helpers/fake-engine.js";
+import { TestClient } from "./helpers/test-client.js";
+
+/** Opens sessions only when the test lets it. */
+class GatedEngine extends FakeEngine {
+  opening = 0;
+  private release: (() => void) | undefined;
+  private readonly gate = new Promise<void>((resolve) => (this.release = resolve));
+
+  override async openSession(options: OpenSessionOptions = {}): Promise<EngineSession> {
+    this.opening++;
+    await this.gate;
+    return super.openSession(options);
+  }
+
+  open(): void {
+    this.release!();
+  }
+}
+
+let running: RunningServer | undefined;
+const clients: TestClient[] = [];
+
+async function setup(engine: FakeEngine, resumeGraceMs = 10_000) {
+  const logger = createLogger("error");
+  const hub = new SessionHub({ engine, limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs, recordDir: "", logger });
+  running = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", host: "127.0.0.1", port: 0, httpPort: 0, isServing: () => true });
+  return { hub, running };
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await running?.close();
+  running = undefined;
+});
+
+const until = async (check: () => boolean, ms = 3000) => {
+  for (let waited = 0; !check() && waited < ms; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  return check();
+};
+
+function openWebSocket(address: string): Promise<{ ws: WebSocket; events: ServerEvent[]; closed: Promise<{ code: number; reason: string }> }> {
+  const ws = new WebSocket(`ws://${address}${WEBSOCKET_PATH}`, WEBSOCKET_PROTOCOL);
+  const events: ServerEvent[] = [];
+  ws.on("message", (data: Buffer) => events.push(ServerEvent.decode(data)));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => resolve({ ws, events, closed }));
+    ws.once("error", reject);
+  });
+}
+
+const start = (protocolVersion: string) => ClientEvent.encode(ClientEvent.fromPartial({ event: { $case: "start", value: { protocolVersion, config: { chunkDurationMs: 200 } } } })).finish();
+
+describe("stream edges", () => {
+  it("cuts a WebSocket close reason to the 123 bytes the protocol allows, at a character", () => {
+    expect(closeReason("short")).toBe("short");
+    for (const long of ["é".repeat(100), "a".repeat(300), "😀".repeat(50), `${"a".repeat(119)}😀😀`]) {
+      const reason = closeReason(long);
+      expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(123);
+      expect(reason.endsWith("…")).toBe(true);
+      expect(long.startsWith(reason.slice(0, -1))).toBe(true);
+      expect(reason).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/); // no half of a surrogate pair
+    }
+  });
+
+  it("ends a WebSocket stream whose fatal error quotes long client text, and goes on serving", async () => {
+    const { running } = await setup(new FakeEngine());
+    const first = await openWebSocket(running.httpAddress!);
+    first.ws.send(start(`${"é".repeat(80)}.0`));
+    const { code, reason } = await first.closed;
+    expect(code).toBe(4000 + grpcStatusFor(ErrorCode.ERROR_CODE_VERSION_MISMATCH));
+    expect(reason).toMatch(/^client speaks protocol/);
+    expect(first.events.map((e) => e.event?.$case)).toEqual(["error"]);
+    // The process and the server are still there.
+    const second = await openWebSocket(running.httpAddress!);
+    second.ws.send(start(PROTOCOL_VERSION));
+    expect(await until(() => second.events.length > 0)).toBe(true);
+    expect(second.events[0]!.event?.$case).toBe("started");
+    second.ws.close();
+  });
+
+  it("a stream that drops while its session opens leaves the session waiting for resume, then ended after the grace period", async () => {
+    const engine = new GatedEngine();
+    const { hub, running } = await setup(engine, 150);
+    const c = new TestClient(running.grpcAddress);
+    clients.push(c);
+    c.start();
+    expect(await until(() => engine.opening === 1)).toBe(true);
+    c.call.cancel();
+    await new Promise((r) => setTimeout(r, 50));
+    engine.open();
+    expect(await until(() => hub.size === 1)).toBe(true);
+    const handle = [...hub.sessions()][0]!;
+    expect(handle.outbox.attached).toBe(false);
+    expect(await until(() => hub.size === 0)).toBe(true);
+    expect(engine.sessions[0]!.closed).toBe(true);
+  });
+});
