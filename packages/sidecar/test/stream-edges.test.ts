@@ -1,6 +1,10 @@
 // Edges of a Converse stream found in review: a WebSocket close reason longer
 // than the protocol allows (it once took the process down), and a stream that
-// drops while its session is still opening (the session once stayed forever).
+// drops while its session is still opening (the session once stayed forever),
+// and a recording that cannot be written (it once threw an unhandled error).
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ClientEvent, ErrorCode, PROTOCOL_VERSION, ServerEvent } from "@microturn/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
@@ -33,9 +37,9 @@ class GatedEngine extends FakeEngine {
 let running: RunningServer | undefined;
 const clients: TestClient[] = [];
 
-async function setup(engine: FakeEngine, resumeGraceMs = 10_000) {
-  const logger = createLogger("error");
-  const hub = new SessionHub({ engine, limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs, recordDir: "", logger });
+async function setup(engine: FakeEngine, resumeGraceMs = 10_000, recordDir = "") {
+  const logger = createLogger("silent");
+  const hub = new SessionHub({ engine, limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs, recordDir, logger });
   running = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", host: "127.0.0.1", port: 0, httpPort: 0, isServing: () => true });
   return { hub, running };
 }
@@ -107,5 +111,33 @@ describe("stream edges", () => {
     expect(handle.outbox.attached).toBe(false);
     expect(await until(() => hub.size === 0)).toBe(true);
     expect(engine.sessions[0]!.closed).toBe(true);
+  });
+
+  const blocker = () => {
+    const file = join(mkdtempSync(join(tmpdir(), "microturn-rec-")), "a-file");
+    writeFileSync(file, "not a directory");
+    return join(file, "recordings");
+  };
+  // The directory cannot be made (fails at once), or the file cannot be opened in it (fails later).
+  it.each([
+    ["under a file", blocker, /ENOTDIR|EEXIST/],
+    ["in /proc", () => "/proc", /ENOENT|EACCES|EPERM/],
+  ])("a recording that cannot be written (%s) stops; the session goes on and says so", async (_where, recordDir, cause) => {
+    const { running } = await setup(new FakeEngine(), 10_000, recordDir());
+    const c = new TestClient(running.grpcAddress);
+    clients.push(c);
+    c.start({ record: true });
+    await c.waitCount("error", 1);
+    expect(c.events[0]!.event?.$case).toBe("started");
+    expect(c.of("error")[0]).toMatchObject({ code: ErrorCode.ERROR_CODE_INTERNAL, fatal: false });
+    expect(c.of("error")[0]!.message).toMatch(/^recording failed, the session goes on unrecorded: /);
+    expect(c.of("error")[0]!.message).toMatch(cause);
+    c.input(0, "still here");
+    await c.waitCount("output", 1);
+    expect(c.of("output")[0]!.text).toBe("STILL HERE");
+    c.send({ $case: "end", value: { reason: "done" } });
+    await c.waitFor(() => c.ended, "stream end");
+    expect(c.of("ended")[0]).toMatchObject({ chunks: 1, recordingPath: "" });
+    expect(c.of("error")).toHaveLength(1);
   });
 });

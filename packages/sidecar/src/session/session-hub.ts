@@ -1,7 +1,7 @@
 // Every live session of one sidecar: creation on SessionStart, lookup by
 // resume token, the grace period of a dropped stream, and drain on shutdown.
 import { randomBytes, randomUUID } from "node:crypto";
-import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionStarted, type ToolSpec } from "@microturn/protocol";
+import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionError, type SessionStarted, type ToolSpec } from "@microturn/protocol";
 import type { Engine } from "../engines/engine.js";
 import { SessionFault } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -28,6 +28,17 @@ export interface SessionHubOptions {
   serverTools?: ToolSpec[];
   /** Wall clock, ms (how old a kept event is); performance.now by default. */
   now?: () => number;
+}
+
+function recordingError(err: Error): SessionError {
+  return {
+    code: ErrorCode.ERROR_CODE_INTERNAL,
+    message: `recording failed, the session goes on unrecorded: ${err.message}`,
+    retryable: false,
+    seq: 0,
+    eventId: "",
+    fatal: false,
+  };
 }
 
 /** Events an attached session keeps for resume at least this long (longer with a long grace period). */
@@ -102,8 +113,17 @@ export class SessionHub {
       });
     }
     const token = randomBytes(24).toString("base64url");
-    const recorder = config.record && this.opts.recordDir ? new SessionRecorder(this.opts.recordDir, id) : undefined;
     let handle: SessionHandle | undefined;
+    const recorder =
+      config.record && this.opts.recordDir
+        ? new SessionRecorder(this.opts.recordDir, id, (err) => {
+            this.opts.logger.warn("recording failed; the session goes on unrecorded", { session: id, error: err.message });
+            // A file that could not be opened fails before the session exists: the error follows its SessionStarted.
+            const report = () => handle!.outbox.push({ $case: "error", value: recordingError(err) });
+            if (handle) report();
+            else queueMicrotask(report);
+          })
+        : undefined;
     let reopened = 0;
     const session = new InteractionSession({
       id,

@@ -19,26 +19,64 @@ export interface RecordedEvent {
   event: unknown;
 }
 
+/**
+ * A session's recording. A file that cannot be created or written (directory
+ * missing rights, disk full) stops the recording, not the session: `onError`
+ * hears of it once, and the session's end reports no recording path.
+ */
 export class SessionRecorder {
   readonly path: string;
-  private readonly out: WriteStream;
+  private readonly out: WriteStream | undefined;
   private readonly t0 = performance.now();
+  private failed = false;
+  private closed = false;
 
-  constructor(dir: string, sessionId: string) {
-    mkdirSync(dir, { recursive: true });
+  constructor(
+    dir: string,
+    sessionId: string,
+    private readonly onError: (err: Error) => void = () => undefined,
+  ) {
     this.path = join(dir, `${sessionId}.jsonl`);
-    this.out = createWriteStream(this.path, { flags: "w" });
+    try {
+      mkdirSync(dir, { recursive: true });
+      this.out = createWriteStream(this.path, { flags: "w" });
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.out.on("error", (err) => this.fail(err));
     const header: RecordingHeader = { format: RECORDING_FORMAT, sessionId, startedAt: new Date().toISOString() };
     this.out.write(`${JSON.stringify(header)}\n`);
   }
 
-  record(event: ClientEvent): void {
-    const line: RecordedEvent = { tMs: Math.round(performance.now() - this.t0), event: ClientEvent.toJSON(event) };
-    this.out.write(`${JSON.stringify(line)}\n`);
+  /** False once the file failed: nothing more is written. */
+  get recording(): boolean {
+    return !this.failed && !this.closed;
   }
 
-  /** Flushes and closes the file; returns its path. */
+  record(event: ClientEvent): void {
+    if (!this.recording) return;
+    const line: RecordedEvent = { tMs: Math.round(performance.now() - this.t0), event: ClientEvent.toJSON(event) };
+    this.out!.write(`${JSON.stringify(line)}\n`);
+  }
+
+  /** Flushes and closes the file; returns its path, or "" when the recording failed. */
   close(): Promise<string> {
-    return new Promise((resolve) => this.out.end(() => resolve(this.path)));
+    if (this.closed || !this.out) return Promise.resolve(this.failed ? "" : this.path);
+    this.closed = true;
+    const out = this.out;
+    return new Promise((resolve) => {
+      const done = () => resolve(this.failed ? "" : this.path);
+      if (out.destroyed) return done();
+      out.once("close", done);
+      out.end();
+    });
+  }
+
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.out?.destroy();
+    this.onError(err);
   }
 }
