@@ -5,6 +5,13 @@ import type { SidecarConfig } from "./config.js";
 
 export async function serve(config: SidecarConfig): Promise<number> {
   const sidecar = await startSidecar(config);
+  // Node ends the process on a rejection nobody handled: one stray promise of
+  // one session would drop every session this sidecar holds. It is a bug all
+  // the same, so it is logged with its stack and counted on /metrics.
+  process.on("unhandledRejection", (reason) => {
+    sidecar.metrics.unhandledRejections.inc();
+    sidecar.logger.error("unhandled promise rejection (a bug); the sidecar goes on", { error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason) });
+  });
   const caps = sidecar.engine.capabilities;
   const http = sidecar.server.httpAddress ? ` http=${sidecar.server.httpAddress}` : "";
   process.stdout.write(

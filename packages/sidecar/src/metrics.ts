@@ -28,6 +28,12 @@ export class SidecarMetrics {
   private readonly rollovers = new Counter({ name: "microturn_context_rollovers_total", help: "Sessions that reached the engine's capacity and went on in a fresh engine session", registers: [this.registry] });
   private readonly streams = new Gauge({ name: "microturn_streams", help: "Open Converse streams (gRPC and WebSocket)", registers: [this.registry] });
   readonly sessions = new Gauge({ name: "microturn_sessions", help: "Live sessions, attached or waiting for resume", registers: [this.registry] });
+  /** Promise rejections no code handled: bugs, counted and logged instead of ending every session. */
+  readonly unhandledRejections = new Counter({
+    name: "microturn_unhandled_rejections_total",
+    help: "Promise rejections no code handled (bugs; each is logged with its stack)",
+    registers: [this.registry],
+  });
   readonly backgroundTasks = new Gauge({ name: "microturn_background_tasks", help: "Background tasks running", registers: [this.registry] });
 
   constructor(withProcessMetrics = true) {
