@@ -107,6 +107,7 @@ export class InteractionSession {
       onRollover: (sample) => {
         // Positions restart and earlier output can no longer be rewound; clients hear of it at once.
         this.history.reset();
+        this.toolCalls.abandonCall(this.nextSeq - 1, "the sequence rolled over before it closed");
         this.opts.observer?.rollover?.({ sessionId: this.id, ...sample });
         this.sendMetrics();
       },
@@ -302,6 +303,7 @@ export class InteractionSession {
       () => this.conversation.filter((entry) => entry.seq !== chunk.seq),
       (delta) => this.toolCalls.visibleText(delta, chunk.seq),
     );
+    this.toolCalls.endTurn(chunk.seq);
     const turnMs = this.now() - start;
     const latencyMs = this.now() - arrivedAt;
     const silent = text.length === 0;
@@ -398,6 +400,8 @@ export class InteractionSession {
       throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `engine ${this.opts.capabilities.engine} cannot rewind; unheard output stays in the model's memory`);
     }
     const positions = await this.sequence.rewind(plan.positionTokens, plan.reappend);
+    // A call cut in the middle is gone from the model's memory with the rest of the unheard output.
+    this.toolCalls.abandonCall(this.nextSeq - 1, "cut by the user's barge-in");
     this.history.applyRewind(plan, playedUpToMs, positions);
     this.conversation.push({ role: "system", text: `[user interrupted at ${(playedUpToMs / 1000).toFixed(1)}s; unheard: "${plan.droppedText}"]`, startMs: playedUpToMs });
   }

@@ -53,6 +53,13 @@ export interface ParsedToolCall {
 /** Splits a stream of model text into visible text and tool calls. */
 export interface ToolCallExtractor {
   push(delta: string): { text: string; calls: ParsedToolCall[]; errors: string[] };
+  /** True while a call has opened and not closed. */
+  readonly inCall: boolean;
+  /**
+   * Forgets a call under way (its text left the model's memory: a rewind, a
+   * rollover) and any held-back text; returns what was dropped, "" if nothing.
+   */
+  abandon(): string;
 }
 
 export type ToolOutcome = { ok: true; output: string } | { ok: false; error: string };

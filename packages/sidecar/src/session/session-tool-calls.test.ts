@@ -7,7 +7,7 @@ import { ServerToolRegistry } from "../tools/registry.js";
 import { RegistrySessionTools } from "../tools/session-tools.js";
 import { ContextDeliveries } from "./context-deliveries.js";
 import type { ConversationEntry, DelegateRequest, ServerPayload, SessionBackground } from "./ports.js";
-import { SessionToolCalls } from "./session-tool-calls.js";
+import { MAX_OPEN_CALL_TURNS, SessionToolCalls } from "./session-tool-calls.js";
 
 const LOOKUP: ToolSpec = { name: "lookup_contact", description: "Phone number of a contact", parametersJson: '{"type":"object"}', timeoutMs: 5000 };
 const choosing = (seq: number, toolChoice: string): InputChunk => ({ seq, startMs: seq * 200, durationMs: 200, text: "", frames: [], patches: [], userSpeaking: false, toolChoice });
@@ -158,5 +158,42 @@ describe("SessionToolCalls delegate", () => {
     const { toolCalls, errors } = toolCallsFor({ background: false });
     await toolCalls.runToolCall("delegate", '{"task": "compare fares"}', 8);
     expect(errors).toMatchObject([{ code: ErrorCode.ERROR_CODE_BACKGROUND_UNAVAILABLE, seq: 8 }]);
+  });
+});
+
+describe("SessionToolCalls: a call the model never closes", () => {
+  it("is dropped after MAX_OPEN_CALL_TURNS micro-turns, and later text is heard again", () => {
+    const { toolCalls, errors } = toolCallsFor();
+    expect(toolCalls.visibleText('Sure. <tool_call>{"name":"get_ti', 0)).toBe("Sure. ");
+    for (let seq = 0; seq < MAX_OPEN_CALL_TURNS - 1; seq++) {
+      if (seq > 0) expect(toolCalls.visibleText("me", seq)).toBe("");
+      toolCalls.endTurn(seq);
+    }
+    expect(errors).toEqual([]);
+    toolCalls.endTurn(MAX_OPEN_CALL_TURNS - 1);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.message).toMatch(/tool call dropped, not closed within 25 micro-turns: \{"name":"get_ti/);
+    expect(toolCalls.visibleText("Back to you.", MAX_OPEN_CALL_TURNS)).toBe("Back to you.");
+  });
+
+  it("is dropped when a barge-in or a rollover takes it out of the model's memory; nothing happens outside a call", () => {
+    const { toolCalls, errors } = toolCallsFor();
+    toolCalls.abandonCall(3, "cut by the user's barge-in");
+    expect(errors).toEqual([]);
+    expect(toolCalls.visibleText('<tool_call>{"name":"lookup', 4)).toBe("");
+    toolCalls.abandonCall(4, "cut by the user's barge-in");
+    expect(errors.map((e) => e.message)).toEqual([`model's tool call dropped, cut by the user's barge-in: {"name":"lookup`]);
+    expect(toolCalls.visibleText("Hello", 5)).toBe("Hello");
+  });
+
+  it("a call that closes in time runs as usual", async () => {
+    const { toolCalls, errors, sent } = toolCallsFor();
+    toolCalls.visibleText('<tool_call>{"name":"lookup_contact",', 0);
+    toolCalls.endTurn(0);
+    toolCalls.visibleText(' "arguments": {"name": "Ada"}}</tool_call>', 1);
+    toolCalls.endTurn(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(errors).toEqual([]);
+    expect(sent.filter((e) => e.$case === "toolCall").map((e) => e.$case === "toolCall" && e.value.name)).toEqual(["lookup_contact"]);
   });
 });

@@ -27,9 +27,14 @@ export interface SessionToolCallsOptions {
   reportError: (err: unknown, context: { seq?: number }) => void;
 }
 
+/** Micro-turns a model's tool call may stay open (5 s at 200 ms): far more than any call takes. */
+export const MAX_OPEN_CALL_TURNS = 25;
+
 export class SessionToolCalls {
   private readonly opts: SessionToolCallsOptions;
   private readonly extractor: ToolCallExtractor | undefined;
+  /** The micro-turn in which the call now open began. */
+  private openSinceSeq: number | undefined;
 
   constructor(options: SessionToolCallsOptions) {
     this.opts = options;
@@ -61,10 +66,31 @@ export class SessionToolCalls {
   /** Strips tool-call markup from model text and starts the calls it holds. */
   visibleText(delta: string, seq: number): string {
     if (!this.extractor) return delta;
+    if (!this.extractor.inCall) this.openSinceSeq = undefined;
     const { text, calls, errors } = this.extractor.push(delta);
+    if (this.extractor.inCall) this.openSinceSeq ??= seq;
     for (const message of errors) this.opts.reportError(new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `model emitted a malformed tool call: ${message}`, { seq }), { seq });
     for (const call of calls) void this.runToolCall(call.name, call.argumentsJson, seq);
     return text;
+  }
+
+  /**
+   * After a micro-turn: a call the model opened and has not closed within
+   * MAX_OPEN_CALL_TURNS micro-turns is dropped, so what it says next is heard
+   * again (an unclosed call would otherwise hide the rest of the session).
+   */
+  endTurn(seq: number): void {
+    if (this.openSinceSeq !== undefined && this.extractor?.inCall && seq - this.openSinceSeq + 1 >= MAX_OPEN_CALL_TURNS) {
+      this.abandonCall(seq, `not closed within ${MAX_OPEN_CALL_TURNS} micro-turns`);
+    }
+  }
+
+  /** The model's memory lost the call under way (a barge-in cut it, a rollover left it behind): it is dropped. */
+  abandonCall(seq: number, why: string): void {
+    if (!this.extractor?.inCall) return;
+    const dropped = this.extractor.abandon();
+    this.openSinceSeq = undefined;
+    this.opts.reportError(new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `model's tool call dropped, ${why}: ${dropped.slice(0, 120)}`, { seq }), { seq });
   }
 
   /** A tool's result (or failure) waits in the deliveries for the next boundary; a delegate call starts a background task instead. */

@@ -35,6 +35,10 @@ export class RegistrySessionTools implements SessionTools {
         const { text, calls, errors } = parser.push(delta);
         return { text, calls, errors: errors.map((e) => e.message) };
       },
+      get inCall() {
+        return parser.inCall;
+      },
+      abandon: () => parser.abandon(),
     };
   }
 

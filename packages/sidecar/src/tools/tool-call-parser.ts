@@ -150,4 +150,11 @@ export class ToolCallParser {
     this.inside = false;
     this.overflowed = false;
   }
+
+  /** Drops a call under way and any held-back text; returns what was dropped of the call ("" outside one). */
+  abandon(): string {
+    const dropped = this.inside ? this.buffer : "";
+    this.reset();
+    return dropped;
+  }
 }
