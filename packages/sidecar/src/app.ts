@@ -75,16 +75,24 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
       : undefined,
     ...overrides.hub,
   });
-  const server = await startServer({
-    hub,
-    logger,
-    metrics,
-    apiKey: config.apiKey,
-    host: config.host,
-    port: config.port,
-    httpPort: config.httpPort,
-    isServing: () => serving,
-  });
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      hub,
+      logger,
+      metrics,
+      apiKey: config.apiKey,
+      host: config.host,
+      port: config.port,
+      httpPort: config.httpPort,
+      isServing: () => serving,
+    });
+  } catch (err) {
+    // A port in use: nothing of this sidecar may stay up (the engine holds a model, the background client a pool).
+    await background?.close().catch(() => undefined);
+    await engine.dispose().catch(() => undefined);
+    throw err;
+  }
   const sessionsGauge = setInterval(() => metrics.sessions.set(hub.size), 1000);
   sessionsGauge.unref();
 

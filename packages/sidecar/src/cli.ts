@@ -65,6 +65,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`microturn: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
+    // Exit now: whatever the failed command had started must not keep the process half running.
+    process.exit(1);
   },
 );

@@ -142,10 +142,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   if (opts.httpPort >= 0) {
     http = createServer((req, res) => {
       if (req.url === "/metrics") {
-        void metrics.render().then((body) => {
-          res.writeHead(200, { "content-type": metrics.contentType });
-          res.end(body);
-        });
+        metrics.render().then(
+          (body) => {
+            res.writeHead(200, { "content-type": metrics.contentType });
+            res.end(body);
+          },
+          (err: unknown) => {
+            logger.warn("metrics render failed", { error: String(err) });
+            res.writeHead(500, { "content-type": "text/plain" });
+            res.end("metrics unavailable\n");
+          },
+        );
       } else if (req.url === "/healthz") {
         const serving = opts.isServing();
         res.writeHead(serving ? 200 : 503, { "content-type": "application/json" });
@@ -157,22 +164,32 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
     wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024, handleProtocols: (protocols) => (protocols.has(WEBSOCKET_PROTOCOL) ? WEBSOCKET_PROTOCOL : false) });
     http.on("upgrade", (req: IncomingMessage, socket, head) => {
-      const url = new URL(req.url ?? "/", "http://localhost");
-      if (url.pathname !== WEBSOCKET_PATH) {
-        socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
-        return;
+      // Node takes its own error listener off an upgraded socket: without one a reset would end the process.
+      socket.on("error", () => socket.destroy());
+      const refuse = (status: string) => {
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`, () => socket.destroy());
+      };
+      let url: URL;
+      try {
+        url = new URL(req.url ?? "/", "http://localhost");
+      } catch {
+        return refuse("400 Bad Request");
       }
+      if (url.pathname !== WEBSOCKET_PATH) return refuse("404 Not Found");
       const key = url.searchParams.get("api_key") ?? bearer(req.headers.authorization);
-      if (opts.apiKey && key !== opts.apiKey) {
-        socket.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
-        return;
-      }
+      if (opts.apiKey && key !== opts.apiKey) return refuse("401 Unauthorized");
       wss!.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, hub, logger, metrics, keepalive.timeMs));
     });
-    await new Promise<void>((resolve, reject) => {
-      http!.once("error", reject);
-      http!.listen(opts.httpPort, opts.host, () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        http!.once("error", reject);
+        http!.listen(opts.httpPort, opts.host, () => resolve());
+      });
+    } catch (err) {
+      // The gRPC server is already serving: a sidecar that cannot start whole must not half run.
+      server.forceShutdown();
+      throw err;
+    }
     const addr = http.address();
     httpAddress = typeof addr === "object" && addr ? `${opts.host}:${addr.port}` : undefined;
   }

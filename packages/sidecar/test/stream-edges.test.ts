@@ -1,8 +1,11 @@
 // Edges of a Converse stream found in review: a WebSocket close reason longer
 // than the protocol allows (it once took the process down), and a stream that
 // drops while its session is still opening (the session once stayed forever),
-// and a recording that cannot be written (it once threw an unhandled error).
+// a recording that cannot be written (it once threw an unhandled error), HTTP
+// upgrades with bad URLs or wrong paths and resets (each once ended the
+// process), /metrics failing, and a start whose HTTP port is taken.
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { connect, createServer as createTcpServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ClientEvent, ErrorCode, PROTOCOL_VERSION, ServerEvent } from "@microturn/protocol";
@@ -139,5 +142,62 @@ describe("stream edges", () => {
     await c.waitFor(() => c.ended, "stream end");
     expect(c.of("ended")[0]).toMatchObject({ chunks: 1, recordingPath: "" });
     expect(c.of("error")).toHaveLength(1);
+  });
+
+  /** Sends raw bytes to the HTTP port; resolves with what came back once the server closed. */
+  const raw = (address: string, request: string, reset = false) =>
+    new Promise<string>((resolve) => {
+      const [host, port] = address.split(":");
+      const socket = connect(Number(port), host!);
+      let reply = "";
+      socket.on("data", (d: Buffer) => (reply += d.toString()));
+      socket.on("error", () => resolve(reply));
+      socket.on("close", () => resolve(reply));
+      socket.write(request);
+      if (reset) setImmediate(() => socket.resetAndDestroy());
+    });
+  const upgrade = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+
+  it("answers a WebSocket upgrade it cannot parse or route with a status and closes it; resets do not take the process down", async () => {
+    const { running } = await setup(new FakeEngine());
+    const http = running.httpAddress!;
+    expect(await raw(http, upgrade("//["))).toMatch(/^HTTP\/1.1 400 Bad Request/);
+    expect(await raw(http, upgrade("/elsewhere"))).toMatch(/^HTTP\/1.1 404 Not Found/);
+    for (let i = 0; i < 20; i++) await raw(http, upgrade("/elsewhere"), true);
+    const ws = await openWebSocket(http);
+    ws.ws.send(start(PROTOCOL_VERSION));
+    expect(await until(() => ws.events.length > 0)).toBe(true);
+    ws.ws.close();
+  });
+
+  it("answers /metrics with 500 when rendering fails", async () => {
+    const logger = createLogger("silent");
+    const hub = new SessionHub({ engine: new FakeEngine(), limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs: 1000, recordDir: "", logger });
+    const metrics = new SidecarMetrics(false);
+    metrics.render = () => Promise.reject(new Error("registry broke"));
+    running = await startServer({ hub, logger, metrics, apiKey: "", host: "127.0.0.1", port: 0, httpPort: 0, isServing: () => true });
+    const response = await fetch(`http://${running.httpAddress}/metrics`);
+    expect(response.status).toBe(500);
+    expect((await fetch(`http://${running.httpAddress}/healthz`)).status).toBe(200);
+  });
+
+  it("a sidecar whose HTTP port is taken does not start half: the gRPC port is released", async () => {
+    const taken = createTcpServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const probe = createTcpServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const grpcPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const logger = createLogger("silent");
+    const hub = new SessionHub({ engine: new FakeEngine(), limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs: 1000, recordDir: "", logger });
+    const httpPort = (taken.address() as AddressInfo).port;
+    await expect(startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", host: "127.0.0.1", port: grpcPort, httpPort, isServing: () => true })).rejects.toThrow(/EADDRINUSE/);
+    const again = createTcpServer();
+    await new Promise<void>((resolve, reject) => {
+      again.once("error", reject);
+      again.listen(grpcPort, "127.0.0.1", resolve);
+    });
+    await new Promise<void>((resolve) => again.close(() => resolve()));
+    await new Promise<void>((resolve) => taken.close(() => resolve()));
   });
 });
