@@ -21,4 +21,15 @@ describe("SidecarMetrics", () => {
     expect(text).toMatch(/^microturn_chunks_total 2$/m);
     expect(text).toMatch(/^microturn_errors_total\{code="ERROR_CODE_SEQ_GAP"\} 1$/m);
   });
+
+  it("leaves out a figure that is not finite instead of throwing out of the turn", async () => {
+    const metrics = new SidecarMetrics(false);
+    const observer = metrics.observer();
+    expect(() => observer.turn!({ appendMs: Number.NaN, turnMs: Number.POSITIVE_INFINITY, inputMs: 200, queueLagMs: 0 })).not.toThrow();
+    expect(() => observer.playback!({ lagMs: Number.NaN })).not.toThrow();
+    const text = await metrics.render();
+    expect(text).toMatch(/^microturn_append_latency_ms_count 0$/m);
+    expect(text).toMatch(/^microturn_queue_lag_ms_count 1$/m);
+    expect(text).toMatch(/^microturn_chunks_total 1$/m);
+  });
 });

@@ -61,16 +61,21 @@ export class SidecarMetrics {
     // Label-less children, bound once: observing through them skips a closure and a labels object per call.
     const [appendMs, turnMs, rtf, lagMs, playbackLagMs] = [this.appendMs, this.turnMs, this.rtf, this.lagMs, this.playbackLagMs].map((h) => h.labels());
     return {
+      // prom-client throws on NaN or Infinity: a figure an engine reported wrong is left out, never the turn.
       turn: (sample) => {
-        appendMs!.observe(sample.appendMs);
-        turnMs!.observe(sample.turnMs);
-        rtf!.observe(sample.turnMs / sample.inputMs);
-        lagMs!.observe(sample.queueLagMs);
+        observeFinite(appendMs!, sample.appendMs);
+        observeFinite(turnMs!, sample.turnMs);
+        observeFinite(rtf!, sample.turnMs / sample.inputMs);
+        observeFinite(lagMs!, sample.queueLagMs);
         this.chunks.inc();
       },
       error: (code) => this.errors.inc({ code: ErrorCode[code] ?? String(code) }),
       rollover: () => this.rollovers.inc(),
-      playback: ({ lagMs }) => playbackLagMs!.observe(lagMs),
+      playback: ({ lagMs }) => observeFinite(playbackLagMs!, lagMs),
     };
   }
+}
+
+function observeFinite(histogram: { observe(value: number): void }, value: number): void {
+  if (Number.isFinite(value)) histogram.observe(value);
 }

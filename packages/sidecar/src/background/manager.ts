@@ -11,6 +11,7 @@ import type { ServerToolRegistry } from "../tools/registry.js";
 import type { BackgroundClient, ChatMessage, ChatToolCall } from "./client.js";
 import { buildContextPackage, type ContextPackageOptions, type ConversationEntry } from "./context-package.js";
 import { BackgroundError } from "./errors.js";
+import { timerMs } from "../timers.js";
 
 export interface BackgroundManagerOptions {
   client: BackgroundClient;
@@ -157,7 +158,7 @@ export class BackgroundManager extends EventEmitter<BackgroundManagerEvents> {
       pending: "",
       terminal: false,
       timeoutMs,
-      deadline: setTimeout(() => this.stop(state, TaskStatus.TASK_STATUS_TIMED_OUT), timeoutMs),
+      deadline: setTimeout(() => this.stop(state, TaskStatus.TASK_STATUS_TIMED_OUT), timerMs(timeoutMs)),
     };
     this.tasks.set(id, state);
     this.recent.delete(id);

@@ -115,7 +115,11 @@ export class EngineSequence {
     try {
       for await (const out of this.current.append(chunk, options)) {
         if (out.type === "delta") text += onDelta(out.text);
-        else result = { finishReason: out.done.finishReason, appendMs: out.done.appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
+        else {
+          // A remote engine's timing is only reported, never trusted: NaN or a negative figure counts as 0.
+          const appendMs = Number.isFinite(out.done.appendMs) && out.done.appendMs > 0 ? out.done.appendMs : 0;
+          result = { finishReason: out.done.finishReason, appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
+        }
       }
     } catch (err) {
       if (EngineError.isInstance(err) && err.code === "too_large" && !text) throw new SequenceFull(err);

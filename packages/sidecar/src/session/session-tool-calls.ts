@@ -70,7 +70,7 @@ export class SessionToolCalls {
     const { text, calls, errors } = this.extractor.push(delta);
     if (this.extractor.inCall) this.openSinceSeq ??= seq;
     for (const message of errors) this.opts.reportError(new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `model emitted a malformed tool call: ${message}`, { seq }), { seq });
-    for (const call of calls) void this.runToolCall(call.name, call.argumentsJson, seq);
+    for (const call of calls) this.runToolCall(call.name, call.argumentsJson, seq).catch((err: unknown) => this.opts.reportError(err, { seq }));
     return text;
   }
 

@@ -52,4 +52,13 @@ describe("ClientToolBroker", () => {
     expect(outcomes.map((o) => o.status)).toEqual(["cancelled", "cancelled", "cancelled"]);
     expect(broker.pendingCount).toBe(0);
   });
+
+  it("takes a timeout longer than a timer can wait as the longest wait (it once fired at once)", async () => {
+    const broker = new ClientToolBroker();
+    const call = broker.call("patient_tool", "{}", { timeoutMs: 2 ** 32 - 1 });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(broker.pendingCount).toBe(1);
+    broker.resolve({ callId: call.callId, outputJson: "{}", isError: false });
+    await expect(call.result).resolves.toMatchObject({ status: "ok" });
+  });
 });

@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import type { ToolCall, ToolResult } from "@microturn/protocol";
 import { ToolError, errorOutcome, type ToolOutcome } from "./errors.js";
+import { timerMs } from "../timers.js";
 
 export interface ClientCallOptions {
   /** Deadline for the result, ms; defaults to the broker's. */
@@ -47,7 +48,7 @@ export class ClientToolBroker {
       const timer = setTimeout(() => {
         this.pending.delete(callId);
         resolve(errorOutcome(new ToolError("timeout", `client tool "${name}" sent no result within ${timeoutMs} ms`, { toolName: name, callId })));
-      }, timeoutMs);
+      }, timerMs(timeoutMs));
       this.pending.set(callId, {
         name,
         timer,

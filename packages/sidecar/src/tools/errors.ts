@@ -55,7 +55,13 @@ export interface ToolOutcome {
 }
 
 export function okOutcome(output: unknown): ToolOutcome {
-  return { status: "ok", outputJson: typeof output === "string" ? output : JSON.stringify(output ?? null), isError: false };
+  if (typeof output === "string") return { status: "ok", outputJson: output, isError: false };
+  try {
+    return { status: "ok", outputJson: JSON.stringify(output ?? null), isError: false };
+  } catch (err) {
+    // A handler's result with a BigInt or a cycle: the call fails, the session goes on.
+    return errorOutcome(new ToolError("failed", `the tool's result cannot be written as JSON: ${err instanceof Error ? err.message : String(err)}`));
+  }
 }
 
 export function errorOutcome(error: ToolError): ToolOutcome {

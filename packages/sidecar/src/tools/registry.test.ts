@@ -56,6 +56,19 @@ describe("ServerToolRegistry", () => {
     expect(Date.now() - started).toBeLessThan(900);
   });
 
+  it("a result that cannot be written as JSON is a failed call, not an exception", async () => {
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    const r = registry()
+      .register({ name: "big", description: "", parameters: { type: "object" }, handler: () => ({ n: 10n }) })
+      .register({ name: "loop", description: "", parameters: { type: "object" }, handler: () => cycle });
+    for (const name of ["big", "loop"]) {
+      const outcome = await r.execute(name, "{}");
+      expect(outcome).toMatchObject({ status: "error", isError: true, errorCode: "failed" });
+      expect(JSON.parse(outcome.outputJson).error).toMatch(/cannot be written as JSON/);
+    }
+  });
+
   it("aborts the handler's signal on timeout and honours the caller's signal", async () => {
     let seen: AbortSignal | undefined;
     const r = new ServerToolRegistry().register({

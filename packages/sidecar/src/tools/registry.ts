@@ -5,6 +5,7 @@ import type { ToolSpec } from "@microturn/protocol";
 import type { ChatToolSpec } from "../background/client.js";
 import { ToolError, TOOL_NAME_PATTERN, errorOutcome, okOutcome, type ToolOutcome } from "./errors.js";
 import { checkSchema, validate, type JsonSchemaLite } from "./schema.js";
+import { timerMs } from "../timers.js";
 
 export interface ToolContext {
   /** Aborted at the tool's deadline or when the caller gives up. */
@@ -110,7 +111,7 @@ export class ServerToolRegistry {
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     const stopped = new Promise<ToolError>((resolve) => {
-      timer = setTimeout(() => resolve(new ToolError("timeout", `${name} did not finish within ${timeoutMs} ms`, { toolName: name })), timeoutMs);
+      timer = setTimeout(() => resolve(new ToolError("timeout", `${name} did not finish within ${timeoutMs} ms`, { toolName: name })), timerMs(timeoutMs));
       onAbort = () => resolve(new ToolError("cancelled", `${name} was cancelled`, { toolName: name }));
       if (options.signal?.aborted === true) onAbort();
       else options.signal?.addEventListener("abort", onAbort, { once: true });

@@ -1,0 +1,9 @@
+// Timer lengths from the wire (uint32 milliseconds) or from a model's text:
+// Node fires any setTimeout of 2^31 ms or more after 1 ms, so those would
+// time out at once. About 24.8 days is as long as a timer can wait.
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `ms` as a setTimeout can take it: longer waits are capped at MAX_TIMER_MS. */
+export function timerMs(ms: number): number {
+  return Math.min(ms, MAX_TIMER_MS);
+}
