@@ -40,7 +40,7 @@ export {
 } from "./core/websocket-transport.js";
 
 // --- Building blocks ---
-export { readSseData } from "./core/sse.js";
+export { readSseData, SseLimitError, type ReadSseOptions } from "./core/sse.js";
 
 // --- SGLang's own HTTP API, for teams that talk to SGLang directly ---
 export * from "./sglang/index.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readSseData } from "./sse.js";
+import { readSseData, SseLimitError } from "./sse.js";
 
 async function collect(parts: string[]): Promise<string[]> {
   const encoder = new TextEncoder();
@@ -36,5 +36,21 @@ describe("readSseData", () => {
 
   it("yields a last event that lacks its blank line", async () => {
     expect(await collect(["data: one\n\ndata: two"])).toEqual(["one", "two"]);
+  });
+
+  it("refuses an event or an unended line past the limit, and reads many chunks of one long line", async () => {
+    async function* parts(list: string[]) {
+      for (const part of list) yield part;
+    }
+    const read = async (list: string[], maxEventChars: number) => {
+      const out: string[] = [];
+      for await (const data of readSseData(parts(list), { maxEventChars })) out.push(data);
+      return out;
+    };
+    const long = Array.from({ length: 2000 }, () => "x".repeat(50));
+    expect(await read(["data: ", ...long, "\n\n"], 200_000)).toEqual(["x".repeat(100_000)]);
+    await expect(read(["data: ", ...long], 50_000)).rejects.toBeInstanceOf(SseLimitError);
+    await expect(read(Array.from({ length: 100 }, () => `data: ${"y".repeat(1000)}\n`), 50_000)).rejects.toThrow(/longer than 50000 characters/);
+    expect(await read(Array.from({ length: 100 }, () => `data: ${"y".repeat(1000)}\n\n`), 50_000)).toHaveLength(100);
   });
 });

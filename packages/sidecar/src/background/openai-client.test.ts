@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackgroundDelta } from "./client.js";
 import { BackgroundError } from "./errors.js";
-import { OpenAiChatClient } from "./openai-client.js";
+import { MAX_ANSWER_CHARS, OpenAiChatClient } from "./openai-client.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "./testing/openai-server.js";
 
 async function collect(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundDelta[]> {
@@ -153,5 +153,39 @@ describe("OpenAiChatClient", () => {
       await prefixed.close();
     }
     expect(() => new OpenAiChatClient({ baseUrl: "not a url" })).toThrow(BackgroundError);
+  });
+
+  it("ends at [DONE] even when the server keeps the body open", async () => {
+    server.setScript({ kind: "raw", events: ['{"choices":[{"delta":{"content":"hi"}}]}', "[DONE]"], keepOpen: true });
+    const started = Date.now();
+    const deltas = await collect(client.streamChat(user));
+    expect(deltas).toEqual([{ type: "content", text: "hi" }, { type: "done", finishReason: "stop" }]);
+    expect(Date.now() - started).toBeLessThan(400);
+  });
+
+  it("refuses an event that is not an object as a bad response", async () => {
+    server.setScript({ kind: "raw", events: ["null", "[DONE]"] });
+    expect((await failure(client.streamChat(user))).code).toBe("bad_response");
+    server.setScript({ kind: "raw", events: ['{"choices":[null]}', "[DONE]"] });
+    expect(await collect(client.streamChat(user))).toEqual([{ type: "done", finishReason: "stop" }]);
+  });
+
+  it("keeps parallel tool calls apart when the server sends ids but no index", async () => {
+    const piece = (id: string | undefined, name: string | undefined, args: string) =>
+      JSON.stringify({ choices: [{ delta: { tool_calls: [{ ...(id ? { id } : {}), function: { ...(name ? { name } : {}), arguments: args } }] } }] });
+    server.setScript({ kind: "raw", events: [piece("call_1", "calculator", '{"expression":'), piece(undefined, undefined, '"1+1"}'), piece("call_2", "get_time", "{}"), "[DONE]"] });
+    const deltas = await collect(client.streamChat(user));
+    expect(deltas.filter((d) => d.type === "tool_call")).toEqual([
+      { type: "tool_call", id: "call_1", name: "calculator", argumentsJson: '{"expression":"1+1"}' },
+      { type: "tool_call", id: "call_2", name: "get_time", argumentsJson: "{}" },
+    ]);
+  });
+
+  it("cuts an answer past the cap and finishes it as length", async () => {
+    server.setScript({ kind: "stream", content: Array.from({ length: 5 }, () => "z".repeat(MAX_ANSWER_CHARS / 4)) });
+    const deltas = await collect(client.streamChat(user));
+    const text = deltas.map((d) => (d.type === "content" ? d.text : "")).join("");
+    expect(text.length).toBe(MAX_ANSWER_CHARS);
+    expect(deltas.at(-1)).toEqual({ type: "done", finishReason: "length" });
   });
 });

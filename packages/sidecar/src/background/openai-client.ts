@@ -4,7 +4,7 @@
 import { Pool, errors as undiciErrors } from "undici";
 import type { BackgroundClient, BackgroundDelta, ChatMessage, ChatUsage, StreamChatOptions } from "./client.js";
 import { BackgroundError } from "./errors.js";
-import { readSseData } from "@microturn/sdk";
+import { readSseData, SseLimitError } from "@microturn/sdk";
 
 export interface OpenAiChatClientOptions {
   /** Server origin, optionally with a path prefix; `/v1/chat/completions` is appended (once). */
@@ -47,8 +47,14 @@ function joinPath(prefix: string, path: string): string {
   return trimmed.endsWith("/v1") ? `${trimmed}${path.slice(3)}` : `${trimmed}${path}`;
 }
 
+/** Longest answer text kept from one task, characters; what the interaction model can weave in is far less. */
+export const MAX_ANSWER_CHARS = 200_000;
+/** Longest single streamed event, and longest tool-call arguments, characters. */
+const MAX_EVENT_CHARS = 1_000_000;
+
 function mapTransportError(err: unknown, signal: AbortSignal | undefined, what: string): BackgroundError {
   if (BackgroundError.isInstance(err)) return err;
+  if (err instanceof SseLimitError) return new BackgroundError("bad_response", `${what}: ${err.message}`, { cause: err });
   if (signal?.aborted === true) return new BackgroundError("aborted", `${what}: aborted`, { cause: err });
   const code = (err as { code?: string } | null)?.code;
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || code === "UND_ERR_CONNECT_TIMEOUT") {
@@ -159,13 +165,16 @@ export class OpenAiChatClient implements BackgroundClient {
     let finishReason: string | undefined;
     let usage: ChatUsage | undefined;
     let sawDone = false;
+    let contentChars = 0;
+    /** Tool calls by their id, for servers that stream parallel calls without an index. */
+    const indexById = new Map<string, number>();
+    let lastIndex = 0;
     try {
-      for await (const data of readSseData(watched())) {
-        // Read on to the end of the body after [DONE] so the connection goes back to the pool.
-        if (sawDone) continue;
+      for await (const data of readSseData(watched(), { maxEventChars: MAX_EVENT_CHARS })) {
+        // Nothing after [DONE] counts; a proxy that keeps the body open (heartbeats) must not hold a finished answer.
         if (data.trim() === "[DONE]") {
           sawDone = true;
-          continue;
+          break;
         }
         let chunk: ChunkJson;
         try {
@@ -173,6 +182,7 @@ export class OpenAiChatClient implements BackgroundClient {
         } catch (err) {
           throw new BackgroundError("bad_response", `${what} sent an event that is not JSON: ${data.slice(0, 200)}`, { cause: err });
         }
+        if (chunk === null || typeof chunk !== "object") throw new BackgroundError("bad_response", `${what} sent an event that is not an object: ${data.slice(0, 200)}`);
         if (chunk.error !== undefined) {
           throw new BackgroundError("bad_response", `${what} reported an error mid-stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
         }
@@ -180,11 +190,28 @@ export class OpenAiChatClient implements BackgroundClient {
           usage = { promptTokens: chunk.usage.prompt_tokens ?? 0, completionTokens: chunk.usage.completion_tokens ?? 0 };
         }
         const choice = chunk.choices?.[0];
-        if (choice === undefined) continue;
+        if (choice === undefined || choice === null) continue;
         const content = choice.delta?.content;
-        if (typeof content === "string" && content !== "") yield { type: "content", text: content };
+        if (typeof content === "string" && content !== "") {
+          // An answer past the cap ends there, as one cut by max_tokens would (not every server takes max_tokens).
+          const room = MAX_ANSWER_CHARS - contentChars;
+          contentChars += content.length;
+          if (content.length >= room) {
+            if (room > 0) yield { type: "content", text: content.slice(0, room) };
+            finishReason = "length";
+            break;
+          }
+          yield { type: "content", text: content };
+        }
         for (const call of choice.delta?.tool_calls ?? []) {
-          const index = call.index ?? 0;
+          let index = call.index;
+          if (index === undefined) {
+            // Without an index a new id starts a new call; a piece with no id continues the last one.
+            const known = call.id ? indexById.get(call.id) : lastIndex;
+            index = known ?? (drafts.size === 0 ? 0 : Math.max(...drafts.keys()) + 1);
+          }
+          lastIndex = index;
+          if (call.id) indexById.set(call.id, index);
           let draft = drafts.get(index);
           if (draft === undefined) {
             draft = { id: "", name: "", arguments: "" };
@@ -193,6 +220,7 @@ export class OpenAiChatClient implements BackgroundClient {
           if (call.id !== undefined && call.id !== "") draft.id = call.id;
           if (call.function?.name !== undefined) draft.name += call.function.name;
           if (call.function?.arguments !== undefined) draft.arguments += call.function.arguments;
+          if (draft.arguments.length > MAX_EVENT_CHARS) throw new BackgroundError("bad_response", `${what} streamed tool-call arguments over ${MAX_EVENT_CHARS} characters`);
         }
         if (choice.finish_reason != null) finishReason = choice.finish_reason;
       }

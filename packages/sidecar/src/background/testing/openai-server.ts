@@ -31,8 +31,8 @@ export type Scenario =
   | { kind: "drop"; content?: string[]; delayMs?: number }
   /** Accepts the request and never answers. */
   | { kind: "hang" }
-  /** Sends these SSE data payloads verbatim, then ends. */
-  | { kind: "raw"; events: string[] };
+  /** Sends these SSE data payloads verbatim, then ends (or, with keepOpen, sends a comment every 50 ms and never ends). */
+  | { kind: "raw"; events: string[]; keepOpen?: boolean };
 
 export interface RecordedRequest {
   path: string;
@@ -147,7 +147,14 @@ export async function startOpenAiTestServer(initial: Scenario | ((request: Recor
           case "raw":
             res.writeHead(200, { "content-type": "text/event-stream" });
             for (const event of scenario.events) res.write(`data: ${event}\n\n`);
-            res.end();
+            if (!scenario.keepOpen) {
+              res.end();
+              return;
+            }
+            while (!res.destroyed) {
+              res.write(": heartbeat\n\n");
+              await sleep(50);
+            }
             return;
         }
       })();
