@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { EchoEngine } from "./echo/index.js";
 import type { AppendResult, EngineSession } from "./engine.js";
 import { EngineError } from "./errors.js";
-import { createEngine, type EngineConfig } from "./registry.js";
+import { createEngine, engineSessionSlots, type EngineConfig } from "./registry.js";
 import { startTestServer } from "./sglang-grpc/test-server.js";
 
 async function turn(session: EngineSession, text: string): Promise<{ text: string; done: AppendResult }> {
@@ -74,5 +74,15 @@ describe("echo engine", () => {
     expect(await codeOf(session.rewind(mark + 1))).toBe("rewind_out_of_range");
     await engine.dispose();
     expect(await codeOf(turn(session, "x"))).toBe("session_closed");
+  });
+
+  it("gives the engine sessions to spare beyond the sidecar's limit, for rollovers of a full sidecar", async () => {
+    expect(engineSessionSlots(1)).toBe(3);
+    expect(engineSessionSlots(1000)).toBe(1063);
+    const engine = await createEngine({ engine: "echo", maxSessions: 2 } as EngineConfig);
+    const sessions = await Promise.all([0, 1, 2, 3].map(() => engine.openSession({})));
+    expect(sessions).toHaveLength(4);
+    expect(await codeOf(engine.openSession({}))).toBe("unavailable");
+    await engine.dispose();
   });
 });

@@ -30,6 +30,15 @@ function needUrl(config: EngineConfig): string {
   return config.engineUrl;
 }
 
+/**
+ * Engine sessions for a sidecar of `maxSessions`: a rollover opens the next
+ * engine session before it closes the full one, so a full sidecar keeps a few
+ * to spare for it.
+ */
+export function engineSessionSlots(maxSessions: number): number {
+  return maxSessions + Math.max(2, Math.ceil(maxSessions / 16));
+}
+
 export async function createEngine(config: EngineConfig, log?: EngineLog): Promise<Engine> {
   switch (config.engine) {
     case "embedded": {
@@ -39,7 +48,7 @@ export async function createEngine(config: EngineConfig, log?: EngineLog): Promi
       return createEmbeddedEngine({
         modelPath,
         ...(config.threads === undefined ? {} : { threads: config.threads }),
-        ...(config.maxSessions === undefined ? {} : { maxSessions: config.maxSessions }),
+        ...(config.maxSessions === undefined ? {} : { maxSessions: engineSessionSlots(config.maxSessions) }),
       });
     }
     case "sglang-http": {
@@ -59,7 +68,7 @@ export async function createEngine(config: EngineConfig, log?: EngineLog): Promi
     }
     case "echo": {
       const { createEchoEngine } = await import("./echo/index.js");
-      return createEchoEngine({ ...(config.maxSessions === undefined ? {} : { maxSessions: config.maxSessions }) });
+      return createEchoEngine({ ...(config.maxSessions === undefined ? {} : { maxSessions: engineSessionSlots(config.maxSessions) }) });
     }
     default:
       throw new EngineError("invalid_argument", `unknown engine ${JSON.stringify((config as { engine: unknown }).engine)}`);

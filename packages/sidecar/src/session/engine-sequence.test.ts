@@ -31,6 +31,30 @@ describe("EngineSequence", () => {
     expect((await engine.health()).activeSessions).toBe(1);
   });
 
+  it("goes on in the current sequence when the early rollover cannot open a session, while the turn still fits", async () => {
+    const engine = await createEchoEngine({ defaultCapacityTokens: 100, maxSessions: 1 });
+    const sequence = new EngineSequence({
+      session: await engine.openSession({ systemPrompt: "be brief" }),
+      systemPrompt: "be brief",
+      reopen: (systemPrompt: string) => engine.openSession({ systemPrompt }),
+      onRollover: () => undefined,
+    });
+    const outputs: string[] = [];
+    // Turns run until the sequence is truly full: the early rollovers fail (no engine session to spare) and change nothing.
+    let full: unknown;
+    for (let seq = 0; seq < 60 && full === undefined; seq++) {
+      try {
+        outputs.push((await sequence.turn(chunk(seq, 3), { maxOutputTokens: 2 }, () => [], same)).text);
+      } catch (err) {
+        full = err;
+      }
+    }
+    expect(sequence.rollovers).toBe(0);
+    expect(sequence.positionTokens).toBeGreaterThan(90);
+    expect(outputs.length).toBeGreaterThan(15);
+    expect(EngineError.isInstance(full) && full.code).toBe("unavailable");
+  });
+
   it("rolls over once and retries when a chunk much larger than the earlier ones does not fit", async () => {
     const { sequence } = await sequenceOn(100);
     // Two tokens a turn (the echo engine's marker and word are one piece, plus one output).

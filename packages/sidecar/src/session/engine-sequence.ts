@@ -71,7 +71,12 @@ export class EngineSequence {
    */
   async turn(chunk: EngineChunk, options: AppendOptions, carried: () => readonly ConversationEntry[], onDelta: (text: string) => string): Promise<TurnOutput> {
     if (needsRollover(this.current.positionTokens, this.capacityTokens(), this.largestInputTokens, options.maxOutputTokens) && this.canRollOver()) {
-      await this.rollOver(carried());
+      try {
+        await this.rollOver(carried());
+      } catch {
+        // The early rollover is a precaution (the turn may well still fit) and the engine may have no
+        // session to spare right now: the turn goes on in the current sequence, which says if it is full.
+      }
     }
     try {
       return await this.append(chunk, options, onDelta);
