@@ -200,4 +200,38 @@ describe("stream edges", () => {
     await new Promise<void>((resolve) => again.close(() => resolve()));
     await new Promise<void>((resolve) => taken.close(() => resolve()));
   });
+
+  it("ends a session whose engine stopped answering within the end wait: queued turns are cut, the turn in flight aborted, nothing follows SessionEnded", async () => {
+    class StuckEngine extends FakeEngine {
+      aborted = 0;
+      override async openSession(options: OpenSessionOptions = {}): Promise<EngineSession> {
+        const session = await super.openSession(options);
+        const engine = this;
+        session.append = async function* (_chunk, appendOptions) {
+          await new Promise<void>((resolve) => appendOptions.signal?.addEventListener("abort", () => resolve(), { once: true }));
+          engine.aborted++;
+          throw new Error("aborted");
+        };
+        return session;
+      }
+    }
+    const engine = new StuckEngine();
+    const logger = createLogger("silent");
+    const hub = new SessionHub({ engine, limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs: 1000, recordDir: "", logger, endWaitMs: 100 });
+    running = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", host: "127.0.0.1", port: 0, httpPort: -1, isServing: () => true });
+    const c = new TestClient(running.grpcAddress);
+    clients.push(c);
+    c.start();
+    for (let seq = 0; seq < 3; seq++) c.input(seq, "hello");
+    await c.waitCount("inputAck", 3);
+    const asked = Date.now();
+    c.send({ $case: "end", value: { reason: "bye" } });
+    await c.waitFor(() => c.ended, "stream end", 3000);
+    expect(Date.now() - asked).toBeLessThan(2000);
+    expect(c.events.at(-1)!.event?.$case).toBe("ended");
+    expect(c.of("error")).toEqual([]);
+    expect(c.of("output")).toEqual([]);
+    expect(engine.aborted).toBe(1);
+    expect(engine.sessions[0]!.closed).toBe(true);
+  });
 });

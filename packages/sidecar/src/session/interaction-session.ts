@@ -93,6 +93,8 @@ export class InteractionSession {
   private inputTimeMs = 0;
   /** Made only when someone waits for the queue to drain (end, close): most turns need none. */
   private idle: Promise<void> | undefined;
+  /** Aborts the micro-turn in flight when the session closes (a hung engine must not hold the end). */
+  private readonly aborter = new AbortController();
   private resolveIdle: (() => void) | undefined;
 
   constructor({ engineSession, ...options }: InteractionSessionOptions) {
@@ -238,6 +240,7 @@ export class InteractionSession {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
+    this.aborter.abort();
     this.opts.background?.cancelAll();
     this.opts.tools?.cancelAll();
     await this.whenIdle();
@@ -280,7 +283,8 @@ export class InteractionSession {
           else if (item.kind === "interrupt") await this.rewindTo(item.playedUpToMs);
           else this.notePlayed(item.playedUpToMs);
         } catch (err) {
-          this.reportError(err, item.kind === "chunk" ? { seq: item.chunk.seq } : {});
+          // A turn cut short by the session's close is not news to anyone.
+          if (!this.closed) this.reportError(err, item.kind === "chunk" ? { seq: item.chunk.seq } : {});
         }
       }
     } finally {
@@ -296,13 +300,16 @@ export class InteractionSession {
     this.logInput(engineChunk);
     const start = this.now();
     const maxOutputTokens = this.outputBudget(chunk);
-    const options = forceTool ? { maxOutputTokens, forceTool: { name: forceTool.name, parametersJson: forceTool.parametersJson } } : { maxOutputTokens };
+    const signal = this.aborter.signal;
+    const options = forceTool ? { maxOutputTokens, signal, forceTool: { name: forceTool.name, parametersJson: forceTool.parametersJson } } : { maxOutputTokens, signal };
     const { text, result } = await this.sequence.turn(
       engineChunk,
       options,
       () => this.conversation.filter((entry) => entry.seq !== chunk.seq),
       (delta) => this.toolCalls.visibleText(delta, chunk.seq),
     );
+    // The session closed while the engine answered: SessionEnded has gone out, nothing follows it.
+    if (this.closed) return;
     this.toolCalls.endTurn(chunk.seq);
     const turnMs = this.now() - start;
     const latencyMs = this.now() - arrivedAt;

@@ -26,6 +26,11 @@ export interface SessionHubOptions {
   createMedia?: () => InputMedia | undefined;
   /** Tools the sidecar runs itself, announced to the model beside the client's. */
   serverTools?: ToolSpec[];
+  /**
+   * How long ending a session waits for its queued micro-turns before it cuts
+   * them (the one in flight is aborted); default 10 s.
+   */
+  endWaitMs?: number;
   /** Wall clock, ms (how old a kept event is); performance.now by default. */
   now?: () => number;
 }
@@ -40,6 +45,9 @@ function recordingError(err: Error): SessionError {
     fatal: false,
   };
 }
+
+/** How long ending a session waits for its queued micro-turns by default. */
+const END_WAIT_MS = 10_000;
 
 /** Events an attached session keeps for resume at least this long (longer with a long grace period). */
 const OUTBOX_KEEP_MS = 60_000;
@@ -182,7 +190,10 @@ export class SessionHub {
     if (!this.byId.delete(handle.session.id)) return;
     this.byToken.delete(handle.resumeToken);
     clearTimeout(handle.graceTimer);
-    await handle.session.whenIdle();
+    // Queued micro-turns still run (SessionEnd and half-close promise that), but an engine that stopped answering cannot hold the end.
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([handle.session.whenIdle(), new Promise<void>((resolve) => (waited = setTimeout(resolve, this.opts.endWaitMs ?? END_WAIT_MS)))]);
+    clearTimeout(waited);
     const recordingPath = (await handle.recorder?.close()) ?? "";
     handle.outbox.push({ $case: "ended", value: { reason, chunks: handle.session.chunkCount, recordingPath } });
     await handle.session.close().catch((err: unknown) => this.opts.logger.warn("engine close failed", { session: handle.session.id, error: String(err) }));
