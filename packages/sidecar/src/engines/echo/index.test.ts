@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { Modality } from "@microturn/protocol";
 import { describe, expect, it } from "vitest";
 import { EngineError } from "../errors.js";
@@ -35,5 +36,13 @@ describe("echo engine", () => {
     expect(session.positionTokens).toBeGreaterThanOrEqual(afterFirst + 20);
     await session.rewind(afterFirst);
     expect(session.positionTokens).toBe(afterFirst);
+  });
+
+  it("leaves no listener on a signal that outlives its appends (a session-long one)", async () => {
+    const engine = await createEchoEngine({ tokenDelayMs: 1 });
+    const session = await engine.openSession({});
+    const controller = new AbortController();
+    for (let seq = 0; seq < 20; seq++) await drain(session.append({ seq, startMs: seq * 200, durationMs: 200, text: "one two three" }, { maxOutputTokens: 3, signal: controller.signal }));
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
   });
 });
