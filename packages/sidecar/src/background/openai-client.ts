@@ -67,7 +67,9 @@ function mapTransportError(err: unknown, signal: AbortSignal | undefined, what: 
 async function readErrorBody(body: AsyncIterable<Uint8Array>): Promise<string> {
   let text = "";
   for await (const chunk of body) {
-    if (text.length < 4096) text += Buffer.from(chunk).toString("utf8");
+    text += Buffer.from(chunk).toString("utf8");
+    // Enough to name the problem; the rest of a large error body is not read (the caller destroys it).
+    if (text.length >= 4096) break;
   }
   try {
     const parsed = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
