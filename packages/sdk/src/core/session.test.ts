@@ -263,6 +263,26 @@ describe("background tasks", () => {
   });
 });
 
+describe("background tasks, edges", () => {
+  it("aborting a delegate's signal while the session closes neither throws nor hangs", async () => {
+    const session = await connect();
+    const controller = new AbortController();
+    const task = session.delegate("never finishes", { signal: controller.signal });
+    const closing = session.close();
+    expect(() => controller.abort()).not.toThrow();
+    await closing;
+    await expect(task.result).rejects.toSatisfy((e) => AbortError.isInstance(e) || SessionClosedError.isInstance(e));
+  });
+
+  it("lets a finished task go: its id can serve again", async () => {
+    const session = await connect();
+    const first = session.delegate("find flights", { taskId: "t-1" });
+    expect(await first).toBe("result of find flights");
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(() => session.delegate("find hotels", { taskId: "t-1" })).not.toThrow();
+  });
+});
+
 describe("tools", () => {
   it("answers tool calls from registered handlers; throws and timeouts become is_error", async () => {
     const client = new Microturn({ url: fake.url, clock: "manual" });

@@ -285,12 +285,22 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     const delivery = deliveryMode(options.delivery);
     const handle = new BackgroundTask(taskId, task, (id) => this.cancelTask(id));
     this.tasks.set(taskId, handle);
+    // A finished task is the caller's to keep: a long session that delegates often must not hold every result.
+    handle.result.then(
+      () => this.tasks.delete(taskId),
+      () => this.tasks.delete(taskId),
+    );
     this.link.sendControl({ $case: "delegate", value: { taskId, task, delivery, timeoutMs } });
     const signal = options.signal;
     if (signal) {
       const onAbort = (): void => {
         if (handle.done) return;
-        if (!this.closed) this.link.sendControl({ $case: "cancelTask", value: { taskId } });
+        // Runs inside the signal's dispatch: a session already closing cannot take the cancel, and must not throw here.
+        try {
+          if (!this.closed) this.link.sendControl({ $case: "cancelTask", value: { taskId } });
+        } catch {
+          // The session is ending; the task ends with it.
+        }
         handle.fail(new AbortError(`task ${taskId} was aborted`, { cause: signal.reason }));
       };
       signal.addEventListener("abort", onAbort, { once: true });

@@ -78,6 +78,27 @@ describe("WebSocketTransport", () => {
     expect(() => new BrowserMicroturn({ url: "grpc://127.0.0.1:1" }).session()).toThrow(InvalidInputError);
   });
 
+  it("closes the socket with 4002 on a text or undecodable frame, and reports a ConnectionError once", async () => {
+    for (const bad of ["a text frame", Buffer.from([0xff, 0xff, 0xff])]) {
+      const server = new WebSocketServer({ port: 0 });
+      await new Promise((resolve) => server.once("listening", resolve));
+      const serverSide = new Promise<number>((resolve) =>
+        server.once("connection", (socket) => {
+          socket.once("close", (code) => resolve(code));
+          socket.send(bad);
+        }),
+      );
+      const transport = new WebSocketTransport({ url: `ws://127.0.0.1:${(server.address() as { port: number }).port}/v1/converse`, WebSocket: WS });
+      const closes: unknown[] = [];
+      transport.open({ onEvent: () => undefined, onClose: (error) => closes.push(error) });
+      expect(await serverSide).toBe(4002);
+      expect(closes).toHaveLength(1);
+      expect(ConnectionError.isInstance(closes[0])).toBe(true);
+      transport.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it("reads close codes: 1000 clean, 4xxx gRPC, others a connection error", () => {
     expect(closeCodeError(1000, "")).toBeUndefined();
     expect(closeCodeError(4014, "down")?.name).toBe("UnavailableError");

@@ -81,13 +81,21 @@ export class WebSocketTransport implements Transport {
       const data = message.data;
       const bytes =
         data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
-      if (!bytes) return finish(new ConnectionError("server sent a non-binary WebSocket message"));
+      // Browsers and undici take only 1000 or 3000–4999 from the client side: 4002 says "protocol error".
+      const refuse = (error: ConnectionError, reason: string): void => {
+        finish(error);
+        try {
+          socket.close(4002, reason);
+        } catch {
+          // Already closing.
+        }
+      };
+      if (!bytes) return refuse(new ConnectionError("server sent a non-binary WebSocket message"), "non-binary message");
       let event: ServerEvent;
       try {
         event = ServerEvent.decode(bytes);
       } catch (error) {
-        socket.close(1002, "undecodable ServerEvent");
-        return finish(new ConnectionError("server sent a message that is not a ServerEvent", { cause: error }));
+        return refuse(new ConnectionError("server sent a message that is not a ServerEvent", { cause: error }), "undecodable ServerEvent");
       }
       handlers.onEvent(event);
     };

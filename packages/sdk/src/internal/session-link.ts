@@ -300,6 +300,8 @@ export class SessionLink {
     ++this.generation;
     this.stream?.cancel();
     this.stream = undefined;
+    // A connect() still waiting for SessionStarted learns now, not when its timeout fires.
+    this.waiter?.reject(new SessionClosedError("session closed while it was connecting"));
     this.waiter = undefined;
     this.unacked.clear();
     this.pendingControl.length = 0;

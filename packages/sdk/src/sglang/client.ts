@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { Pool, request, type Dispatcher } from "undici";
 import { AbortError, ConnectionError, MicroturnError, TimeoutError, UnavailableError } from "../core/error.js";
-import { readSseData } from "../core/sse.js";
+import { readSseData, SseLimitError } from "../core/sse.js";
 import { DeltaTracker, type StreamTextMode } from "./deltas.js";
 import { type ErrorContext, errorFromAbort, errorFromHttpResponse, errorFromStreamEvent } from "./errors.js";
 import { StreamingSession, type StreamingSessionOptions } from "./streaming-session.js";
@@ -309,6 +309,7 @@ export class SglangClient {
   /** Maps undici and socket failures to the SDK's classes; SDK errors pass through. */
   private transportError(error: unknown, options: CallOptions): unknown {
     if (MicroturnError.isInstance(error)) return error;
+    if (error instanceof SseLimitError) return new ConnectionError(`SGLang at ${this.baseUrl} sent a stream this client refuses: ${error.message}`, { cause: error });
     if (options.signal?.aborted) return new AbortError("The request was aborted by the caller.", { cause: error });
     const code = errorCode(error);
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
