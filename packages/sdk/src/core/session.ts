@@ -109,6 +109,8 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   private lastPlayedMs = 0;
   private closeError: MicroturnError | undefined;
   private closed = false;
+  /** Errors already dispatched as `error` events. */
+  private readonly emittedErrors = new WeakSet<object>();
 
   constructor(transport: Transport, config: SessionConfigInput = {}, options: SessionOptions = {}) {
     super();
@@ -392,8 +394,11 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     if (!body) return;
     const meta = { eventSeq: event.eventSeq };
     switch (body.$case) {
-      case "error":
-        return this.dispatch("error", typedError ?? errorFromSessionError(body.value, { sessionId: this.id }));
+      case "error": {
+        const error = typedError ?? errorFromSessionError(body.value, { sessionId: this.id });
+        this.emittedErrors.add(error);
+        return this.dispatch("error", error);
+      }
       case "toolCall":
         this.dispatch("toolCall", body.value, meta);
         return this.answerToolCall(body.value);
@@ -419,7 +424,9 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     this.clock?.stop();
     this.runner.abortAll();
     for (const task of this.tasks.values()) task.fail(error ?? new SessionClosedError(`session closed before task ${task.id} finished`));
-    const alreadyEmitted = error !== undefined && "sessionError" in error;
+    // An in-stream error the app already heard of as an event is not told twice; one that only ended the link
+    // (a resume the server refused, say) is.
+    const alreadyEmitted = error !== undefined && this.emittedErrors.has(error);
     if (error && emitError && !alreadyEmitted) this.dispatch("error", error);
     this.dispatch("close", { error });
     for (const queue of this.iterators) queue.end(error);

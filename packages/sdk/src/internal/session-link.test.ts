@@ -163,11 +163,15 @@ describe("resume after a dropped stream", () => {
   it("closes with NotFoundError when the server no longer knows the session", async () => {
     const session = await connect();
     const closed = new Promise<unknown>((resolve) => session.on("close", ({ error }) => resolve(error)));
+    const errors: unknown[] = [];
+    session.on("error", (error) => errors.push(error));
     const task = session.delegate("pending");
     fake.session().resumeToken = "forgotten";
     fake.dropStream();
     const error = await closed;
     expect(NotFoundError.isInstance(error)).toBe(true);
+    // The refused resume reaches the app as an error event too, once.
+    expect(errors).toEqual([error]);
     await expect(task.result).rejects.toSatisfy((e) => NotFoundError.isInstance(e));
     expect(session.state).toBe("closed");
   });
