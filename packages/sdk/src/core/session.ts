@@ -288,10 +288,10 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     const handle = new BackgroundTask(taskId, task, (id) => this.cancelTask(id));
     this.tasks.set(taskId, handle);
     // A finished task is the caller's to keep: a long session that delegates often must not hold every result.
-    handle.result.then(
-      () => this.tasks.delete(taskId),
-      () => this.tasks.delete(taskId),
-    );
+    const release = (): void => {
+      if (this.tasks.get(taskId) === handle) this.tasks.delete(taskId);
+    };
+    handle.result.then(release, release);
     this.link.sendControl({ $case: "delegate", value: { taskId, task, delivery, timeoutMs } });
     const signal = options.signal;
     if (signal) {
