@@ -8,6 +8,7 @@ import { startSidecar, type SidecarOverrides } from "./app.js";
 import type { SidecarConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { RECORDING_FORMAT, type RecordedEvent, type RecordingHeader } from "./session/session-recorder.js";
+import { waitAtMost } from "./timers.js";
 
 export class RecordingError extends Error {
   constructor(message: string) {
@@ -65,7 +66,7 @@ export async function replayEvents(events: ClientEvent[], config: SidecarConfig,
       }
     }
     call.end();
-    await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    await waitAtMost(ended, 5000);
   } finally {
     client.close();
     await sidecar.shutdown();

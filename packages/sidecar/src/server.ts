@@ -10,6 +10,7 @@ import type { Logger } from "./logger.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { ConverseStream, type EventChannel } from "./session/converse.js";
 import type { SessionHub } from "./session/session-hub.js";
+import { waitAtMost } from "./timers.js";
 
 /**
  * Server events are encoded with one writer reused for the process (encoding
@@ -201,9 +202,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       wss?.clients.forEach((ws) => ws.terminate());
       await Promise.all([
         // Streams still open after a short grace are cut; resume tokens were sent by drain.
-        Promise.race([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), new Promise((resolve) => setTimeout(resolve, 1000).unref())]).then(() =>
-          server.forceShutdown(),
-        ),
+        waitAtMost(new Promise<void>((resolve) => server.tryShutdown(() => resolve())), 1000).then(() => server.forceShutdown()),
         http ? new Promise<void>((resolve) => http!.close(() => resolve())) : Promise.resolve(),
       ]);
     },

@@ -7,3 +7,17 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 export function timerMs(ms: number): number {
   return Math.min(ms, MAX_TIMER_MS);
 }
+
+/**
+ * Waits for `promise`, or `ms` at most, whichever comes first; the timer is
+ * cleared when the promise wins and never holds the process open. A rejection
+ * of `promise` passes through.
+ */
+export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, timerMs(ms)).unref()))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -18,6 +18,7 @@ import { createLogger } from "../logger.js";
 import { LatencyStats } from "../session/latency-stats.js";
 import { DEMO_SCRIPT, DEMO_TICKS, type DemoStep } from "./script.js";
 import { Timeline } from "./timeline.js";
+import { waitAtMost } from "../timers.js";
 
 const TICK_MS = 200;
 
@@ -105,7 +106,7 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
   const metricsBefore = [...sidecar.hub.sessions()][0]?.session.metrics();
   send({ $case: "end", value: { reason: "demo finished" } });
   call.end();
-  await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  await waitAtMost(ended, 10_000);
   client.close();
   await sidecar.shutdown();
 

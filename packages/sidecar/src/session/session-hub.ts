@@ -12,6 +12,7 @@ import type { SessionBackground, SessionTools } from "./ports.js";
 import { SessionRecorder } from "./session-recorder.js";
 import { DELEGATE_TOOL_SPEC } from "../tools/delegate.js";
 import { toolPromptSection } from "../tools/prompt.js";
+import { waitAtMost } from "../timers.js";
 
 export interface SessionHubOptions {
   engine: Engine;
@@ -191,9 +192,7 @@ export class SessionHub {
     this.byToken.delete(handle.resumeToken);
     clearTimeout(handle.graceTimer);
     // Queued micro-turns still run (SessionEnd and half-close promise that), but an engine that stopped answering cannot hold the end.
-    let waited: NodeJS.Timeout | undefined;
-    await Promise.race([handle.session.whenIdle(), new Promise<void>((resolve) => (waited = setTimeout(resolve, this.opts.endWaitMs ?? END_WAIT_MS)))]);
-    clearTimeout(waited);
+    await waitAtMost(handle.session.whenIdle(), this.opts.endWaitMs ?? END_WAIT_MS);
     const recordingPath = (await handle.recorder?.close()) ?? "";
     handle.outbox.push({ $case: "ended", value: { reason, chunks: handle.session.chunkCount, recordingPath } });
     await handle.session.close().catch((err: unknown) => this.opts.logger.warn("engine close failed", { session: handle.session.id, error: String(err) }));
