@@ -41,15 +41,7 @@ export class ConverseStream {
       this.handleNow(event);
       return DONE;
     }
-    this.waiting++;
-    this.chain = this.chain.then(async () => {
-      try {
-        await this.handleEvent(event);
-      } finally {
-        this.waiting--;
-      }
-    });
-    return this.chain;
+    return this.enqueue(() => this.handleEvent(event));
   }
 
   /**
@@ -57,16 +49,17 @@ export class ConverseStream {
    * did not end with SessionEnd is ended now; then the stream ends.
    */
   onHalfClose(): Promise<void> {
-    this.waiting++;
-    this.chain = this.chain.then(async () => {
-      try {
-        if (this.ended) return;
-        if (this.handle) await this.hub.end(this.handle, "client closed its stream");
-        this.finish();
-      } finally {
-        this.waiting--;
-      }
+    return this.enqueue(async () => {
+      if (this.ended) return;
+      if (this.handle) await this.hub.end(this.handle, "client closed its stream");
+      this.finish();
     });
+  }
+
+  /** Runs `work` after everything queued before it; `waiting` counts it until it is done. */
+  private enqueue(work: () => Promise<void>): Promise<void> {
+    this.waiting++;
+    this.chain = this.chain.then(work).finally(() => this.waiting--);
     return this.chain;
   }
 
