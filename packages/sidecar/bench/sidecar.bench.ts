@@ -239,10 +239,13 @@ class GcPauses {
   private pauses: number[] = [];
   private fullMaxMs = 0;
   private fullCount = 0;
-  private since = performance.now();
+  /** Wall time counted so far, ms, and since when the current stretch runs (undefined between stretches). */
+  private countedMs = 0;
+  private since: number | undefined;
 
-  /** Reads whole lines of the process's stdout. */
+  /** Reads whole lines of the process's stdout; pauses count only while measuring. */
   feed(text: string): void {
+    if (this.since === undefined) return;
     for (const match of text.matchAll(/: (Scavenge|Mark-Compact|Mark-sweep)[^,]*, ([\d.]+) \/ [\d.]+ ms/g)) {
       const ms = Number(match[2]);
       this.pauses.push(ms);
@@ -253,15 +256,25 @@ class GcPauses {
     }
   }
 
-  /** Pauses since the last reset: ms per second of wall time, the largest, how many; the same for full (mark) collections. */
+  /** Counts the pauses (and the wall time) while `work` runs; stretches add up until `take`. */
+  async measure<T>(work: () => Promise<T>): Promise<T> {
+    this.since = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.countedMs += performance.now() - this.since;
+      this.since = undefined;
+    }
+  }
+
+  /** The pauses counted since the last take: ms per second of counted time, the largest, how many; the same for full (mark) collections. */
   take(): GcFigures {
-    const seconds = (performance.now() - this.since) / 1000;
     const total = this.pauses.reduce((a, b) => a + b, 0);
-    const out = { msPerS: total / seconds, maxMs: Math.max(0, ...this.pauses), count: this.pauses.length, fullCount: this.fullCount, fullMaxMs: this.fullMaxMs };
+    const out = { msPerS: total / (this.countedMs / 1000), maxMs: Math.max(0, ...this.pauses), count: this.pauses.length, fullCount: this.fullCount, fullMaxMs: this.fullMaxMs };
     this.pauses = [];
     this.fullCount = 0;
     this.fullMaxMs = 0;
-    this.since = performance.now();
+    this.countedMs = 0;
     return out;
   }
 }
@@ -342,27 +355,14 @@ async function main(): Promise<void> {
       const samples = ROUNDS * (sessions * seconds * 5 + 16);
       const v: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
       const f: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
-      const pauses = { ms: 0, seconds: 0, max: 0, count: 0, fullCount: 0, fullMax: 0 };
       for (let round = 0; round < ROUNDS; round++) {
         f.errors = (await viaSidecar(floorProcess.address, sessions, seconds, f)).errors;
-        gc.take();
-        const t = performance.now();
-        v.errors = (await viaSidecar(address, sessions, seconds, v)).errors;
-        const g = gc.take();
-        const s = (performance.now() - t) / 1000;
-        Object.assign(pauses, {
-          ms: pauses.ms + g.msPerS * s,
-          seconds: pauses.seconds + s,
-          max: Math.max(pauses.max, g.maxMs),
-          count: pauses.count + g.count,
-          fullCount: pauses.fullCount + g.fullCount,
-          fullMax: Math.max(pauses.fullMax, g.fullMaxMs),
-        });
+        v.errors = (await gc.measure(() => viaSidecar(address, sessions, seconds, v))).errors;
       }
       overhead[sessions] = { direct: d, via: v.output, floor: f.output };
       const p99 = (s: LatencyStats) => s.quantile(0.99);
       row(
-        `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(p99(d))} | grpc floor p50 ${fmt(f.output.quantile(0.5))} p99 ${fmt(p99(f.output))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(p99(v.output))} | added p99 vs direct ${fmt(p99(v.output) - p99(d))} vs floor ${fmt(p99(v.output) - p99(f.output))} ms  errors ${v.errors}  ${gcText({ msPerS: pauses.ms / pauses.seconds, maxMs: pauses.max, count: pauses.count, fullCount: pauses.fullCount, fullMaxMs: pauses.fullMax })}`,
+        `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(p99(d))} | grpc floor p50 ${fmt(f.output.quantile(0.5))} p99 ${fmt(p99(f.output))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(p99(v.output))} | added p99 vs direct ${fmt(p99(v.output) - p99(d))} vs floor ${fmt(p99(v.output) - p99(f.output))} ms  errors ${v.errors}  ${gcText(gc.take())}`,
       );
     }
     floorProcess.child.kill("SIGTERM");
@@ -377,8 +377,7 @@ async function main(): Promise<void> {
     for (const n of PHASES.has("capacity") ? LEVELS : []) {
       const cpuBefore = cpuMs(child.pid);
       const clientBefore = process.cpuUsage();
-      gc.take();
-      const load = await viaSidecar(address, n, SECONDS);
+      const load = await gc.measure(() => viaSidecar(address, n, SECONDS));
       const pauses = gc.take();
       gcByLevel[n] = { ms_per_s: Number(pauses.msPerS.toFixed(2)), max_ms: pauses.maxMs, full: pauses.fullCount, full_max_ms: pauses.fullMaxMs };
       const cpuAfter = cpuMs(child.pid);
