@@ -40,11 +40,27 @@ class GatedEngine extends FakeEngine {
 let running: RunningServer | undefined;
 const clients: TestClient[] = [];
 
-async function setup(engine: FakeEngine, resumeGraceMs = 10_000, recordDir = "") {
-  const logger = createLogger("silent");
-  const hub = new SessionHub({ engine, limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs, recordDir, logger });
-  running = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", host: "127.0.0.1", port: 0, httpPort: 0, isServing: () => true });
-  return { hub, running };
+interface SetupOptions {
+  resumeGraceMs?: number;
+  recordDir?: string;
+  endWaitMs?: number;
+  metrics?: SidecarMetrics;
+  port?: number;
+  httpPort?: number;
+}
+
+const logger = createLogger("silent");
+
+function serverOptions(engine: FakeEngine, options: SetupOptions = {}) {
+  const { resumeGraceMs = 10_000, recordDir = "", endWaitMs, metrics = new SidecarMetrics(false), port = 0, httpPort = 0 } = options;
+  const hub = new SessionHub({ engine, limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs, recordDir, logger, ...(endWaitMs ? { endWaitMs } : {}) });
+  return { hub, logger, metrics, apiKey: "", host: "127.0.0.1", port, httpPort, isServing: () => true };
+}
+
+async function setup(engine: FakeEngine, options: SetupOptions = {}) {
+  const opts = serverOptions(engine, options);
+  running = await startServer(opts);
+  return { hub: opts.hub, running };
 }
 
 afterEach(async () => {
@@ -101,7 +117,7 @@ describe("stream edges", () => {
 
   it("a stream that drops while its session opens leaves the session waiting for resume, then ended after the grace period", async () => {
     const engine = new GatedEngine();
-    const { hub, running } = await setup(engine, 150);
+    const { hub, running } = await setup(engine, { resumeGraceMs: 150 });
     const c = new TestClient(running.grpcAddress);
     clients.push(c);
     c.start();
@@ -126,7 +142,7 @@ describe("stream edges", () => {
     ["under a file", blocker, /ENOTDIR|EEXIST/],
     ["in /proc", () => "/proc", /ENOENT|EACCES|EPERM/],
   ])("a recording that cannot be written (%s) stops; the session goes on and says so", async (_where, recordDir, cause) => {
-    const { running } = await setup(new FakeEngine(), 10_000, recordDir());
+    const { running } = await setup(new FakeEngine(), { recordDir: recordDir() });
     const c = new TestClient(running.grpcAddress);
     clients.push(c);
     c.start({ record: true });
@@ -171,11 +187,9 @@ describe("stream edges", () => {
   });
 
   it("answers /metrics with 500 when rendering fails", async () => {
-    const logger = createLogger("silent");
-    const hub = new SessionHub({ engine: new FakeEngine(), limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs: 1000, recordDir: "", logger });
     const metrics = new SidecarMetrics(false);
     metrics.render = () => Promise.reject(new Error("registry broke"));
-    running = await startServer({ hub, logger, metrics, apiKey: "", host: "127.0.0.1", port: 0, httpPort: 0, isServing: () => true });
+    const { running } = await setup(new FakeEngine(), { metrics });
     const response = await fetch(`http://${running.httpAddress}/metrics`);
     expect(response.status).toBe(500);
     expect((await fetch(`http://${running.httpAddress}/healthz`)).status).toBe(200);
@@ -188,10 +202,8 @@ describe("stream edges", () => {
     await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
     const grpcPort = (probe.address() as AddressInfo).port;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const logger = createLogger("silent");
-    const hub = new SessionHub({ engine: new FakeEngine(), limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs: 1000, recordDir: "", logger });
     const httpPort = (taken.address() as AddressInfo).port;
-    await expect(startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", host: "127.0.0.1", port: grpcPort, httpPort, isServing: () => true })).rejects.toThrow(/EADDRINUSE/);
+    await expect(startServer(serverOptions(new FakeEngine(), { port: grpcPort, httpPort }))).rejects.toThrow(/EADDRINUSE/);
     const again = createTcpServer();
     await new Promise<void>((resolve, reject) => {
       again.once("error", reject);
@@ -216,9 +228,7 @@ describe("stream edges", () => {
       }
     }
     const engine = new StuckEngine();
-    const logger = createLogger("silent");
-    const hub = new SessionHub({ engine, limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs: 1000, recordDir: "", logger, endWaitMs: 100 });
-    running = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", host: "127.0.0.1", port: 0, httpPort: -1, isServing: () => true });
+    const { running } = await setup(engine, { endWaitMs: 100, httpPort: -1 });
     const c = new TestClient(running.grpcAddress);
     clients.push(c);
     c.start();
