@@ -6,6 +6,7 @@
 // takes audio and video, one token per dMel frame and per patch, so load and
 // memory benchmarks can drive the media path without a model.
 import { randomUUID } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
 import { FinishReason, Modality } from "@microturn/protocol";
 import { renderChunkText } from "../chunk-text.js";
 import type { AppendOptions, Engine, EngineCapabilities, EngineChunk, EngineOutput, EngineSession, EngineSessionStats, OpenSessionOptions } from "../engine.js";
@@ -29,19 +30,8 @@ export function echoTokens(text: string): string[] {
   return text.match(/\s*\S+|\s+$/g) ?? [];
 }
 
-/** The signal may live as long as the session: its listener goes when the wait ends. */
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+/** Waits `ms`, or less when `signal` aborts (Node's timer drops its abort listener either way). */
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> => delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
 
 class EchoSession implements EngineSession {
   private readonly tokens: string[] = [];
