@@ -3,7 +3,10 @@
 // drops while its session is still opening (the session once stayed forever),
 // a recording that cannot be written (it once threw an unhandled error), HTTP
 // upgrades with bad URLs or wrong paths and resets (each once ended the
-// process), /metrics failing, and a start whose HTTP port is taken.
+// process), /metrics failing, a start whose HTTP port is taken, a resume
+// while the old stream still looked alive (its later close once ended the
+// resumed session) and a refused resume (it once left the session attached to
+// a dead stream forever).
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { connect, createServer as createTcpServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -47,13 +50,23 @@ interface SetupOptions {
   metrics?: SidecarMetrics;
   port?: number;
   httpPort?: number;
+  now?: () => number;
 }
 
 const logger = createLogger("silent");
 
 function serverOptions(engine: FakeEngine, options: SetupOptions = {}) {
-  const { resumeGraceMs = 10_000, recordDir = "", endWaitMs, metrics = new SidecarMetrics(false), port = 0, httpPort = 0 } = options;
-  const hub = new SessionHub({ engine, limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 }, maxSessions: 4, resumeGraceMs, recordDir, logger, ...(endWaitMs ? { endWaitMs } : {}) });
+  const { resumeGraceMs = 10_000, recordDir = "", endWaitMs, metrics = new SidecarMetrics(false), port = 0, httpPort = 0, now } = options;
+  const hub = new SessionHub({
+    engine,
+    limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: 50 },
+    maxSessions: 4,
+    resumeGraceMs,
+    recordDir,
+    logger,
+    ...(endWaitMs ? { endWaitMs } : {}),
+    ...(now ? { now } : {}),
+  });
   return { hub, logger, metrics, apiKey: "", host: "127.0.0.1", port, httpPort, isServing: () => true };
 }
 
@@ -128,6 +141,69 @@ describe("stream edges", () => {
     expect(await until(() => hub.size === 1)).toBe(true);
     const handle = [...hub.sessions()][0]!;
     expect(handle.outbox.attached).toBe(false);
+    expect(await until(() => hub.size === 0)).toBe(true);
+    expect(engine.sessions[0]!.closed).toBe(true);
+  });
+
+  it("a resume on a new stream while the old one still looks alive supersedes it: the old stream's close or half-close no longer touches the session", async () => {
+    const engine = new FakeEngine();
+    const { hub, running } = await setup(engine, { resumeGraceMs: 150 });
+    const open = () => {
+      const c = new TestClient(running.grpcAddress);
+      clients.push(c);
+      return c;
+    };
+    const old = open();
+    old.start();
+    await old.waitCount("started", 1);
+    const token = old.of("started")[0]!.resumeToken;
+    old.input(0, "one");
+    await old.waitCount("output", 1);
+    const lastEventSeq = old.events.at(-1)!.eventSeq;
+
+    const fresh = open();
+    fresh.send({ $case: "resume", value: { protocolVersion: PROTOCOL_VERSION, resumeToken: token, lastEventSeq } });
+    await fresh.waitCount("started", 1);
+    // The old stream is ended by the server, saying why.
+    await old.waitFor(() => old.ended, "old stream end");
+    expect(old.status?.code).toBe(grpcStatusFor(ErrorCode.ERROR_CODE_FAILED_PRECONDITION));
+    expect(old.status?.details).toMatch(/resumed on another stream/);
+    // Its half-close (which ends an owned session) and its close change nothing: after the grace period the session lives.
+    old.call.end();
+    old.close();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(hub.size).toBe(1);
+    fresh.input(1, "two");
+    await fresh.waitCount("output", 1);
+    expect(fresh.of("output")[0]!.text).toBe("TWO");
+    expect(engine.sessions[0]!.closed).toBe(false);
+  });
+
+  it("a refused resume (events no longer kept) leaves the session as it was: its grace period still ends it", async () => {
+    const engine = new FakeEngine();
+    let clock = 0;
+    const { hub, running } = await setup(engine, { resumeGraceMs: 300, now: () => clock });
+    const c = new TestClient(running.grpcAddress);
+    clients.push(c);
+    c.start();
+    for (let seq = 0; seq < 20; seq++) c.input(seq, `chunk ${seq}`);
+    await c.waitCount("output", 20);
+    // An hour later one more chunk: an attached session then lets go of its old events.
+    clock += 3_600_000;
+    c.input(20, "later");
+    await c.waitCount("output", 21);
+    const token = c.of("started")[0]!.resumeToken;
+    c.close();
+    const handle = [...hub.sessions()][0]!;
+    expect(await until(() => !handle.outbox.attached)).toBe(true);
+
+    const late = new TestClient(running.grpcAddress);
+    clients.push(late);
+    late.send({ $case: "resume", value: { protocolVersion: PROTOCOL_VERSION, resumeToken: token, lastEventSeq: 0 } });
+    await late.waitFor(() => late.ended, "refused resume");
+    expect(late.of("error")[0]).toMatchObject({ code: ErrorCode.ERROR_CODE_FAILED_PRECONDITION, fatal: true });
+    expect(handle.outbox.attached).toBe(false);
+    // The session was not left attached to the dead stream: the grace period ends it.
     expect(await until(() => hub.size === 0)).toBe(true);
     expect(engine.sessions[0]!.closed).toBe(true);
   });

@@ -150,11 +150,28 @@ export class ConverseStream {
       const config = payload.value.config;
       if (!config) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "start.config is required", { fatal: true });
       this.handle = await this.hub.create(config, this.channel);
+      this.handle.owner = this;
       // The stream dropped while the session was opening: it waits for a resume like any dropped session.
       if (this.ended) this.hub.detach(this.handle, this.channel);
     } else {
       this.handle = this.hub.resume(payload.value.resumeToken, payload.value.lastEventSeq, this.channel);
+      const previous = this.handle.owner;
+      this.handle.owner = this;
+      // A client that resumed before its old stream was seen to drop: that stream lets go of the session.
+      if (previous && previous !== this) previous.superseded();
     }
+  }
+
+  /**
+   * The session was resumed on another stream. This one lets go of it without
+   * detaching or ending it (its events, half-close and close no longer touch
+   * the session) and ends.
+   */
+  superseded(): void {
+    if (this.ended) return;
+    this.logger.info("stream superseded: the session was resumed on another stream", { session: this.handle?.session.id });
+    this.handle = undefined;
+    this.finish({ code: ErrorCode.ERROR_CODE_FAILED_PRECONDITION, message: "the session was resumed on another stream" });
   }
 
   private async end(reason: string): Promise<void> {

@@ -24,7 +24,22 @@ describe("Outbox", () => {
     const resumed: ServerEvent[] = [];
     expect(outbox.attach({ send: (e) => resumed.push(e) }, 996)).toBe(true);
     expect(resumed.map((e) => e.eventSeq)).toEqual([997, 998, 999, 1000]);
-    expect(outbox.attach({ send: () => undefined }, 10)).toBe(false);
+    // A refused resume attaches and sends nothing; the stream that was attached stays attached.
+    const current: ServerEvent[] = [];
+    const currentSink = { send: (e: ServerEvent) => current.push(e) };
+    outbox.attach(currentSink);
+    const refused: ServerEvent[] = [];
+    const refusedSink = { send: (e: ServerEvent) => refused.push(e) };
+    expect(outbox.canReplayAfter(10)).toBe(false);
+    expect(outbox.attach(refusedSink, 10)).toBe(false);
+    outbox.push(ack(1000));
+    expect(refused).toEqual([]);
+    expect(current.map((e) => e.eventSeq)).toEqual([1001]);
+    // Detaching a stream that is not the attached one changes nothing.
+    expect(outbox.detach(refusedSink)).toBe(false);
+    expect(outbox.attached).toBe(true);
+    expect(outbox.detach(currentSink)).toBe(true);
+    expect(outbox.attached).toBe(false);
   });
 
   it("while attached, drops events past their age; while detached, keeps them for the resume", () => {

@@ -65,18 +65,32 @@ export class Outbox {
     return event;
   }
 
-  /** Attaches a stream and sends it every kept event after `afterSeq`; false when some were already dropped. */
-  attach(sink: EventSink, afterSeq?: number): boolean {
-    this.sink = sink;
-    if (afterSeq === undefined) return true;
+  /** Whether every event after `afterSeq` is still kept, so a stream resuming from there misses nothing. */
+  canReplayAfter(afterSeq: number): boolean {
     const oldest = this.kept[0]?.eventSeq ?? this.seq + 1;
-    if (afterSeq + 1 < oldest && afterSeq < this.seq) return false;
+    return afterSeq + 1 >= oldest || afterSeq >= this.seq;
+  }
+
+  /**
+   * Attaches a stream and sends it every kept event after `afterSeq`. False,
+   * with nothing attached or sent, when some of them were already dropped.
+   */
+  attach(sink: EventSink, afterSeq?: number): boolean {
+    if (afterSeq === undefined) {
+      this.sink = sink;
+      return true;
+    }
+    if (!this.canReplayAfter(afterSeq)) return false;
+    this.sink = sink;
     for (const event of this.kept) if (event.eventSeq > afterSeq) sink.send(event);
     return true;
   }
 
-  detach(sink?: EventSink): void {
-    if (sink === undefined || this.sink === sink) this.sink = undefined;
+  /** Detaches `sink` (any stream when undefined); false when `sink` was not the attached one. */
+  detach(sink?: EventSink): boolean {
+    if (sink !== undefined && this.sink !== sink) return false;
+    this.sink = undefined;
+    return true;
   }
 
   private countOlderThan(ms: number): number {

@@ -57,6 +57,8 @@ const OUTBOX_KEEP_MS = 60_000;
 export class SessionHandle {
   readonly outbox: Outbox;
   graceTimer: NodeJS.Timeout | undefined;
+  /** The stream that holds the session now; a resume on another stream supersedes it. */
+  owner: { superseded(): void } | undefined;
   constructor(
     readonly session: InteractionSession,
     readonly resumeToken: string,
@@ -167,19 +169,22 @@ export class SessionHub {
     if (!handle) {
       throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, "resume token unknown or expired (the grace period passed or the session ended)", { fatal: true });
     }
+    // Checked before anything changes: a refused resume leaves the session as it was (its grace timer running).
+    if (!handle.outbox.canReplayAfter(lastEventSeq)) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
+    }
     clearTimeout(handle.graceTimer);
     handle.graceTimer = undefined;
     sink.send({ eventSeq: 0, event: { $case: "started", value: this.startedPayload(handle, true) } });
-    if (!handle.outbox.attach(sink, lastEventSeq)) {
-      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
-    }
+    handle.outbox.attach(sink, lastEventSeq);
     this.opts.logger.info("session resumed", { session: handle.session.id, lastEventSeq });
     return handle;
   }
 
   /** The stream dropped without SessionEnd: keep the session for the grace period. */
   detach(handle: SessionHandle, sink: EventSink): void {
-    handle.outbox.detach(sink);
+    // A stream the session was already resumed away from changes nothing: the session is not waiting.
+    if (!handle.outbox.detach(sink)) return;
     if (!this.byId.has(handle.session.id)) return;
     clearTimeout(handle.graceTimer);
     handle.graceTimer = setTimeout(() => void this.end(handle, "resume grace period passed"), this.opts.resumeGraceMs);
