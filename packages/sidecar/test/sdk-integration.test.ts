@@ -26,6 +26,11 @@ afterEach(async () => {
   running = undefined;
 });
 
+const until = async (check: () => boolean, ms = 5000) => {
+  for (let waited = 0; !check() && waited < ms; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  return check();
+};
+
 async function talk(session: InteractionSession): Promise<string[]> {
   sessions.push(session);
   const outputs: string[] = [];
@@ -56,6 +61,33 @@ describe("SDK ⇄ sidecar", () => {
     const outputs = await talk(client.session({}));
     expect(outputs).toEqual(["HELLO", "AGAIN"]);
     expect(engine.sessions).toHaveLength(1);
+  });
+
+  it.each(["grpc", "ws"])("follows a drain's GoAway over %s: resumes, goes on talking until the sidecar ends the session, then closes cleanly", async (kind) => {
+    const { hub, server } = await setup();
+    const url = kind === "grpc" ? `grpc://${server.grpcAddress}` : `ws://${server.httpAddress}`;
+    const client = new Microturn({ url, clock: "manual", WebSocket: WebSocket as never });
+    const session = client.session({});
+    sessions.push(session);
+    const outputs: string[] = [];
+    const seen: string[] = [];
+    session.on("output", (o) => outputs.push(o.text));
+    session.on("goAway", () => seen.push("goAway"));
+    session.on("reconnected", () => seen.push("reconnected"));
+    session.on("ended", (e) => seen.push(`ended: ${e.reason}`));
+    const closed = new Promise<Error | undefined>((resolve) => session.on("close", ({ error }) => resolve(error)));
+    await session.connect({ signal: AbortSignal.timeout(5000) });
+    session.sendChunk({ text: "before" });
+    await until(() => outputs.length === 1);
+    hub.drain(2000);
+    expect(await until(() => seen.includes("reconnected"))).toBe(true);
+    session.sendChunk({ text: "after" });
+    expect(await until(() => outputs.length === 2)).toBe(true);
+    expect(outputs).toEqual(["BEFORE", "AFTER"]);
+    expect(hub.size).toBe(1);
+    await hub.closeAll("sidecar shut down");
+    expect(await closed).toBeUndefined();
+    expect(seen).toEqual(["goAway", "reconnected", "ended: sidecar shut down"]);
   });
 
   it("surfaces a server-side input error as a typed, non-fatal SDK error", async () => {

@@ -1,4 +1,5 @@
 // Reconnect and resume over real gRPC: drops, GoAway, lost chunks, give-up.
+import { OutputChunk } from "@microturn/protocol";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Microturn } from "../client.js";
 import { ConnectionError, NotFoundError } from "../core/error.js";
@@ -28,6 +29,25 @@ beforeEach(async () => {
 afterEach(async () => {
   for (const session of sessions.splice(0)) await session.close({ timeoutMs: 500 });
   await fake.close();
+});
+
+describe("after SessionEnded", () => {
+  it("passes on nothing a server sends after ended, and closes cleanly when the stream ends", async () => {
+    const session = await connect();
+    const seen: string[] = [];
+    session.on("output", (o) => seen.push(`output ${o.text}`));
+    session.on("ended", (e) => seen.push(`ended ${e.reason}`));
+    session.on("error", (e) => seen.push(`error ${e.message}`));
+    const closed = new Promise<Error | undefined>((resolve) => session.on("close", ({ error }) => resolve(error)));
+    const output = (text: string) => ({ $case: "output" as const, value: OutputChunk.fromPartial({ text }) });
+    fake.session().send(output("before"));
+    fake.session().send({ $case: "ended", value: { reason: "done", chunks: 0, recordingPath: "" } });
+    fake.session().send(output("after"));
+    fake.session().send({ $case: "error", value: { code: 13, message: "late", retryable: false, seq: 0, eventId: "", fatal: false } });
+    fake.session().detach((peer) => peer.end());
+    expect(await closed).toBeUndefined();
+    expect(seen).toEqual(["output before", "ended done"]);
+  });
 });
 
 describe("resume after a dropped stream", () => {

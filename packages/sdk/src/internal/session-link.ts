@@ -162,7 +162,8 @@ export class SessionLink {
   }
 
   private onEvent(generation: number, event: ServerEvent): void {
-    if (generation !== this.generation) return;
+    // Nothing follows SessionEnded: a server that sends more is not believed.
+    if (generation !== this.generation || this.endedSeen) return;
     if (event.eventSeq > 0) {
       if (event.eventSeq <= this.lastEventSeq) return;
       this.lastEventSeq = event.eventSeq;
@@ -239,7 +240,8 @@ export class SessionLink {
     const viaGoAway = cause === undefined;
     if (viaGoAway) {
       ++this.generation;
-      this.stream?.end();
+      // Cancelled, not half-closed: the server ends a session whose stream half-closes without a resume.
+      this.stream?.cancel();
       this.stream = undefined;
     }
     let lastError: MicroturnError | undefined = cause;

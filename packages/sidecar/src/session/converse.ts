@@ -162,6 +162,11 @@ export class ConverseStream {
     }
   }
 
+  /** The session ended (whoever ended it): so does the stream that holds it. */
+  sessionEnded(): void {
+    this.finish();
+  }
+
   /**
    * The session was resumed on another stream. This one lets go of it without
    * detaching or ending it (its events, half-close and close no longer touch

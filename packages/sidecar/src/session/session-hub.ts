@@ -58,7 +58,7 @@ export class SessionHandle {
   readonly outbox: Outbox;
   graceTimer: NodeJS.Timeout | undefined;
   /** The stream that holds the session now; a resume on another stream supersedes it. */
-  owner: { superseded(): void } | undefined;
+  owner: { superseded(): void; sessionEnded(): void } | undefined;
   constructor(
     readonly session: InteractionSession,
     readonly resumeToken: string,
@@ -202,6 +202,8 @@ export class SessionHub {
     handle.outbox.push({ $case: "ended", value: { reason, chunks: handle.session.chunkCount, recordingPath } });
     await handle.session.close().catch((err: unknown) => this.opts.logger.warn("engine close failed", { session: handle.session.id, error: String(err) }));
     this.opts.logger.info("session ended", { session: handle.session.id, reason, chunks: handle.session.chunkCount });
+    // Ended by the server (shutdown, an error): the stream holding it ends too, as one ended by the client does.
+    handle.owner?.sessionEnded();
   }
 
   /** Stops taking sessions and tells every attached client to resume elsewhere. */
