@@ -6,7 +6,8 @@
 // process), /metrics failing, a start whose HTTP port is taken, a resume
 // while the old stream still looked alive (its later close once ended the
 // resumed session) and a refused resume (it once left the session attached to
-// a dead stream forever).
+// a dead stream forever), and concurrent starts past the session cap (all
+// were let in).
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { connect, createServer as createTcpServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -206,6 +207,23 @@ describe("stream edges", () => {
     // The session was not left attached to the dead stream: the grace period ends it.
     expect(await until(() => hub.size === 0)).toBe(true);
     expect(engine.sessions[0]!.closed).toBe(true);
+  });
+
+  it("sessions still opening count against the session cap: concurrent starts do not pass it together", async () => {
+    const engine = new GatedEngine();
+    const { hub, running } = await setup(engine);
+    const starters = Array.from({ length: 6 }, () => {
+      const c = new TestClient(running.grpcAddress);
+      clients.push(c);
+      c.start();
+      return c;
+    });
+    expect(await until(() => engine.opening === 4 && starters.filter((c) => c.ended).length === 2)).toBe(true);
+    const refused = starters.filter((c) => c.ended);
+    for (const c of refused) expect(c.of("error")[0]).toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, fatal: true, retryable: true });
+    engine.open();
+    expect(await until(() => hub.size === 4 && starters.filter((c) => c.of("started").length === 1).length === 4)).toBe(true);
+    expect(engine.opening).toBe(4);
   });
 
   const blocker = () => {

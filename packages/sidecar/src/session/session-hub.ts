@@ -73,6 +73,8 @@ export class SessionHub {
   private readonly byId = new Map<string, SessionHandle>();
   private readonly byToken = new Map<string, SessionHandle>();
   private draining = false;
+  /** Sessions whose engine session is still opening. */
+  private opening = 0;
 
   private readonly observer: SessionObserver;
 
@@ -106,9 +108,19 @@ export class SessionHub {
 
   async create(config: SessionConfig, sink: EventSink): Promise<SessionHandle> {
     if (this.draining) throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, "sidecar is draining; connect to another one", { retryable: true, fatal: true });
-    if (this.byId.size >= this.opts.maxSessions) {
+    // Sessions still opening count: concurrent starts must not pass the cap together.
+    if (this.byId.size + this.opening >= this.opts.maxSessions) {
       throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, `sidecar holds its maximum of ${this.opts.maxSessions} sessions`, { retryable: true, fatal: true });
     }
+    this.opening++;
+    try {
+      return await this.open(config, sink);
+    } finally {
+      this.opening--;
+    }
+  }
+
+  private async open(config: SessionConfig, sink: EventSink): Promise<SessionHandle> {
     const id = randomUUID();
     const background = this.opts.createBackground?.(id);
     const tools = [...config.tools, ...(this.opts.serverTools ?? []), ...(background ? [DELEGATE_TOOL_SPEC] : [])];
