@@ -152,8 +152,12 @@ export class SglangClient {
     const response = await this.send("POST", "/generate", { ...options, body: { ...req, stream: true }, stream: true, context });
     const tracker = new DeltaTracker(this.streamTextMode);
     let finished = false;
+    const events = readSseData(response.body)[Symbol.asyncIterator]();
     try {
-      for await (const data of readSseData(response.body)) {
+      for (;;) {
+        const next = await events.next();
+        if (next.done) break;
+        const data = next.value;
         if (data === "[DONE]") {
           finished = true;
           break;
@@ -170,8 +174,16 @@ export class SglangClient {
         const finishReason = output.meta_info.finish_reason ?? undefined;
         if (finishReason?.type === "abort") throw errorFromAbort(finishReason, { ...context, requestId: output.meta_info.id });
         const delta = tracker.next(output);
-        yield { ...delta, metaInfo: output.meta_info, ...(finishReason ? { finishReason } : {}) };
-        if (finishReason) finished = true;
+        if (!finishReason) {
+          yield { ...delta, metaInfo: output.meta_info };
+          continue;
+        }
+        // The result is final. The [DONE] behind it is read first, so the connection goes back to the pool; a server
+        // that keeps the stream open past it cannot hold the turn: after DONE_GRACE_MS the body is dropped.
+        finished = true;
+        await untilDone(events, DONE_GRACE_MS);
+        yield { ...delta, metaInfo: output.meta_info, finishReason };
+        break;
       }
     } catch (error) {
       throw this.transportError(error, options);
@@ -324,6 +336,25 @@ export class SglangClient {
       return new ConnectionError(`Connection to SGLang at ${this.baseUrl} failed: ${detail}`, { cause: error });
     }
     return error;
+  }
+}
+
+/** How long the [DONE] that follows a finished result is waited for. */
+const DONE_GRACE_MS = 1000;
+
+/** Reads to the end of the stream or its [DONE], for at most `ms`; what else arrives is dropped. */
+async function untilDone(events: AsyncIterator<string>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<"expired">((resolve) => (timer = setTimeout(resolve, ms, "expired")));
+  try {
+    for (;;) {
+      const next = await Promise.race([events.next(), expired]);
+      if (next === "expired" || next.done || next.value === "[DONE]") return;
+    }
+  } catch {
+    // The result is in hand; a stream that breaks after it changes nothing.
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -69,7 +69,16 @@ describe("sglang-http engine", () => {
   it("runs micro-turns on one streaming session: rendering, budget, positions", async () => {
     const { server, engine } = await setup({ respond: ({ inputText }) => (inputText.includes("hello") ? "hi there" : "") });
     const session = await engine.openSession({ capacityTokens: 1024, systemPrompt: "You are brief." });
-    expect(server.requests.at(-1)!.body).toEqual({ capacity_of_str_len: 1024, session_id: session.id, streaming: true, timeout: 300 });
+    expect(server.requests.at(-2)!.body).toEqual({ capacity_of_str_len: 1024, session_id: session.id, streaming: true, timeout: 300 });
+    // The system prompt is prefilled at open (nothing generated), so the position counts it before any chunk.
+    expect(server.requests.at(-1)!.body).toEqual({
+      text: "You are brief.",
+      stream: true,
+      sampling_params: { max_new_tokens: 0 },
+      session_params: { id: session.id },
+    });
+    const promptTokens = 1 + "You are brief.".length; // BOS + one token per character
+    expect(session.positionTokens).toBe(promptTokens);
 
     const first = await turn(session, chunk(0, "hello", { context: [{ source: ContextSource.CONTEXT_SOURCE_BACKGROUND, text: "sunny", refId: "task-1" }] }), {
       maxOutputTokens: 4,
@@ -77,30 +86,30 @@ describe("sglang-http engine", () => {
       stop: ["\n"],
     });
     expect(first.text).toBe("hi t");
-    const firstInput = 'You are brief.<t=0.0s><background ref="task-1">sunny</background>hello';
+    const firstInput = '<t=0.0s><background ref="task-1">sunny</background>hello';
     expect(server.requests.at(-1)!.body).toEqual({
       text: firstInput,
       stream: true,
       sampling_params: { max_new_tokens: 4, stop: ["\n"], temperature: 0 },
       session_params: { id: session.id },
     });
-    const firstInputTokens = 1 + firstInput.length; // BOS + one token per character
+    const firstInputEnd = promptTokens + firstInput.length;
     expect(first.done).toMatchObject({
       finishReason: FinishReason.FINISH_REASON_LENGTH,
-      inputEndTokens: firstInputTokens,
-      inputTokens: firstInputTokens,
+      inputEndTokens: firstInputEnd,
+      inputTokens: firstInput.length,
       outputTokens: 4,
-      positionTokens: firstInputTokens + 4,
+      positionTokens: firstInputEnd + 4,
     });
-    expect(first.positions).toEqual([1, 2, 3, 4].map((n) => firstInputTokens + n));
-    expect(session.positionTokens).toBe(firstInputTokens + 4);
+    expect(first.positions).toEqual([1, 2, 3, 4].map((n) => firstInputEnd + n));
+    expect(session.positionTokens).toBe(firstInputEnd + 4);
 
     // Silence: the model ends its turn at once (EOS only).
     const second = await turn(session, chunk(1), { maxOutputTokens: 4 });
     expect(second.text).toBe("");
     expect(server.requests.at(-1)!.body).toMatchObject({ text: "<t=0.2s>" });
     expect(second.done).toMatchObject({ finishReason: FinishReason.FINISH_REASON_SILENT, inputTokens: 8, outputTokens: 1 });
-    expect(session.positionTokens).toBe(firstInputTokens + 4 + 8 + 1);
+    expect(session.positionTokens).toBe(firstInputEnd + 4 + 8 + 1);
     expect(session.stats()).toMatchObject({ positionTokens: session.positionTokens, appends: 2, capacityTokens: 1024 });
     expect(server.session(session.id)!.tokens).toBe(session.positionTokens);
 
@@ -108,7 +117,7 @@ describe("sglang-http engine", () => {
     const third = await turn(session, chunk(2, "hello"), { maxOutputTokens: 0 });
     expect(third.done).toMatchObject({ outputTokens: 0, inputTokens: 13, finishReason: FinishReason.FINISH_REASON_LENGTH });
     const sessionRequests = server.requests.filter((r) => r.path === "/generate" || r.path.endsWith("_session"));
-    expect(sessionRequests).toHaveLength(4);
+    expect(sessionRequests).toHaveLength(5);
     expect(sessionRequests.every((r) => r.headers[SGLANG_ROUTING_HEADER.toLowerCase()] === session.id)).toBe(true);
   });
 

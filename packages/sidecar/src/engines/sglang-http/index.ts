@@ -8,7 +8,7 @@ import { SglangClient, type SglangModelInfo, type SglangServerInfo } from "@micr
 import type { Engine, EngineCapabilities, EngineSession, OpenSessionOptions } from "../engine.js";
 import { EngineError } from "../errors.js";
 import { toEngineError } from "./errors.js";
-import { SglangHttpSession } from "./session.js";
+import { DEFAULT_TURN_TIMEOUT_MS, SglangHttpSession } from "./session.js";
 
 export interface SglangHttpEngineOptions {
   /** SGLang server or router URL, e.g. http://127.0.0.1:30000. */
@@ -17,7 +17,7 @@ export interface SglangHttpEngineOptions {
   model?: string;
   /** SGLang's --api-key. */
   apiKey?: string;
-  /** Longest wait for a response to start or make progress, ms. Default 60 000. */
+  /** Longest wait for a response to start or make progress, and longest a micro-turn may take, ms. Default 60 000. */
   timeoutMs?: number;
   /** Idle time after which SGLang closes a session the sidecar lost track of, s. Default 300. */
   sessionTimeoutS?: number;
@@ -83,6 +83,7 @@ class SglangHttpEngine implements Engine {
   private readonly client: SglangClient;
   private readonly ownsClient: boolean;
   private readonly sessionTimeoutS: number;
+  private readonly turnTimeoutMs: number;
   private readonly sessions = new Map<string, SglangHttpSession>();
   private disposed = false;
 
@@ -91,6 +92,7 @@ class SglangHttpEngine implements Engine {
     this.ownsClient = ownsClient;
     this.capabilities = capabilities;
     this.sessionTimeoutS = options.sessionTimeoutS ?? DEFAULT_SESSION_TIMEOUT_S;
+    this.turnTimeoutMs = options.timeoutMs ?? DEFAULT_TURN_TIMEOUT_MS;
   }
 
   async openSession(options: OpenSessionOptions = {}): Promise<EngineSession> {
@@ -112,7 +114,15 @@ class SglangHttpEngine implements Engine {
         ...(options.sessionId ? { sessionId: options.sessionId } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
-      const session = new SglangHttpSession(stream, capacityTokens, options.systemPrompt, () => this.sessions.delete(stream.id));
+      const session = new SglangHttpSession(stream, capacityTokens, () => this.sessions.delete(stream.id), this.turnTimeoutMs);
+      if (options.systemPrompt) {
+        try {
+          await session.prefill(options.systemPrompt, options.signal);
+        } catch (error) {
+          await session.close().catch(() => undefined);
+          throw error;
+        }
+      }
       this.sessions.set(stream.id, session);
       return session;
     } catch (error) {

@@ -10,24 +10,30 @@ import type { AppendOptions, AppendResult, EngineChunk, EngineOutput, EngineSess
 import { EngineError } from "../errors.js";
 import { toEngineError } from "./errors.js";
 
+/** A micro-turn's deadline when the engine sets none, ms (the client's progress timeout). */
+export const DEFAULT_TURN_TIMEOUT_MS = 60_000;
+
 export class SglangHttpSession implements EngineSession {
   readonly id: string;
   private readonly stream: StreamingSession;
   private readonly capacityTokens: number;
   private readonly onClose: () => void;
-  /** Sent ahead of the first chunk that finishes; a rolled-back first turn takes it along. */
-  private pendingSystemPrompt: string;
   private position = 0;
   private appends = 0;
   private lastAppendMs = 0;
   private inFlight = false;
   private closed = false;
 
-  constructor(stream: StreamingSession, capacityTokens: number, systemPrompt: string | undefined, onClose: () => void) {
+  constructor(
+    stream: StreamingSession,
+    capacityTokens: number,
+    onClose: () => void,
+    /** Longest a micro-turn may take from request to result, ms. */
+    private readonly turnTimeoutMs: number = DEFAULT_TURN_TIMEOUT_MS,
+  ) {
     this.stream = stream;
     this.id = stream.id;
     this.capacityTokens = capacityTokens;
-    this.pendingSystemPrompt = systemPrompt ?? "";
     this.onClose = onClose;
   }
 
@@ -43,14 +49,20 @@ export class SglangHttpSession implements EngineSession {
     const started = performance.now();
     let firstEventMs: number | undefined;
     let visibleText = "";
+    // The turn as a whole has a deadline: a server that keeps sending (pings, say) but never finishes cannot hold the session.
+    const turn = new AbortController();
+    const abort = () => turn.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", abort, { once: true });
+    if (options.signal?.aborted) abort();
+    const deadline = setTimeout(() => turn.abort(), this.turnTimeoutMs);
     try {
-      const text = this.pendingSystemPrompt + renderChunkText(chunk);
+      const text = renderChunkText(chunk);
       const sampling = {
         max_new_tokens: options.maxOutputTokens,
         ...(options.stop && options.stop.length > 0 ? { stop: options.stop } : {}),
         ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
       };
-      for await (const delta of this.stream.append(text, sampling, options.signal ? { signal: options.signal } : {})) {
+      for await (const delta of this.stream.append(text, sampling, { signal: turn.signal })) {
         firstEventMs ??= performance.now() - started;
         const meta = delta.metaInfo;
         const position = meta.prompt_tokens + meta.completion_tokens;
@@ -72,14 +84,33 @@ export class SglangHttpSession implements EngineSession {
           this.position = position;
           this.appends += 1;
           this.lastAppendMs = turnMs;
-          this.pendingSystemPrompt = "";
           yield { type: "done", done: result };
         }
       }
     } catch (error) {
+      if (turn.signal.aborted && !options.signal?.aborted) {
+        throw new EngineError("unavailable", `sglang-http: micro-turn ${chunk.seq} did not finish within ${this.turnTimeoutMs} ms.`, { sessionId: this.id, cause: error });
+      }
       throw toEngineError(error, this.id);
     } finally {
+      clearTimeout(deadline);
+      options.signal?.removeEventListener("abort", abort);
       this.inFlight = false;
+    }
+  }
+
+  /**
+   * Puts the system prompt in the sequence before any chunk (one request that
+   * generates nothing), so the session's position counts it from the start: the
+   * context window then knows how much of the sequence is prompt.
+   */
+  async prefill(systemPrompt: string, signal?: AbortSignal): Promise<void> {
+    try {
+      for await (const delta of this.stream.append(systemPrompt, { max_new_tokens: 0 }, signal ? { signal } : {})) {
+        if (delta.finishReason) this.position = delta.metaInfo.prompt_tokens + delta.metaInfo.completion_tokens;
+      }
+    } catch (error) {
+      throw toEngineError(error, this.id);
     }
   }
 
