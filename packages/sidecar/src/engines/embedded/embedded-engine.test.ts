@@ -62,7 +62,8 @@ describe("embedded engine on the tiny model", () => {
       expect(session.evaluatedTokens - evaluatedBefore).toBe(done.inputTokens + done.outputTokens);
       expect(session.contextTokens.slice(0, before)).toEqual(prefix);
     }
-    expect(session.stats()).toMatchObject({ appends: 20, positionTokens: session.positionTokens, capacityTokens: 2048 });
+    // llama.cpp keeps one cell of the context free.
+    expect(session.stats()).toMatchObject({ appends: 20, positionTokens: session.positionTokens, capacityTokens: 2047 });
     await session.close();
   });
 
@@ -173,6 +174,53 @@ describe("embedded engine on the tiny model", () => {
     const { done } = await run(other, chunk(0), { maxOutputTokens: 2 });
     expect(done.positionTokens).toBe(other.positionTokens);
     await other.close();
+  });
+
+  /** Appends zero-output chunks while two more would fit; returns the next seq. */
+  async function fill(s: EmbeddedSession): Promise<number> {
+    for (let seq = 0; ; seq++) {
+      const { done } = await run(s, chunk(seq, "hello world again "), { maxOutputTokens: 0 });
+      if (s.positionTokens + 2 * done.inputTokens > s.capacityTokens) return seq + 1;
+    }
+  }
+
+  /** The input tokens of `c`, measured by appending it and rewinding. */
+  async function inputTokensOf(s: EmbeddedSession, c: EngineChunk): Promise<number> {
+    const at = s.positionTokens;
+    const { done } = await run(s, c, { maxOutputTokens: 0 });
+    await s.rewind(at);
+    return done.inputTokens;
+  }
+
+  it("fills the sequence exactly to its capacity without llama.cpp erasing its beginning (the system prompt)", async () => {
+    const s = (await engine.openSession({ capacityTokens: 256, systemPrompt: "SYSTEM PROMPT IS HERE" })) as EmbeddedSession;
+    expect(s.capacityTokens).toBe(255);
+    const head = s.contextTokens.slice(0, s.positionTokens);
+    const seq = await fill(s);
+    // A chunk whose input and output budget fill the capacity exactly.
+    const input = await inputTokensOf(s, chunk(seq, "x"));
+    const budget = s.capacityTokens - s.positionTokens - input;
+    const { done } = await run(s, chunk(seq, "x"), { maxOutputTokens: budget, temperature: 1 });
+    expect(done.positionTokens).toBeLessThanOrEqual(255);
+    expect(done.positionTokens).toBe(s.positionTokens);
+    expect(s.contextTokens.slice(0, head.length)).toEqual(head);
+    // One token more does not fit: refused before anything is evaluated.
+    const before = s.positionTokens;
+    await expectCode(run(s, chunk(seq + 1, "x"), { maxOutputTokens: s.capacityTokens - before }), "too_large");
+    expect(s.positionTokens).toBe(before);
+    await s.close();
+  });
+
+  it("refuses a forced tool call that might not fit, before evaluating anything, keeping the system prompt", async () => {
+    const s = (await engine.openSession({ capacityTokens: 256, systemPrompt: "SYSTEM PROMPT IS HERE" })) as EmbeddedSession;
+    const head = s.contextTokens.slice(0, s.positionTokens);
+    const seq = await fill(s);
+    const before = s.positionTokens;
+    const forceTool = { name: "t", parametersJson: '{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}' };
+    await expectCode(run(s, chunk(seq, "x"), { maxOutputTokens: 0, forceTool }), "too_large");
+    expect(s.positionTokens).toBe(before);
+    expect(s.contextTokens.slice(0, head.length)).toEqual(head);
+    await s.close();
   });
 
   it("writes a forced tool call whose arguments follow the tool's schema, beyond the output budget", async () => {

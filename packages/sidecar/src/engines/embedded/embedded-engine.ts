@@ -88,7 +88,10 @@ export class EmbeddedEngine implements Engine {
     const opening = [this.model.tokens.bos, ...this.model.tokenize(options.systemPrompt ?? "", false)].filter(
       (t): t is NonNullable<typeof t> => t != null,
     );
-    const contextSize = Math.max(MIN_CAPACITY_TOKENS, requested, opening.length + 1);
+    const capacityTokens = Math.max(MIN_CAPACITY_TOKENS, requested, opening.length + 1);
+    // llama.cpp keeps one cell of a context free, so the session holds one token less (EmbeddedSession.capacityTokens);
+    // asking for one more cell would round the context up to the next 256 and cost that much KV memory.
+    const contextSize = capacityTokens;
     let context;
     try {
       context = await this.model.createContext({
@@ -110,6 +113,7 @@ export class EmbeddedEngine implements Engine {
       model: this.model,
       context,
       startTokens: opening.length,
+      capacityTokens,
       ...(this.options.seed === undefined ? {} : { seed: this.options.seed }),
       onClose: (closedId) => this.sessions.delete(closedId),
     });

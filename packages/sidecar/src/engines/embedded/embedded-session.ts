@@ -5,7 +5,7 @@ import { FinishReason } from "@microturn/protocol";
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import type { AppendOptions, AppendResult, EngineChunk, EngineOutput, EngineSession, EngineSessionStats } from "../engine.js";
 import { EngineError } from "../errors.js";
-import { forcedToolCall } from "./forced-tool-call.js";
+import { forcedCallMaxTokens, forcedToolCall } from "./forced-tool-call.js";
 import { OutputText } from "./output-text.js";
 import { renderChunkText } from "../chunk-text.js";
 
@@ -15,6 +15,8 @@ export interface EmbeddedSessionInit {
   context: LlamaContext;
   /** Tokens before the first chunk (BOS and system prompt); rewinding below them is refused. */
   startTokens: number;
+  /** Tokens the session may hold in all. */
+  capacityTokens: number;
   seed?: number;
   onClose(id: string): void;
 }
@@ -25,6 +27,7 @@ export class EmbeddedSession implements EngineSession {
   private readonly context: LlamaContext;
   private readonly sequence: LlamaContextSequence;
   private readonly startTokens: number;
+  private readonly capacity: number;
   private readonly seed: number | undefined;
   private readonly onClose: (id: string) => void;
   private closed = false;
@@ -37,8 +40,17 @@ export class EmbeddedSession implements EngineSession {
     this.id = init.id;
     this.model = init.model;
     this.context = init.context;
-    this.sequence = init.context.getSequence();
+    // llama.cpp's default when a sequence is full is to erase its beginning (the system prompt and every position the
+    // turn history holds). Appends are checked to fit first, so reaching this is a bug; it fails the turn instead.
+    this.sequence = init.context.getSequence({
+      contextShift: {
+        strategy: () => {
+          throw new EngineError("too_large", `session ${init.id}: the sequence is full (${this.capacityTokens} tokens)`, { sessionId: init.id });
+        },
+      },
+    });
     this.startTokens = init.startTokens;
+    this.capacity = init.capacityTokens;
     this.seed = init.seed;
     this.onClose = init.onClose;
   }
@@ -52,8 +64,9 @@ export class EmbeddedSession implements EngineSession {
     return this.sequence.disposed ? 0 : this.sequence.nextTokenIndex;
   }
 
+  /** Tokens the sequence may hold: what was asked for, within what llama.cpp can hold (one cell less than the context). */
   get capacityTokens(): number {
-    return this.context.contextSize;
+    return Math.min(this.capacity, this.context.contextSize - 1);
   }
 
   /** Tokens llama.cpp has evaluated into this sequence in total; lets tests prove nothing was re-evaluated. */
@@ -87,11 +100,12 @@ export class EmbeddedSession implements EngineSession {
     if (options.signal?.aborted) throw new EngineError("aborted", "append aborted before it started", { sessionId: this.id });
     const tokens = this.model.tokenize(renderChunkText(chunk), false);
     const position = this.positionTokens;
-    if (position + tokens.length + options.maxOutputTokens > this.capacityTokens) {
+    // A forced tool call writes its own output: its markup and up to MAX_ARGUMENT_TOKENS of arguments.
+    const output = options.forceTool ? forcedCallMaxTokens(this.model, options.forceTool.name) : options.maxOutputTokens;
+    if (position + tokens.length + output > this.capacityTokens) {
       throw new EngineError(
         "too_large",
-        `chunk of ${tokens.length} tokens + ${options.maxOutputTokens} output tokens does not fit: ` +
-          `session at ${position} of ${this.capacityTokens} tokens`,
+        `chunk of ${tokens.length} tokens + ${output} output tokens does not fit: ` + `session at ${position} of ${this.capacityTokens} tokens`,
         { sessionId: this.id },
       );
     }

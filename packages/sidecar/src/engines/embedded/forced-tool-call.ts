@@ -42,6 +42,11 @@ function schemaOf(options: ForcedToolCallOptions): GbnfJsonSchema {
  * at the end of the sequence and returns the text. Every token is in the
  * sequence when it returns; on failure nothing past `start` is.
  */
+/** The most tokens a forced call of `name` can add to the sequence: its markup and the longest arguments allowed. */
+export function forcedCallMaxTokens(model: LlamaModel, name: string): number {
+  return model.tokenize(`${TOOL_CALL_OPEN}{"name": ${JSON.stringify(name)}, "arguments": }${TOOL_CALL_CLOSE}`, true).length + MAX_ARGUMENT_TOKENS;
+}
+
 export async function forcedToolCall(model: LlamaModel, sequence: LlamaContextSequence, options: ForcedToolCallOptions): Promise<string> {
   const start = sequence.nextTokenIndex;
   let grammar;
