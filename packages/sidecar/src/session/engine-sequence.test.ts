@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createEchoEngine } from "../engines/echo/index.js";
-import type { EngineChunk } from "../engines/engine.js";
+import type { EngineChunk, EngineSession } from "../engines/engine.js";
 import { EngineError } from "../engines/errors.js";
 import { EngineSequence, type RolloverSample } from "./engine-sequence.js";
 
@@ -91,5 +91,60 @@ describe("EngineSequence", () => {
     };
     await expect(fails()).rejects.toMatchObject({ code: "too_large" });
     expect(fixed.sequence.rollovers).toBe(0);
+  });
+});
+
+describe("EngineSequence and transient engine failures", () => {
+  /** An engine session whose next `failures` appends fail with `code`, after `deltasFirst` deltas. */
+  function flaky(session: EngineSession, failures: number, code: "busy" | "unavailable" | "internal", deltasFirst = 0): EngineSession & { attempts: number } {
+    let left = failures;
+    const wrapped = Object.create(session) as EngineSession & { attempts: number };
+    wrapped.attempts = 0;
+    wrapped.append = async function* (c, options) {
+      wrapped.attempts++;
+      if (left > 0) {
+        left--;
+        for (let i = 0; i < deltasFirst; i++) yield { type: "delta", text: "partial ", positionTokens: session.positionTokens };
+        throw new EngineError(code, `${code} for a moment`);
+      }
+      yield* session.append(c, options);
+    };
+    return wrapped;
+  }
+
+  async function on(failures: number, code: "busy" | "unavailable" | "internal", deltasFirst = 0) {
+    const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
+    const session = flaky(await engine.openSession({ systemPrompt: "be brief" }), failures, code, deltasFirst);
+    const sequence = new EngineSequence({ session, systemPrompt: "be brief", onRollover: () => undefined });
+    return { session, sequence };
+  }
+
+  it.each(["busy", "unavailable"] as const)("retries a turn that failed %s before any output: the acked input is not lost", async (code) => {
+    const { session, sequence } = await on(2, code);
+    const { text } = await sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same);
+    expect(text).toBe("w0 w1");
+    expect(session.attempts).toBe(3);
+  });
+
+  it("gives up after two retries with the engine's error", async () => {
+    const { session, sequence } = await on(3, "unavailable");
+    await expect(sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same)).rejects.toMatchObject({ code: "unavailable" });
+    expect(session.attempts).toBe(3);
+  });
+
+  it("does not retry an error that is not transient, or one after output began, or an aborted turn", async () => {
+    const internal = await on(1, "internal");
+    await expect(internal.sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same)).rejects.toMatchObject({ code: "internal" });
+    expect(internal.session.attempts).toBe(1);
+    const partial = await on(1, "busy", 1);
+    const heard: string[] = [];
+    await expect(partial.sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], (t) => (heard.push(t), t))).rejects.toMatchObject({ code: "busy" });
+    expect(partial.session.attempts).toBe(1);
+    expect(heard).toEqual(["partial "]);
+    const aborted = await on(1, "busy");
+    const controller = new AbortController();
+    controller.abort();
+    await expect(aborted.sequence.turn(chunk(0, 2), { maxOutputTokens: 8, signal: controller.signal }, () => [], same)).rejects.toMatchObject({ code: "busy" });
+    expect(aborted.session.attempts).toBe(1);
   });
 });

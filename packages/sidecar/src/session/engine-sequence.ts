@@ -1,6 +1,7 @@
 // The engine session a conversation runs on, and the ones that follow it: one
 // micro-turn's append with the rollover rules of context-window.ts around it,
 // and barge-in's rewind.
+import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, type FinishReason } from "@microturn/protocol";
 import type { AppendOptions, EngineChunk, EngineSession } from "../engines/engine.js";
 import { EngineError } from "../engines/errors.js";
@@ -27,6 +28,21 @@ export interface EngineSequenceOptions {
   reopen?: (systemPrompt: string) => Promise<EngineSession>;
   /** Called once the new session is in place (the old one is closed after). */
   onRollover: (sample: RolloverSample) => void;
+}
+
+/**
+ * Waits before each retry of a turn that failed with a transient engine error
+ * (busy, unavailable) before producing anything: two retries within a chunk's
+ * 200 ms, so a blip (a server finishing the previous request, a reconnect)
+ * costs latency, not the user's input.
+ */
+const RETRY_DELAYS_MS = [50, 150];
+
+/** A transient engine failure before the turn produced any output. */
+class FailedBeforeOutput extends Error {
+  constructor(override readonly cause: EngineError) {
+    super(cause.message);
+  }
 }
 
 /** The engine refused a chunk as too large before producing anything. */
@@ -79,16 +95,38 @@ export class EngineSequence {
       }
     }
     try {
-      return await this.append(chunk, options, onDelta);
+      return await this.appendRetrying(chunk, options, onDelta);
     } catch (err) {
       if (!(err instanceof SequenceFull)) throw err;
       // The estimate missed (a chunk much larger than earlier ones): roll over and
       // try once more, unless the chunk alone is too large for a fresh sequence.
       if (!this.canRollOver()) throw err.cause;
       await this.rollOver(carried());
-      return this.append(chunk, options, onDelta).catch((again: unknown) => {
+      return this.appendRetrying(chunk, options, onDelta).catch((again: unknown) => {
         throw again instanceof SequenceFull ? again.cause : again;
       });
+    }
+  }
+
+  /**
+   * The chunk was acked, so the client will not send it again: a transient
+   * failure before any output, with the sequence where it was, is retried here.
+   */
+  private async appendRetrying(chunk: EngineChunk, options: AppendOptions, onDelta: (text: string) => string): Promise<TurnOutput> {
+    for (let attempt = 0; ; attempt++) {
+      const before = this.current.positionTokens;
+      try {
+        return await this.append(chunk, options, onDelta);
+      } catch (err) {
+        if (!(err instanceof FailedBeforeOutput)) throw err;
+        const delayMs = RETRY_DELAYS_MS[attempt];
+        if (delayMs === undefined || options.signal?.aborted || this.current.positionTokens !== before) throw err.cause;
+        try {
+          await sleep(delayMs, undefined, options.signal ? { signal: options.signal } : {});
+        } catch {
+          throw err.cause;
+        }
+      }
     }
   }
 
@@ -116,10 +154,14 @@ export class EngineSequence {
   private async append(chunk: EngineChunk, options: AppendOptions, onDelta: (text: string) => string): Promise<TurnOutput> {
     let text = "";
     let result: TurnOutput["result"] | undefined;
+    let deltas = 0;
     const inputStart = this.current.positionTokens;
     try {
       for await (const out of this.current.append(chunk, options)) {
-        if (out.type === "delta") text += onDelta(out.text);
+        if (out.type === "delta") {
+          deltas++;
+          text += onDelta(out.text);
+        }
         else {
           // A remote engine's timing is only reported, never trusted: NaN or a negative figure counts as 0.
           const appendMs = Number.isFinite(out.done.appendMs) && out.done.appendMs > 0 ? out.done.appendMs : 0;
@@ -128,6 +170,7 @@ export class EngineSequence {
       }
     } catch (err) {
       if (EngineError.isInstance(err) && err.code === "too_large" && !text) throw new SequenceFull(err);
+      if (EngineError.isInstance(err) && err.retryable && deltas === 0 && !result) throw new FailedBeforeOutput(err);
       throw err;
     }
     if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${chunk.seq} without a result`, { seq: chunk.seq });
