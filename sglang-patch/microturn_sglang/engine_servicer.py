@@ -46,6 +46,27 @@ def _major(version: str) -> str:
     return version.split(".", 1)[0].strip()
 
 
+# The exact engine code, sent in the `microturn-error-code` trailer: the status
+# alone cannot tell a full KV pool (retry later) from a sequence that is full.
+ERROR_CODE_TRAILER = "microturn-error-code"
+_ENGINE_CODES = [
+    (SessionNotFound, "unknown_session"),
+    (SessionExists, "invalid_argument"),
+    (SessionBusy, "busy"),
+    (RewindOutOfRange, "rewind_out_of_range"),
+    (CapacityExceeded, "too_large"),
+    (KvPoolExhausted, "unavailable"),
+    (ValueError, "invalid_argument"),
+]
+
+
+def engine_code_for(err: Exception) -> str:
+    for kind, code in _ENGINE_CODES:
+        if isinstance(err, kind):
+            return code
+    return "internal"
+
+
 def status_for(err: Exception) -> grpc.StatusCode:
     for kind, code in _STATUS:
         if isinstance(err, kind):
@@ -99,6 +120,7 @@ class StreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
     def _fail(self, context: grpc.ServicerContext, err: Exception):
         code = status_for(err)
         message = str(err) if code is not grpc.StatusCode.INTERNAL else f"engine failure: {err!r}"
+        context.set_trailing_metadata(((ERROR_CODE_TRAILER, engine_code_for(err)),))
         context.abort(code, message)
 
     def OpenSession(self, request, context):

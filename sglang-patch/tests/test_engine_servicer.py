@@ -2,7 +2,8 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 
-from microturn_sglang.engine_servicer import PROTOCOL_VERSION
+from microturn_sglang.engine_servicer import ERROR_CODE_TRAILER, PROTOCOL_VERSION, engine_code_for
+from microturn_sglang.slot_pool import KvPoolExhausted
 from microturn_sglang.gen.microturn.v1 import common_pb2, engine_pb2, engine_pb2_grpc
 from microturn_sglang.interaction_model import InteractionModelConfig, MicroturnInteractionModel
 from microturn_sglang.reference_engine import ChunkInput, ReferenceEngine
@@ -73,6 +74,11 @@ def test_errors_map_to_status_codes(served):
     assert code_of(lambda: open_session(stub, capacity_tokens=1 << 20)) == grpc.StatusCode.RESOURCE_EXHAUSTED
     too_long = engine_pb2.AppendRequest(session_id=sid, text="x" * (engine.max_context_tokens + 1))
     assert code_of(lambda: stub.Append(too_long)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The trailer names the exact engine code: a full sequence, where a full KV pool would say "unavailable".
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Append(too_long))
+    assert dict(info.value.trailing_metadata())[ERROR_CODE_TRAILER] == "too_large"
+    assert engine_code_for(KvPoolExhausted("pool full")) == "unavailable"
     # The server is still up and the session still usable after every refusal.
     done = list(stub.Append(engine_pb2.AppendRequest(session_id=sid, text="ok")))[-1].done
     assert done.input_tokens == 1 + 3

@@ -45,12 +45,26 @@ function isServiceError(error: unknown): error is ServiceError {
   return typeof error === "object" && error !== null && typeof (error as ServiceError).code === "number" && "metadata" in error;
 }
 
+/**
+ * grpc-js refusing a message over its own size limit also says RESOURCE_EXHAUSTED;
+ * that is not a full sequence (a rollover would not help) but a server sending
+ * more than this client takes.
+ */
+function isLocalSizeLimit(error: ServiceError): boolean {
+  return error.code === status.RESOURCE_EXHAUSTED && /larger than max/i.test(error.details || error.message);
+}
+
 export function toEngineError(error: unknown, operation: GrpcOperation, sessionId?: string): EngineError {
   if (EngineError.isInstance(error)) return error;
   const options = { cause: error, ...(sessionId === undefined ? {} : { sessionId }) };
   if (!isServiceError(error)) return new EngineError("internal", `sglang-grpc ${operation}: ${String(error)}`, options);
   const named = error.metadata instanceof Metadata ? error.metadata.get(ERROR_CODE_TRAILER)[0] : undefined;
-  const code = typeof named === "string" && ENGINE_CODES.has(named) ? (named as EngineErrorCode) : codeForStatus(error.code, operation);
+  const code =
+    typeof named === "string" && ENGINE_CODES.has(named)
+      ? (named as EngineErrorCode)
+      : isLocalSizeLimit(error)
+        ? "internal"
+        : codeForStatus(error.code, operation);
   const detail = error.details || error.message;
   const prefix = error.code === status.DEADLINE_EXCEEDED ? "deadline exceeded: " : "";
   return new EngineError(code, `sglang-grpc ${operation}: ${prefix}${detail}`, options);

@@ -72,6 +72,8 @@ export class SglangGrpcSession implements EngineSession {
     try {
       for await (const message of call as AsyncIterable<AppendResponse>) {
         const event = message.event;
+        // `done` is final: anything after it (a server bug) is read to the stream's end and ignored.
+        if (sawDone) continue;
         if (event?.$case === "delta") {
           this.position = event.value.positionTokens;
           const audio = event.value.audio;
