@@ -51,7 +51,8 @@ const frames = Array.from({ length: 4 }, (_, f) => Uint8Array.from({ length: 640
 const plan = new Patchifier(640, 480);
 
 function measure(into: Timings, rate: number, video: VideoPath, chunks: number, warmup: number): void {
-  const perChunk = (rate * CHUNK_MS) / 1000;
+  // Whole samples per chunk; an odd rate such as 44101 Hz has no whole number per 200 ms.
+  const perChunk = Math.round((rate * CHUNK_MS) / 1000);
   const audio = signal(perChunk * 50, rate);
   const encoder = new DmelEncoder({ sampleRate: rate });
   let cpu = process.cpuUsage();
@@ -106,12 +107,18 @@ function numpyRound(into: Timings): string | null {
 const withPatchify = empty();
 const withPatchifier = empty();
 const at48 = empty();
+// Rates with no small rational ratio to 16 kHz (44101/16000, 95999/16000) take the resampler's
+// interpolated-kernel path instead of its per-phase table.
+const at44101 = empty();
+const at95999 = empty();
 const numpy = empty();
 let numpyVersion: string | null = null;
 for (let r = 0; r < ROUNDS; r++) {
   measure(withPatchify, 16000, "patchify", CHUNKS, r === 0 ? WARMUP : 10);
   measure(withPatchifier, 16000, "patchifier", CHUNKS, r === 0 ? WARMUP : 10);
   measure(at48, 48000, "none", CHUNKS, r === 0 ? WARMUP : 10);
+  measure(at44101, 44101, "none", CHUNKS, r === 0 ? WARMUP : 10);
+  measure(at95999, 95999, "none", CHUNKS, r === 0 ? WARMUP : 10);
   numpyVersion = numpyRound(numpy) ?? numpyVersion;
 }
 const haveNumpy = numpy.total.length > 0;
@@ -126,6 +133,8 @@ const lines: Line[] = [
   ["chunk: dMel + patchify()", withPatchify.total, haveNumpy ? numpy.total : undefined],
   ["chunk: dMel + Patchifier", withPatchifier.total, haveNumpy ? numpy.total : undefined],
   ["dMel 200 ms @48 kHz (resample + encode)", at48.dmel, undefined],
+  ["dMel 200 ms @44.101 kHz (odd rate)", at44101.dmel, undefined],
+  ["dMel 200 ms @95.999 kHz (odd rate)", at95999.dmel, undefined],
 ];
 const header = ["step", "ours p50 ms", "ours p95 ms", "numpy p50 ms", "numpy p95 ms", "numpy/ours (p50)"];
 const rows = lines.map(([name, ours, theirs]) => {
@@ -160,5 +169,8 @@ console.log(
     dmel_vs_numpy: numpyMs === null ? null : round(percentile(numpy.dmel, 50) / percentile(withPatchify.dmel, 50), 2),
     chunk_ms_patchifier: round(percentile(withPatchifier.total, 50)),
     vs_numpy_patchifier: numpyMs === null ? null : round(numpyMs / percentile(withPatchifier.total, 50), 2),
+    dmel_ms_48k: round(percentile(at48.dmel, 50)),
+    dmel_ms_44101: round(percentile(at44101.dmel, 50)),
+    dmel_ms_95999: round(percentile(at95999.dmel, 50)),
   }),
 );

@@ -3,6 +3,8 @@
 // sample j sits at input time j * from / to exactly (zero phase, no delay), so
 // the resampler needs `halfWidth` input samples of lookahead. It streams: the
 // output is the same float for float however the input is split into pushes.
+// Ratios with few phases (44.1, 48, 96 kHz ...) use exact per-phase taps; the
+// rest (44101 Hz has 16000 phases) interpolate a finely sampled kernel.
 
 import { MediaError, checkFinite, checkSampleRate } from "./errors.js";
 
@@ -16,7 +18,20 @@ export interface ResamplerOptions {
   kaiserBeta?: number;
 }
 
-const MAX_TABLE = 1 << 20;
+/**
+ * Most per-phase taps (up x taps) worth precomputing exactly: 512 KB, which
+ * every standard rate fits (44.1 -> 16 kHz: 160 phases x 206 taps). Past it a
+ * table costs a besselI0 per entry up front (47996 Hz: 816k entries, 6.5 MB,
+ * 76 ms per Resampler) and is read too sparsely to pay back.
+ */
+const MAX_TABLE = 1 << 16;
+/**
+ * Kernel samples per sinc zero crossing for ratios without a per-phase table.
+ * Linear interpolation between them is off by at most pi^2 / (8 * 512^2) of
+ * the kernel's peak (-110 dB, libsamplerate-style), far under the
+ * filter's own -89 dB stopband and 16-bit input's quantisation noise.
+ */
+const KERNEL_STEPS = 512;
 
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
@@ -36,6 +51,16 @@ function besselI0(x: number): number {
   return sum;
 }
 
+/**
+ * The filter at `pos` kernel steps from the centre, by linear interpolation in
+ * a `sampledKernel` table (which reaches every pos a tap can have). Both emit
+ * paths use it, so an output sample is the same float whichever computes it.
+ */
+function kernelTap(kernel: Float64Array, pos: number): number {
+  const i = pos | 0;
+  return (kernel[2 * i] as number) + (pos - i) * (kernel[2 * i + 1] as number);
+}
+
 /** Streaming resampler from `fromRate` to `toRate` (see module header); push any sizes, then flush. */
 export class Resampler {
   readonly fromRate: number;
@@ -48,8 +73,17 @@ export class Resampler {
   private readonly i0Beta: number;
   /** Taps span input indices n0 - reach + 1 .. n0 + reach around n0 = floor(t). */
   private readonly reach: number;
-  /** Per-phase taps (up x 2*reach), or null when too large and taps are computed on the fly. */
+  /** Per-phase taps (up x 2*reach), or null when too large; then taps come from `kernel`. */
   private readonly table: Float64Array | null;
+  /**
+   * Without a table: the filter at KERNEL_STEPS points per zero crossing from
+   * the centre out, interleaved with the step to the next point, so a tap is
+   * one fused lookup. Computing taps exactly per output sample instead cost a
+   * besselI0 per tap (50-100 ms per 200 ms chunk at 44101 or 95999 Hz).
+   */
+  private readonly kernel: Float64Array | null;
+  /** Kernel index per input sample of distance: KERNEL_STEPS zero crossings per 1 / (2 * cutoff) samples. */
+  private readonly kernelScale: number;
   private buffer = new Float64Array(4096);
   /** Absolute input index of buffer[0]. */
   private bufferStart = 0;
@@ -81,6 +115,7 @@ export class Resampler {
     this.halfWidth = zeroCrossings / (2 * this.cutoff);
     this.i0Beta = besselI0(this.beta);
     this.reach = Math.ceil(this.halfWidth) + 1;
+    this.kernelScale = 2 * this.cutoff * KERNEL_STEPS;
     const taps = 2 * this.reach;
     if (this.up * taps <= MAX_TABLE) {
       this.table = new Float64Array(this.up * taps);
@@ -89,8 +124,10 @@ export class Resampler {
           this.table[phase * taps + k] = this.tap(k - this.reach + 1 - phase / this.up);
         }
       }
+      this.kernel = null;
     } else {
       this.table = null;
+      this.kernel = this.sampledKernel();
     }
   }
 
@@ -101,6 +138,23 @@ export class Resampler {
     const a = 2 * Math.PI * this.cutoff * d;
     const sinc = a === 0 ? 1 : Math.sin(a) / a;
     return 2 * this.cutoff * sinc * (besselI0(this.beta * Math.sqrt(1 - x * x)) / this.i0Beta);
+  }
+
+  /**
+   * `tap` at KERNEL_STEPS points per zero crossing, as (value, step to the
+   * next value) pairs, out to `reach` samples so that no tap needs a bounds
+   * check (past `halfWidth` the values are 0).
+   */
+  private sampledKernel(): Float64Array {
+    const points = Math.ceil(this.reach * this.kernelScale) + 2;
+    const values = new Float64Array(points + 1);
+    for (let i = 0; i < points; i++) values[i] = this.tap(i / this.kernelScale);
+    const kernel = new Float64Array(2 * points);
+    for (let i = 0; i < points; i++) {
+      kernel[2 * i] = values[i] as number;
+      kernel[2 * i + 1] = (values[i + 1] as number) - (values[i] as number);
+    }
+    return kernel;
   }
 
   /** Output samples a signal of `inputLength` samples yields in total (after flush). */
@@ -148,24 +202,30 @@ export class Resampler {
   private emit(until: number): Float32Array {
     const count = Math.max(0, until - this.produced);
     const out = new Float32Array(count);
-    const { up, down, reach, table, buffer, bufferStart, received } = this;
+    const { up, down, reach, table, kernel, kernelScale, buffer, bufferStart, received } = this;
     const taps = 2 * reach;
     for (let o = 0; o < count; o++) {
       const j = this.produced + o;
       const n0 = Math.floor((j * down) / up);
       const phase = j * down - n0 * up;
       const first = n0 - reach + 1;
+      // Tap k sits k + d0 input samples from the output instant.
+      const d0 = 1 - reach - phase / up;
       let acc = 0;
-      if (table !== null && first >= 0 && first + taps <= received) {
+      if (first >= 0 && first + taps <= received) {
         // Every tap inside the received input: the common case, no per-tap checks.
         const base = first - bufferStart;
-        const row = phase * taps;
-        for (let k = 0; k < taps; k++) acc += (buffer[base + k] as number) * (table[row + k] as number);
+        if (table !== null) {
+          const row = phase * taps;
+          for (let k = 0; k < taps; k++) acc += (buffer[base + k] as number) * (table[row + k] as number);
+        } else {
+          for (let k = 0; k < taps; k++) acc += (buffer[base + k] as number) * kernelTap(kernel as Float64Array, Math.abs(k + d0) * kernelScale);
+        }
       } else {
         for (let k = 0; k < taps; k++) {
           const n = first + k;
           if (n < 0 || n >= received) continue;
-          const h = table !== null ? (table[phase * taps + k] as number) : this.tap(k - reach + 1 - phase / up);
+          const h = table !== null ? (table[phase * taps + k] as number) : kernelTap(kernel as Float64Array, Math.abs(k + d0) * kernelScale);
           acc += (buffer[n - bufferStart] as number) * h;
         }
       }
