@@ -13,7 +13,9 @@ export type MediaErrorCode =
   /** Frame width/height zero, negative or not an integer. */
   | "invalid_dimensions"
   /** An option value out of range. */
-  | "invalid_option";
+  | "invalid_option"
+  /** Output past a hard size cap (a frame's patches over MAX_PATCH_BYTES); the message names the frame size. */
+  | "too_large";
 
 const BRAND = Symbol.for("microturn.MediaError");
 

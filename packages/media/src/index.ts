@@ -18,6 +18,6 @@ export {
   type DmelEncoderOptions,
 } from "./dmel.js";
 export { ChunkFramer, type AudioChunk, type ChunkFramerOptions } from "./framer.js";
-export { Patchifier, patchify, type PatchifyOptions, type VideoPatchGrid } from "./patchify.js";
+export { MAX_PATCH_BYTES, Patchifier, patchBytes, patchify, type PatchifyOptions, type VideoPatchGrid } from "./patchify.js";
 export { downscaleRgb, scaledSize, type DownscaleOptions } from "./downscale.js";
 export { checkRgbFrame } from "./frame.js";

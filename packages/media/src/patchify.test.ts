@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MediaError } from "./errors.js";
 import { downscaleRgb, scaledSize } from "./downscale.js";
-import { Patchifier, patchify } from "./patchify.js";
+import { MAX_PATCH_BYTES, Patchifier, cachedPlanSizes, patchBytes, patchify } from "./patchify.js";
 
 /** A frame whose pixel (x, y) is (x, y, x + y) mod 256, so every byte says where it came from. */
 function gradient(width: number, height: number): Uint8Array {
@@ -124,6 +124,32 @@ describe("Patchifier", () => {
       inPlace.set(rgb);
       expect(firstDiff(plan.patchify(inPlace.subarray(0, rgb.length), inPlace), want)).toBe(-1);
     }
+  });
+
+  it("refuses a frame whose padded patches exceed MAX_PATCH_BYTES, before allocating or planning anything", () => {
+    // 1 x 2,073,600 px is 6.2 MB of RGB and within a 1920x1080 pixel budget, but each 1-px
+    // column pads out to 40: 51,840 patches, 249 MB (it once took seconds and ~900 MB of RSS).
+    expect(patchBytes(1, 2_073_600)).toBe(248_832_000);
+    const t0 = performance.now();
+    expect(() => patchify(new Uint8Array(2_073_600 * 3), 1, 2_073_600)).toThrow(
+      expect.objectContaining({ code: "too_large", message: expect.stringContaining("a 1x2073600 frame makes 248832000 bytes of 40x40 patches") }),
+    );
+    expect(() => new Patchifier(2_073_600, 1)).toThrow(expect.objectContaining({ code: "too_large" }));
+    expect(performance.now() - t0).toBeLessThan(200);
+    // The cap is the patches of an 8K UHD frame: that frame itself still patchifies.
+    expect(new Patchifier(7680, 4320).byteLength).toBe(MAX_PATCH_BYTES);
+    expect(() => new Patchifier(7681, 4320)).toThrow(expect.objectContaining({ code: "too_large" }));
+  });
+
+  it("keeps plans for steady video sizes but never for mostly-padding frames", () => {
+    patchify(gradient(50, 30), 50, 30);
+    expect(cachedPlanSizes()[0]).toEqual({ width: 50, height: 30, patchSize: 40 });
+    // 2 x 20,000 px: 500 patches of 40x40 for 40,000 pixels (20x padding) and a view per pixel row.
+    const narrow = patchify(gradient(2, 20_000), 2, 20_000);
+    expect(narrow).toMatchObject({ rows: 500, cols: 1 });
+    expect(pixelOf(narrow, 499, 0, 39, 39)).toEqual([1, 19_999 % 256, (1 + 19_999) % 256]);
+    expect(cachedPlanSizes()).not.toContainEqual(expect.objectContaining({ width: 2, height: 20_000 }));
+    expect(cachedPlanSizes()[0]).toEqual({ width: 50, height: 30, patchSize: 40 });
   });
 
   it("refuses frames of another size", () => {

@@ -10,6 +10,29 @@ import { MediaError } from "./errors.js";
 import { checkDimension, checkRgbFrame } from "./frame.js";
 import { copyPatchDoubles, copyPatchWords, copyWordBytes, type PatchGeometry } from "./patch-copy.js";
 
+/**
+ * Most patch bytes one frame may make: the patches of an 8K UHD frame
+ * (7680x4320, 108 x 192 patches of 40 px). Padding counts: every edge patch is
+ * padded out to the full patch size, so a frame a few pixels wide or high
+ * makes far more patch bytes than it has pixels (1 x 2,073,600 px, 6.2 MB of
+ * RGB, made 249 MB of patches and blocked for seconds).
+ */
+export const MAX_PATCH_BYTES = 7680 * 4320 * 3;
+
+/**
+ * Plans `patchify` keeps are for video at a steady frame size: patches at most
+ * a 4K UHD frame's, and at most 4x the frame's own bytes. A frame that is
+ * mostly padding has a segment plan of one view per 1-pixel run (~200 bytes of
+ * heap per 3 bytes of frame); it gets a one-off Patchifier instead.
+ */
+const MAX_CACHED_PATCH_BYTES = 3840 * 2160 * 3;
+const MAX_CACHED_PADDING_RATIO = 4;
+
+/** Bytes of the patches of a width x height frame, edge padding included: rows * cols * patchSize^2 * 3. */
+export function patchBytes(width: number, height: number, patchSize = PATCH_SIZE): number {
+  return Math.ceil(height / patchSize) * Math.ceil(width / patchSize) * patchSize * patchSize * 3;
+}
+
 export interface PatchifyOptions extends DownscaleOptions {
   /** Patch side in pixels. Default PATCH_SIZE (40), what the reference model takes. */
   patchSize?: number;
@@ -44,7 +67,10 @@ export class Patchifier {
   readonly patchSize: number;
   readonly rows: number;
   readonly cols: number;
-  private readonly output: Uint8Array;
+  /** Patch bytes of one frame. */
+  readonly byteLength: number;
+  /** Own output buffer, allocated on first use: `patchify()` always passes `out`, so its one-off Patchifiers never need it. */
+  private ownOutput: Uint8Array | undefined;
   /** Bytes per word of the copy (8 or 4), 0 for the segment plan. */
   private readonly wordBytes: 0 | 4 | 8;
   private staging: Uint8Array | undefined;
@@ -54,18 +80,25 @@ export class Patchifier {
     checkDimension("width", width);
     checkDimension("height", height);
     checkDimension("patchSize", patchSize);
+    const bytes = patchBytes(width, height, patchSize);
+    if (bytes > MAX_PATCH_BYTES) {
+      throw new MediaError(
+        "too_large",
+        `a ${width}x${height} frame makes ${bytes} bytes of ${patchSize}x${patchSize} patches (edge patches padded), over the ${MAX_PATCH_BYTES}-byte limit; downscale or crop it first`,
+      );
+    }
     this.width = width;
     this.height = height;
     this.patchSize = patchSize;
     this.rows = Math.ceil(height / patchSize);
     this.cols = Math.ceil(width / patchSize);
-    this.output = new Uint8Array(this.rows * this.cols * patchSize * patchSize * 3);
+    this.byteLength = bytes;
     this.wordBytes = copyWordBytes(width, patchSize);
   }
 
-  /** Bytes of the patches of one frame: rows * cols * patchSize^2 * 3. */
-  get byteLength(): number {
-    return this.output.length;
+  private get output(): Uint8Array {
+    this.ownOutput ??= new Uint8Array(this.byteLength);
+    return this.ownOutput;
   }
 
   /**
@@ -75,7 +108,7 @@ export class Patchifier {
    */
   patchify(rgb: Uint8Array, out?: Uint8Array): Uint8Array {
     checkRgbFrame(rgb, this.width, this.height);
-    const length = this.output.length;
+    const length = this.byteLength;
     const output = out === undefined ? this.output : out;
     if (output.length < length) {
       throw new MediaError("invalid_length", `out has ${output.length} bytes; the patches need ${length}`);
@@ -203,9 +236,16 @@ function planFor(width: number, height: number, patchSize: number): Patchifier {
     return plan;
   }
   const plan = new Patchifier(width, height, patchSize);
-  plans.unshift(plan);
-  if (plans.length > MAX_PLANS) plans.pop();
+  if (plan.byteLength <= MAX_CACHED_PATCH_BYTES && plan.byteLength <= MAX_CACHED_PADDING_RATIO * width * height * 3) {
+    plans.unshift(plan);
+    if (plans.length > MAX_PLANS) plans.pop();
+  }
   return plan;
+}
+
+/** Frame sizes `patchify` holds plans for, most recent first (for tests). */
+export function cachedPlanSizes(): Array<{ width: number; height: number; patchSize: number }> {
+  return plans.map(({ width, height, patchSize }) => ({ width, height, patchSize }));
 }
 
 /**

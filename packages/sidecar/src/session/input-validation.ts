@@ -1,5 +1,6 @@
 // Limits and checks for client input, applied before anything is queued so a
 // bad chunk never reaches the engine and the session stays usable.
+import { PATCH_SIZE, patchBytes } from "@microturn/media";
 import { ErrorCode, type InputChunk } from "@microturn/protocol";
 import { SessionFault } from "../errors.js";
 
@@ -11,6 +12,7 @@ export const INPUT_LIMITS = {
   maxFramesPerChunk: 8,
   maxFramePixels: 1920 * 1080,
   maxDmelFrames: 160,
+  /** Video patch bytes per chunk: those the client sends plus those its raw frames become. */
   maxPatchesBytes: 8 * 1920 * 1080 * 3,
 } as const;
 
@@ -50,7 +52,11 @@ export function validateInputChunk(chunk: InputChunk): void {
   if (chunk.frames.length > INPUT_LIMITS.maxFramesPerChunk) {
     reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: ${chunk.frames.length} video frames, limit ${INPUT_LIMITS.maxFramesPerChunk}`);
   }
-  for (const frame of chunk.frames) {
+  // Frames count by the patches they become, edge patches padded to PATCH_SIZE: within the
+  // pixel limit, a frame a few pixels wide makes up to 40x its own bytes (1 x 2,073,600 px, 6.2 MB
+  // of RGB, is 249 MB of patches), so the pixel limit alone does not bound the work.
+  let patchBytesInChunk = 0;
+  for (const [index, frame] of chunk.frames.entries()) {
     if (frame.widthPx === 0 || frame.heightPx === 0) reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: video frame has a zero dimension`);
     if (frame.widthPx * frame.heightPx > INPUT_LIMITS.maxFramePixels) {
       reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: video frame ${frame.widthPx}x${frame.heightPx} over ${INPUT_LIMITS.maxFramePixels} pixels`);
@@ -58,13 +64,24 @@ export function validateInputChunk(chunk: InputChunk): void {
     if (frame.rgb.length !== frame.widthPx * frame.heightPx * 3) {
       reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: video frame rgb is ${frame.rgb.length} bytes, expected ${frame.widthPx}x${frame.heightPx}x3`);
     }
+    const bytes = patchBytes(frame.widthPx, frame.heightPx, PATCH_SIZE);
+    patchBytesInChunk += bytes;
+    if (patchBytesInChunk > INPUT_LIMITS.maxPatchesBytes) {
+      reject(
+        chunk,
+        ErrorCode.ERROR_CODE_TOO_LARGE,
+        `input seq ${chunk.seq}: video frame ${index} (${frame.widthPx}x${frame.heightPx}) makes ${bytes} bytes of ${PATCH_SIZE}x${PATCH_SIZE} patches (edge patches padded), ` +
+          `bringing the chunk's video patches to ${patchBytesInChunk} bytes, limit ${INPUT_LIMITS.maxPatchesBytes}`,
+      );
+    }
   }
-  let patchBytes = 0;
   for (const p of chunk.patches) {
-    patchBytes += p.rgb.length;
+    patchBytesInChunk += p.rgb.length;
     if (p.rgb.length !== p.rows * p.cols * p.patchSizePx * p.patchSizePx * 3 || p.patchSizePx === 0) {
       reject(chunk, ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `input seq ${chunk.seq}: video patches rgb length does not match rows x cols x patch_size_px^2 x 3`);
     }
   }
-  if (patchBytes > INPUT_LIMITS.maxPatchesBytes) reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: video patches over ${INPUT_LIMITS.maxPatchesBytes} bytes`);
+  if (patchBytesInChunk > INPUT_LIMITS.maxPatchesBytes) {
+    reject(chunk, ErrorCode.ERROR_CODE_TOO_LARGE, `input seq ${chunk.seq}: video patches (sent, plus those made from frames) are ${patchBytesInChunk} bytes, limit ${INPUT_LIMITS.maxPatchesBytes}`);
+  }
 }
