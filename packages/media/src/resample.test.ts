@@ -136,24 +136,6 @@ describe("resample", () => {
     }
   });
 
-  it("costs about the same per sample at an odd rate as at the standard rate next to it", () => {
-    // A ratio against 44100 Hz measured in the same run, so machine load cancels out.
-    // Exact taps per output sample (a besselI0 each) made 44101 Hz ~30x slower.
-    const x = tone(440, 44101, 22050);
-    const fastest = (rate: number): number => {
-      let best = Number.POSITIVE_INFINITY;
-      for (let run = 0; run < 5; run++) {
-        const t0 = performance.now();
-        resample(x, rate, 16000);
-        best = Math.min(best, performance.now() - t0);
-      }
-      return best;
-    };
-    fastest(44100);
-    fastest(44101);
-    expect(fastest(44101)).toBeLessThan(8 * fastest(44100));
-  });
-
   it("refuses bad rates, options and samples", () => {
     expect(() => new Resampler(0, 16000)).toThrow(expect.objectContaining({ code: "invalid_sample_rate" }));
     expect(() => new Resampler(48000, Number.NaN)).toThrow(/toRate/);
