@@ -214,3 +214,37 @@ describe("SglangClient sessions", () => {
     expect((refused as Error).message).toBe("Streaming sessions do not support offset.");
   });
 });
+
+describe("SglangClient against a peer sending huge bodies", () => {
+  it("refuses a JSON answer over 16 MiB and cuts an error body to its first 64 KiB, without buffering the rest", async () => {
+    const { createServer } = await import("node:http");
+    let sentBytes = 0;
+    const server = createServer((req, res) => {
+      // Endless bodies: 1 MiB at a time for as long as the client reads.
+      const piece = Buffer.alloc(1024 * 1024, req.url === "/model_info" ? "[" : "e");
+      res.writeHead(req.url === "/model_info" ? 200 : 500, { "content-type": "application/json" });
+      const write = () => {
+        while (!res.destroyed && sentBytes < 1024 * 1024 * 1024 && res.write(piece)) sentBytes += piece.length;
+      };
+      res.on("drain", write);
+      write();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as import("node:net").AddressInfo;
+    const client = new SglangClient({ baseUrl: `http://127.0.0.1:${port}` });
+    try {
+      const tooBig = await rejection(client.modelInfo());
+      expect((tooBig as Error).name).toBe("ConnectionError");
+      expect((tooBig as Error).message).toMatch(/over 16777216 bytes/);
+      const failed = await rejection(client.generate({ text: "x" }));
+      expect(APIError.isInstance(failed)).toBe(true);
+      expect((failed as APIError).status).toBe(500);
+      // Far less than the gigabyte the server would send.
+      expect(sentBytes).toBeLessThan(256 * 1024 * 1024);
+    } finally {
+      await client.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});

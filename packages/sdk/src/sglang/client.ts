@@ -263,7 +263,11 @@ export class SglangClient {
     const response = await this.send(method, path, options);
     let text: string;
     try {
-      text = await response.body.text();
+      const read = await readCapped(response.body, MAX_JSON_BODY_BYTES);
+      if (read.truncated) {
+        throw new ConnectionError(`SGLang ${path} answered a body over ${MAX_JSON_BODY_BYTES} bytes; this client refuses it.`);
+      }
+      text = read.text;
     } catch (error) {
       throw this.transportError(error, options);
     }
@@ -304,7 +308,8 @@ export class SglangClient {
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
     let text = "";
     try {
-      text = await response.body.text();
+      // Only a message is wanted from an error body: a huge one is cut, not held.
+      text = (await readCapped(response.body, MAX_ERROR_BODY_BYTES)).text;
     } catch {
       // The status alone still says what went wrong.
     }
@@ -337,6 +342,27 @@ export class SglangClient {
     }
     return error;
   }
+}
+
+/** Largest JSON answer taken (a non-streamed /generate included); a bigger one is refused, not buffered. */
+const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
+/** Most of an error body read for its message. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/** Reads a body as UTF-8 up to `maxBytes`; past that it stops, drops the rest of the body and says it was cut. */
+async function readCapped(body: Dispatcher.ResponseData["body"], maxBytes: number): Promise<{ text: string; truncated: boolean }> {
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (bytes + chunk.length > maxBytes) {
+      parts.push(chunk.subarray(0, maxBytes - bytes));
+      body.destroy();
+      return { text: Buffer.concat(parts).toString("utf8"), truncated: true };
+    }
+    parts.push(chunk);
+    bytes += chunk.length;
+  }
+  return { text: Buffer.concat(parts).toString("utf8"), truncated: false };
 }
 
 /** How long the [DONE] that follows a finished result is waited for. */
