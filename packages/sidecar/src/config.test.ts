@@ -26,6 +26,24 @@ describe("loadConfig", () => {
     expect(() => loadConfig(["--bogus"], {})).toThrow(ConfigError);
   });
 
+  it("refuses timer settings a timer cannot wait (Node fires 2^31 ms and more after 1 ms) and tool or task deadlines of 0", () => {
+    expect(loadConfig(["--resume-grace-ms", "2147483647"], {}).resumeGraceMs).toBe(2 ** 31 - 1);
+    for (const flag of ["--resume-grace-ms", "--tool-timeout-ms", "--background-timeout-ms", "--drain-ms"]) {
+      expect(() => loadConfig([flag, "2147483648"], {}), flag).toThrow(new RegExp(`${flag} must be at most 2147483647`));
+    }
+    expect(() => loadConfig(["--tool-timeout-ms", "0"], {})).toThrow(/--tool-timeout-ms must be at least 1, got 0/);
+    expect(() => loadConfig([], { MICROTURN_BACKGROUND_TIMEOUT_MS: "0" })).toThrow(/--background-timeout-ms must be at least 1/);
+    // 0 still means "none" where that is what the code does with it.
+    expect(loadConfig(["--resume-grace-ms", "0", "--drain-ms", "0"], {})).toMatchObject({ resumeGraceMs: 0, drainMs: 0 });
+  });
+
+  it("refuses the same port for gRPC and HTTP (it failed at listen with EADDRINUSE), but not two free ones", () => {
+    expect(() => loadConfig(["--port", "7000", "--metrics-port", "7000"], {})).toThrow(ConfigError);
+    expect(() => loadConfig([], { MICROTURN_PORT: "9464" })).toThrow(/--port \/ MICROTURN_PORT and --metrics-port \/ MICROTURN_METRICS_PORT are both 9464/);
+    expect(loadConfig(["--port", "0", "--metrics-port", "0"], {})).toMatchObject({ port: 0, httpPort: 0 });
+    expect(loadConfig(["--port", "7000", "--metrics-port=-1"], {}).httpPort).toBe(-1);
+  });
+
   it("documents every flag with its variable", () => {
     const help = configHelp();
     for (const flag of ["--host", "--port", "--engine", "--model", "--engine-url", "--background-url", "--background-model", "--metrics-port"]) {

@@ -2,6 +2,7 @@
 // then MICROTURN_* environment variables, then defaults. Nothing else reads
 // process.env or argv.
 import { parseArgs } from "node:util";
+import { MAX_TIMER_MS } from "./timers.js";
 
 export const ENGINE_KINDS = ["embedded", "sglang-http", "sglang-grpc", "echo"] as const;
 export type EngineKind = (typeof ENGINE_KINDS)[number];
@@ -177,18 +178,28 @@ function validate(c: SidecarConfig): void {
   };
   port("--port / MICROTURN_PORT", c.port, false);
   port("--metrics-port / MICROTURN_METRICS_PORT", c.httpPort, true);
+  // Both servers listen on --host: one port for both fails at listen with EADDRINUSE. 0 (any free port) twice is fine.
+  if (c.port > 0 && c.port === c.httpPort) {
+    throw new ConfigError(`--port / MICROTURN_PORT and --metrics-port / MICROTURN_METRICS_PORT are both ${c.port}: the gRPC and HTTP servers need a port each`);
+  }
   if (c.engine.startsWith("sglang-") && !c.engineUrl) {
     throw new ConfigError(`--engine ${c.engine} needs --engine-url / MICROTURN_ENGINE_URL (where SGLang listens)`);
   }
   if ((c.background === "openai" || c.background === "sglang-grpc") && !c.backgroundUrl) {
     throw new ConfigError(`--background ${c.background} needs --background-url / MICROTURN_BACKGROUND_URL`);
   }
-  const positive: (keyof SidecarConfig)[] = ["maxSessions", "maxOutputTokensPerTurn", "maxQueuedChunks", "backgroundMaxConcurrent"];
+  // A tool or task deadline of 0 would time every call out at once: deadlines are at least 1 ms.
+  const positive: (keyof SidecarConfig)[] = ["maxSessions", "maxOutputTokensPerTurn", "maxQueuedChunks", "backgroundMaxConcurrent", "toolTimeoutMs", "backgroundTimeoutMs"];
   for (const key of positive) {
     if ((c[key] as number) < 1) throw new ConfigError(`--${SETTINGS[key].flag} must be at least 1, got ${c[key]}`);
   }
-  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs", "sessionTokens", "rewindHorizonMs"] as const) {
+  for (const key of ["resumeGraceMs", "drainMs", "sessionTokens", "rewindHorizonMs"] as const) {
     if (c[key] < 0) throw new ConfigError(`--${SETTINGS[key].flag} must not be negative, got ${c[key]}`);
+  }
+  // Waits: Node fires a setTimeout of 2^31 ms or more after 1 ms, and the wire
+  // carries them as uint32 (SessionStarted.resume_grace_ms, GoAway.deadline_ms).
+  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs"] as const) {
+    if (c[key] > MAX_TIMER_MS) throw new ConfigError(`--${SETTINGS[key].flag} must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest a timer waits), got ${c[key]}`);
   }
 }
 

@@ -146,6 +146,20 @@ describe("stream edges", () => {
     expect(engine.sessions[0]!.closed).toBe(true);
   });
 
+  it("a grace period longer than a timer can wait keeps a dropped session (Node fired it after 1 ms, ending the session at once)", async () => {
+    const { hub, running } = await setup(new FakeEngine(), { resumeGraceMs: 2 ** 31 });
+    const c = new TestClient(running.grpcAddress);
+    clients.push(c);
+    c.start();
+    await c.waitCount("started", 1);
+    c.call.cancel();
+    // Dropped (or, before the fix, already ended), then some time for a grace timer that fires at once.
+    expect(await until(() => [...hub.sessions()].every((h) => !h.outbox.attached))).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(hub.size).toBe(1);
+    await hub.closeAll("test over");
+  });
+
   it("a resume on a new stream while the old one still looks alive supersedes it: the old stream's close or half-close no longer touches the session", async () => {
     const engine = new FakeEngine();
     const { hub, running } = await setup(engine, { resumeGraceMs: 150 });

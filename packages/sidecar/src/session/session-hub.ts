@@ -12,7 +12,7 @@ import type { SessionBackground, SessionTools } from "./ports.js";
 import { SessionRecorder } from "./session-recorder.js";
 import { DELEGATE_TOOL_SPEC } from "../tools/delegate.js";
 import { toolPromptSection } from "../tools/prompt.js";
-import { waitAtMost } from "../timers.js";
+import { timerMs, waitAtMost } from "../timers.js";
 
 export interface SessionHubOptions {
   engine: Engine;
@@ -199,7 +199,8 @@ export class SessionHub {
     if (!handle.outbox.detach(sink)) return;
     if (!this.byId.has(handle.session.id)) return;
     clearTimeout(handle.graceTimer);
-    handle.graceTimer = setTimeout(() => void this.end(handle, "resume grace period passed"), this.opts.resumeGraceMs);
+    // Capped: a hub built with a grace period past a timer's reach (not through loadConfig) would otherwise end the session after 1 ms.
+    handle.graceTimer = setTimeout(() => void this.end(handle, "resume grace period passed"), timerMs(this.opts.resumeGraceMs));
     handle.graceTimer.unref();
     this.opts.logger.info("session detached", { session: handle.session.id, graceMs: this.opts.resumeGraceMs });
   }
