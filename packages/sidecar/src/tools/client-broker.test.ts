@@ -40,6 +40,17 @@ describe("ClientToolBroker", () => {
     expect(() => broker.resolve({ callId: "call_made_up", outputJson: "", isError: false })).toThrow(/no pending tool call/);
   });
 
+  it("numbers its calls, so a replay of the session meets the same ids its recording answered", () => {
+    const ids = (broker: ClientToolBroker) => ["a", "b", "c"].map((name) => broker.call(name, "{}", { timeoutMs: 50 }).callId);
+    const live = new ClientToolBroker();
+    const first = ids(live);
+    expect(new Set(first).size).toBe(3);
+    expect(ids(new ClientToolBroker())).toEqual(first);
+    // Unique within the session, answered or not.
+    live.cancelAll();
+    expect(ids(live).some((id) => first.includes(id))).toBe(false);
+  });
+
   it("cancels one call or all of them", async () => {
     const broker = new ClientToolBroker();
     const a = broker.call("a", "{}");

@@ -1,7 +1,6 @@
 // Client-side tools: the sidecar sends a ToolCall to the SDK and waits for the
 // matching ToolResult. Tracks pending calls, their deadlines and cancellation;
 // a call always settles with an outcome, never a rejection.
-import { randomUUID } from "node:crypto";
 import type { ToolCall, ToolResult } from "@microturn/protocol";
 import { ToolError, errorOutcome, type ToolOutcome } from "./errors.js";
 import { timerMs } from "../timers.js";
@@ -32,6 +31,13 @@ export const DEFAULT_CLIENT_TOOL_TIMEOUT_MS = 30_000;
 export class ClientToolBroker {
   private readonly pending = new Map<string, Pending>();
   private readonly defaultTimeoutMs: number;
+  /**
+   * Call ids are numbered per broker (one broker per session), not random: a
+   * replay of a recorded session on the same engine makes the same calls in
+   * the same order, so the recorded ToolResults name the replay's ids. They
+   * only need to be unique within the session; no other session can answer them.
+   */
+  private calls = 0;
 
   constructor(options: { defaultTimeoutMs?: number } = {}) {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_CLIENT_TOOL_TIMEOUT_MS;
@@ -42,7 +48,7 @@ export class ClientToolBroker {
   }
 
   call(name: string, argumentsJson: string, options: ClientCallOptions = {}): PendingClientCall {
-    const callId = `call_${randomUUID()}`;
+    const callId = `call_${++this.calls}`;
     const timeoutMs = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : this.defaultTimeoutMs;
     const result = new Promise<ToolOutcome>((resolve) => {
       const timer = setTimeout(() => {
