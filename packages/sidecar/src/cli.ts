@@ -8,7 +8,8 @@ const USAGE = `microturn — serving stack for interaction models
 Usage:
   microturn serve [flags]          run the sidecar (gRPC Interaction service)
   microturn demo [flags]           live ~20 s scripted session on the embedded engine
-  microturn replay FILE [flags]    replay a recorded session (JSONL) against the configured engine
+  microturn replay FILE [flags]    replay a recorded session (JSONL) against the configured engine;
+                                   exits 1, saying why, when it does not go through cleanly
   microturn --help | --version
 
 Flags (each also an environment variable):
@@ -43,8 +44,17 @@ async function main(argv: string[]): Promise<number> {
       case "replay": {
         const [file, ...flags] = rest;
         if (!file) throw new ConfigError("replay needs the recording file: microturn replay FILE");
-        const { replayFile } = await import("./replay.js");
-        return await replayFile(file, loadConfig(flags, { ...process.env, MICROTURN_PORT: "0", MICROTURN_METRICS_PORT: "-1" }));
+        const { replayFile, RecordingError } = await import("./replay.js");
+        const config = loadConfig(flags, { ...process.env, MICROTURN_PORT: "0", MICROTURN_METRICS_PORT: "-1" });
+        try {
+          return await replayFile(file, config);
+        } catch (err) {
+          // A bad or unreadable recording is the user's to fix, not a crash: one line, like a bad setting.
+          if (err instanceof RecordingError) process.stderr.write(`microturn: ${file}: ${err.message}\n`);
+          else if (isFileSystemError(err)) process.stderr.write(`microturn: cannot read the recording: ${err.message}\n`);
+          else throw err;
+          return 1;
+        }
       }
       default:
         process.stderr.write(`microturn: unknown command "${command}"\n\n${USAGE}`);
@@ -57,6 +67,11 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/** An error of a file-system call (ENOENT, EACCES, EISDIR…): its message names the call and the path. */
+function isFileSystemError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === "string" && typeof (err as NodeJS.ErrnoException).syscall === "string";
 }
 
 main(process.argv.slice(2)).then(

@@ -1,13 +1,14 @@
 // `microturn replay FILE`: feeds a recorded session to a sidecar on any engine.
-// The loop runs on input time, so replay goes in lockstep (each chunk's output
-// before the next chunk) and the same engine gives the same outputs.
-import { readFileSync } from "node:fs";
+// The loop runs on input time, so replay goes in lockstep (each chunk's answer
+// before the next event) and the same engine gives the same outputs.
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
 import * as grpc from "@grpc/grpc-js";
-import { ClientEvent, InteractionClient, type OutputChunk, type ServerEvent } from "@microturn/protocol";
+import { ClientEvent, errorCodeToJSON, InteractionClient, type OutputChunk, type ServerEvent, type SessionError } from "@microturn/protocol";
 import { startSidecar, type SidecarOverrides } from "./app.js";
 import type { SidecarConfig } from "./config.js";
 import { createLogger } from "./logger.js";
-import { RECORDING_FORMAT, type RecordedEvent, type RecordingHeader } from "./session/session-recorder.js";
+import { RECORDING_FORMAT, type RecordingHeader } from "./session/session-recorder.js";
 import { waitAtMost } from "./timers.js";
 
 export class RecordingError extends Error {
@@ -17,70 +18,267 @@ export class RecordingError extends Error {
   }
 }
 
-export function readRecording(text: string): { header: RecordingHeader; events: ClientEvent[] } {
-  const lines = text.split("\n").filter((l) => l.trim() !== "");
-  if (lines.length === 0) throw new RecordingError("recording is empty");
-  const parse = (line: string, index: number): unknown => {
+export interface Recording {
+  header: RecordingHeader;
+  events: ClientEvent[];
+  /** What was wrong with the file without stopping the replay (a cut-off last line). */
+  warnings: string[];
+}
+
+/** Reads a recording held in a string; see readRecordingFile for files. */
+export function readRecording(text: string): Recording {
+  const reader = new RecordingReader();
+  text.split("\n").forEach((line, i) => reader.line(line, i + 1));
+  return reader.finish();
+}
+
+/**
+ * Reads a recording file line by line: a whole-file string stops at Node's
+ * 512 MiB limit, while a session's recording grows with its length.
+ */
+export async function readRecordingFile(path: string): Promise<Recording> {
+  const input = createReadStream(path, { encoding: "utf8" });
+  const reader = new RecordingReader();
+  let lineNumber = 0;
+  try {
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) reader.line(line, ++lineNumber);
+  } finally {
+    input.destroy();
+  }
+  return reader.finish();
+}
+
+/**
+ * Checks each line as it comes. A line that is not JSON is an error unless it
+ * is the last: a sidecar killed while writing leaves a cut-off line there, and
+ * everything before it still replays.
+ */
+class RecordingReader {
+  private header: RecordingHeader | undefined;
+  private readonly events: ClientEvent[] = [];
+  /** The number of a line that was not JSON: fine only if no other line follows. */
+  private cutOff: number | undefined;
+
+  line(text: string, lineNumber: number): void {
+    if (text.trim() === "") return;
+    if (this.cutOff !== undefined) throw new RecordingError(`recording line ${this.cutOff} is not JSON`);
+    let value: unknown;
     try {
-      return JSON.parse(line);
+      value = JSON.parse(text);
     } catch {
-      throw new RecordingError(`recording line ${index + 1} is not JSON`);
+      this.cutOff = lineNumber;
+      return;
     }
-  };
-  const header = parse(lines[0]!, 0) as RecordingHeader;
-  if (header.format !== RECORDING_FORMAT) throw new RecordingError(`not a ${RECORDING_FORMAT} file (format: ${String(header.format)})`);
-  const events = lines.slice(1).map((line, i) => ClientEvent.fromJSON((parse(line, i + 1) as RecordedEvent).event));
-  return { header, events };
+    if (this.header === undefined) this.header = parseHeader(value, lineNumber);
+    else this.events.push(parseEvent(value, lineNumber));
+  }
+
+  finish(): Recording {
+    if (this.header === undefined) {
+      throw new RecordingError(this.cutOff === undefined ? "recording is empty" : `recording line ${this.cutOff} is not JSON (no complete header)`);
+    }
+    const warnings = this.cutOff === undefined ? [] : [`recording line ${this.cutOff} is not JSON and is the last line: taken as cut off (the sidecar stopped while writing it) and skipped`];
+    return { header: this.header, events: this.events, warnings };
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+function quote(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
+function parseHeader(value: unknown, line: number): RecordingHeader {
+  if (!isObject(value)) throw new RecordingError(`recording line ${line}: expected the header object, got ${quote(value)}`);
+  if (value.format !== RECORDING_FORMAT) throw new RecordingError(`recording line ${line}: not a ${RECORDING_FORMAT} file (format: ${quote(value.format)})`);
+  if (typeof value.sessionId !== "string" || typeof value.startedAt !== "string") {
+    throw new RecordingError(`recording line ${line}: the header needs sessionId and startedAt strings, got ${quote(value)}`);
+  }
+  return { format: RECORDING_FORMAT, sessionId: value.sessionId, startedAt: value.startedAt };
+}
+
+function parseEvent(value: unknown, line: number): ClientEvent {
+  if (!isObject(value) || !isObject(value.event) || typeof value.tMs !== "number" || !Number.isFinite(value.tMs)) {
+    throw new RecordingError(`recording line ${line}: expected {"tMs": <number>, "event": {…}}, got ${quote(value)}`);
+  }
+  let event: ClientEvent;
+  try {
+    event = ClientEvent.fromJSON(value.event);
+  } catch (err) {
+    throw new RecordingError(`recording line ${line}: not a client event (${(err as Error).message}): ${quote(value.event)}`);
+  }
+  if (!event.event) throw new RecordingError(`recording line ${line}: the event has no payload this sidecar knows: ${quote(value.event)}`);
+  const bad = nonFiniteField(event.event.value, event.event.$case);
+  if (bad) throw new RecordingError(`recording line ${line}: ${bad} is not a number`);
+  return event;
+}
+
+/** The path of the first number fromJSON could not read (it makes NaN of "abc"), or "". */
+function nonFiniteField(value: unknown, path: string): string {
+  if (typeof value === "number") return Number.isFinite(value) ? "" : path;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const bad = nonFiniteField(item, `${path}[${i}]`);
+      if (bad) return bad;
+    }
+    return "";
+  }
+  if (!isObject(value) || value instanceof Uint8Array) return "";
+  if (typeof value.$case === "string") return nonFiniteField(value.value, `${path}.${value.$case}`);
+  for (const [key, item] of Object.entries(value)) {
+    const bad = nonFiniteField(item, `${path}.${key}`);
+    if (bad) return bad;
+  }
+  return "";
+}
+
+/** How long replay waits for one input chunk's answer before it reports a timeout and goes on. */
+const ANSWER_TIMEOUT_MS = 60_000;
+
+export interface ReplayOptions {
+  /** How long one input chunk may wait for its answer; default 60 s. */
+  answerTimeoutMs?: number;
 }
 
 export interface ReplayResult {
   outputs: OutputChunk[];
   events: ServerEvent[];
+  /** Input seqs that got no answer within the answer timeout (replay went on with the next event). */
+  timedOut: number[];
+  /** Recorded events never sent because the stream had ended. */
+  unsent: number;
+  /** How the stream ended; undefined when it did not end within 5 s of the last event. */
+  status: { code: grpc.status; details: string } | undefined;
+  /** Why the replay did not go through cleanly, one line each; empty when it did. */
+  problems: string[];
 }
 
 /** Replays events against a fresh in-process sidecar; returns what it answered. */
-export async function replayEvents(events: ClientEvent[], config: SidecarConfig, overrides: SidecarOverrides = {}): Promise<ReplayResult> {
-  const sidecar = await startSidecar({ ...config, port: 0, httpPort: -1, recordDir: "" }, { logger: createLogger("warn"), ...overrides });
+export async function replayEvents(events: ClientEvent[], config: SidecarConfig, overrides: SidecarOverrides = {}, options: ReplayOptions = {}): Promise<ReplayResult> {
+  const answerTimeoutMs = options.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+  // The in-process server is this replay's alone: no API key (its own client sends none), no HTTP, no recording.
+  const sidecar = await startSidecar({ ...config, port: 0, httpPort: -1, recordDir: "", apiKey: "" }, { logger: createLogger("warn"), ...overrides });
   const client = new InteractionClient(sidecar.server.grpcAddress, grpc.credentials.createInsecure());
   const call = client.converse();
   const received: ServerEvent[] = [];
+  let status: ReplayResult["status"];
+  let streamEnded = false;
   let wake: (() => void) | undefined;
+  const notify = () => wake?.();
   call.on("data", (e: ServerEvent) => {
     received.push(e);
-    wake?.();
+    notify();
   });
-  const ended = new Promise<void>((resolve) => {
-    call.on("end", resolve);
-    call.on("error", () => resolve());
-  });
-  const answered = (seq: number) => received.some((e) => (e.event?.$case === "output" && e.event.value.seq === seq) || (e.event?.$case === "error" && e.event.value.seq === seq));
+  // The status comes last, after every message; "end" or "error" may come before it, and each ends the waiting.
+  const stop = () => {
+    streamEnded = true;
+    notify();
+  };
+  call.on("end", stop);
+  call.on("error", stop);
+  const ended = new Promise<void>((resolve) =>
+    call.on("status", (s: grpc.StatusObject) => {
+      status = { code: s.code, details: s.details };
+      streamEnded = true;
+      notify();
+      resolve();
+    }),
+  );
+
+  /** Waits until `answered()`, the stream's end or `ms`; true when answered. */
+  const waitFor = async (answered: () => boolean, ms: number): Promise<boolean> => {
+    const deadline = Date.now() + ms;
+    while (!answered() && !streamEnded && Date.now() < deadline) {
+      await waitAtMost(new Promise<void>((resolve) => (wake = resolve)), deadline - Date.now());
+    }
+    return answered();
+  };
+
+  const timedOut: number[] = [];
+  let sent = 0;
   try {
-    for (const event of events) {
-      const e = event.event;
-      if (e?.$case === "start") e.value.config = e.value.config && { ...e.value.config, record: false };
+    for (const [index, recorded] of events.entries()) {
+      if (streamEnded) break;
+      const event = forReplay(recorded, index);
+      const from = received.length;
       call.write(event);
-      if (e?.$case === "input") {
-        const seq = e.value.seq;
-        const deadline = Date.now() + 60_000;
-        while (!answered(seq) && Date.now() < deadline) await new Promise<void>((resolve) => ((wake = resolve), setTimeout(resolve, 100)));
+      sent++;
+      const e = event.event;
+      if (e?.$case === "start" || e?.$case === "resume") {
+        // Nothing goes ahead of the session's opening: a start refused with a fatal error ends the stream with nothing else sent.
+        await waitFor(() => received.slice(from).some((r) => r.event?.$case === "started" || (r.event?.$case === "error" && !r.event.value.fatal)), answerTimeoutMs);
+      } else if (e?.$case === "input" && !(await waitFor(() => answered(received, from, e.value.seq, event.eventId), answerTimeoutMs)) && !streamEnded) {
+        timedOut.push(e.value.seq);
       }
     }
-    call.end();
+    if (!streamEnded) call.end();
     await waitAtMost(ended, 5000);
   } finally {
     client.close();
     await sidecar.shutdown();
   }
   const outputs = received.flatMap((e) => (e.event?.$case === "output" ? [e.event.value] : []));
-  return { outputs, events: received };
+  const errors = received.flatMap((e) => (e.event?.$case === "error" ? [e.event.value] : []));
+  const problems = [
+    ...timedOut.map((seq) => `input seq ${seq} got no answer within ${answerTimeoutMs} ms; replay went on without it`),
+    ...(errors.length > 0 ? [`the sidecar sent ${errors.length} error event${errors.length > 1 ? "s" : ""}: ${errors.slice(0, 3).map(describeError).join("; ")}${errors.length > 3 ? "; …" : ""}`] : []),
+    ...(status === undefined ? ["the stream did not end within 5 s of the last event"] : []),
+    ...(status !== undefined && status.code !== grpc.status.OK ? [`the stream ended with ${grpc.status[status.code]}: ${status.details}`] : []),
+    ...(sent < events.length ? [`${events.length - sent} recorded events were not sent: the stream had ended`] : []),
+  ];
+  return { outputs, events: received, timedOut, unsent: events.length - sent, status, problems };
+}
+
+/**
+ * The event as replay sends it: the recorded events stay as they are. The
+ * start asks for no recording. An input without an eventId gets one, which
+ * the session echoes in an error refusing it: that is how its answer is known
+ * (a SEQ_GAP error names the seq the session expects, not the one sent).
+ */
+function forReplay(recorded: ClientEvent, index: number): ClientEvent {
+  const e = recorded.event;
+  if (e?.$case === "start") return { ...recorded, event: { ...e, value: { ...e.value, config: e.value.config && { ...e.value.config, record: false } } } };
+  if (e?.$case === "input" && recorded.eventId === "") return { ...recorded, eventId: `replay-${index + 1}` };
+  return recorded;
+}
+
+/**
+ * Whether the input sent when `from` events had been received has its answer:
+ * its output; a duplicate ack (a seq already taken gets nothing more); an
+ * error naming the event (refused); or, once it was taken, an error for its
+ * seq (a failed micro-turn sends no output).
+ */
+function answered(received: ServerEvent[], from: number, seq: number, eventId: string): boolean {
+  let taken = false;
+  for (let i = from; i < received.length; i++) {
+    const e = received[i]!.event;
+    if (e?.$case === "output" && e.value.seq === seq) return true;
+    if (e?.$case === "inputAck" && e.value.seq === seq) {
+      if (e.value.duplicate) return true;
+      taken = true;
+    }
+    if (e?.$case === "error" && (e.value.eventId === eventId || (taken && e.value.seq === seq))) return true;
+  }
+  return false;
+}
+
+function describeError(error: SessionError): string {
+  return `${errorCodeToJSON(error.code).replace(/^ERROR_CODE_/, "")} (seq ${error.seq}): ${error.message}`;
 }
 
 export async function replayFile(path: string, config: SidecarConfig): Promise<number> {
-  const { header, events } = readRecording(readFileSync(path, "utf8"));
+  const { header, events, warnings } = await readRecordingFile(path);
+  for (const warning of warnings) process.stderr.write(`microturn replay: warning: ${path}: ${warning}\n`);
   process.stdout.write(`replaying ${events.length} events of session ${header.sessionId} (recorded ${header.startedAt}) on engine ${config.engine}\n`);
-  const { outputs, events: received } = await replayEvents(events, config);
-  for (const o of outputs) process.stdout.write(`seq ${String(o.seq).padStart(4)}  ${o.silent ? "(silent)" : JSON.stringify(o.text)}\n`);
-  const errors = received.filter((e) => e.event?.$case === "error").length;
-  process.stdout.write(`${JSON.stringify({ replay: path, outputs: outputs.length, errors, text: outputs.map((o) => o.text).join("") })}\n`);
-  return 0;
+  const result = await replayEvents(events, config);
+  for (const e of result.events) {
+    if (e.event?.$case === "output") process.stdout.write(`seq ${String(e.event.value.seq).padStart(4)}  ${e.event.value.silent ? "(silent)" : JSON.stringify(e.event.value.text)}\n`);
+    if (e.event?.$case === "error") process.stdout.write(`error     ${describeError(e.event.value)}\n`);
+  }
+  const { outputs, timedOut, unsent, problems } = result;
+  const errors = result.events.filter((e) => e.event?.$case === "error").length;
+  process.stdout.write(`${JSON.stringify({ replay: path, outputs: outputs.length, errors, timedOut, unsent, text: outputs.map((o) => o.text).join("") })}\n`);
+  for (const problem of problems) process.stderr.write(`microturn replay: ${problem}\n`);
+  return problems.length > 0 ? 1 : 0;
 }

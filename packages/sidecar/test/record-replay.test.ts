@@ -3,11 +3,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { ClientEvent, ErrorCode, PROTOCOL_VERSION } from "@microturn/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { startSidecar, type Sidecar } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
-import { readRecording, RecordingError, replayEvents } from "../src/replay.js";
+import { readRecording, readRecordingFile, RecordingError, replayEvents } from "../src/replay.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
 import { TestClient } from "./helpers/test-client.js";
 
@@ -73,8 +75,119 @@ describe("record and replay", () => {
   it("refuses a file that is not a recording", () => {
     expect(() => readRecording("")).toThrow(RecordingError);
     expect(() => readRecording('{"format":"other"}\n')).toThrow(/not a microturn-recording/);
+    expect(() => readRecording(`${HEADER}\nnot json\n${line(input(0))}\n`)).toThrow(/line 2 is not JSON/);
+  });
+
+  it("names the line of a recording that is JSON but not what a recording holds (they once threw raw TypeErrors or hung)", () => {
+    for (const header of ["null", "5", "[]", '{"format":"microturn-recording/1"}']) {
+      expect(() => readRecording(`${header}\n${line(input(0))}\n`), header).toThrow(/^recording line 1: /);
+    }
+    const bad = ["null", "5", "{}", '{"seq":"abc"}', '{"tMs":0,"event":{}}', '{"tMs":"x","event":{"input":{"seq":1}}}', '{"tMs":0,"event":{"input":{"seq":"abc"}}}'];
+    for (const text of bad) {
+      let error: unknown;
+      try {
+        readRecording(`${HEADER}\n${line(start())}\n${text}\n${line(input(0))}\n`);
+      } catch (err) {
+        error = err;
+      }
+      expect(error, text).toBeInstanceOf(RecordingError);
+      expect((error as Error).message, text).toMatch(/^recording line 3: /);
+    }
+    expect(() => readRecording(`${HEADER}\n{"tMs":0,"event":{"input":{"seq":"abc"}}}\n`)).toThrow(/input\.seq is not a number/);
+  });
+
+  it("takes a cut-off last line (the sidecar stopped while writing it) with a warning; a broken line before others is still an error", async () => {
+    const good = `${HEADER}\n${line(start())}\n${line(input(0))}\n`;
+    const cut = `${good}{"tMs":412,"event":{"input":{"se`;
+    const read = readRecording(cut);
+    expect(read.events.map((e) => e.event?.$case)).toEqual(["start", "input"]);
+    expect(read.warnings).toEqual([expect.stringMatching(/line 4 .*cut off/)]);
+    expect(readRecording(good).warnings).toEqual([]);
+    expect(() => readRecording(`${cut}\n${line(input(1))}\n`)).toThrow(/line 4 is not JSON/);
+    // The file reader streams line by line (a whole-file string stops at 512 MiB) and decides the same way.
     dir = mkdtempSync(join(tmpdir(), "microturn-rec-"));
-    writeFileSync(join(dir, "bad.jsonl"), '{"format":"microturn-recording/1","sessionId":"x","startedAt":"t"}\nnot json\n');
-    expect(() => readRecording(readFileSync(join(dir!, "bad.jsonl"), "utf8"))).toThrow(/line 2 is not JSON/);
+    writeFileSync(join(dir, "cut.jsonl"), cut);
+    const fromFile = await readRecordingFile(join(dir, "cut.jsonl"));
+    expect(fromFile.events).toEqual(read.events);
+    expect(fromFile.warnings).toEqual(read.warnings);
+    writeFileSync(join(dir, "middle.jsonl"), `${cut}\n${line(input(1))}\n`);
+    await expect(readRecordingFile(join(dir, "middle.jsonl"))).rejects.toThrow(RecordingError);
+    await expect(readRecordingFile(join(dir, "missing.jsonl"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 });
+
+describe("replay", () => {
+  const config = () => loadConfig(["--port", "0", "--metrics-port=-1", "--background", "none", "--drain-ms", "0", "--max-output-tokens", "64"], {});
+
+  it("replays on a sidecar whose config asks clients for an API key (its own client sent none and waited 60 s a chunk)", async () => {
+    const engine = new FakeEngine({ reply });
+    const result = await replayEvents([start(), input(0, "hi"), input(1, "there"), end()], { ...config(), apiKey: "secret" }, { engine, logger: createLogger("error") });
+    expect(result.outputs.map((o) => o.text)).toEqual(["0:hi", "1:there"]);
+    expect(result.problems).toEqual([]);
+  }, 10_000);
+
+  it("stops as soon as the stream ends early, and says why", async () => {
+    const started = Date.now();
+    const result = await replayEvents([start("9.0"), input(0), input(1), input(2), end()], config(), { engine: new FakeEngine({ reply }), logger: createLogger("error") });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(result.status?.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(result.unsent).toBe(4);
+    expect(result.problems.join("\n")).toMatch(/FAILED_PRECONDITION.*protocol "9\.0"/);
+    expect(result.problems.join("\n")).toMatch(/4 recorded events were not sent/);
+  }, 10_000);
+
+  it("replays a recorded seq gap (0, 2, 1, 2 from a client that repaired it) without waiting out the gap", async () => {
+    const engine = new FakeEngine({ reply });
+    const started = Date.now();
+    const result = await replayEvents([start(), input(0, "a"), input(2, "c"), input(1, "b"), input(2, "c"), end()], config(), { engine, logger: createLogger("error") });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(result.outputs.map((o) => o.text)).toEqual(["0:a", "1:b", "2:c"]);
+    const errors = result.events.flatMap((e) => (e.event?.$case === "error" ? [e.event.value] : []));
+    expect(errors.map((e) => [e.code, e.seq])).toEqual([[ErrorCode.ERROR_CODE_SEQ_GAP, 1]]);
+    expect(result.timedOut).toEqual([]);
+    // The live session's SEQ_GAP is reproduced, and reported.
+    expect(result.problems).toEqual([expect.stringMatching(/1 error event.*SEQ_GAP/)]);
+  }, 10_000);
+
+  it("reports an input that got no answer in time instead of skipping it silently", async () => {
+    const engine = new FakeEngine({ reply, delayMs: 400 });
+    const result = await replayEvents([start(), input(0, "slow"), end()], config(), { engine, logger: createLogger("error") }, { answerTimeoutMs: 50 });
+    expect(result.timedOut).toEqual([0]);
+    expect(result.problems).toContainEqual(expect.stringMatching(/input seq 0 got no answer within 50 ms/));
+  }, 10_000);
+
+  it("replays a session with a client-side tool: the recorded results answer the replay's calls", async () => {
+    dir = mkdtempSync(join(tmpdir(), "microturn-rec-"));
+    const recordConfig = loadConfig(["--port", "0", "--metrics-port=-1", "--record-dir", dir, "--background", "none", "--drain-ms", "0", "--max-output-tokens", "400"], {});
+    const toolReply = (chunk: { seq: number }) => (chunk.seq === 0 ? `<tool_call>${JSON.stringify({ name: "get_weather", arguments: { city: "Lisbon" } })}</tool_call>` : "");
+    const tools = [{ name: "get_weather", description: "weather", parametersJson: '{"type":"object"}', timeoutMs: 2000 }];
+    sidecar = await startSidecar(recordConfig, { engine: new FakeEngine({ reply: toolReply }), logger: createLogger("error") });
+    const client = new TestClient(sidecar.server.grpcAddress);
+    clients.push(client);
+    client.start({ record: true, tools });
+    client.input(0, "weather?");
+    await client.waitCount("toolCall", 1);
+    client.send({ $case: "toolResult", value: { callId: client.of("toolCall")[0]!.callId, outputJson: '{"sky":"sunny"}', isError: false } });
+    await new Promise((r) => setTimeout(r, 50));
+    client.input(1, "");
+    await client.waitCount("output", 2);
+    client.send({ $case: "end", value: { reason: "done" } });
+    await client.waitFor(() => client.ended, "end");
+    expect(client.of("error")).toEqual([]);
+    const { events } = await readRecordingFile(client.of("ended")[0]!.recordingPath);
+
+    const engine = new FakeEngine({ reply: toolReply });
+    const replayed = await replayEvents(events, recordConfig, { engine, logger: createLogger("error") });
+    expect(replayed.problems).toEqual([]);
+    expect(replayed.events.flatMap((e) => (e.event?.$case === "toolCall" ? [e.event.value.callId] : []))).toEqual(client.of("toolCall").map((c) => c.callId));
+    expect(engine.sessions[0]!.appended[1]!.context!.map((c) => c.text).join()).toContain("sunny");
+  }, 15_000);
+});
+
+const HEADER = '{"format":"microturn-recording/1","sessionId":"s","startedAt":"2024-01-01T00:00:00.000Z"}';
+const line = (event: ClientEvent) => JSON.stringify({ tMs: 0, event: ClientEvent.toJSON(event) });
+const start = (protocolVersion = PROTOCOL_VERSION) =>
+  ClientEvent.fromPartial({ event: { $case: "start", value: { protocolVersion, config: { chunkDurationMs: 200 } } } });
+const input = (seq: number, text = "") =>
+  ClientEvent.fromPartial({ event: { $case: "input", value: { seq, startMs: seq * 200, durationMs: 200, text } } });
+const end = () => ClientEvent.fromPartial({ event: { $case: "end", value: { reason: "done" } } });

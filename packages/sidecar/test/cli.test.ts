@@ -1,0 +1,77 @@
+// The `microturn` command as a user runs it: `replay` with the environment of
+// a production sidecar, and what a bad or missing recording prints.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ClientEvent, PROTOCOL_VERSION } from "@microturn/protocol";
+import { afterEach, describe, expect, it } from "vitest";
+
+const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+const HEADER = '{"format":"microturn-recording/1","sessionId":"s","startedAt":"2024-01-01T00:00:00.000Z"}';
+
+let dir: string | undefined;
+afterEach(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+function recording(name: string, text: string): string {
+  dir ??= mkdtempSync(join(tmpdir(), "microturn-cli-"));
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const line = (event: ClientEvent) => JSON.stringify({ tMs: 0, event: ClientEvent.toJSON(event) });
+const input = (seq: number, text: string) => ClientEvent.fromPartial({ event: { $case: "input", value: { seq, startMs: seq * 200, durationMs: 200, text } } });
+const session = (protocolVersion = PROTOCOL_VERSION) =>
+  [
+    HEADER,
+    line(ClientEvent.fromPartial({ event: { $case: "start", value: { protocolVersion, config: { chunkDurationMs: 200 } } } })),
+    line(input(0, "hello there")),
+    line(input(1, "")),
+    line(ClientEvent.fromPartial({ event: { $case: "end", value: { reason: "done" } } })),
+  ].join("\n") + "\n";
+
+function microturn(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.once("exit", (code) => resolve({ code, stdout, stderr })));
+}
+
+const ECHO = ["--engine", "echo", "--background", "none", "--log-level", "error"];
+
+describe("microturn replay", () => {
+  it("replays with MICROTURN_API_KEY set (the replay's own client was refused and waited 60 s a chunk)", async () => {
+    const started = Date.now();
+    const { code, stdout, stderr } = await microturn(["replay", recording("ok.jsonl", session()), ...ECHO], { MICROTURN_API_KEY: "secret" });
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^seq +0 +"hello there"$/m);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  }, 25_000);
+
+  it("exits 1 and says why when the stream ends before the recording does", async () => {
+    const { code, stderr } = await microturn(["replay", recording("old.jsonl", session("9.0")), ...ECHO]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/FAILED_PRECONDITION/);
+    expect(stderr).toMatch(/3 recorded events were not sent/);
+  }, 25_000);
+
+  it("prints one line, no stack, for a bad or missing recording", async () => {
+    for (const [file, message] of [
+      [recording("bad.jsonl", `${HEADER}\nnull\n`), /^microturn: .*bad\.jsonl: recording line 2: /],
+      [join(tmpdir(), "microturn-no-such-recording.jsonl"), /^microturn: .*ENOENT.*microturn-no-such-recording\.jsonl/],
+    ] as const) {
+      const { code, stderr } = await microturn(["replay", file, ...ECHO]);
+      expect(code, stderr).toBe(1);
+      expect(stderr).toMatch(message);
+      expect(stderr.trim().split("\n")).toHaveLength(1);
+    }
+  }, 25_000);
+});
