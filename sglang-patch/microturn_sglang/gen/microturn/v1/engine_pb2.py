@@ -26,41 +26,41 @@ _sym_db = _symbol_database.Default()
 from microturn_sglang.gen.microturn.v1 import common_pb2 as microturn_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19microturn/v1/engine.proto\x12\x0cmicroturn.v1\x1a\x19microturn/v1/common.proto\"\x82\x02\n\x12\x45ngineCapabilities\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x30\n\x10input_modalities\x18\x03 \x03(\x0e\x32\x16.microturn.v1.Modality\x12\x31\n\x11output_modalities\x18\x04 \x03(\x0e\x32\x16.microturn.v1.Modality\x12\x17\n\x0fsupports_rewind\x18\x05 \x01(\x08\x12\x1a\n\x12max_context_tokens\x18\x06 \x01(\r\x12\x18\n\x10protocol_version\x18\x07 \x01(\t\x12\x16\n\x0erandom_weights\x18\x08 \x01(\x08\"\x8b\x01\n\x12OpenSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61pacity_tokens\x18\x02 \x01(\r\x12\x17\n\x0fidle_timeout_ms\x18\x03 \x01(\r\x12\x18\n\x10protocol_version\x18\x04 \x01(\t\x12\x15\n\rsystem_prompt\x18\x05 \x01(\t\"\x93\x01\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x36\n\x0c\x63\x61pabilities\x18\x02 \x01(\x0b\x32 .microturn.v1.EngineCapabilities\x12\x17\n\x0fposition_tokens\x18\x03 \x01(\r\x12\x17\n\x0f\x63\x61pacity_tokens\x18\x04 \x01(\r\"\xa2\x02\n\rAppendRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x10\n\x08start_ms\x18\x03 \x01(\x04\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12&\n\x05\x61udio\x18\x06 \x01(\x0b\x32\x17.microturn.v1.DmelAudio\x12)\n\x05video\x18\x07 \x03(\x0b\x32\x1a.microturn.v1.VideoPatches\x12*\n\x07\x63ontext\x18\x08 \x03(\x0b\x32\x19.microturn.v1.ContextItem\x12\x19\n\x11max_output_tokens\x18\t \x01(\r\x12\x0c\n\x04stop\x18\n \x03(\t\x12\x13\n\x0btemperature\x18\x0b \x01(\x02\"o\n\x0e\x41ppendResponse\x12*\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x19.microturn.v1.OutputDeltaH\x00\x12(\n\x04\x64one\x18\x02 \x01(\x0b\x32\x18.microturn.v1.AppendDoneH\x00\x42\x07\n\x05\x65vent\"[\n\x0bOutputDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12%\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x16.microturn.v1.PcmAudio\x12\x17\n\x0fposition_tokens\x18\x03 \x01(\r\"\xdc\x01\n\nAppendDone\x12\x31\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1a.microturn.v1.FinishReason\x12\x17\n\x0fposition_tokens\x18\x02 \x01(\r\x12\x18\n\x10input_end_tokens\x18\x03 \x01(\r\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\r\x12\x15\n\routput_tokens\x18\x05 \x01(\r\x12\x11\n\tappend_ms\x18\x06 \x01(\x01\x12\x0f\n\x07turn_ms\x18\x07 \x01(\x01\x12\x17\n\x0f\x63\x61pacity_tokens\x18\x08 \x01(\r\"<\n\rRewindRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fposition_tokens\x18\x02 \x01(\r\"A\n\x0eRewindResponse\x12\x17\n\x0fposition_tokens\x18\x01 \x01(\r\x12\x16\n\x0e\x64ropped_tokens\x18\x02 \x01(\r\")\n\x13\x43loseSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"/\n\x14\x43loseSessionResponse\x12\x17\n\x0fposition_tokens\x18\x01 \x01(\r\"\x0f\n\rHealthRequest\"r\n\x0eHealthResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12\x17\n\x0f\x61\x63tive_sessions\x18\x02 \x01(\r\x12\x36\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32 .microturn.v1.EngineCapabilities*\x92\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x02\x12\x18\n\x14\x46INISH_REASON_SILENT\x10\x03\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x04\x32\x8e\x03\n\x10StreamingSession\x12R\n\x0bOpenSession\x12 .microturn.v1.OpenSessionRequest\x1a!.microturn.v1.OpenSessionResponse\x12\x45\n\x06\x41ppend\x12\x1b.microturn.v1.AppendRequest\x1a\x1c.microturn.v1.AppendResponse0\x01\x12\x43\n\x06Rewind\x12\x1b.microturn.v1.RewindRequest\x1a\x1c.microturn.v1.RewindResponse\x12U\n\x0c\x43loseSession\x12!.microturn.v1.CloseSessionRequest\x1a\".microturn.v1.CloseSessionResponse\x12\x43\n\x06Health\x12\x1b.microturn.v1.HealthRequest\x1a\x1c.microturn.v1.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19microturn/v1/engine.proto\x12\x0cmicroturn.v1\x1a\x19microturn/v1/common.proto\"\x82\x02\n\x12\x45ngineCapabilities\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x30\n\x10input_modalities\x18\x03 \x03(\x0e\x32\x16.microturn.v1.Modality\x12\x31\n\x11output_modalities\x18\x04 \x03(\x0e\x32\x16.microturn.v1.Modality\x12\x17\n\x0fsupports_rewind\x18\x05 \x01(\x08\x12\x1a\n\x12max_context_tokens\x18\x06 \x01(\r\x12\x18\n\x10protocol_version\x18\x07 \x01(\t\x12\x16\n\x0erandom_weights\x18\x08 \x01(\x08\"\xa1\x01\n\x12OpenSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61pacity_tokens\x18\x02 \x01(\r\x12\x17\n\x0fidle_timeout_ms\x18\x03 \x01(\r\x12\x18\n\x10protocol_version\x18\x04 \x01(\t\x12\x15\n\rsystem_prompt\x18\x05 \x01(\t\x12\x14\n\x0c\x61udio_output\x18\x06 \x01(\x08\"\x93\x01\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x36\n\x0c\x63\x61pabilities\x18\x02 \x01(\x0b\x32 .microturn.v1.EngineCapabilities\x12\x17\n\x0fposition_tokens\x18\x03 \x01(\r\x12\x17\n\x0f\x63\x61pacity_tokens\x18\x04 \x01(\r\"\xa2\x02\n\rAppendRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x10\n\x08start_ms\x18\x03 \x01(\x04\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12&\n\x05\x61udio\x18\x06 \x01(\x0b\x32\x17.microturn.v1.DmelAudio\x12)\n\x05video\x18\x07 \x03(\x0b\x32\x1a.microturn.v1.VideoPatches\x12*\n\x07\x63ontext\x18\x08 \x03(\x0b\x32\x19.microturn.v1.ContextItem\x12\x19\n\x11max_output_tokens\x18\t \x01(\r\x12\x0c\n\x04stop\x18\n \x03(\t\x12\x13\n\x0btemperature\x18\x0b \x01(\x02\"o\n\x0e\x41ppendResponse\x12*\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x19.microturn.v1.OutputDeltaH\x00\x12(\n\x04\x64one\x18\x02 \x01(\x0b\x32\x18.microturn.v1.AppendDoneH\x00\x42\x07\n\x05\x65vent\"[\n\x0bOutputDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12%\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x16.microturn.v1.PcmAudio\x12\x17\n\x0fposition_tokens\x18\x03 \x01(\r\"\xdc\x01\n\nAppendDone\x12\x31\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1a.microturn.v1.FinishReason\x12\x17\n\x0fposition_tokens\x18\x02 \x01(\r\x12\x18\n\x10input_end_tokens\x18\x03 \x01(\r\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\r\x12\x15\n\routput_tokens\x18\x05 \x01(\r\x12\x11\n\tappend_ms\x18\x06 \x01(\x01\x12\x0f\n\x07turn_ms\x18\x07 \x01(\x01\x12\x17\n\x0f\x63\x61pacity_tokens\x18\x08 \x01(\r\"<\n\rRewindRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fposition_tokens\x18\x02 \x01(\r\"A\n\x0eRewindResponse\x12\x17\n\x0fposition_tokens\x18\x01 \x01(\r\x12\x16\n\x0e\x64ropped_tokens\x18\x02 \x01(\r\")\n\x13\x43loseSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"/\n\x14\x43loseSessionResponse\x12\x17\n\x0fposition_tokens\x18\x01 \x01(\r\"\x0f\n\rHealthRequest\"r\n\x0eHealthResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12\x17\n\x0f\x61\x63tive_sessions\x18\x02 \x01(\r\x12\x36\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32 .microturn.v1.EngineCapabilities*\x92\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x02\x12\x18\n\x14\x46INISH_REASON_SILENT\x10\x03\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x04\x32\x8e\x03\n\x10StreamingSession\x12R\n\x0bOpenSession\x12 .microturn.v1.OpenSessionRequest\x1a!.microturn.v1.OpenSessionResponse\x12\x45\n\x06\x41ppend\x12\x1b.microturn.v1.AppendRequest\x1a\x1c.microturn.v1.AppendResponse0\x01\x12\x43\n\x06Rewind\x12\x1b.microturn.v1.RewindRequest\x1a\x1c.microturn.v1.RewindResponse\x12U\n\x0c\x43loseSession\x12!.microturn.v1.CloseSessionRequest\x1a\".microturn.v1.CloseSessionResponse\x12\x43\n\x06Health\x12\x1b.microturn.v1.HealthRequest\x1a\x1c.microturn.v1.HealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'microturn.v1.engine_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=1700
-  _globals['_FINISHREASON']._serialized_end=1846
+  _globals['_FINISHREASON']._serialized_start=1722
+  _globals['_FINISHREASON']._serialized_end=1868
   _globals['_ENGINECAPABILITIES']._serialized_start=71
   _globals['_ENGINECAPABILITIES']._serialized_end=329
   _globals['_OPENSESSIONREQUEST']._serialized_start=332
-  _globals['_OPENSESSIONREQUEST']._serialized_end=471
-  _globals['_OPENSESSIONRESPONSE']._serialized_start=474
-  _globals['_OPENSESSIONRESPONSE']._serialized_end=621
-  _globals['_APPENDREQUEST']._serialized_start=624
-  _globals['_APPENDREQUEST']._serialized_end=914
-  _globals['_APPENDRESPONSE']._serialized_start=916
-  _globals['_APPENDRESPONSE']._serialized_end=1027
-  _globals['_OUTPUTDELTA']._serialized_start=1029
-  _globals['_OUTPUTDELTA']._serialized_end=1120
-  _globals['_APPENDDONE']._serialized_start=1123
-  _globals['_APPENDDONE']._serialized_end=1343
-  _globals['_REWINDREQUEST']._serialized_start=1345
-  _globals['_REWINDREQUEST']._serialized_end=1405
-  _globals['_REWINDRESPONSE']._serialized_start=1407
-  _globals['_REWINDRESPONSE']._serialized_end=1472
-  _globals['_CLOSESESSIONREQUEST']._serialized_start=1474
-  _globals['_CLOSESESSIONREQUEST']._serialized_end=1515
-  _globals['_CLOSESESSIONRESPONSE']._serialized_start=1517
-  _globals['_CLOSESESSIONRESPONSE']._serialized_end=1564
-  _globals['_HEALTHREQUEST']._serialized_start=1566
-  _globals['_HEALTHREQUEST']._serialized_end=1581
-  _globals['_HEALTHRESPONSE']._serialized_start=1583
-  _globals['_HEALTHRESPONSE']._serialized_end=1697
-  _globals['_STREAMINGSESSION']._serialized_start=1849
-  _globals['_STREAMINGSESSION']._serialized_end=2247
+  _globals['_OPENSESSIONREQUEST']._serialized_end=493
+  _globals['_OPENSESSIONRESPONSE']._serialized_start=496
+  _globals['_OPENSESSIONRESPONSE']._serialized_end=643
+  _globals['_APPENDREQUEST']._serialized_start=646
+  _globals['_APPENDREQUEST']._serialized_end=936
+  _globals['_APPENDRESPONSE']._serialized_start=938
+  _globals['_APPENDRESPONSE']._serialized_end=1049
+  _globals['_OUTPUTDELTA']._serialized_start=1051
+  _globals['_OUTPUTDELTA']._serialized_end=1142
+  _globals['_APPENDDONE']._serialized_start=1145
+  _globals['_APPENDDONE']._serialized_end=1365
+  _globals['_REWINDREQUEST']._serialized_start=1367
+  _globals['_REWINDREQUEST']._serialized_end=1427
+  _globals['_REWINDRESPONSE']._serialized_start=1429
+  _globals['_REWINDRESPONSE']._serialized_end=1494
+  _globals['_CLOSESESSIONREQUEST']._serialized_start=1496
+  _globals['_CLOSESESSIONREQUEST']._serialized_end=1537
+  _globals['_CLOSESESSIONRESPONSE']._serialized_start=1539
+  _globals['_CLOSESESSIONRESPONSE']._serialized_end=1586
+  _globals['_HEALTHREQUEST']._serialized_start=1588
+  _globals['_HEALTHREQUEST']._serialized_end=1603
+  _globals['_HEALTHRESPONSE']._serialized_start=1605
+  _globals['_HEALTHRESPONSE']._serialized_end=1719
+  _globals['_STREAMINGSESSION']._serialized_start=1871
+  _globals['_STREAMINGSESSION']._serialized_end=2269
 # @@protoc_insertion_point(module_scope)

@@ -43,18 +43,20 @@ class EngineCapabilities(_message.Message):
     def __init__(self, engine: _Optional[str] = ..., model_id: _Optional[str] = ..., input_modalities: _Optional[_Iterable[_Union[_common_pb2.Modality, str]]] = ..., output_modalities: _Optional[_Iterable[_Union[_common_pb2.Modality, str]]] = ..., supports_rewind: _Optional[bool] = ..., max_context_tokens: _Optional[int] = ..., protocol_version: _Optional[str] = ..., random_weights: _Optional[bool] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
-    __slots__ = ("session_id", "capacity_tokens", "idle_timeout_ms", "protocol_version", "system_prompt")
+    __slots__ = ("session_id", "capacity_tokens", "idle_timeout_ms", "protocol_version", "system_prompt", "audio_output")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_TOKENS_FIELD_NUMBER: _ClassVar[int]
     IDLE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     capacity_tokens: int
     idle_timeout_ms: int
     protocol_version: str
     system_prompt: str
-    def __init__(self, session_id: _Optional[str] = ..., capacity_tokens: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., protocol_version: _Optional[str] = ..., system_prompt: _Optional[str] = ...) -> None: ...
+    audio_output: bool
+    def __init__(self, session_id: _Optional[str] = ..., capacity_tokens: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., protocol_version: _Optional[str] = ..., system_prompt: _Optional[str] = ..., audio_output: _Optional[bool] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
     __slots__ = ("session_id", "capabilities", "position_tokens", "capacity_tokens")

@@ -125,6 +125,12 @@ export interface OpenSessionRequest {
   protocolVersion: string;
   /** Instructions placed at the start of the sequence. */
   systemPrompt: string;
+  /**
+   * Speak: every micro-turn's output carries audio (OutputDelta.audio, PCM16
+   * mono at the engine's rate) with its text. An engine without
+   * MODALITY_AUDIO in its output_modalities refuses it with INVALID_ARGUMENT.
+   */
+  audioOutput: boolean;
 }
 
 /** Response of StreamingSession.OpenSession. */
@@ -509,7 +515,14 @@ export const EngineCapabilities: MessageFns<EngineCapabilities> = {
 };
 
 function createBaseOpenSessionRequest(): OpenSessionRequest {
-  return { sessionId: "", capacityTokens: 0, idleTimeoutMs: 0, protocolVersion: "", systemPrompt: "" };
+  return {
+    sessionId: "",
+    capacityTokens: 0,
+    idleTimeoutMs: 0,
+    protocolVersion: "",
+    systemPrompt: "",
+    audioOutput: false,
+  };
 }
 
 export const OpenSessionRequest: MessageFns<OpenSessionRequest> = {
@@ -528,6 +541,9 @@ export const OpenSessionRequest: MessageFns<OpenSessionRequest> = {
     }
     if (message.systemPrompt !== "") {
       writer.uint32(42).string(message.systemPrompt);
+    }
+    if (message.audioOutput !== false) {
+      writer.uint32(48).bool(message.audioOutput);
     }
     return writer;
   },
@@ -585,6 +601,14 @@ export const OpenSessionRequest: MessageFns<OpenSessionRequest> = {
             message.systemPrompt = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.audioOutput = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -624,6 +648,11 @@ export const OpenSessionRequest: MessageFns<OpenSessionRequest> = {
         : isSet(object.system_prompt)
         ? globalThis.String(object.system_prompt)
         : "",
+      audioOutput: isSet(object.audioOutput)
+        ? globalThis.Boolean(object.audioOutput)
+        : isSet(object.audio_output)
+        ? globalThis.Boolean(object.audio_output)
+        : false,
     };
   },
 
@@ -644,6 +673,9 @@ export const OpenSessionRequest: MessageFns<OpenSessionRequest> = {
     if (message.systemPrompt !== "") {
       obj.systemPrompt = message.systemPrompt;
     }
+    if (message.audioOutput !== false) {
+      obj.audioOutput = message.audioOutput;
+    }
     return obj;
   },
 
@@ -657,6 +689,7 @@ export const OpenSessionRequest: MessageFns<OpenSessionRequest> = {
     message.idleTimeoutMs = object.idleTimeoutMs ?? 0;
     message.protocolVersion = object.protocolVersion ?? "";
     message.systemPrompt = object.systemPrompt ?? "";
+    message.audioOutput = object.audioOutput ?? false;
     return message;
   },
 };
