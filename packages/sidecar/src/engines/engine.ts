@@ -28,6 +28,12 @@ export interface OpenSessionOptions {
   systemPrompt?: string;
   /** Caller-chosen id; engines that choose their own may ignore it. */
   sessionId?: string;
+  /**
+   * Speak: deltas carry audio (`audioPcm16`) with their text. Only for engines
+   * whose capabilities list MODALITY_AUDIO among the output modalities; others
+   * refuse it with `unsupported_modality`.
+   */
+  audioOutput?: boolean;
   signal?: AbortSignal;
 }
 

@@ -72,6 +72,7 @@ export class SglangGrpcEngine implements Engine {
         idleTimeoutMs: 0,
         protocolVersion: PROTOCOL_VERSION,
         systemPrompt: options.systemPrompt ?? "",
+        audioOutput: options.audioOutput ?? false,
       },
       { operation: "open", timeoutMs: this.timeoutMs, signal: options.signal, sessionId: options.sessionId },
     );
