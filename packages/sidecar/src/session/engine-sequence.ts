@@ -11,6 +11,8 @@ import type { ConversationEntry } from "./ports.js";
 
 export interface TurnOutput {
   text: string;
+  /** What the engine spoke with the text, PCM16 mono; absent when it spoke nothing. */
+  audio?: { pcm16: Uint8Array; sampleRateHz: number };
   result: { finishReason: FinishReason; appendMs: number; inputStart: number; inputEnd: number; outputEnd: number };
 }
 
@@ -155,12 +157,20 @@ export class EngineSequence {
     let text = "";
     let result: TurnOutput["result"] | undefined;
     let deltas = 0;
+    const audio: Uint8Array[] = [];
+    let audioRate = 0;
     const inputStart = this.current.positionTokens;
     try {
       for await (const out of this.current.append(chunk, options)) {
         if (out.type === "delta") {
           deltas++;
-          text += onDelta(out.text);
+          const visible = onDelta(out.text);
+          text += visible;
+          // Speech goes with what the listener gets: the audio of a delta whose text was all tool-call markup is dropped.
+          if (out.audioPcm16 && out.audioPcm16.length > 0 && (visible !== "" || out.text === "")) {
+            audio.push(out.audioPcm16);
+            audioRate = out.audioSampleRateHz ?? audioRate;
+          }
         }
         else {
           // A remote engine's timing is only reported, never trusted: NaN or a negative figure counts as 0.
@@ -175,7 +185,8 @@ export class EngineSequence {
     }
     if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${chunk.seq} without a result`, { seq: chunk.seq });
     this.largestInputTokens = Math.max(this.largestInputTokens, result.inputEnd - result.inputStart);
-    return { text, result };
+    if (audio.length === 0 || audioRate <= 0) return { text, result };
+    return { text, result, audio: { pcm16: audio.length === 1 ? audio[0]! : concatBytes(audio), sampleRateHz: audioRate } };
   }
 
   private capacityTokens(): number {
@@ -195,4 +206,14 @@ export class EngineSequence {
     this.opts.onRollover({ fromTokens: old.positionTokens, toTokens: fresh.positionTokens, carriedLines });
     await old.close().catch(() => undefined);
   }
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }

@@ -24,6 +24,7 @@ import { validateInputChunk } from "./input-validation.js";
 import type { ConversationEntry, ServerPayload, SessionBackground, SessionTools } from "./ports.js";
 import { SessionStats, type SessionMetricsContext } from "./session-stats.js";
 import { SessionToolCalls } from "./session-tool-calls.js";
+import { Speech } from "./speech.js";
 import { TEXT_MS_PER_CHAR, TurnHistory } from "./turn-history.js";
 
 
@@ -57,6 +58,8 @@ export interface InteractionSessionOptions {
   reopen?: (systemPrompt: string) => Promise<EngineSession>;
   capabilities: EngineCapabilities;
   config: SessionConfig;
+  /** Whether and how the session speaks; made from config and capabilities when not given. */
+  speech?: Speech;
   limits: SessionLimits;
   emit: (event: ServerPayload) => void;
   media?: InputMedia;
@@ -82,6 +85,7 @@ export class InteractionSession {
   private readonly deliveries = new ContextDeliveries();
   private readonly conversation = new ConversationLog();
   private readonly input: EngineInput;
+  private readonly speech: Speech;
   private readonly toolCalls: SessionToolCalls;
   private readonly stats = new SessionStats();
   private readonly now: () => number;
@@ -114,6 +118,7 @@ export class InteractionSession {
         this.sendMetrics();
       },
     });
+    this.speech = options.speech ?? new Speech(options.config, options.capabilities);
     const reportError = (err: unknown, context: { seq?: number }) => this.reportError(err, context);
     this.input = new EngineInput({ capabilities: options.capabilities, config: options.config, media: options.media, reportError, takeDeliveries: (chunk) => this.takeDeliveries(chunk) });
     this.toolCalls = new SessionToolCalls({
@@ -302,7 +307,7 @@ export class InteractionSession {
     const maxOutputTokens = this.outputBudget(chunk);
     const signal = this.aborter.signal;
     const options = forceTool ? { maxOutputTokens, signal, forceTool: { name: forceTool.name, parametersJson: forceTool.parametersJson } } : { maxOutputTokens, signal };
-    const { text, result } = await this.sequence.turn(
+    const { text, result, audio } = await this.sequence.turn(
       engineChunk,
       options,
       () => this.conversation.filter((entry) => entry.seq !== chunk.seq),
@@ -313,9 +318,11 @@ export class InteractionSession {
     this.toolCalls.endTurn(chunk.seq);
     const turnMs = this.now() - start;
     const latencyMs = this.now() - arrivedAt;
-    const silent = text.length === 0;
+    const spoken = this.speech.output(audio);
+    const silent = text.length === 0 && !spoken;
     const outputStartMs = this.history.nextOutputStart(chunk);
-    const outputDurationMs = silent ? 0 : text.length * TEXT_MS_PER_CHAR;
+    // Output time is what the listener hears: the audio when the session speaks, else text at a reading pace.
+    const outputDurationMs = spoken ? spoken.durationMs : silent ? 0 : text.length * TEXT_MS_PER_CHAR;
     this.history.record({
       seq: chunk.seq,
       chunk: { ...engineChunk, context: [] },
@@ -336,7 +343,7 @@ export class InteractionSession {
         startMs: outputStartMs,
         durationMs: outputDurationMs,
         text,
-        audio: undefined,
+        audio: spoken?.audio,
         silent,
         latencyMs,
         finishReason: silent ? FinishReason.FINISH_REASON_SILENT : result.finishReason,

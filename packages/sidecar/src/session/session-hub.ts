@@ -10,6 +10,7 @@ import { InteractionSession, type SessionLimits, type SessionObserver } from "./
 import { Outbox, type EventSink, type OutboxOptions } from "./outbox.js";
 import type { SessionBackground, SessionTools } from "./ports.js";
 import { SessionRecorder } from "./session-recorder.js";
+import { Speech } from "./speech.js";
 import { DELEGATE_TOOL_SPEC } from "../tools/delegate.js";
 import { toolPromptSection } from "../tools/prompt.js";
 import { timerMs, waitAtMost } from "../timers.js";
@@ -121,12 +122,18 @@ export class SessionHub {
   }
 
   private async open(config: SessionConfig, sink: EventSink): Promise<SessionHandle> {
+    // A config the engine cannot serve is refused before an engine session is opened for it.
+    const speech = new Speech(config, this.opts.engine.capabilities);
     const id = randomUUID();
     const background = this.opts.createBackground?.(id);
     const tools = [...config.tools, ...(this.opts.serverTools ?? []), ...(background ? [DELEGATE_TOOL_SPEC] : [])];
     const systemPrompt = [config.instructions, toolPromptSection(tools)].filter(Boolean).join("\n\n");
-    const capacity = this.opts.limits.sessionTokens ? { capacityTokens: this.opts.limits.sessionTokens } : {};
-    const engineSession = await this.opts.engine.openSession({ sessionId: id, systemPrompt, ...capacity });
+    // What every engine session of this conversation is opened with, the ones after a rollover too.
+    const engineOptions = {
+      ...(this.opts.limits.sessionTokens ? { capacityTokens: this.opts.limits.sessionTokens } : {}),
+      ...(speech.speaks ? { audioOutput: true } : {}),
+    };
+    const engineSession = await this.opts.engine.openSession({ sessionId: id, systemPrompt, ...engineOptions });
     const capacityTokens = engineSession.stats().capacityTokens;
     if (capacityTokens > 0 && engineSession.positionTokens > capacityTokens / 2) {
       this.opts.logger.warn("the system prompt takes over half of the session's capacity; raise --session-tokens or shorten instructions and tools", {
@@ -153,9 +160,10 @@ export class SessionHub {
       engineSession,
       systemPrompt,
       toolSpecs: tools,
-      reopen: (prompt) => this.opts.engine.openSession({ sessionId: `${id}-r${++reopened}`, systemPrompt: prompt, ...capacity }),
+      reopen: (prompt) => this.opts.engine.openSession({ sessionId: `${id}-r${++reopened}`, systemPrompt: prompt, ...engineOptions }),
       capabilities: this.opts.engine.capabilities,
       config,
+      speech,
       limits: this.opts.limits,
       emit: (payload) => handle!.outbox.push(payload),
       media: this.opts.createMedia?.(),

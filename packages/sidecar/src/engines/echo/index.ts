@@ -4,7 +4,9 @@
 // chunk by repeating its user text token by token (optionally paced), and
 // supports rewind. Silent when the chunk has no text. With `media` it also
 // takes audio and video, one token per dMel frame and per patch, so load and
-// memory benchmarks can drive the media path without a model.
+// memory benchmarks can drive the media path without a model, and it speaks
+// when a session asks (`audioOutput`): each token comes with a tone, 60 ms per
+// character, so the audio path can be driven without a model too.
 import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { FinishReason, Modality } from "@microturn/protocol";
@@ -18,8 +20,33 @@ export interface EchoEngineOptions {
   /** Capacity of a session that asks for none, tokens. */
   defaultCapacityTokens?: number;
   maxSessions?: number;
-  /** Take dMel audio and video patches too (text only by default). */
+  /** Take dMel audio and video patches too, and speak when a session asks (text only by default). */
   media?: boolean;
+}
+
+/** Sample rate of the echo engine's speech. */
+export const ECHO_AUDIO_RATE_HZ = 16_000;
+/** Speech per character of a token, ms (the text timeline's pace, turn-history.ts). */
+const ECHO_MS_PER_CHAR = 60;
+
+/** A tone for `token`, continuing the phase where the previous one ended: PCM16 little-endian. */
+class ToneVoice {
+  private phase = 0;
+
+  speak(token: string): Uint8Array {
+    const samples = Math.round((token.length * ECHO_MS_PER_CHAR * ECHO_AUDIO_RATE_HZ) / 1000);
+    const pcm = new Uint8Array(samples * 2);
+    const view = new DataView(pcm.buffer);
+    // A pitch per token, so distinct words sound distinct.
+    const code = token.trim().charCodeAt(0) || 0;
+    const hz = 220 * (1 + (code % 8) / 8);
+    const step = (2 * Math.PI * hz) / ECHO_AUDIO_RATE_HZ;
+    for (let i = 0; i < samples; i++) {
+      view.setInt16(i * 2, Math.round(8000 * Math.sin(this.phase)), true);
+      this.phase = (this.phase + step) % (2 * Math.PI);
+    }
+    return pcm;
+  }
 }
 
 /** What a dMel frame or a patch occupies in an echo sequence: one shared placeholder token. */
@@ -48,6 +75,7 @@ class EchoSession implements EngineSession {
     private readonly media: boolean,
     systemPrompt: string,
     private readonly onClose: (id: string) => void,
+    private readonly voice: ToneVoice | undefined,
   ) {
     this.tokens.push(...echoTokens(systemPrompt));
     this.startTokens = this.tokens.length;
@@ -104,7 +132,9 @@ class EchoSession implements EngineSession {
         }
         said += token;
         this.tokens.push(token);
-        yield { type: "delta", text: token, positionTokens: this.tokens.length };
+        yield this.voice
+          ? { type: "delta", text: token, positionTokens: this.tokens.length, audioPcm16: this.voice.speak(token), audioSampleRateHz: ECHO_AUDIO_RATE_HZ }
+          : { type: "delta", text: token, positionTokens: this.tokens.length };
       }
       yield {
         type: "done",
@@ -159,7 +189,7 @@ export class EchoEngine implements Engine {
       engine: "echo",
       modelId: "echo",
       inputModalities: [Modality.MODALITY_TEXT, ...media],
-      outputModalities: [Modality.MODALITY_TEXT],
+      outputModalities: options.media ? [Modality.MODALITY_TEXT, Modality.MODALITY_AUDIO] : [Modality.MODALITY_TEXT],
       supportsRewind: true,
       maxContextTokens: 1 << 20,
       randomWeights: false,
@@ -172,8 +202,19 @@ export class EchoEngine implements Engine {
     if (this.sessions.size >= (this.options.maxSessions ?? Infinity)) throw new EngineError("unavailable", "session limit reached");
     const id = options.sessionId || randomUUID();
     if (this.sessions.has(id)) throw new EngineError("invalid_argument", `session ${id} is already open`, { sessionId: id });
+    if (options.audioOutput && !this.options.media) {
+      throw new EngineError("unsupported_modality", "the echo engine speaks only when created with media", { sessionId: id });
+    }
     const capacity = options.capacityTokens || this.options.defaultCapacityTokens || 65_536;
-    const session = new EchoSession(id, capacity, this.options.tokenDelayMs ?? 0, this.options.media ?? false, options.systemPrompt ?? "", (closed) => this.sessions.delete(closed));
+    const session = new EchoSession(
+      id,
+      capacity,
+      this.options.tokenDelayMs ?? 0,
+      this.options.media ?? false,
+      options.systemPrompt ?? "",
+      (closed) => this.sessions.delete(closed),
+      options.audioOutput ? new ToneVoice() : undefined,
+    );
     this.sessions.set(id, session);
     return session;
   }

@@ -73,6 +73,7 @@ export class EmbeddedEngine implements Engine {
   async openSession(options: OpenSessionOptions = {}): Promise<EngineSession> {
     if (this.disposed) throw new EngineError("unavailable", "engine disposed");
     if (options.signal?.aborted) throw new EngineError("aborted", "open aborted");
+    if (options.audioOutput) throw new EngineError("unsupported_modality", "the embedded engine produces text only; it cannot speak");
     if (this.sessions.size >= this.options.maxSessions) {
       throw new EngineError("unavailable", `session limit reached (${this.options.maxSessions} open)`);
     }

@@ -97,6 +97,7 @@ class SglangHttpEngine implements Engine {
 
   async openSession(options: OpenSessionOptions = {}): Promise<EngineSession> {
     if (this.disposed) throw new EngineError("unavailable", "sglang-http: the engine was disposed.");
+    if (options.audioOutput) throw new EngineError("unsupported_modality", "sglang-http: stock SGLang produces text only; use the sglang-grpc engine to speak.");
     const capacityTokens = options.capacityTokens ?? this.capabilities.maxContextTokens;
     if (!Number.isInteger(capacityTokens) || capacityTokens <= 0) {
       throw new EngineError("invalid_argument", `sglang-http: capacityTokens must be a positive integer, got ${capacityTokens}.`);
