@@ -2,13 +2,15 @@
 // streams the microphone (and typed text) as 200 ms chunks, renders the
 // session's timeline and transcript, and plays any output audio.
 import { Microturn, type InteractionSession } from "@microturn/sdk/browser";
-import type { PcmAudio, UnsupportedInput } from "@microturn/protocol";
+import type { ErrorCode, OutputMode, PcmAudio, SessionStarted, UnsupportedInput } from "@microturn/protocol";
 import { OutputPlayer, startMicrophone, type Microphone } from "./audio-io.js";
 import { Timeline } from "./timeline.js";
 
 // A text-only engine gets "[audio: 200 ms]" notes instead of an error per chunk.
 // (Typed against the enum without importing the protocol runtime into the page.)
 const UNSUPPORTED_INPUT_NOTE: UnsupportedInput.UNSUPPORTED_INPUT_NOTE = 2;
+const OUTPUT_MODE_AUDIO: OutputMode.OUTPUT_MODE_AUDIO = 2;
+const ERROR_CODE_UNSUPPORTED_MODALITY: ErrorCode.ERROR_CODE_UNSUPPORTED_MODALITY = 4;
 
 function byId<T extends HTMLElement>(id: string): T {
   const node = document.getElementById(id);
@@ -60,23 +62,42 @@ function report(error: unknown): void {
   view.timeline.error(error instanceof Error ? `${error.name}: ${error.message}` : String(error), fatal);
 }
 
+/**
+ * The page is a voice assistant: it asks the session to speak, at the page's own
+ * sample rate. An engine that only writes text refuses that start
+ * (UNSUPPORTED_MODALITY); the page then starts a text session instead.
+ */
+async function connectSpeakingIfPossible(client: Microturn, sampleRateHz: number): Promise<InteractionSession> {
+  const config = { instructions: "You are a friendly voice assistant. Keep answers short.", unsupportedInput: UNSUPPORTED_INPUT_NOTE, record };
+  const speaking = client.session({ ...config, outputMode: OUTPUT_MODE_AUDIO, outputSampleRateHz: sampleRateHz });
+  try {
+    return await speaking.connect({ signal: AbortSignal.timeout(15_000) });
+  } catch (error) {
+    if ((error as { sessionError?: { code?: number } }).sessionError?.code !== ERROR_CODE_UNSUPPORTED_MODALITY) throw error;
+  }
+  view.timeline.event("session", "the engine writes text only: the answers come as text");
+  return client.session(config).connect({ signal: AbortSignal.timeout(15_000) });
+}
+
 async function start(): Promise<void> {
   setState("connecting", `connecting to ${view.url.value} …`);
   // Created inside the click so the browser lets it play sound.
   audio ??= new AudioContext();
   await audio.resume();
   const client = new Microturn({ url: view.url.value, apiKey });
-  const live = client.session({ instructions: "You are a friendly voice assistant. Keep answers short.", unsupportedInput: UNSUPPORTED_INPUT_NOTE, record });
+  const tl = view.timeline;
+  const live = await connectSpeakingIfPossible(client, audio.sampleRate);
   session = live;
   const player = new OutputPlayer(audio, (playedUpToMs) => {
     if (session === live) live.ackPlayback(playedUpToMs);
   });
-  const tl = view.timeline;
-  live.on("started", (s) => {
+  const describe = (s: SessionStarted) => {
     const caps = s.capabilities;
     const model = caps ? ` · engine ${caps.engine}, model ${caps.modelId}${caps.randomWeights ? " (random weights: its output is noise)" : ""}` : "";
     tl.event("session", `${s.resumed ? "resumed" : "started"} ${s.sessionId}${model}`);
-  });
+  };
+  if (live.started) describe(live.started);
+  live.on("started", describe);
   live.on("inputSent", (chunk) => tl.input(chunk.seq, chunk.startMs, pcmMs(chunk.pcm), chunk.text));
   live.on("output", (out) => tl.output(out.seq, out.text, out.silent, pcmMs(out.audio), out.latencyMs));
   live.on("background", (u) => tl.background(u.taskId, TASK_STATUS[u.status] ?? String(u.status), u.content || u.errorMessage));
@@ -93,7 +114,6 @@ async function start(): Promise<void> {
     setState("closed", error ? `closed: ${error.message}` : "closed");
   });
 
-  await live.connect({ signal: AbortSignal.timeout(15_000) });
   setState("live", `live · ${view.url.value}`);
   void (async () => {
     for await (const piece of live.audio()) player.play(piece.samples, piece.sampleRateHz, piece.startMs);

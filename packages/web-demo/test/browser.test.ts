@@ -111,6 +111,8 @@ describe("web demo in headless Chromium", () => {
     await page.click("#start");
     await page.waitForSelector('#status[data-state="live"]', { timeout: 20_000 });
     await page.waitForSelector("#timeline li.microphone", { timeout: 10_000 });
+    // The page asked to be spoken to; the embedded engine writes text only, so it went on with text.
+    expect((await page.locator("#timeline li").allTextContents()).join("\n")).toContain("the engine writes text only");
 
     // 12 chunks of 200 ms audio leave the page, and the sidecar processes them.
     const audioRows = page.locator("#timeline li.turn .in", { hasText: "audio 200 ms" });
