@@ -147,7 +147,7 @@ describe("StreamingSession over a real socket", () => {
   it("runs open, append (server stream), rewind, close, health", async () => {
     const client = new StreamingSessionClient(address, grpc.credentials.createInsecure());
     const opened = await new Promise<{ sessionId: string }>((resolve, reject) =>
-      client.openSession({ sessionId: "", capacityTokens: 512, idleTimeoutMs: 0, protocolVersion: PROTOCOL_VERSION, systemPrompt: "" }, (err, res) =>
+      client.openSession({ sessionId: "", capacityTokens: 512, idleTimeoutMs: 0, protocolVersion: PROTOCOL_VERSION, systemPrompt: "", audioOutput: false }, (err, res) =>
         err ? reject(err) : resolve(res),
       ),
     );

@@ -7,7 +7,7 @@ import { ClientEvent } from "@microturn/protocol";
 import { WebSocket, WebSocketServer } from "ws";
 import { Microturn, type WebSocketConstructor } from "../src/index.js";
 import { InputFramer } from "../src/internal/input-framer.js";
-import { LinearResampler, toInt16 } from "../src/internal/pcm.js";
+import { PcmResampler, toInt16 } from "../src/internal/pcm.js";
 import { startFakeSidecar } from "../src/testing.js";
 
 const chunks = Number(process.argv[2] ?? 500);
@@ -24,7 +24,7 @@ function report(name: string, values: number[], unit: string): void {
 
 function benchFraming(): void {
   const framer = new InputFramer();
-  const resampler = new LinearResampler(48_000, 16_000);
+  const resampler = new PcmResampler(48_000, 16_000);
   const audio = Float32Array.from({ length: 9600 }, (_, i) => 0.3 * Math.sin(i / 10));
   const costs: number[] = [];
   for (let i = 0; i < chunks * 4; i++) {

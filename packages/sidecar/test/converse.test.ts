@@ -97,10 +97,10 @@ describe("Converse", () => {
     const { connect } = await setup();
     const c = connect();
     c.start();
-    c.input(0, "x".repeat(5000), {}, );
-    c.send({ $case: "input", value: { seq: 0, startMs: 0, durationMs: 200, text: "", pcm: { sampleRateHz: 16000, channels: 2, pcm16: new Uint8Array(8) }, frames: [], patches: [], userSpeaking: false } });
-    c.send({ $case: "input", value: { seq: 0, startMs: 0, durationMs: 0, text: "", frames: [], patches: [], userSpeaking: false } });
-    c.send({ $case: "input", value: { seq: 0, startMs: 0, durationMs: 200, text: "", frames: [{ widthPx: 4, heightPx: 4, rgb: new Uint8Array(5), offsetMs: 0 }], patches: [], userSpeaking: false } });
+    c.input(0, "x".repeat(5000));
+    c.input(0, "", { pcm: { sampleRateHz: 16000, channels: 2, pcm16: new Uint8Array(8) } });
+    c.input(0, "", { durationMs: 0 });
+    c.input(0, "", { frames: [{ widthPx: 4, heightPx: 4, rgb: new Uint8Array(5), offsetMs: 0 }] });
     await c.waitCount("error", 4);
     expect(c.of("error").map((e) => e.code)).toEqual([
       ErrorCode.ERROR_CODE_TOO_LARGE,

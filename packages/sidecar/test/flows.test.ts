@@ -1,9 +1,10 @@
 // Background delegation and tool calls end to end: a whole sidecar (startSidecar)
 // on a scripted engine whose output carries tool-call markup, a streaming
 // OpenAI-compatible background server, and a gRPC client playing the app.
-import { DeliveryMode, ErrorCode, TaskStatus, type EngineChunk } from "@microturn/protocol";
+import { DeliveryMode, ErrorCode, TaskStatus } from "@microturn/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { startSidecar, type Sidecar } from "../src/app.js";
+import type { EngineChunk } from "../src/engines/engine.js";
 import { WHEN_IDLE_MAX_WAIT_MS } from "../src/session/context-deliveries.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "../src/background/testing/openai-server.js";
 import { loadConfig } from "../src/config.js";

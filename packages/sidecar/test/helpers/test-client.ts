@@ -1,7 +1,7 @@
 // A thin test driver over the generated gRPC client: sends events, collects
 // server events, waits for the ones a test expects.
 import * as grpc from "@grpc/grpc-js";
-import { ClientEvent, InteractionClient, PROTOCOL_VERSION, type ServerEvent, type ServerEventName, type ServerEventPayload, type SessionConfig } from "@microturn/protocol";
+import { ClientEvent, InputChunk, InteractionClient, PROTOCOL_VERSION, type ServerEvent, type ServerEventName, type ServerEventPayload, type SessionConfig } from "@microturn/protocol";
 
 export class TestClient {
   readonly events: ServerEvent[] = [];
@@ -45,8 +45,9 @@ export class TestClient {
     this.send({ $case: "start", value: { protocolVersion, config: { ...DEFAULT_CONFIG, ...config } as SessionConfig } });
   }
 
-  input(seq: number, text = "", extra: Partial<ClientEvent["event"] & object> = {}): void {
-    this.send({ $case: "input", value: { seq, startMs: seq * 200, durationMs: 200, text, frames: [], patches: [], userSpeaking: false, ...(extra as object) } } as ClientEvent["event"]);
+  /** An input chunk at seq × 200 ms; `extra` overrides or adds fields. */
+  input(seq: number, text = "", extra: Partial<InputChunk> = {}): void {
+    this.send({ $case: "input", value: InputChunk.fromPartial({ seq, startMs: seq * 200, durationMs: 200, text, ...extra }) });
   }
 
   of<N extends ServerEventName>(name: N): ServerEventPayload<N>[] {
