@@ -1,4 +1,4 @@
-import { ServerEvent } from "@microturn/protocol";
+import { ErrorCode, ServerEvent } from "@microturn/protocol";
 import { describe, expect, it } from "vitest";
 import { encodeServerEvent } from "./server.js";
 
@@ -16,10 +16,16 @@ describe("encodeServerEvent", () => {
     expect(ServerEvent.decode(again)).toEqual(output(3, "yo"));
   });
 
-  it("starts clean after an event that failed to encode", () => {
+  it("sends an error in the place of an event that failed to encode, and starts clean after it", () => {
     // A uint32 field out of range fails inside the nested message, after the event's first fields were written.
     const bad = ServerEvent.fromPartial({ eventSeq: 1, event: { $case: "output", value: { seq: 1, startMs: 200, durationMs: -5, text: "ok" } } });
-    expect(() => encodeServerEvent(bad)).toThrow();
+    // It is sent as an error in its place, so the stream goes on.
+    expect(ServerEvent.decode(encodeServerEvent(bad))).toMatchObject({
+      eventSeq: 1,
+      event: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INTERNAL, fatal: false, message: expect.stringMatching(/could not encode its output event \(invalid uint32: -5\)/) } },
+    });
+    const fractional = ServerEvent.fromPartial({ eventSeq: 2, event: { $case: "output", value: { seq: 2, durationMs: 37.5 } } });
+    expect(ServerEvent.decode(encodeServerEvent(fractional)).event?.$case).toBe("error");
     const next = encodeServerEvent(output(4, "fine"));
     expect(ServerEvent.decode(next)).toEqual(output(4, "fine"));
   });

@@ -27,9 +27,16 @@ export function encodeServerEvent(event: ServerEvent): Buffer {
     bytes = ServerEvent.encode(event, writer).finish();
   } catch (err) {
     writer.finish(); // what a failed encode left half written must not lead the next event
-    throw err;
+    // A value the wire cannot carry (a bug upstream) must not end the stream: grpc-js would cut it with
+    // "Error serializing response". The client gets an error in the event's place (same event_seq) instead.
+    bytes = ServerEvent.encode(unencodable(event, err), writer).finish();
   }
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function unencodable(event: ServerEvent, err: unknown): ServerEvent {
+  const message = `internal: the server could not encode its ${event.event?.$case ?? "blank"} event (${err instanceof Error ? err.message : String(err)})`;
+  return { eventSeq: event.eventSeq, event: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INTERNAL, message, retryable: false, seq: 0, eventId: "", fatal: false } } };
 }
 
 const ConverseService = { ...InteractionService, converse: { ...InteractionService.converse, responseSerialize: encodeServerEvent } };

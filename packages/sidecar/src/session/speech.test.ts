@@ -43,6 +43,8 @@ describe("Speech", () => {
     expect(resampled.audio.sampleRateHz).toBe(48000);
     expect(resampled.audio.pcm16.length).toBe(3200 * 3 * 2);
     expect(resampled.durationMs).toBe(200);
+    // Three 12.5 ms tokens: 37.5 ms is sent as whole ms (duration_ms is an integer field).
+    expect(new Speech({ outputMode: OutputMode.OUTPUT_MODE_AUDIO, outputSampleRateHz: 0 }, speaking).output({ pcm16: tone(600, 16000), sampleRateHz: 16000 })!.durationMs).toBe(38);
   });
 
   it("gives nothing for a session that does not speak, for no audio, and drops half a sample", () => {

@@ -37,13 +37,14 @@ export class Speech {
     this.outputRateHz = rate;
   }
 
-  /** A turn's audio as the client gets it, with its length in ms; undefined when the session does not speak or nothing was said. */
+  /** A turn's audio as the client gets it, with its length in whole ms; undefined when the session does not speak or nothing was said. */
   output(audio: { pcm16: Uint8Array; sampleRateHz: number } | undefined): { audio: PcmAudio; durationMs: number } | undefined {
     if (!this.speaks || !audio || audio.pcm16.length < 2) return undefined;
     const rate = this.outputRateHz || audio.sampleRateHz;
     // An odd trailing byte is half a sample: dropped.
     const whole = audio.pcm16.length % 2 === 0 ? audio.pcm16 : audio.pcm16.subarray(0, audio.pcm16.length - 1);
     const pcm16 = rate === audio.sampleRateHz ? whole : float32ToPcm16Bytes(resample(pcm16BytesToFloat32(whole), audio.sampleRateHz, rate));
-    return { audio: { sampleRateHz: rate, channels: 1, pcm16 }, durationMs: (pcm16.length / 2 / rate) * 1000 };
+    // Whole ms, as OutputChunk.duration_ms is (a fraction fails the event's encoding).
+    return { audio: { sampleRateHz: rate, channels: 1, pcm16 }, durationMs: Math.round((pcm16.length / 2 / rate) * 1000) };
   }
 }
