@@ -11,7 +11,13 @@ import torch
 
 from microturn_sglang.gen.microturn.v1 import common_pb2, engine_pb2, engine_pb2_grpc
 from microturn_sglang.model_blocks import DMEL_CHANNELS, DMEL_LEVELS, PATCH_SIZE_PX
-from microturn_sglang.reference_engine import ChunkInput, Finish, OutputPiece, ReferenceEngine
+from microturn_sglang.reference_engine import (
+    AUDIO_SAMPLE_RATE_HZ,
+    ChunkInput,
+    Finish,
+    OutputPiece,
+    ReferenceEngine,
+)
 from microturn_sglang.session_kv import (
     CapacityExceeded,
     KvPoolExhausted,
@@ -100,6 +106,13 @@ def video_patches(frames) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, PATCH_SIZE_PX, PATCH_SIZE_PX, 3, dtype=torch.uint8)
 
 
+def output_delta(piece: OutputPiece) -> engine_pb2.OutputDelta:
+    delta = engine_pb2.OutputDelta(text=piece.text, position_tokens=piece.position_tokens)
+    if piece.audio:
+        delta.audio.CopyFrom(common_pb2.PcmAudio(sample_rate_hz=AUDIO_SAMPLE_RATE_HZ, channels=1, pcm16=piece.audio))
+    return delta
+
+
 class StreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
     def __init__(self, engine: ReferenceEngine, model_id: str = "microturn-tiny-random"):
         self.engine = engine
@@ -110,7 +123,8 @@ class StreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             engine=ENGINE_NAME,
             model_id=self.model_id,
             input_modalities=[common_pb2.MODALITY_TEXT, common_pb2.MODALITY_AUDIO, common_pb2.MODALITY_VIDEO],
-            output_modalities=[common_pb2.MODALITY_TEXT],
+            output_modalities=[common_pb2.MODALITY_TEXT]
+            + ([common_pb2.MODALITY_AUDIO] if self.engine.can_speak else []),
             supports_rewind=True,
             max_context_tokens=self.engine.max_context_tokens,
             protocol_version=PROTOCOL_VERSION,
@@ -131,7 +145,8 @@ class StreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             )
         try:
             opened = self.engine.open(request.session_id, request.capacity_tokens,
-                                      request.idle_timeout_ms, request.system_prompt)
+                                      request.idle_timeout_ms, request.system_prompt,
+                                      audio_output=request.audio_output)
         except Exception as err:  # noqa: BLE001 - mapped to a status, the server stays up
             self._fail(context, err)
         return engine_pb2.OpenSessionResponse(
@@ -161,9 +176,7 @@ class StreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
         try:
             for event in events:
                 if isinstance(event, OutputPiece):
-                    yield engine_pb2.AppendResponse(
-                        delta=engine_pb2.OutputDelta(text=event.text, position_tokens=event.position_tokens)
-                    )
+                    yield engine_pb2.AppendResponse(delta=output_delta(event))
                 else:
                     yield engine_pb2.AppendResponse(done=engine_pb2.AppendDone(
                         finish_reason=_FINISH[event.finish],

@@ -1,6 +1,7 @@
 """CPU reference engine: the interaction model over the session KV bookkeeping.
 Owns the micro-turn (append input, generate within a budget, stop strings,
-close-while-in-flight) independently of the wire."""
+close-while-in-flight, speech for sessions that ask for it) independently of
+the wire."""
 
 from __future__ import annotations
 
@@ -25,6 +26,17 @@ from microturn_sglang.interaction_model import (
 )
 from microturn_sglang.session_kv import SessionBusy, SessionKvTable
 from microturn_sglang.slot_pool import SlotPool
+from microturn_sglang.vocoder import DEFAULT_ITERATIONS, StreamingVocoder, to_pcm16
+
+# Speech: one mel frame (12.5 ms, 200 samples at 16 kHz) per output token, so a
+# micro-turn budget of 16 tokens is 200 ms of speech (real time, the same rate
+# as dMel input), and every output position stands for a fixed stretch of audio:
+# a rewind to a played-up-to time drops exactly the tokens not heard.
+AUDIO_SAMPLE_RATE_HZ = 16_000
+AUDIO_SAMPLES_PER_TOKEN = 200
+# The audio sampler's seed differs from the text sampler's, so a speaking
+# session says the same text as a silent one.
+_AUDIO_SEED_SALT = 0x5EEC
 
 
 class Finish(Enum):
@@ -52,6 +64,9 @@ class ChunkInput:
 class OutputPiece:
     text: str
     position_tokens: int
+    # PCM16 little-endian mono at AUDIO_SAMPLE_RATE_HZ: the audio of the output
+    # tokens since the previous piece (speaking sessions only; else empty).
+    audio: bytes = b""
 
 
 @dataclass
@@ -82,8 +97,20 @@ class ReferenceEngine:
     append on the same session are answered while a turn is streaming."""
 
     def __init__(self, model: MicroturnInteractionModel, *, num_slots: int = 1 << 15,
-                 default_capacity_tokens: int = 1024, idle_timeout_ms: int = 60_000):
+                 default_capacity_tokens: int = 1024, idle_timeout_ms: int = 60_000,
+                 audio_flow_steps: int = 8, vocoder_iterations: int = DEFAULT_ITERATIONS,
+                 speech_ceiling: Optional[float] = None):
         self.model = model
+        # A soft limiter on the vocoded samples (ceiling * tanh(x / ceiling), full
+        # scale 1.0): linear well below the ceiling, never above it. The reference
+        # server sets one because a random-weight model's speech is noise many times
+        # full scale; a pipeline check must not play it at full volume.
+        self.speech_ceiling = speech_ceiling
+        self.audio_flow_steps = audio_flow_steps
+        self.vocoder_iterations = vocoder_iterations
+        # Vocoder state of each speaking session: touched by its one in-flight
+        # turn, or under the lock by open/rewind/close.
+        self._voices: dict[str, StreamingVocoder] = {}
         self.kv = LayerKvCache(model.config, num_slots)
         self.table = SessionKvTable(
             SlotPool(num_slots),
@@ -98,12 +125,18 @@ class ReferenceEngine:
     def max_context_tokens(self) -> int:
         return self.table.max_context_tokens
 
+    @property
+    def can_speak(self) -> bool:
+        return getattr(self.model, "audio_head", None) is not None
+
     def active_sessions(self) -> int:
         with self._lock:
             return len(self.table)
 
     def open(self, session_id: str = "", capacity_tokens: int = 0, idle_timeout_ms: int = 0,
-             system_prompt: str = "") -> OpenedSession:
+             system_prompt: str = "", audio_output: bool = False) -> OpenedSession:
+        if audio_output and not self.can_speak:
+            raise ValueError("audio_output needs a model with an audio head")
         sid = session_id or uuid.uuid4().hex
         with self._lock:
             session = self.table.open(sid, capacity_tokens, idle_timeout_ms)
@@ -115,7 +148,13 @@ class ReferenceEngine:
             except Exception:
                 self.table.close(sid)
                 raise
+            if audio_output:
+                self._voices[sid] = StreamingVocoder(self.vocoder_iterations)
             return OpenedSession(sid, session.length, session.capacity)
+
+    def speaks(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._voices
 
     def append(self, session_id: str, chunk: ChunkInput) -> Iterator[TurnEvent]:
         """Claims the session (SessionBusy if a turn is in flight) before returning
@@ -130,6 +169,9 @@ class ReferenceEngine:
             if session.in_flight:
                 raise SessionBusy(f"session {session_id!r} has an append in flight")
             dropped = self.table.rewind(session_id, position_tokens)
+            if dropped and session_id in self._voices:
+                # The overlap held belongs to audio now unsaid; speech resumes fresh.
+                self._voices[session_id].reset()
             return session.length, dropped
 
     def close(self, session_id: str) -> int:
@@ -139,11 +181,15 @@ class ReferenceEngine:
             if session.in_flight:
                 self._closing.add(session_id)
                 return session.length
+            self._voices.pop(session_id, None)
             return self.table.close(session_id)
 
     def reap_idle(self) -> list[str]:
         with self._lock:
-            return self.table.reap_idle()
+            reaped = self.table.reap_idle()
+            for sid in reaped:
+                self._voices.pop(sid, None)
+            return reaped
 
     def _embed_chunk(self, chunk: ChunkInput) -> torch.Tensor:
         parts = [self.model.time_marker(torch.tensor([float(chunk.start_ms)]))]
@@ -172,14 +218,17 @@ class ReferenceEngine:
         text = ""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         hold_back = max((len(s) for s in chunk.stop), default=1) - 1
-        generator = torch.Generator().manual_seed(zlib.crc32(f"{session_id}/{chunk.seq}".encode()))
+        seed = zlib.crc32(f"{session_id}/{chunk.seq}".encode())
+        generator = torch.Generator().manual_seed(seed)
         try:
             with self._lock:
+                voice = self._voices.get(session_id)
                 session = self.table.get(session_id)
                 past = session.length
                 hidden = self._run_input(session_id, self._embed_chunk(chunk))
                 input_end = session.length
             input_tokens = input_end - past
+            audio_generator = torch.Generator().manual_seed(seed ^ _AUDIO_SEED_SALT) if voice else None
             append_ms = (time.perf_counter() - t0) * 1000.0
             for _ in range(chunk.max_output_tokens):
                 with self._lock:
@@ -187,6 +236,7 @@ class ReferenceEngine:
                         finish = Finish.ABORT
                         break
                     token = self.model.next_token(hidden, chunk.temperature, generator)
+                    spoken_from = hidden  # the state that chose the token conditions its audio
                     hidden = self._run_input(session_id, self.model.embed_tokens([token]))
                     position = session.length
                 if token == TOKEN_END_OF_TURN:
@@ -194,18 +244,21 @@ class ReferenceEngine:
                     output_tokens += 1
                     break
                 output_tokens += 1
+                # Outside the lock: only this turn touches the session's vocoder.
+                audio = self._speak(voice, spoken_from, audio_generator) if voice else b""
                 text += decoder.decode(bytes([token]) if token < 256 else b"")
                 cut = min((text.find(s) for s in chunk.stop if s and s in text), default=-1)
                 if cut >= 0:
-                    if cut > emitted:
-                        yield OutputPiece(text[emitted:cut], position)
+                    if cut > emitted or audio:
+                        yield OutputPiece(text[emitted:max(cut, emitted)], position, audio)
                     emitted = len(text)
                     finish = Finish.STOP
                     break
                 safe = len(text) - hold_back
-                if safe > emitted:
-                    yield OutputPiece(text[emitted:safe], position)
-                    emitted = safe
+                if safe > emitted or audio:
+                    # A speaking session gets a piece per token: its audio is not held back with the text.
+                    yield OutputPiece(text[emitted:max(safe, emitted)], position, audio)
+                    emitted = max(safe, emitted)
             if finish is not Finish.STOP and len(text) > emitted:
                 yield OutputPiece(text[emitted:], session.length)
             yield TurnSummary(
@@ -223,5 +276,15 @@ class ReferenceEngine:
                 self.table.end_append(session_id)
                 if session_id in self._closing:
                     self._closing.discard(session_id)
+                    self._voices.pop(session_id, None)
                     if session_id in self.table:
                         self.table.close(session_id)
+
+    def _speak(self, voice: StreamingVocoder, hidden: torch.Tensor, generator: torch.Generator) -> bytes:
+        """One token's audio: the flow head's frame for ``hidden``, read as log10 mel in
+        the dMel convention (the vocoder clamps it to [-7, 2]), vocoded to 200 samples."""
+        frame = self.model.audio_head.sample(hidden, steps=self.audio_flow_steps, generator=generator)
+        samples = voice.push(frame)
+        if self.speech_ceiling is not None:
+            samples = self.speech_ceiling * torch.tanh(samples / self.speech_ceiling)
+        return to_pcm16(samples)

@@ -36,6 +36,11 @@ def build_server(engine: ReferenceEngine, host: str, port: int, workers: int = 1
     return server, bound
 
 
+# A random-weight model's speech is noise many times full scale; limited to
+# -20 dBFS, a level nobody's ears pay for a pipeline check.
+RANDOM_SPEECH_CEILING = 0.1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -57,8 +62,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     threshold = 0 if args.moe_path == "torch" else InteractionModelConfig.moe_threshold_tokens
     model = MicroturnInteractionModel(InteractionModelConfig(seed=args.seed, moe_threshold_tokens=threshold)).eval()
+    # The model's weights are random, so its speech is noise: limited to RANDOM_SPEECH_CEILING.
     engine = ReferenceEngine(model, num_slots=args.num_slots, default_capacity_tokens=args.capacity_tokens,
-                             idle_timeout_ms=args.idle_timeout_ms)
+                             idle_timeout_ms=args.idle_timeout_ms, speech_ceiling=RANDOM_SPEECH_CEILING)
     server, port = build_server(engine, args.host, args.port)
     server.start()
 

@@ -200,6 +200,9 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
                           f"protocol_version {request.protocol_version!r} is not compatible "
                           f"with the engine's {PROTOCOL_VERSION}")
+        if request.audio_output:
+            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT,
+                          "audio_output is not served: this engine's output_modalities is TEXT")
         self._prune()
         sid = request.session_id or uuid.uuid4().hex
         if sid in self.sessions:

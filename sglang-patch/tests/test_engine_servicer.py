@@ -92,3 +92,43 @@ def test_second_append_in_flight_is_refused(served):
     list(in_flight)
     last = list(stub.Append(engine_pb2.AppendRequest(session_id=sid, text="third")))[-1]
     assert last.WhichOneof("event") == "done"
+
+
+def spoken_tokens(done) -> int:
+    """Output tokens that speak: all but a closing <end-of-turn> (no stop strings here)."""
+    ends = done.finish_reason in (engine_pb2.FINISH_REASON_STOP, engine_pb2.FINISH_REASON_SILENT)
+    return done.output_tokens - ends
+
+
+def test_speaking_session_streams_pcm_with_the_text(served):
+    _, stub = served
+    assert common_pb2.MODALITY_AUDIO in stub.Health(engine_pb2.HealthRequest()).capabilities.output_modalities
+    opened = open_session(stub, system_prompt="sys", audio_output=True)
+    assert common_pb2.MODALITY_AUDIO in opened.capabilities.output_modalities
+    sid = opened.session_id
+
+    def turn(seq):
+        responses = list(stub.Append(engine_pb2.AppendRequest(
+            session_id=sid, seq=seq, start_ms=200 * seq, duration_ms=200, text="hi", max_output_tokens=8)))
+        deltas, done = [r.delta for r in responses[:-1]], responses[-1].done
+        assert all(d.HasField("audio") and (d.audio.sample_rate_hz, d.audio.channels) == (16000, 1) for d in deltas)
+        pcm = b"".join(d.audio.pcm16 for d in deltas)
+        # 12.5 ms of 16 kHz mono int16 per spoken output token.
+        assert len(pcm) / 2 / 16 == 12.5 * spoken_tokens(done)
+        assert deltas[-1].position_tokens == done.input_end_tokens + spoken_tokens(done)
+        return pcm, done
+
+    first, done = turn(0)
+    assert spoken_tokens(done) > 0
+    stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=opened.position_tokens))
+    again, _ = turn(0)
+    assert again == first  # same seed, fresh voice after the rewind
+    turn(1)  # and the session goes on speaking
+    stub.CloseSession(engine_pb2.CloseSessionRequest(session_id=sid))
+
+
+def test_silent_session_sends_text_only(served):
+    _, stub = served
+    sid = open_session(stub).session_id
+    responses = list(stub.Append(engine_pb2.AppendRequest(session_id=sid, text="hi", max_output_tokens=6)))
+    assert not any(r.delta.HasField("audio") for r in responses[:-1])

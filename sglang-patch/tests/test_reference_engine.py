@@ -1,8 +1,16 @@
+import numpy as np
 import pytest
 import torch
 
-from microturn_sglang.interaction_model import InteractionModelConfig, MicroturnInteractionModel
-from microturn_sglang.reference_engine import ChunkInput, Finish, OutputPiece, ReferenceEngine, TurnSummary
+from microturn_sglang.interaction_model import TOKEN_END_OF_TURN, InteractionModelConfig, MicroturnInteractionModel
+from microturn_sglang.reference_engine import (
+    AUDIO_SAMPLES_PER_TOKEN,
+    ChunkInput,
+    Finish,
+    OutputPiece,
+    ReferenceEngine,
+    TurnSummary,
+)
 from microturn_sglang.session_kv import RewindOutOfRange, SessionBusy, SessionNotFound
 
 
@@ -88,3 +96,111 @@ def test_growth_relocates_kv_and_keeps_outputs(model):
     out_still, _ = run_turn(still, "a", text="a longer chunk of text", max_output_tokens=4)
     assert moved.table.get("a").relocations >= 1
     assert out_moved == out_still
+
+
+def speak_turn(engine, sid, **kw):
+    events = list(engine.append(sid, ChunkInput(**kw)))
+    pieces, done = events[:-1], events[-1]
+    return pieces, done
+
+
+def test_speaking_session_carries_one_frame_of_audio_per_token(model):
+    silent = ReferenceEngine(model, num_slots=4096)
+    speaking = ReferenceEngine(model, num_slots=4096)
+    silent.open("s", system_prompt="sys")
+    speaking.open("s", system_prompt="sys", audio_output=True)
+    assert speaking.speaks("s") and not silent.speaks("s")
+    for temperature in (0.0, 0.8):
+        quiet, quiet_done = speak_turn(silent, "s", text="hello", max_output_tokens=12, temperature=temperature)
+        pieces, done = speak_turn(speaking, "s", text="hello", max_output_tokens=12, temperature=temperature)
+        assert all(p.audio == b"" for p in quiet)
+        # Speaking changes nothing about what is said (the audio has its own sampler).
+        assert "".join(p.text for p in pieces) == "".join(p.text for p in quiet)
+        assert done.position_tokens == quiet_done.position_tokens
+        # One piece per spoken token (all but <end-of-turn>): its 200 samples, 12.5 ms at 16 kHz, PCM16.
+        spoken = done.output_tokens - (done.finish in (Finish.STOP, Finish.SILENT))
+        assert [len(p.audio) for p in pieces] == [2 * AUDIO_SAMPLES_PER_TOKEN] * spoken
+        first = done.input_end_tokens + 1
+        assert [p.position_tokens for p in pieces] == list(range(first, first + spoken))
+        assert np.frombuffer(b"".join(p.audio for p in pieces), dtype="<i2").std() > 0
+        silent.rewind("s", 4)
+        speaking.rewind("s", 4)
+
+
+def test_audio_is_deterministic_and_a_rewind_restarts_it(model):
+    a = ReferenceEngine(model, num_slots=4096)
+    b = ReferenceEngine(model, num_slots=4096)
+    for engine in (a, b):
+        engine.open("s", audio_output=True)
+    first_a, done = speak_turn(a, "s", seq=0, text="hi", max_output_tokens=6, temperature=0.7)
+    first_b, _ = speak_turn(b, "s", seq=0, text="hi", max_output_tokens=6, temperature=0.7)
+    assert [p.audio for p in first_a] == [p.audio for p in first_b]
+    # The next micro-turn continues the stream (different audio from a fresh start).
+    second, done2 = speak_turn(a, "s", seq=1, start_ms=200, text="there", max_output_tokens=6)
+    assert sum(len(p.audio) for p in second) == 2 * AUDIO_SAMPLES_PER_TOKEN * done2.output_tokens
+    # Rewind to before the first turn: the voice starts fresh, so the same turn says the same again.
+    a.rewind("s", 0)
+    again, _ = speak_turn(a, "s", seq=0, text="hi", max_output_tokens=6, temperature=0.7)
+    assert [p.audio for p in again] == [p.audio for p in first_a]
+    # Continue after the rewind.
+    more, done3 = speak_turn(a, "s", seq=1, start_ms=200, text="there", max_output_tokens=6)
+    assert [p.audio for p in more] == [p.audio for p in second]
+    assert done3.position_tokens == done2.position_tokens
+
+
+def test_end_of_turn_and_stop_strings_in_a_speaking_session(model, monkeypatch):
+    engine = ReferenceEngine(model, num_slots=4096)
+    engine.open("s", audio_output=True)
+    script = iter([ord("a"), ord("b"), ord("X"), ord("Y"), ord("c"), TOKEN_END_OF_TURN])
+    monkeypatch.setattr(model, "next_token", lambda *_: next(script))
+    pieces, done = speak_turn(engine, "s", text="go", max_output_tokens=10)
+    assert done.finish is Finish.STOP and done.output_tokens == 6
+    assert "".join(p.text for p in pieces) == "abXYc"
+    # Five spoken tokens; <end-of-turn> says nothing.
+    assert len(b"".join(p.audio for p in pieces)) == 2 * AUDIO_SAMPLES_PER_TOKEN * 5
+    script = iter([ord("a"), ord("X"), ord("Y"), ord("b")])
+    pieces, done = speak_turn(engine, "s", seq=1, text="go", max_output_tokens=10, stop=["XY"])
+    # The stop string is cut from the text, not from the audio: every token in the sequence was spoken.
+    assert done.finish is Finish.STOP and "".join(p.text for p in pieces) == "a"
+    assert [len(p.audio) for p in pieces] == [2 * AUDIO_SAMPLES_PER_TOKEN] * 3
+    assert pieces[-1].position_tokens == done.position_tokens
+
+
+def test_speech_ceiling_limits_the_voice_softly(model):
+    full = ReferenceEngine(model, num_slots=4096)
+    limited = ReferenceEngine(model, num_slots=4096, speech_ceiling=0.1)
+    for engine in (full, limited):
+        engine.open("s", audio_output=True)
+    full_pieces, _ = speak_turn(full, "s", seq=0, text="hi", max_output_tokens=6)
+    limited_pieces, _ = speak_turn(limited, "s", seq=0, text="hi", max_output_tokens=6)
+    a = np.frombuffer(b"".join(p.audio for p in full_pieces), dtype="<i2").astype(np.float64)
+    b = np.frombuffer(b"".join(p.audio for p in limited_pieces), dtype="<i2").astype(np.float64)
+    assert len(a) == len(b) and b.std() > 0
+    # Never above -20 dBFS; quiet samples (the fade-in) pass nearly unchanged.
+    assert np.abs(b).max() <= 0.1 * 32768 + 1
+    quiet = np.abs(a) < 0.01 * 32768
+    assert quiet.any()
+    assert np.abs(b[quiet] - a[quiet]).max() <= 0.01 * 32768 * 0.01 + 1
+
+
+def test_close_and_reap_drop_the_voice(model):
+    engine = ReferenceEngine(model, num_slots=4096, idle_timeout_ms=1)
+    engine.open("s", audio_output=True)
+    events = engine.append("s", ChunkInput(text="a", max_output_tokens=3))
+    engine.close("s")
+    assert engine.speaks("s")  # closes with the in-flight turn
+    list(events)
+    assert not engine.speaks("s")
+    engine.open("t", audio_output=True)
+    engine.table.get("t").last_active_ms -= 1000
+    assert engine.reap_idle() == ["t"] and not engine.speaks("t")
+
+
+def test_audio_output_needs_an_audio_head():
+    model = MicroturnInteractionModel(InteractionModelConfig())
+    model.audio_head = None
+    engine = ReferenceEngine(model, num_slots=256)
+    assert not engine.can_speak
+    with pytest.raises(ValueError, match="audio head"):
+        engine.open("s", audio_output=True)
+    assert len(engine.table) == 0

@@ -26,6 +26,13 @@ def test_server_process_prints_address_and_serves():
             stub = engine_pb2_grpc.StreamingSessionStub(channel)
             health = stub.Health(engine_pb2.HealthRequest(), timeout=30)
             assert health.serving and health.capabilities.engine == "sglang-patch"
+            # It speaks when asked: 200 samples (12.5 ms at 16 kHz) per spoken output token.
+            speaking = stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version="1.0", audio_output=True))
+            *deltas, last = stub.Append(engine_pb2.AppendRequest(session_id=speaking.session_id, text="hi", max_output_tokens=4))
+            ended = last.done.finish_reason in (engine_pb2.FINISH_REASON_STOP, engine_pb2.FINISH_REASON_SILENT)
+            spoken = last.done.output_tokens - ended  # <end-of-turn> says nothing
+            assert sum(len(d.delta.audio.pcm16) for d in deltas) == spoken * 200 * 2
+            stub.CloseSession(engine_pb2.CloseSessionRequest(session_id=speaking.session_id))
             # The server's reaper closes a session idle past its timeout.
             sid = stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version="1.0", idle_timeout_ms=100)).session_id
             assert stub.Health(engine_pb2.HealthRequest()).active_sessions == 1

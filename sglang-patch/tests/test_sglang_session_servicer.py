@@ -131,6 +131,8 @@ def test_refusals_map_to_status_codes_and_the_server_stays_up():
         sid = (await open_session(stub, session_id="s1")).session_id
         assert (await code_of(open_session(stub, session_id="s1")))[0] == code.ALREADY_EXISTS
         assert (await code_of(open_session(stub, capacity_tokens=513)))[0] == code.RESOURCE_EXHAUSTED
+        speak = await code_of(open_session(stub, audio_output=True))
+        assert speak[0] == code.INVALID_ARGUMENT and "output_modalities is TEXT" in speak[1]
         rewind = await code_of(stub.Rewind(engine_pb2.RewindRequest(session_id=sid, position_tokens=0)))
         assert rewind[0] == code.FAILED_PRECONDITION and "offset" in rewind[1]
         audio = await code_of(append(stub, sid, audio=common_pb2.DmelAudio(frames=1, channels=80, codes=bytes(80))))

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { Modality } from "@microturn/protocol";
+import { Modality, OutputMode } from "@microturn/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSidecar } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
@@ -100,6 +100,36 @@ describe.skipIf(!available)("sglang-grpc engine ⇄ Python reference server (.ve
       await client.waitCount("output", 3, 60_000);
       expect(client.of("output").map((o) => o.seq)).toEqual([0, 1, 2]);
       expect(client.of("error")).toEqual([]);
+    } finally {
+      client.close();
+      await sidecar.shutdown();
+    }
+  }, 90_000);
+});
+
+describe.skipIf(!available)("a speaking session: app ⇄ sidecar ⇄ Python engine's flow head and vocoder", () => {
+  it("reports audio output, and each micro-turn's output carries the reference engine's speech, timed by it", async () => {
+    expect(engine!.capabilities.outputModalities).toEqual(expect.arrayContaining([Modality.MODALITY_TEXT, Modality.MODALITY_AUDIO]));
+    const sidecar = await startSidecar(loadConfig(["--engine", "sglang-grpc", "--engine-url", address, "--port", "0", "--metrics-port=-1", "--background", "none", "--drain-ms", "0", "--max-output-tokens", "8"], {}), {
+      logger: createLogger("error"),
+    });
+    const client = new TestClient(sidecar.server.grpcAddress);
+    try {
+      client.start({ outputMode: OutputMode.OUTPUT_MODE_AUDIO, outputSampleRateHz: 24000 });
+      for (let seq = 0; seq < 6; seq++) client.input(seq, seq === 0 ? "hello" : "");
+      await client.waitCount("output", 6, 60_000);
+      expect(client.of("error")).toEqual([]);
+      const spoken = client.of("output").filter((o) => !o.silent);
+      expect(spoken.length).toBeGreaterThan(0);
+      for (const out of spoken) {
+        // A random-weight model may end its turn with no text but still speak; whatever it said is audio at 24 kHz.
+        expect(out.audio).toMatchObject({ sampleRateHz: 24000, channels: 1 });
+        const samples = out.audio!.pcm16.length / 2;
+        expect(samples).toBeGreaterThan(0);
+        expect(out.durationMs).toBe(Math.round((samples / 24000) * 1000));
+        // At most the budget: 8 tokens of 12.5 ms.
+        expect(out.durationMs).toBeLessThanOrEqual(8 * 12.5 + 1);
+      }
     } finally {
       client.close();
       await sidecar.shutdown();
