@@ -126,6 +126,27 @@ describe("EngineSequence and transient engine failures", () => {
     expect(session.attempts).toBe(3);
   });
 
+  it("puts the sequence back before a retry when the engine took the input before failing, so the input goes in once", async () => {
+    const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
+    const session = await engine.openSession({ systemPrompt: "be brief" });
+    let failures = 1;
+    const wrapped = Object.create(session) as EngineSession;
+    wrapped.append = async function* (c, options) {
+      const inner = session.append(c, options);
+      if (failures-- > 0) {
+        // The engine appends the input and starts answering, then the connection drops before anything arrives.
+        await inner.next();
+        await inner.return(undefined);
+        throw new EngineError("unavailable", "connection reset");
+      }
+      yield* inner;
+    };
+    const sequence = new EngineSequence({ session: wrapped, systemPrompt: "be brief", onRollover: () => undefined });
+    const { text } = await sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same);
+    expect(text).toBe("w0 w1");
+    expect((session as unknown as { text: string }).text).toBe("be brief<t=0.0s>w0 w1w0 w1");
+  });
+
   it("gives up after two retries with the engine's error", async () => {
     const { session, sequence } = await on(3, "unavailable");
     await expect(sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same)).rejects.toMatchObject({ code: "unavailable" });

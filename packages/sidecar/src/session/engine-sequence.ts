@@ -39,6 +39,11 @@ export interface EngineSequenceOptions {
  * costs latency, not the user's input.
  */
 const RETRY_DELAYS_MS = [50, 150];
+/**
+ * Only a failure this quick is a blip worth retrying; a turn that ran into a
+ * deadline or hung before failing would hold the session's queue as long again.
+ */
+const QUICK_FAILURE_MS = 1_000;
 
 /** A transient engine failure before the turn produced any output. */
 class FailedBeforeOutput extends Error {
@@ -117,13 +122,19 @@ export class EngineSequence {
   private async appendRetrying(chunk: EngineChunk, options: AppendOptions, onDelta: (text: string) => string): Promise<TurnOutput> {
     for (let attempt = 0; ; attempt++) {
       const before = this.current.positionTokens;
+      const started = performance.now();
       try {
         return await this.append(chunk, options, onDelta);
       } catch (err) {
         if (!(err instanceof FailedBeforeOutput)) throw err;
         const delayMs = RETRY_DELAYS_MS[attempt];
-        if (delayMs === undefined || options.signal?.aborted || this.current.positionTokens !== before) throw err.cause;
+        if (delayMs === undefined || options.signal?.aborted || performance.now() - started > QUICK_FAILURE_MS) throw err.cause;
         try {
+          // `busy` is a refusal: nothing was appended. Any other failure may have come after the engine took the
+          // input (a remote one reports positions only with output), so the sequence is put back where it was
+          // first; an engine that cannot (no rewind, or still busy with the turn) is not retried.
+          if (err.cause.code !== "busy") await this.current.rewind(before);
+          if (this.current.positionTokens !== before) throw err.cause;
           await sleep(delayMs, undefined, options.signal ? { signal: options.signal } : {});
         } catch {
           throw err.cause;
