@@ -132,14 +132,14 @@ describe("EngineSequence and transient engine failures", () => {
     let failures = 1;
     const wrapped = Object.create(session) as EngineSession;
     wrapped.append = async function* (c, options) {
-      const inner = session.append(c, options);
       if (failures-- > 0) {
         // The engine appends the input and starts answering, then the connection drops before anything arrives.
+        const inner = session.append(c, options)[Symbol.asyncIterator]();
         await inner.next();
-        await inner.return(undefined);
+        await inner.return?.(undefined);
         throw new EngineError("unavailable", "connection reset");
       }
-      yield* inner;
+      yield* session.append(c, options);
     };
     const sequence = new EngineSequence({ session: wrapped, systemPrompt: "be brief", onRollover: () => undefined });
     const { text } = await sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same);

@@ -113,6 +113,7 @@ export class InteractionSession {
       onRollover: (sample) => {
         // Positions restart and earlier output can no longer be rewound; clients hear of it at once.
         this.history.reset();
+        this.speech.reset();
         this.toolCalls.abandonCall(this.nextSeq - 1, "the sequence rolled over before it closed");
         this.opts.observer?.rollover?.({ sessionId: this.id, ...sample });
         this.sendMetrics();
@@ -417,6 +418,7 @@ export class InteractionSession {
     // A call cut in the middle is gone from the model's memory with the rest of the unheard output.
     this.toolCalls.abandonCall(this.nextSeq - 1, "cut by the user's barge-in");
     this.history.applyRewind(plan, playedUpToMs, positions);
+    this.speech.reset();
     this.conversation.push({ role: "system", text: `[user interrupted at ${(playedUpToMs / 1000).toFixed(1)}s; unheard: "${plan.droppedText}"]`, startMs: playedUpToMs });
   }
 }

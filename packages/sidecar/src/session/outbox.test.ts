@@ -59,4 +59,26 @@ describe("Outbox", () => {
     // A resume from further back than an attached stream keeps is refused, not served with a gap.
     expect(outbox.attach({ send: () => undefined }, last - 2000)).toBe(false);
   });
+
+  it("while attached, drops output audio older than audioKeepMs from what it keeps (text stays), never from what it sent", () => {
+    let now = 0;
+    const outbox = new Outbox({ keepMs: 60_000, audioKeepMs: 10_000, now: () => now });
+    const sent: ServerEvent[] = [];
+    outbox.attach({ send: (e) => sent.push(e) });
+    const spoken = (seq: number) => ({
+      $case: "output" as const,
+      value: { seq, startMs: seq * 200, durationMs: 200, text: `t${seq}`, audio: { sampleRateHz: 16000, channels: 1, pcm16: new Uint8Array(6400) }, silent: false, latencyMs: 1, finishReason: 0 },
+    });
+    for (let seq = 0; seq < 100; seq++, now += 200) outbox.push(spoken(seq));
+    expect(sent.every((e) => e.event?.$case === "output" && e.event.value.audio !== undefined)).toBe(true);
+    const resumed: ServerEvent[] = [];
+    outbox.detach();
+    expect(outbox.attach({ send: (e) => resumed.push(e) }, 0)).toBe(true);
+    const withAudio = resumed.filter((e) => e.event?.$case === "output" && e.event.value.audio !== undefined).map((e) => e.eventSeq);
+    // 20 s of turns: the last ~10 s keep their audio, every turn keeps its text.
+    expect(resumed.map((e) => (e.event?.$case === "output" ? e.event.value.text : ""))).toEqual(Array.from({ length: 100 }, (_, i) => `t${i}`));
+    expect(withAudio.length).toBeGreaterThanOrEqual(50);
+    expect(withAudio.length).toBeLessThanOrEqual(51);
+    expect(withAudio.at(-1)).toBe(100);
+  });
 });

@@ -17,6 +17,13 @@ export interface OutboxOptions {
    * Default: no age limit.
    */
   keepMs?: number;
+  /**
+   * While a stream is attached, output audio older than this is dropped from the
+   * kept events (their text stays): audio is most of a speaking session's bytes
+   * (96 KB/s at 48 kHz), and a resume that far back could not play it in time
+   * anyway. Default 10 s.
+   */
+  audioKeepMs?: number;
   now?: () => number;
 }
 
@@ -31,13 +38,17 @@ export class Outbox {
   private readonly keptAt: number[] = [];
   private readonly capacity: number;
   private readonly keepMs: number;
+  private readonly audioKeepMs: number;
   private readonly now: () => number;
   private seq = 0;
   private sink: EventSink | undefined;
+  /** Kept events before this index carry no audio any more. */
+  private audioFrom = 0;
 
   constructor(options: OutboxOptions = {}) {
     this.capacity = options.capacity ?? 4096;
     this.keepMs = options.keepMs ?? Infinity;
+    this.audioKeepMs = options.audioKeepMs ?? 10_000;
     this.now = options.now ?? (() => performance.now());
   }
 
@@ -61,8 +72,18 @@ export class Outbox {
     this.keptAt.push(now);
     if (this.kept.length >= this.capacity + TRIM_BATCH) this.drop(this.kept.length - this.capacity);
     else if (this.sink && this.keptAt[AGE_TRIM_BATCH - 1]! < now - this.keepMs) this.drop(this.countOlderThan(now - this.keepMs));
+    if (this.sink) this.dropOldAudio(now - this.audioKeepMs);
     this.sink?.send(event);
     return event;
+  }
+
+  private dropOldAudio(before: number): void {
+    for (; this.audioFrom < this.kept.length && this.keptAt[this.audioFrom]! < before; this.audioFrom++) {
+      const kept = this.kept[this.audioFrom]!;
+      const body = kept.event;
+      // A copy, not an edit: the event sent may still wait in the transport's queue with its audio.
+      if (body?.$case === "output" && body.value.audio) this.kept[this.audioFrom] = { ...kept, event: { $case: "output", value: { ...body.value, audio: undefined } } };
+    }
   }
 
   /** Whether every event after `afterSeq` is still kept, so a stream resuming from there misses nothing. */
@@ -102,5 +123,6 @@ export class Outbox {
   private drop(n: number): void {
     this.kept.splice(0, n);
     this.keptAt.splice(0, n);
+    this.audioFrom = Math.max(0, this.audioFrom - n);
   }
 }

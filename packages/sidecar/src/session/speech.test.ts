@@ -41,10 +41,25 @@ describe("Speech", () => {
     expect(own.durationMs).toBe(200);
     const resampled = new Speech({ outputMode: OutputMode.OUTPUT_MODE_AUDIO, outputSampleRateHz: 48000 }, speaking).output({ pcm16, sampleRateHz: 16000 })!;
     expect(resampled.audio.sampleRateHz).toBe(48000);
-    expect(resampled.audio.pcm16.length).toBe(3200 * 3 * 2);
-    expect(resampled.durationMs).toBe(200);
+    // The resampler holds back its filter's few ms for the next turn.
+    const samples = resampled.audio.pcm16.length / 2;
+    expect(samples).toBeGreaterThan(9600 - 200);
+    expect(samples).toBeLessThanOrEqual(9600);
+    expect(resampled.durationMs).toBe(Math.round((samples / 48000) * 1000));
     // Three 12.5 ms tokens: 37.5 ms is sent as whole ms (duration_ms is an integer field).
     expect(new Speech({ outputMode: OutputMode.OUTPUT_MODE_AUDIO, outputSampleRateHz: 0 }, speaking).output({ pcm16: tone(600, 16000), sampleRateHz: 16000 })!.durationMs).toBe(38);
+  });
+
+  it("resamples turns as one stream: two turns join exactly as the whole would, and a reset starts afresh", () => {
+    const config = { outputMode: OutputMode.OUTPUT_MODE_AUDIO, outputSampleRateHz: 44100 };
+    const whole = tone(6400, 16000);
+    const joined = new Speech(config, speaking);
+    const first = joined.output({ pcm16: whole.subarray(0, 6400), sampleRateHz: 16000 })!.audio.pcm16;
+    const second = joined.output({ pcm16: whole.subarray(6400), sampleRateHz: 16000 })!.audio.pcm16;
+    const once = new Speech(config, speaking).output({ pcm16: whole, sampleRateHz: 16000 })!.audio.pcm16;
+    expect(Buffer.concat([first, second]).equals(Buffer.from(once))).toBe(true);
+    joined.reset();
+    expect(Buffer.from(joined.output({ pcm16: whole.subarray(0, 6400), sampleRateHz: 16000 })!.audio.pcm16).equals(Buffer.from(first))).toBe(true);
   });
 
   it("gives nothing for a session that does not speak, for no audio, and drops half a sample", () => {

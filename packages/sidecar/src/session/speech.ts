@@ -3,7 +3,7 @@
 // as the client asked for it (PCM16 mono at output_sample_rate_hz, the engine's
 // own rate when 0). A turn's audio sets its place on the output timeline, so
 // pacing and barge-in follow what is heard rather than a guess from the text.
-import { float32ToPcm16Bytes, pcm16BytesToFloat32, resample } from "@microturn/media";
+import { float32ToPcm16Bytes, pcm16BytesToFloat32, Resampler } from "@microturn/media";
 import { ErrorCode, Modality, OutputMode, type PcmAudio, type SessionConfig } from "@microturn/protocol";
 import type { EngineCapabilities } from "../engines/engine.js";
 import { SessionFault } from "../errors.js";
@@ -15,6 +15,12 @@ export class Speech {
   /** Whether the session asked for audio (and the engine can give it). */
   readonly speaks: boolean;
   private readonly outputRateHz: number;
+  /**
+   * One resampler for the whole stream, so turn boundaries join without a click
+   * (resampling each turn alone pads it with silence on both sides) and its
+   * table is built once. It holds back its filter's few ms until the next turn.
+   */
+  private resampler: Resampler | undefined;
 
   /** Throws the fatal SessionFault a start deserves when the config asks for what the engine cannot do. */
   constructor(config: Pick<SessionConfig, "outputMode" | "outputSampleRateHz">, capabilities: Pick<EngineCapabilities, "engine" | "outputModalities">) {
@@ -43,8 +49,19 @@ export class Speech {
     const rate = this.outputRateHz || audio.sampleRateHz;
     // An odd trailing byte is half a sample: dropped.
     const whole = audio.pcm16.length % 2 === 0 ? audio.pcm16 : audio.pcm16.subarray(0, audio.pcm16.length - 1);
-    const pcm16 = rate === audio.sampleRateHz ? whole : float32ToPcm16Bytes(resample(pcm16BytesToFloat32(whole), audio.sampleRateHz, rate));
+    const pcm16 = rate === audio.sampleRateHz ? whole : float32ToPcm16Bytes(this.resamplerFor(audio.sampleRateHz, rate).push(pcm16BytesToFloat32(whole)));
+    if (pcm16.length === 0) return undefined;
     // Whole ms, as OutputChunk.duration_ms is (a fraction fails the event's encoding).
     return { audio: { sampleRateHz: rate, channels: 1, pcm16 }, durationMs: Math.round((pcm16.length / 2 / rate) * 1000) };
+  }
+
+  /** The stream broke (a barge-in cut it, a rollover): what the resampler holds back belongs to unsaid audio. */
+  reset(): void {
+    this.resampler = undefined;
+  }
+
+  private resamplerFor(fromRate: number, toRate: number): Resampler {
+    if (this.resampler?.fromRate !== fromRate) this.resampler = new Resampler(fromRate, toRate);
+    return this.resampler;
   }
 }
