@@ -259,8 +259,12 @@ class ReferenceEngine:
                     # A speaking session gets a piece per token: its audio is not held back with the text.
                     yield OutputPiece(text[emitted:max(safe, emitted)], position, audio)
                     emitted = max(safe, emitted)
-            if finish is not Finish.STOP and len(text) > emitted:
-                yield OutputPiece(text[emitted:], session.length)
+            # The model yielded the turn: its utterance ends here, so the vocoder's last
+            # 37.5 ms come out now (fading), not at the start of its next utterance.
+            tail = self._flush_voice(voice) if voice and finish in (Finish.STOP, Finish.SILENT) else b""
+            rest = text[emitted:] if finish is not Finish.STOP else ""
+            if rest or tail:
+                yield OutputPiece(rest, session.length, tail)
             yield TurnSummary(
                 finish=finish,
                 position_tokens=session.length,
@@ -280,11 +284,16 @@ class ReferenceEngine:
                     if session_id in self.table:
                         self.table.close(session_id)
 
+    def _flush_voice(self, voice: StreamingVocoder) -> bytes:
+        return self._pcm(voice.flush())
+
+    def _pcm(self, samples: torch.Tensor) -> bytes:
+        if self.speech_ceiling is not None:
+            samples = self.speech_ceiling * torch.tanh(samples / self.speech_ceiling)
+        return to_pcm16(samples)
+
     def _speak(self, voice: StreamingVocoder, hidden: torch.Tensor, generator: torch.Generator) -> bytes:
         """One token's audio: the flow head's frame for ``hidden``, read as log10 mel in
         the dMel convention (the vocoder clamps it to [-7, 2]), vocoded to 200 samples."""
         frame = self.model.audio_head.sample(hidden, steps=self.audio_flow_steps, generator=generator)
-        samples = voice.push(frame)
-        if self.speech_ceiling is not None:
-            samples = self.speech_ceiling * torch.tanh(samples / self.speech_ceiling)
-        return to_pcm16(samples)
+        return self._pcm(voice.push(frame))

@@ -14,7 +14,8 @@ vocoder emits samples only once every frame overlapping them is in, so its
 output stream is the analysed signal delayed by STREAM_DELAY_SAMPLES (600, i.e.
 37.5 ms), starting with a 37.5 ms fade-in, and yields exactly 200 samples per
 frame. The last 600 samples of a stream sit in the overlap state until more
-frames come; reset() drops them (a rewind or a close).
+frames come; flush() returns them when an utterance ends, reset() drops them (a
+rewind or a close).
 
 Limits: the filterbank drops everything below 80 Hz and above 7600 Hz and
 blurs each band to its filter's width; the phases are estimated, so voices
@@ -118,6 +119,14 @@ class StreamingVocoder:
         self.overlap = torch.zeros(STREAM_DELAY_SAMPLES, dtype=self.inv.dtype)
         self.phase = torch.zeros(_BINS, dtype=self.inv.dtype)
         self.frames = 0
+
+    def flush(self) -> torch.Tensor:
+        """Ends an utterance: the STREAM_DELAY_SAMPLES still held in the overlap
+        (they fade out, as no later frame adds to them), then a fresh start, so
+        the next utterance does not open with this one's tail."""
+        tail = self.overlap / self.inv.norm if self.frames else torch.zeros(0, dtype=self.inv.dtype)
+        self.reset()
+        return tail
 
     def push(self, log_mel: torch.Tensor) -> torch.Tensor:
         """[frames, 80] log10 mel -> [frames * 200] float samples (full scale 1.0, unclipped)."""

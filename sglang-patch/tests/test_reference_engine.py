@@ -12,6 +12,7 @@ from microturn_sglang.reference_engine import (
     TurnSummary,
 )
 from microturn_sglang.session_kv import RewindOutOfRange, SessionBusy, SessionNotFound
+from microturn_sglang.vocoder import STREAM_DELAY_SAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -156,14 +157,24 @@ def test_end_of_turn_and_stop_strings_in_a_speaking_session(model, monkeypatch):
     pieces, done = speak_turn(engine, "s", text="go", max_output_tokens=10)
     assert done.finish is Finish.STOP and done.output_tokens == 6
     assert "".join(p.text for p in pieces) == "abXYc"
-    # Five spoken tokens; <end-of-turn> says nothing.
-    assert len(b"".join(p.audio for p in pieces)) == 2 * AUDIO_SAMPLES_PER_TOKEN * 5
+    # Five spoken tokens; <end-of-turn> says nothing, and ends the utterance: the vocoder's
+    # held 37.5 ms come out with the last piece, fading.
+    tail = 2 * STREAM_DELAY_SAMPLES
+    assert [len(p.audio) for p in pieces] == [2 * AUDIO_SAMPLES_PER_TOKEN] * 5 + [tail]
+    assert pieces[-1].text == "" and pieces[-1].position_tokens == done.position_tokens
+    faded = np.frombuffer(pieces[-1].audio, dtype="<i2").astype(np.float64)
+    assert np.abs(faded[-50:]).mean() < np.abs(faded[:50]).mean()
     script = iter([ord("a"), ord("X"), ord("Y"), ord("b")])
     pieces, done = speak_turn(engine, "s", seq=1, text="go", max_output_tokens=10, stop=["XY"])
     # The stop string is cut from the text, not from the audio: every token in the sequence was spoken.
     assert done.finish is Finish.STOP and "".join(p.text for p in pieces) == "a"
-    assert [len(p.audio) for p in pieces] == [2 * AUDIO_SAMPLES_PER_TOKEN] * 3
+    assert [len(p.audio) for p in pieces] == [2 * AUDIO_SAMPLES_PER_TOKEN] * 3 + [tail]
     assert pieces[-1].position_tokens == done.position_tokens
+    # A turn cut by its budget (LENGTH) goes on speaking next turn: nothing is flushed.
+    script = iter([ord("a")] * 3)
+    pieces, done = speak_turn(engine, "s", seq=2, text="go", max_output_tokens=3)
+    assert done.finish is Finish.LENGTH
+    assert [len(p.audio) for p in pieces] == [2 * AUDIO_SAMPLES_PER_TOKEN] * 3
 
 
 def test_speech_ceiling_limits_the_voice_softly(model):

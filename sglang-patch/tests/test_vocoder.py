@@ -129,3 +129,16 @@ def test_out_of_range_and_non_finite_mel_give_finite_clipped_pcm():
 def test_shape_is_checked():
     with pytest.raises(ValueError):
         StreamingVocoder().push(torch.zeros(3, 40))
+
+
+def test_flush_ends_an_utterance_and_starts_the_next_fresh():
+    frames = torch.full((6, 80), -2.0)
+    voice = StreamingVocoder()
+    first = voice.push(frames)
+    tail = voice.flush()
+    assert tail.shape == (STREAM_DELAY_SAMPLES,) and torch.isfinite(tail).all()
+    # After a flush the stream starts over: the same frames give the same samples as a fresh vocoder.
+    assert torch.equal(voice.push(frames), first)
+    # Flushing a stream that said nothing gives nothing.
+    assert StreamingVocoder().flush().numel() == 0
+

@@ -127,8 +127,8 @@ describe.skipIf(!available)("a speaking session: app ⇄ sidecar ⇄ Python engi
         const samples = out.audio!.pcm16.length / 2;
         expect(samples).toBeGreaterThan(0);
         expect(out.durationMs).toBe(Math.round((samples / 24000) * 1000));
-        // At most the budget: 8 tokens of 12.5 ms.
-        expect(out.durationMs).toBeLessThanOrEqual(8 * 12.5 + 1);
+        // At most the budget, 8 tokens of 12.5 ms, the vocoder's 37.5 ms tail when the model ends its turn, and the few ms the resampler held back from the turn before.
+        expect(out.durationMs).toBeLessThanOrEqual(8 * 12.5 + 37.5 + 5);
       }
     } finally {
       client.close();

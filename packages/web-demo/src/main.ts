@@ -69,7 +69,9 @@ function report(error: unknown): void {
  */
 async function connectSpeakingIfPossible(client: Microturn, sampleRateHz: number): Promise<InteractionSession> {
   const config = { instructions: "You are a friendly voice assistant. Keep answers short.", unsupportedInput: UNSUPPORTED_INPUT_NOTE, record };
-  const speaking = client.session({ ...config, outputMode: OUTPUT_MODE_AUDIO, outputSampleRateHz: sampleRateHz });
+  // The sidecar sends 8-48 kHz; a page running faster takes 48 kHz and lets Web Audio resample.
+  const outputSampleRateHz = Math.min(48_000, Math.max(8_000, Math.round(sampleRateHz)));
+  const speaking = client.session({ ...config, outputMode: OUTPUT_MODE_AUDIO, outputSampleRateHz });
   try {
     return await speaking.connect({ signal: AbortSignal.timeout(15_000) });
   } catch (error) {
