@@ -197,7 +197,7 @@ export class EngineSequence {
     if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${chunk.seq} without a result`, { seq: chunk.seq });
     this.largestInputTokens = Math.max(this.largestInputTokens, result.inputEnd - result.inputStart);
     if (audio.length === 0 || audioRate <= 0) return { text, result };
-    return { text, result, audio: { pcm16: audio.length === 1 ? audio[0]! : concatBytes(audio), sampleRateHz: audioRate } };
+    return { text, result, audio: { pcm16: audio.length === 1 ? audio[0]! : Buffer.concat(audio), sampleRateHz: audioRate } };
   }
 
   private capacityTokens(): number {
@@ -217,14 +217,4 @@ export class EngineSequence {
     this.opts.onRollover({ fromTokens: old.positionTokens, toTokens: fresh.positionTokens, carriedLines });
     await old.close().catch(() => undefined);
   }
-}
-
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

@@ -1,19 +1,9 @@
-import { ErrorCode, type InputChunk } from "@microturn/protocol";
+import { ErrorCode, InputChunk } from "@microturn/protocol";
 import { describe, expect, it } from "vitest";
 import { SessionFault } from "../errors.js";
 import { INPUT_LIMITS, validateInputChunk } from "./input-validation.js";
 
-const chunk = (parts: Partial<InputChunk> = {}): InputChunk => ({
-  seq: 3,
-  startMs: 600,
-  durationMs: 200,
-  text: "",
-  frames: [],
-  patches: [],
-  userSpeaking: false,
-  toolChoice: "",
-  ...parts,
-});
+const chunk = (parts: Partial<InputChunk> = {}): InputChunk => InputChunk.fromPartial({ seq: 3, startMs: 600, durationMs: 200, ...parts });
 
 const frame = (widthPx: number, heightPx: number, rgb = new Uint8Array(widthPx * heightPx * 3)) => ({ widthPx, heightPx, rgb, offsetMs: 0 });
 
