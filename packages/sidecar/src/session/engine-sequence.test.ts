@@ -169,3 +169,34 @@ describe("EngineSequence and transient engine failures", () => {
     expect(aborted.session.attempts).toBe(1);
   });
 });
+
+describe("EngineSequence and speech", () => {
+  it("keeps the audio of text the tool-call parser held back once the text is released, and drops the audio of markup", async () => {
+    const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
+    const session = await engine.openSession({});
+    const pieces = ["a", "<", "b", "<tool_call>", "{}", "</tool_call>"];
+    const wrapped = Object.create(session) as EngineSession;
+    wrapped.append = async function* () {
+      for (const [i, text] of pieces.entries()) yield { type: "delta", text, positionTokens: i + 1, audioPcm16: new Uint8Array([i, i]), audioSampleRateHz: 16000 };
+      yield { type: "done", done: { finishReason: 2, positionTokens: pieces.length, inputEndTokens: 0, inputTokens: 0, outputTokens: pieces.length, appendMs: 0, turnMs: 0 } };
+    };
+    const sequence = new EngineSequence({ session: wrapped, systemPrompt: "", onRollover: () => undefined });
+    // A parser in miniature: "<" is held until the next piece shows it opens no call; call markup is never shown.
+    let holding = "";
+    let inCall = false;
+    const visible = (text: string): string => {
+      if (inCall || text.startsWith("<tool_call>")) {
+        inCall = !text.endsWith("</tool_call>");
+        return "";
+      }
+      if (text === "<") return ((holding = text), "");
+      const shown = holding + text;
+      holding = "";
+      return shown;
+    };
+    const { text, audio } = await sequence.turn(chunk(0, 1), { maxOutputTokens: 8 }, () => [], visible);
+    expect(text).toBe("a<b");
+    expect([...audio!.pcm16]).toEqual([0, 0, 1, 1, 2, 2]);
+    expect(audio!.sampleRateHz).toBe(16000);
+  });
+});

@@ -169,6 +169,7 @@ export class EngineSequence {
     let result: TurnOutput["result"] | undefined;
     let deltas = 0;
     const audio: Uint8Array[] = [];
+    const held: Uint8Array[] = [];
     let audioRate = 0;
     const inputStart = this.current.positionTokens;
     try {
@@ -177,10 +178,15 @@ export class EngineSequence {
           deltas++;
           const visible = onDelta(out.text);
           text += visible;
-          // Speech goes with what the listener gets: the audio of a delta whose text was all tool-call markup is dropped.
-          if (out.audioPcm16 && out.audioPcm16.length > 0 && (visible !== "" || out.text === "")) {
-            audio.push(out.audioPcm16);
-            audioRate = out.audioSampleRateHz ?? audioRate;
+          // Speech goes with what the listener gets. Audio whose text the tool-call parser holds back (it may open
+          // a call) waits with it: spoken when the text is released later in the turn, dropped if it never is.
+          const spoken = out.audioPcm16 && out.audioPcm16.length > 0 ? out.audioPcm16 : undefined;
+          if (spoken) audioRate = out.audioSampleRateHz ?? audioRate;
+          if (visible === "" && out.text !== "") {
+            if (spoken) held.push(spoken);
+          } else {
+            if (held.length > 0) audio.push(...held.splice(0));
+            if (spoken) audio.push(spoken);
           }
         }
         else {
