@@ -456,11 +456,17 @@ export interface ToolSpec {
 export interface SessionConfig {
   /** Input modalities the client will send. */
   inputModalities: Modality[];
-  /** Output the client wants. */
+  /**
+   * Output the client wants. AUDIO on an engine that produces text only is
+   * refused at start with UNSUPPORTED_MODALITY (fatal).
+   */
   outputMode: OutputMode;
   /** Sample rate of PCM the client sends, in Hz (resampled to 16 kHz). */
   inputSampleRateHz: number;
-  /** Sample rate of PCM the client wants back, in Hz. */
+  /**
+   * Sample rate of PCM the client wants back, in Hz: 8000-48000, or 0 for the
+   * engine's own rate.
+   */
   outputSampleRateHz: number;
   /** Voice name for audio output; empty takes the engine default. */
   voice: string;
