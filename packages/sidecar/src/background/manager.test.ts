@@ -128,6 +128,16 @@ describe("BackgroundManager", () => {
     expect(code(() => manager.start({ task: "   ", fromModel: false, conversation: [] }))).toBe("invalid_argument");
   });
 
+  it("numbers the tasks that come without an id, per session, skipping ids a client chose", () => {
+    server.setScript({ kind: "hang" });
+    const manager = make({ maxConcurrent: 4, maxQueued: 4 });
+    expect(manager.start({ task: "one", fromModel: true, conversation: [] })).toBe("task_1");
+    expect(manager.start({ taskId: "task_2", task: "the client's", fromModel: false, conversation: [] })).toBe("task_2");
+    expect(manager.start({ task: "two", fromModel: true, conversation: [] })).toBe("task_3");
+    // Another session's manager starts from 1 again: the same conversation replayed names its tasks the same.
+    expect(make().start({ task: "one", fromModel: true, conversation: [] })).toBe("task_1");
+  });
+
   it("times a slow task out: TIMED_OUT, and the HTTP call is aborted", async () => {
     server.setScript({ kind: "stream", content: ["slow", "slower"], delayMs: 400 });
     const manager = make();

@@ -3,7 +3,6 @@
 // cap, with deadlines, cancellation, coalesced progress and server-side tool
 // rounds. Failures become FAILED updates; nothing a task does throws into the
 // session or waits on it.
-import { randomUUID } from "node:crypto";
 import { EventEmitter } from "eventemitter3";
 import { DeliveryMode, TaskStatus, type BackgroundUpdate } from "@microturn/protocol";
 import type { ToolOutcome } from "../tools/errors.js";
@@ -96,6 +95,7 @@ export class BackgroundManager extends EventEmitter<BackgroundManagerEvents> {
   private readonly context: ContextPackageOptions;
 
   private readonly tasks = new Map<string, TaskState>();
+  private generatedIds = 0;
   private readonly queue: TaskState[] = [];
   private running = 0;
   /** Ids that finished lately: cancelling one of them is a no-op, not NOT_FOUND. */
@@ -124,6 +124,19 @@ export class BackgroundManager extends EventEmitter<BackgroundManagerEvents> {
     return this.queue.length;
   }
 
+  /**
+   * An id for a task that came without one (the model's delegate calls):
+   * numbered per session, so a replay on the same engine names the tasks as the
+   * recording did and its recorded cancels find them; an id a client chose is
+   * skipped.
+   */
+  private nextId(): string {
+    let id: string;
+    do id = `task_${++this.generatedIds}`;
+    while (this.tasks.has(id));
+    return id;
+  }
+
   /** Ids of tasks queued or running. */
   get taskIds(): string[] {
     return [...this.tasks.keys()];
@@ -137,7 +150,7 @@ export class BackgroundManager extends EventEmitter<BackgroundManagerEvents> {
   start(request: StartTaskRequest): string {
     const task = request.task.trim();
     if (task === "") throw new BackgroundError("invalid_argument", "a background task needs a non-empty task text");
-    const id = request.taskId !== undefined && request.taskId !== "" ? request.taskId : `task_${randomUUID()}`;
+    const id = request.taskId !== undefined && request.taskId !== "" ? request.taskId : this.nextId();
     if (this.tasks.has(id)) throw new BackgroundError("already_exists", `background task "${id}" is already queued or running`, { taskId: id });
     const mustQueue = this.running >= this.maxConcurrent;
     if (mustQueue && this.queue.length >= this.maxQueued) {
