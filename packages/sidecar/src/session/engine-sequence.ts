@@ -101,9 +101,12 @@ export class EngineSequence {
         // session to spare right now: the turn goes on in the current sequence, which says if it is full.
       }
     }
+    const before = this.current.positionTokens;
+    const started = performance.now();
     try {
-      return await this.appendRetrying(chunk, options, onDelta);
+      return await this.append(chunk, options, onDelta);
     } catch (err) {
+      if (err instanceof FailedBeforeOutput) return this.retry(err, before, started, chunk, options, onDelta);
       if (!(err instanceof SequenceFull)) throw err;
       // The estimate missed (a chunk much larger than earlier ones): roll over and
       // try once more, unless the chunk alone is too large for a fresh sequence.
@@ -115,30 +118,51 @@ export class EngineSequence {
     }
   }
 
+  /** Appends, retrying transient failures before any output (see retry). */
+  private async appendRetrying(chunk: EngineChunk, options: AppendOptions, onDelta: (text: string) => string): Promise<TurnOutput> {
+    const before = this.current.positionTokens;
+    const started = performance.now();
+    try {
+      return await this.append(chunk, options, onDelta);
+    } catch (err) {
+      if (err instanceof FailedBeforeOutput) return this.retry(err, before, started, chunk, options, onDelta);
+      throw err;
+    }
+  }
+
   /**
    * The chunk was acked, so the client will not send it again: a transient
-   * failure before any output, with the sequence where it was, is retried here.
+   * failure before any output is retried here, after the first attempt that
+   * began at `before` (sequence position) and `started` (clock) failed.
    */
-  private async appendRetrying(chunk: EngineChunk, options: AppendOptions, onDelta: (text: string) => string): Promise<TurnOutput> {
+  private async retry(
+    failure: FailedBeforeOutput,
+    before: number,
+    started: number,
+    chunk: EngineChunk,
+    options: AppendOptions,
+    onDelta: (text: string) => string,
+  ): Promise<TurnOutput> {
+    let err = failure;
     for (let attempt = 0; ; attempt++) {
-      const before = this.current.positionTokens;
-      const started = performance.now();
+      const delayMs = RETRY_DELAYS_MS[attempt];
+      if (delayMs === undefined || options.signal?.aborted || performance.now() - started > QUICK_FAILURE_MS) throw err.cause;
+      try {
+        // `busy` is a refusal: nothing was appended. Any other failure may have come after the engine took the
+        // input (a remote one reports positions only with output), so the sequence is put back where it was
+        // first; an engine that cannot (no rewind, or still busy with the turn) is not retried.
+        if (err.cause.code !== "busy") await this.current.rewind(before);
+        if (this.current.positionTokens !== before) throw err.cause;
+        await sleep(delayMs, undefined, options.signal ? { signal: options.signal } : {});
+      } catch {
+        throw err.cause;
+      }
+      started = performance.now();
       try {
         return await this.append(chunk, options, onDelta);
-      } catch (err) {
-        if (!(err instanceof FailedBeforeOutput)) throw err;
-        const delayMs = RETRY_DELAYS_MS[attempt];
-        if (delayMs === undefined || options.signal?.aborted || performance.now() - started > QUICK_FAILURE_MS) throw err.cause;
-        try {
-          // `busy` is a refusal: nothing was appended. Any other failure may have come after the engine took the
-          // input (a remote one reports positions only with output), so the sequence is put back where it was
-          // first; an engine that cannot (no rewind, or still busy with the turn) is not retried.
-          if (err.cause.code !== "busy") await this.current.rewind(before);
-          if (this.current.positionTokens !== before) throw err.cause;
-          await sleep(delayMs, undefined, options.signal ? { signal: options.signal } : {});
-        } catch {
-          throw err.cause;
-        }
+      } catch (again) {
+        if (!(again instanceof FailedBeforeOutput)) throw again;
+        err = again;
       }
     }
   }
@@ -168,8 +192,9 @@ export class EngineSequence {
     let text = "";
     let result: TurnOutput["result"] | undefined;
     let deltas = 0;
-    const audio: Uint8Array[] = [];
-    const held: Uint8Array[] = [];
+    // Made only when the engine speaks: a text turn allocates nothing for audio.
+    let audio: Uint8Array[] | undefined;
+    let held: Uint8Array[] | undefined;
     let audioRate = 0;
     const inputStart = this.current.positionTokens;
     try {
@@ -183,13 +208,13 @@ export class EngineSequence {
           const spoken = out.audioPcm16 && out.audioPcm16.length > 0 ? out.audioPcm16 : undefined;
           if (spoken) audioRate = out.audioSampleRateHz ?? audioRate;
           if (visible === "" && out.text !== "") {
-            if (spoken) held.push(spoken);
-          } else {
-            if (held.length > 0) audio.push(...held.splice(0));
+            if (spoken) (held ??= []).push(spoken);
+          } else if (spoken || held) {
+            audio ??= [];
+            if (held) audio.push(...held.splice(0));
             if (spoken) audio.push(spoken);
           }
-        }
-        else {
+        } else {
           // A remote engine's timing is only reported, never trusted: NaN or a negative figure counts as 0.
           const appendMs = Number.isFinite(out.done.appendMs) && out.done.appendMs > 0 ? out.done.appendMs : 0;
           result = { finishReason: out.done.finishReason, appendMs, inputStart, inputEnd: out.done.inputEndTokens, outputEnd: out.done.positionTokens };
@@ -202,7 +227,7 @@ export class EngineSequence {
     }
     if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${chunk.seq} without a result`, { seq: chunk.seq });
     this.largestInputTokens = Math.max(this.largestInputTokens, result.inputEnd - result.inputStart);
-    if (audio.length === 0 || audioRate <= 0) return { text, result };
+    if (!audio || audio.length === 0 || audioRate <= 0) return { text, result };
     return { text, result, audio: { pcm16: audio.length === 1 ? audio[0]! : Buffer.concat(audio), sampleRateHz: audioRate } };
   }
 
