@@ -127,13 +127,13 @@ export class BackgroundManager extends EventEmitter<BackgroundManagerEvents> {
   /**
    * An id for a task that came without one (the model's delegate calls):
    * numbered per session, so a replay on the same engine names the tasks as the
-   * recording did and its recorded cancels find them; an id a client chose is
-   * skipped.
+   * recording did and its recorded cancels find them; an id a client chose
+   * (running, or among the recently finished) is skipped.
    */
   private nextId(): string {
     let id: string;
     do id = `task_${++this.generatedIds}`;
-    while (this.tasks.has(id));
+    while (this.tasks.has(id) || this.recent.has(id));
     return id;
   }
 

@@ -147,6 +147,48 @@ describe("EngineSequence and transient engine failures", () => {
     expect((session as unknown as { text: string }).text).toBe("be brief<t=0.0s>w0 w1w0 w1");
   });
 
+  it("waits before the rewind, and takes a rewind refused for a passing reason as one more failed attempt", async () => {
+    const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
+    const session = await engine.openSession({ systemPrompt: "be brief" });
+    let failures = 1;
+    let rewindRefusals = 1;
+    const wrapped = Object.create(session) as EngineSession;
+    wrapped.append = async function* (c, options) {
+      if (failures-- > 0) {
+        const inner = session.append(c, options)[Symbol.asyncIterator]();
+        await inner.next();
+        await inner.return?.(undefined);
+        throw new EngineError("unavailable", "connection reset");
+      }
+      yield* session.append(c, options);
+    };
+    wrapped.rewind = async (position) => {
+      if (rewindRefusals-- > 0) throw new EngineError("busy", "the failed turn is still being torn down");
+      return session.rewind(position);
+    };
+    const sequence = new EngineSequence({ session: wrapped, systemPrompt: "be brief", onRollover: () => undefined });
+    const { text } = await sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same);
+    expect(text).toBe("w0 w1");
+    expect((session as unknown as { text: string }).text).toBe("be brief<t=0.0s>w0 w1w0 w1");
+  });
+
+  it("rolls over when a retry finds the sequence full", async () => {
+    const { sequence, samples } = await sequenceOn(60);
+    // Nearly full: the next chunk does not fit; the first attempt fails transiently, the retry says too_large.
+    const current = (sequence as unknown as { current: EngineSession }).current;
+    let failures = 1;
+    const realAppend = current.append.bind(current);
+    current.append = async function* (c, options) {
+      if (failures-- > 0) throw new EngineError("busy", "a moment");
+      yield* realAppend(c, options);
+    };
+    for (let seq = 0; seq < 3; seq++) await sequence.turn(chunk(seq, 3), { maxOutputTokens: 2 }, () => [], same);
+    failures = 1;
+    const big = await sequence.turn(chunk(3, 50), { maxOutputTokens: 2 }, () => [{ role: "user", text: "earlier", startMs: 0 }], same);
+    expect(big.text).toBe("w0 w1");
+    expect(samples.length).toBeGreaterThanOrEqual(1);
+  });
+
   it("gives up after two retries with the engine's error", async () => {
     const { session, sequence } = await on(3, "unavailable");
     await expect(sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same)).rejects.toMatchObject({ code: "unavailable" });
@@ -174,7 +216,8 @@ describe("EngineSequence and speech", () => {
   it("keeps the audio of text the tool-call parser held back once the text is released, and drops the audio of markup", async () => {
     const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
     const session = await engine.openSession({});
-    const pieces = ["a", "<", "b", "<tool_call>", "{}", "</tool_call>"];
+    // Then speech after the call in the same turn, and the vocoder's tail with no text (as the reference engine sends it).
+    const pieces = ["a", "<", "b", "<tool_call>", "{}", "</tool_call>", "c", ""];
     const wrapped = Object.create(session) as EngineSession;
     wrapped.append = async function* () {
       for (const [i, text] of pieces.entries()) yield { type: "delta", text, positionTokens: i + 1, audioPcm16: new Uint8Array([i, i]), audioSampleRateHz: 16000 };
@@ -195,8 +238,9 @@ describe("EngineSequence and speech", () => {
       return shown;
     };
     const { text, audio } = await sequence.turn(chunk(0, 1), { maxOutputTokens: 8 }, () => [], visible);
-    expect(text).toBe("a<b");
-    expect([...audio!.pcm16]).toEqual([0, 0, 1, 1, 2, 2]);
+    expect(text).toBe("a<bc");
+    // The markup's audio (3, 4, 5) is not spoken, not even when later pieces release nothing held; the tail waits with it.
+    expect([...audio!.pcm16]).toEqual([0, 0, 1, 1, 2, 2, 6, 6]);
     expect(audio!.sampleRateHz).toBe(16000);
   });
 });

@@ -101,12 +101,9 @@ export class EngineSequence {
         // session to spare right now: the turn goes on in the current sequence, which says if it is full.
       }
     }
-    const before = this.current.positionTokens;
-    const started = performance.now();
     try {
-      return await this.append(chunk, options, onDelta);
+      return await this.appendRetrying(chunk, options, onDelta);
     } catch (err) {
-      if (err instanceof FailedBeforeOutput) return this.retry(err, before, started, chunk, options, onDelta);
       if (!(err instanceof SequenceFull)) throw err;
       // The estimate missed (a chunk much larger than earlier ones): roll over and
       // try once more, unless the chunk alone is too large for a fresh sequence.
@@ -118,14 +115,14 @@ export class EngineSequence {
     }
   }
 
-  /** Appends, retrying transient failures before any output (see retry). */
+  /** Appends, retrying transient failures before any output (see retry); a full sequence comes out as SequenceFull. */
   private async appendRetrying(chunk: EngineChunk, options: AppendOptions, onDelta: (text: string) => string): Promise<TurnOutput> {
     const before = this.current.positionTokens;
     const started = performance.now();
     try {
       return await this.append(chunk, options, onDelta);
     } catch (err) {
-      if (err instanceof FailedBeforeOutput) return this.retry(err, before, started, chunk, options, onDelta);
+      if (err instanceof FailedBeforeOutput) return await this.retry(err, before, started, chunk, options, onDelta);
       throw err;
     }
   }
@@ -148,15 +145,24 @@ export class EngineSequence {
       const delayMs = RETRY_DELAYS_MS[attempt];
       if (delayMs === undefined || options.signal?.aborted || performance.now() - started > QUICK_FAILURE_MS) throw err.cause;
       try {
-        // `busy` is a refusal: nothing was appended. Any other failure may have come after the engine took the
-        // input (a remote one reports positions only with output), so the sequence is put back where it was
-        // first; an engine that cannot (no rewind, or still busy with the turn) is not retried.
-        if (err.cause.code !== "busy") await this.current.rewind(before);
-        if (this.current.positionTokens !== before) throw err.cause;
+        // The wait comes first: a channel still reconnecting, or a server still tearing the failed turn down,
+        // would refuse the rewind below too.
         await sleep(delayMs, undefined, options.signal ? { signal: options.signal } : {});
       } catch {
         throw err.cause;
       }
+      if (err.cause.code !== "busy") {
+        // `busy` is a refusal: nothing was appended. Any other failure may have come after the engine took the
+        // input (a remote one reports positions only with output), so the sequence is put back where it was
+        // first. A rewind refused for a passing reason is one more failed attempt; otherwise no retry.
+        try {
+          await this.current.rewind(before);
+        } catch (rewindError) {
+          if (EngineError.isInstance(rewindError) && rewindError.retryable) continue;
+          throw err.cause;
+        }
+      }
+      if (this.current.positionTokens !== before) throw err.cause;
       started = performance.now();
       try {
         return await this.append(chunk, options, onDelta);
@@ -207,12 +213,15 @@ export class EngineSequence {
           // a call) waits with it: spoken when the text is released later in the turn, dropped if it never is.
           const spoken = out.audioPcm16 && out.audioPcm16.length > 0 ? out.audioPcm16 : undefined;
           if (spoken) audioRate = out.audioSampleRateHz ?? audioRate;
-          if (visible === "" && out.text !== "") {
-            if (spoken) (held ??= []).push(spoken);
-          } else if (spoken || held) {
-            audio ??= [];
-            if (held) audio.push(...held.splice(0));
+          if (visible.length > out.text.length && held) {
+            // The parser let go of text it held (it opened no call): that text's audio goes first.
+            (audio ??= []).push(...held.splice(0));
             if (spoken) audio.push(spoken);
+          } else if ((visible === "" && out.text !== "") || (out.text === "" && held && held.length > 0)) {
+            // Text held back (or in a call), or audio with no text while something is held: it waits.
+            if (spoken) (held ??= []).push(spoken);
+          } else if (spoken) {
+            (audio ??= []).push(spoken);
           }
         } else {
           // A remote engine's timing is only reported, never trusted: NaN or a negative figure counts as 0.
