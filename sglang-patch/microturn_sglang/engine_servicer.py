@@ -30,14 +30,18 @@ from microturn_sglang.session_kv import (
 PROTOCOL_VERSION = "1.0"
 ENGINE_NAME = "sglang-patch"
 
-_STATUS = [
-    (SessionNotFound, grpc.StatusCode.NOT_FOUND),
-    (SessionExists, grpc.StatusCode.ALREADY_EXISTS),
-    (SessionBusy, grpc.StatusCode.FAILED_PRECONDITION),
-    (RewindOutOfRange, grpc.StatusCode.OUT_OF_RANGE),
-    (CapacityExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (KvPoolExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
+# Each engine failure: its gRPC status, and the exact engine code sent in the
+# `microturn-error-code` trailer (the status alone cannot tell a full KV pool,
+# retry later, from a sequence that is full).
+ERROR_CODE_TRAILER = "microturn-error-code"
+_ERRORS = [
+    (SessionNotFound, grpc.StatusCode.NOT_FOUND, "unknown_session"),
+    (SessionExists, grpc.StatusCode.ALREADY_EXISTS, "invalid_argument"),
+    (SessionBusy, grpc.StatusCode.FAILED_PRECONDITION, "busy"),
+    (RewindOutOfRange, grpc.StatusCode.OUT_OF_RANGE, "rewind_out_of_range"),
+    (CapacityExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large"),
+    (KvPoolExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED, "unavailable"),
+    (ValueError, grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument"),
 ]
 
 _FINISH = {
@@ -52,31 +56,17 @@ def _major(version: str) -> str:
     return version.split(".", 1)[0].strip()
 
 
-# The exact engine code, sent in the `microturn-error-code` trailer: the status
-# alone cannot tell a full KV pool (retry later) from a sequence that is full.
-ERROR_CODE_TRAILER = "microturn-error-code"
-_ENGINE_CODES = [
-    (SessionNotFound, "unknown_session"),
-    (SessionExists, "invalid_argument"),
-    (SessionBusy, "busy"),
-    (RewindOutOfRange, "rewind_out_of_range"),
-    (CapacityExceeded, "too_large"),
-    (KvPoolExhausted, "unavailable"),
-    (ValueError, "invalid_argument"),
-]
-
-
 def engine_code_for(err: Exception) -> str:
-    for kind, code in _ENGINE_CODES:
+    for kind, _, code in _ERRORS:
         if isinstance(err, kind):
             return code
     return "internal"
 
 
 def status_for(err: Exception) -> grpc.StatusCode:
-    for kind, code in _STATUS:
+    for kind, status, _ in _ERRORS:
         if isinstance(err, kind):
-            return code
+            return status
     return grpc.StatusCode.INTERNAL
 
 
