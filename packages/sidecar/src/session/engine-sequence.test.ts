@@ -126,32 +126,15 @@ describe("EngineSequence and transient engine failures", () => {
     expect(session.attempts).toBe(3);
   });
 
-  it("puts the sequence back before a retry when the engine took the input before failing, so the input goes in once", async () => {
+  /**
+   * An echo session whose first append takes the input and then fails with a
+   * dropped connection before any output arrives, and whose first
+   * `rewindRefusals` rewinds are refused as busy.
+   */
+  async function droppingAfterInput(rewindRefusals = 0) {
     const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
     const session = await engine.openSession({ systemPrompt: "be brief" });
     let failures = 1;
-    const wrapped = Object.create(session) as EngineSession;
-    wrapped.append = async function* (c, options) {
-      if (failures-- > 0) {
-        // The engine appends the input and starts answering, then the connection drops before anything arrives.
-        const inner = session.append(c, options)[Symbol.asyncIterator]();
-        await inner.next();
-        await inner.return?.(undefined);
-        throw new EngineError("unavailable", "connection reset");
-      }
-      yield* session.append(c, options);
-    };
-    const sequence = new EngineSequence({ session: wrapped, systemPrompt: "be brief", onRollover: () => undefined });
-    const { text } = await sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same);
-    expect(text).toBe("w0 w1");
-    expect((session as unknown as { text: string }).text).toBe("be brief<t=0.0s>w0 w1w0 w1");
-  });
-
-  it("waits before the rewind, and takes a rewind refused for a passing reason as one more failed attempt", async () => {
-    const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
-    const session = await engine.openSession({ systemPrompt: "be brief" });
-    let failures = 1;
-    let rewindRefusals = 1;
     const wrapped = Object.create(session) as EngineSession;
     wrapped.append = async function* (c, options) {
       if (failures-- > 0) {
@@ -167,9 +150,21 @@ describe("EngineSequence and transient engine failures", () => {
       return session.rewind(position);
     };
     const sequence = new EngineSequence({ session: wrapped, systemPrompt: "be brief", onRollover: () => undefined });
+    return { sequence, sequenceText: () => (session as unknown as { text: string }).text };
+  }
+
+  it("puts the sequence back before a retry when the engine took the input before failing, so the input goes in once", async () => {
+    const { sequence, sequenceText } = await droppingAfterInput();
     const { text } = await sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same);
     expect(text).toBe("w0 w1");
-    expect((session as unknown as { text: string }).text).toBe("be brief<t=0.0s>w0 w1w0 w1");
+    expect(sequenceText()).toBe("be brief<t=0.0s>w0 w1w0 w1");
+  });
+
+  it("waits before the rewind, and takes a rewind refused for a passing reason as one more failed attempt", async () => {
+    const { sequence, sequenceText } = await droppingAfterInput(1);
+    const { text } = await sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same);
+    expect(text).toBe("w0 w1");
+    expect(sequenceText()).toBe("be brief<t=0.0s>w0 w1w0 w1");
   });
 
   it("rolls over when a retry finds the sequence full", async () => {
