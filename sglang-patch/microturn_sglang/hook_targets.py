@@ -61,6 +61,8 @@ HOOK_TARGETS = (
     HookTarget("sglang.srt.layers.moe.token_dispatcher.standard.StandardCombineInput", "read",
                "what a runner core returns"),
     HookTarget("sglang.srt.layers.moe.utils.MoeRunnerBackend", "read", "the built-in TRITON backend"),
+    HookTarget("sglang.srt.batch_invariant_ops.batch_invariant_ops.is_batch_invariant_mode_enabled", "call",
+               "deterministic inference: keep the fixed-order down kernel (no per-expert split)"),
     HookTarget("sglang.srt.layers.moe.utils.get_moe_runner_backend", "call", "the server's selected backend"),
     HookTarget("sglang.srt.layers.moe.utils.resolve_moe_runner_backend", "call",
                "the RegisteredMoeRunnerBackend for our name"),

@@ -9,6 +9,7 @@ An expert id < 0 (expert not on this rank) contributes nothing.
 """
 
 
+import functools
 from typing import Callable, Optional
 
 import torch
@@ -16,6 +17,21 @@ import triton
 import triton.language as tl
 
 DEFAULT_THRESHOLD_TOKENS = 16
+# The down projection splits per routed expert while one program per (token,
+# output block) would leave the GPU this many waves short of programs (H200,
+# Qwen3-30B-A3B shapes: split wins at T = 1 and 2, ties at 3, loses from 4;
+# docs/benchmarks.md).
+SPLIT_DOWN_BELOW_WAVES = 4
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def split_down_pays(tokens: int, hidden: int, block_n_down: int, multiprocessors: int) -> bool:
+    """Whether the per-expert down split beats one program per (token, output block)."""
+    return tokens * triton.cdiv(hidden, block_n_down) < SPLIT_DOWN_BELOW_WAVES * multiprocessors
 
 
 def moe_reference(
@@ -104,6 +120,36 @@ def _down_combine_kernel(
     tl.store(out_ptr + t * stride_ot + offs_n, acc.to(out_ptr.dtype.element_ty), mask=mask_n)
 
 
+@triton.jit
+def _down_split_kernel(
+    act_ptr, w2_ptr, ids_ptr, weights_ptr, acc_ptr,
+    H, INTER, TOP_K,
+    stride_ap, stride_we, stride_wh, stride_wi, stride_at,
+    BLOCK_N: tl.constexpr, BLOCK_I: tl.constexpr,
+):
+    """One program per (token, output block, routed expert): top_k times the
+    programs of _down_combine_kernel, each adding its expert's share into an fp32
+    accumulator. More loads in flight at T = 1; the sum order over experts is not fixed."""
+    t = tl.program_id(0)
+    n_block = tl.program_id(1)
+    k = tl.program_id(2)
+    pair = t * TOP_K + k
+    e = tl.load(ids_ptr + pair).to(tl.int64)
+    if e >= 0:
+        route_w = tl.load(weights_ptr + pair).to(tl.float32)
+        offs_n = n_block * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask_n = offs_n < H
+        w_rows = w2_ptr + e * stride_we + offs_n[:, None] * stride_wh
+        part = tl.zeros((BLOCK_N,), dtype=tl.float32)
+        for i0 in range(0, INTER, BLOCK_I):
+            offs_i = i0 + tl.arange(0, BLOCK_I)
+            mask_i = offs_i < INTER
+            a = tl.load(act_ptr + pair * stride_ap + offs_i, mask=mask_i, other=0.0)
+            w = tl.load(w_rows + offs_i[None, :] * stride_wi, mask=mask_n[:, None] & mask_i[None, :], other=0.0)
+            part += tl.sum(w.to(tl.float32) * a[None, :], axis=1)
+        tl.atomic_add(acc_ptr + t * stride_at + offs_n, route_w * part, mask=mask_n)
+
+
 def gather_gemv_moe(
     x: torch.Tensor,
     w13: torch.Tensor,
@@ -111,13 +157,26 @@ def gather_gemv_moe(
     topk_ids: torch.Tensor,
     topk_weights: torch.Tensor,
     *,
-    block_n_up: int = 16,
-    block_h: int = 128,
-    block_n_down: int = 16,
-    block_i: int = 128,
+    block_n_up: int = 4,
+    block_h: int = 512,
+    block_n_down: int = 8,
+    block_i: int = 256,
+    num_warps_up: int = 2,
+    num_warps_down: int = 2,
+    split_down: Optional[bool] = None,
     out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Routed-experts-only MoE forward; returns ``[T, H]`` in x's dtype."""
+    """Routed-experts-only MoE forward; returns ``[T, H]`` in x's dtype.
+
+    The default blocks and warps are the best of scripts/bench_moe.py's search
+    at T = 1 on an H200 at Qwen3-30B-A3B shapes. ``split_down`` runs the down
+    projection as one program per routed expert (fp32 atomic adds, then a cast)
+    instead of one per token that loops over its experts: more parallel work
+    when there are few tokens, a sum order over experts that varies run to run.
+    None (the default) splits on a GPU when the per-token grid is short of
+    SPLIT_DOWN_BELOW_WAVES programs per multiprocessor; False keeps the
+    fixed order everywhere.
+    """
     if x.dtype not in (torch.bfloat16, torch.float16, torch.float32):
         raise TypeError(f"unsupported activation dtype {x.dtype}")
     tokens, hidden = x.shape
@@ -136,17 +195,30 @@ def gather_gemv_moe(
         out = torch.empty(tokens, hidden, dtype=x.dtype, device=x.device)
     if tokens == 0:
         return out
+    if split_down is None:
+        split_down = x.device.type == "cuda" and split_down_pays(
+            tokens, hidden, block_n_down, _multiprocessors(x.device.index or 0))
     _gate_up_silu_kernel[(tokens * top_k, triton.cdiv(inter, block_n_up))](
         x, w13, ids, act,
         hidden, inter, top_k,
         x.stride(0), w13.stride(0), w13.stride(1), w13.stride(2), act.stride(0),
-        BLOCK_N=block_n_up, BLOCK_H=block_h,
+        BLOCK_N=block_n_up, BLOCK_H=block_h, num_warps=num_warps_up,
     )
+    if split_down:
+        acc = torch.zeros(tokens, hidden, dtype=torch.float32, device=x.device)
+        _down_split_kernel[(tokens, triton.cdiv(hidden, block_n_down), top_k)](
+            act, w2, ids, weights, acc,
+            hidden, inter, top_k,
+            act.stride(0), w2.stride(0), w2.stride(1), w2.stride(2), acc.stride(0),
+            BLOCK_N=block_n_down, BLOCK_I=block_i, num_warps=num_warps_down,
+        )
+        out.copy_(acc)
+        return out
     _down_combine_kernel[(tokens, triton.cdiv(hidden, block_n_down))](
         act, w2, ids, weights, out,
         hidden, inter, top_k,
         act.stride(0), w2.stride(0), w2.stride(1), w2.stride(2), out.stride(0),
-        BLOCK_N=block_n_down, BLOCK_I=block_i,
+        BLOCK_N=block_n_down, BLOCK_I=block_i, num_warps=num_warps_down,
     )
     return out
 

@@ -6,10 +6,16 @@ from microturn_sglang.moe_gather_gemv import (
     moe_forward,
     moe_reference,
     routed_weight_bytes,
+    split_down_pays,
 )
 
 
-def make_case(tokens, experts, top_k, hidden, inter, dtype, *, skewed=False, seed=0):
+# On a machine with a GPU the kernels run compiled there; without one, under
+# Triton's interpreter on CPU (conftest.py).
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def make_case(tokens, experts, top_k, hidden, inter, dtype, *, skewed=False, seed=0, device=DEVICE):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(tokens, hidden, generator=g).to(dtype)
     w13 = (torch.randn(experts, 2 * inter, hidden, generator=g) / hidden**0.5).to(dtype)
@@ -22,7 +28,7 @@ def make_case(tokens, experts, top_k, hidden, inter, dtype, *, skewed=False, see
         ids = torch.stack([torch.randperm(experts, generator=g)[:top_k] for _ in range(tokens)])
     logits = torch.randn(tokens, top_k, generator=g)
     weights = torch.softmax(logits, dim=-1).float()
-    return x, w13, w2, ids.to(torch.int32), weights
+    return tuple(t.to(device) for t in (x, w13, w2, ids.to(torch.int32), weights))
 
 
 def rel_err(out, ref):
@@ -48,9 +54,25 @@ def test_matches_reference_skewed_routing_bf16():
     assert rel_err(out, moe_reference(x, w13, w2, ids, weights)) <= 1e-2
 
 
+@pytest.mark.parametrize("tokens,top_k", [(1, 4), (3, 2)])
+def test_split_down_matches_reference(tokens, top_k):
+    x, w13, w2, ids, weights = make_case(tokens, 8, top_k, 96, 40, torch.bfloat16, seed=5)
+    ids[0, 0] = -1  # an expert off this rank adds nothing on the split path either
+    out = gather_gemv_moe(x, w13, w2, ids, weights, block_h=32, block_n_down=16, block_i=16, split_down=True)
+    assert out.dtype == torch.bfloat16 and out.shape == (tokens, 96)
+    assert rel_err(out, moe_reference(x, w13, w2, ids, weights)) <= 1e-2
+
+
+def test_split_down_only_while_the_token_grid_is_short():
+    # H200 (132 multiprocessors), Qwen3-30B-A3B hidden 2048, down blocks of 8: measured
+    # faster split at T = 1 and 2, even at 3, slower from 4 (docs/benchmarks.md).
+    assert [split_down_pays(t, 2048, 8, 132) for t in (1, 2, 3, 4, 8)] == [True, True, False, False, False]
+    assert split_down_pays(4, 2048, 8, 264)  # a chip with twice the multiprocessors splits longer
+
+
 def test_reference_matches_dense_computation():
     # Independent check of the reference itself: a dense einsum over one-hot routing.
-    x, w13, w2, ids, weights = make_case(4, 6, 2, 16, 8, torch.float32)
+    x, w13, w2, ids, weights = make_case(4, 6, 2, 16, 8, torch.float32, device="cpu")
     dense = torch.zeros(4, 6)
     dense.scatter_(1, ids.long(), weights)
     gate_up = torch.einsum("th,eoh->teo", x, w13)
