@@ -22,6 +22,7 @@
 // Prints a table, then one JSON line.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, InteractionClient, PROTOCOL_VERSION, type ServerEvent, type SessionConfig } from "@microturn/protocol";
@@ -296,11 +297,23 @@ async function startServeProcess(gc?: GcPauses): Promise<{ child: ChildProcess; 
 }
 
 async function startFloorProcess(): Promise<{ child: ChildProcess; address: string }> {
+  // A bundled copy of this bench (scripts/bundle-sidecar-bench.mjs) carries the
+  // floor server as plain JavaScript beside it; from the source tree it runs through tsx.
+  const bundled = fileURLToPath(new URL("./grpc-floor-server.mjs", import.meta.url));
+  if (existsSync(bundled)) return startProcess([bundled]);
   return startProcess(["--import", "tsx", fileURLToPath(new URL("./grpc-floor-server.ts", import.meta.url))]);
 }
 
+/**
+ * SIDECAR_CPUS (a taskset list such as "2,3") pins the sidecar and the floor
+ * server to those cores, apart from the load generator: on a machine with more
+ * cores this measures the sidecar on exactly the cores the targets name.
+ */
+const SIDECAR_CPUS = process.env.SIDECAR_CPUS;
+
 async function startProcess(argv: string[], gc?: GcPauses): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, argv, {
+  const [command, args] = SIDECAR_CPUS ? ["taskset", ["-c", SIDECAR_CPUS, process.execPath, ...argv]] : [process.execPath, argv];
+  const child = spawn(command, args, {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const address = await new Promise<string>((resolve, reject) => {
@@ -327,7 +340,7 @@ const fmt = (n: number) => n.toFixed(2).padStart(8);
 
 async function main(): Promise<void> {
   console.log(
-    `bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace, ${CLIENT} client, sidecar flags [${SIDECAR_FLAGS.join(" ")}] (node ${process.version})`,
+    `bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace, ${CLIENT} client, sidecar flags [${SIDECAR_FLAGS.join(" ")}]${SIDECAR_CPUS ? `, sidecar on cores ${SIDECAR_CPUS}` : ""} (node ${process.version})`,
   );
   const rows: string[] = [];
   const row = (line: string) => {
@@ -419,6 +432,8 @@ async function main(): Promise<void> {
       sidecar_cpu_us_per_chunk_by_sessions: cpuPerChunk,
       load_generator_cpu_us_per_chunk_by_sessions: clientCpuPerChunk,
       sidecar_gc_by_sessions: gcByLevel,
+      sidecar_cpus: SIDECAR_CPUS ?? null,
+      bench_process_cpus: availableParallelism(),
     }),
   );
 }
