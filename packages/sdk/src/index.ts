@@ -41,6 +41,7 @@ export {
 
 // --- Building blocks ---
 export { readSseData, SseLimitError, type ReadSseOptions } from "./core/sse.js";
+export { readCapped } from "./core/read-capped.js";
 
 // --- SGLang's own HTTP API, for teams that talk to SGLang directly ---
 export * from "./sglang/index.js";

@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { Pool, request, type Dispatcher } from "undici";
 import { AbortError, ConnectionError, MicroturnError, TimeoutError, UnavailableError } from "../core/error.js";
+import { readCapped } from "../core/read-capped.js";
 import { readSseData, SseLimitError } from "../core/sse.js";
 import { DeltaTracker, type StreamTextMode } from "./deltas.js";
 import { type ErrorContext, errorFromAbort, errorFromHttpResponse, errorFromStreamEvent } from "./errors.js";
@@ -348,22 +349,6 @@ export class SglangClient {
 const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
 /** Most of an error body read for its message. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
-
-/** Reads a body as UTF-8 up to `maxBytes`; past that it stops, drops the rest of the body and says it was cut. */
-async function readCapped(body: Dispatcher.ResponseData["body"], maxBytes: number): Promise<{ text: string; truncated: boolean }> {
-  const parts: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (bytes + chunk.length > maxBytes) {
-      parts.push(chunk.subarray(0, maxBytes - bytes));
-      body.destroy();
-      return { text: Buffer.concat(parts).toString("utf8"), truncated: true };
-    }
-    parts.push(chunk);
-    bytes += chunk.length;
-  }
-  return { text: Buffer.concat(parts).toString("utf8"), truncated: false };
-}
 
 /** How long the [DONE] that follows a finished result is waited for. */
 const DONE_GRACE_MS = 1000;

@@ -1,10 +1,10 @@
 // Background model over any OpenAI-compatible chat-completions endpoint
 // (SGLang, vLLM, llama.cpp server, hosted APIs): streamed SSE over a
 // keep-alive undici Pool.
-import { Pool, errors as undiciErrors } from "undici";
+import { Pool, errors as undiciErrors, type Dispatcher } from "undici";
 import type { BackgroundClient, BackgroundDelta, ChatMessage, ChatUsage, StreamChatOptions } from "./client.js";
 import { BackgroundError } from "./errors.js";
-import { readSseData, SseLimitError } from "@microturn/sdk";
+import { readCapped, readSseData, SseLimitError } from "@microturn/sdk";
 
 export interface OpenAiChatClientOptions {
   /** Server origin, optionally with a path prefix; `/v1/chat/completions` is appended (once). */
@@ -64,13 +64,11 @@ function mapTransportError(err: unknown, signal: AbortSignal | undefined, what: 
   return new BackgroundError("unavailable", `${what}: ${code ?? "connection failed"}: ${message}`, { cause: err });
 }
 
-async function readErrorBody(body: AsyncIterable<Uint8Array>): Promise<string> {
-  let text = "";
-  for await (const chunk of body) {
-    text += Buffer.from(chunk).toString("utf8");
-    // Enough to name the problem; the rest of a large error body is not read (the caller destroys it).
-    if (text.length >= 4096) break;
-  }
+/** Enough of an error body to name the problem; the rest is not read. */
+const MAX_ERROR_BODY_BYTES = 4096;
+
+async function readErrorBody(body: Dispatcher.ResponseData["body"]): Promise<string> {
+  const { text } = await readCapped(body, MAX_ERROR_BODY_BYTES);
   try {
     const parsed = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
     if (typeof parsed.error === "string") return parsed.error;

@@ -1,6 +1,7 @@
 // Adapts the tool machinery (parser, server registry, client broker) to the
 // session's SessionTools port.
 import { ErrorCode, type ServerEvent, type ToolSpec } from "@microturn/protocol";
+import { followSignal } from "../abort.js";
 import { SessionFault } from "../errors.js";
 import type { SessionTools, ToolCallExtractor, ToolOutcome as PortOutcome } from "../session/ports.js";
 import { ClientToolBroker } from "./client-broker.js";
@@ -48,15 +49,12 @@ export class RegistrySessionTools implements SessionTools {
 
   async runServerTool(name: string, argumentsJson: string, signal: AbortSignal): Promise<PortOutcome> {
     // cancelAll() must reach server tools too, not only the caller's signal.
-    const controller = new AbortController();
-    const forward = () => controller.abort();
-    signal.addEventListener("abort", forward, { once: true });
-    if (signal.aborted) controller.abort();
+    const { controller, release } = followSignal(signal);
     this.inFlight.add(controller);
     try {
       return toPort(await this.registry.execute(name, argumentsJson, { signal: controller.signal }));
     } finally {
-      signal.removeEventListener("abort", forward);
+      release();
       this.inFlight.delete(controller);
     }
   }

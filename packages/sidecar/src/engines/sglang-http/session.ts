@@ -5,6 +5,7 @@
 // rolls a streaming session back to its last finished request.
 import { FinishReason } from "@microturn/protocol";
 import type { StreamingSession } from "@microturn/sdk";
+import { followSignal } from "../../abort.js";
 import { renderChunkText } from "../chunk-text.js";
 import type { AppendOptions, AppendResult, EngineChunk, EngineOutput, EngineSession, EngineSessionStats } from "../engine.js";
 import { EngineError } from "../errors.js";
@@ -50,10 +51,7 @@ export class SglangHttpSession implements EngineSession {
     let firstEventMs: number | undefined;
     let visibleText = "";
     // The turn as a whole has a deadline: a server that keeps sending (pings, say) but never finishes cannot hold the session.
-    const turn = new AbortController();
-    const abort = () => turn.abort(options.signal?.reason);
-    options.signal?.addEventListener("abort", abort, { once: true });
-    if (options.signal?.aborted) abort();
+    const { controller: turn, release } = followSignal(options.signal);
     const deadline = setTimeout(() => turn.abort(), this.turnTimeoutMs);
     try {
       const text = renderChunkText(chunk);
@@ -94,7 +92,7 @@ export class SglangHttpSession implements EngineSession {
       throw toEngineError(error, this.id);
     } finally {
       clearTimeout(deadline);
-      options.signal?.removeEventListener("abort", abort);
+      release();
       this.inFlight = false;
     }
   }
