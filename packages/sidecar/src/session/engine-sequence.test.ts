@@ -234,8 +234,52 @@ describe("EngineSequence and speech", () => {
     };
     const { text, audio } = await sequence.turn(chunk(0, 1), { maxOutputTokens: 8 }, () => [], visible);
     expect(text).toBe("a<bc");
-    // The markup's audio (3, 4, 5) is not spoken, not even when later pieces release nothing held; the tail waits with it.
-    expect([...audio!.pcm16]).toEqual([0, 0, 1, 1, 2, 2, 6, 6]);
+    // The markup's audio (3, 4, 5) is never spoken: "c" came out with nothing released, so it was a call's. The
+    // vocoder's tail after "c" is.
+    expect([...audio!.pcm16]).toEqual([0, 0, 1, 1, 2, 2, 6, 6, 7, 7]);
     expect(audio!.sampleRateHz).toBe(16000);
+  });
+
+  it("keeps held audio across micro-turns: text the parser lets go of in a later turn is spoken then", async () => {
+    const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
+    const session = await engine.openSession({});
+    const turns: { text: string; audio?: number }[][] = [
+      [{ text: "a", audio: 1 }, { text: "<", audio: 2 }],
+      [{ text: "b" }],
+      [{ text: "<", audio: 3 }],
+      [{ text: "<tool_call>{}</tool_call>", audio: 4 }, { text: "d", audio: 5 }],
+    ];
+    let turn = 0;
+    const wrapped = Object.create(session) as EngineSession;
+    wrapped.append = async function* () {
+      const pieces = turns[turn++]!;
+      for (const [i, p] of pieces.entries()) {
+        yield { type: "delta", text: p.text, positionTokens: i + 1, ...(p.audio ? { audioPcm16: new Uint8Array([p.audio]), audioSampleRateHz: 24000 } : {}) };
+      }
+      yield { type: "done", done: { finishReason: 2, positionTokens: pieces.length, inputEndTokens: 0, inputTokens: 0, outputTokens: pieces.length, appendMs: 0, turnMs: 0 } };
+    };
+    const sequence = new EngineSequence({ session: wrapped, systemPrompt: "", onRollover: () => undefined });
+    let holding = "";
+    const visible = (text: string): string => {
+      if (text.startsWith("<tool_call>")) return ((holding = ""), "");
+      if (text === "<") return ((holding = text), "");
+      const shown = holding + text;
+      holding = "";
+      return shown;
+    };
+    const first = await sequence.turn(chunk(0, 1), { maxOutputTokens: 8 }, () => [], visible);
+    expect(first.text).toBe("a");
+    expect([...first.audio!.pcm16]).toEqual([1]);
+    // The next turn speaks nothing itself, but lets go of the "<": its audio goes out now, at the rate it came with.
+    const second = await sequence.turn(chunk(1, 1), { maxOutputTokens: 8 }, () => [], visible);
+    expect(second.text).toBe("<b");
+    expect([...second.audio!.pcm16]).toEqual([2]);
+    expect(second.audio!.sampleRateHz).toBe(24000);
+    // A "<" that turns out to open a call: its audio (3) and the call's (4) are never spoken.
+    const third = await sequence.turn(chunk(2, 1), { maxOutputTokens: 8 }, () => [], visible);
+    expect(third.audio).toBeUndefined();
+    const fourth = await sequence.turn(chunk(3, 1), { maxOutputTokens: 8 }, () => [], visible);
+    expect(fourth.text).toBe("d");
+    expect([...fourth.audio!.pcm16]).toEqual([5]);
   });
 });

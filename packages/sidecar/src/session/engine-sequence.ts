@@ -66,6 +66,15 @@ export class EngineSequence {
   /** The system prompt alone, in tokens (where the first engine session began). */
   private readonly promptTokens: number;
   private largestInputTokens = 0;
+  /**
+   * Speech whose text the tool-call parser holds back (it may open a call), kept
+   * across micro-turns: the parser can let go of the text in a later turn, and its
+   * audio goes out first then. Dropped once the text proves to be a call (text
+   * after it comes out with nothing released), on a rewind and on a rollover.
+   * Bounded: a call left open is abandoned within MAX_OPEN_CALL_TURNS turns.
+   */
+  private heldAudio: Uint8Array[] = [];
+  private heldAudioRate = 0;
   private count = 0;
 
   /** The options less the first session, which is not kept once a rollover replaced it. */
@@ -180,6 +189,7 @@ export class EngineSequence {
    */
   async rewind(positionTokens: number, reappend: readonly EngineChunk[]): Promise<{ inputStartTokens: number; inputEndTokens: number }[]> {
     await this.current.rewind(positionTokens);
+    this.heldAudio = [];
     const positions: { inputStartTokens: number; inputEndTokens: number }[] = [];
     for (const chunk of reappend) {
       const inputStartTokens = this.current.positionTokens;
@@ -200,7 +210,6 @@ export class EngineSequence {
     let deltas = 0;
     // Made only when the engine speaks: a text turn allocates nothing for audio.
     let audio: Uint8Array[] | undefined;
-    let held: Uint8Array[] | undefined;
     let audioRate = 0;
     const inputStart = this.current.positionTokens;
     try {
@@ -210,18 +219,25 @@ export class EngineSequence {
           const visible = onDelta(out.text);
           text += visible;
           // Speech goes with what the listener gets. Audio whose text the tool-call parser holds back (it may open
-          // a call) waits with it: spoken when the text is released later in the turn, dropped if it never is.
+          // a call) waits with it (heldAudio): spoken when the text is released, in this turn or a later one.
           const spoken = out.audioPcm16 && out.audioPcm16.length > 0 ? out.audioPcm16 : undefined;
           if (spoken) audioRate = out.audioSampleRateHz ?? audioRate;
-          if (visible.length > out.text.length && held) {
+          const held = this.heldAudio;
+          if (visible.length > out.text.length && held.length > 0) {
             // The parser let go of text it held (it opened no call): that text's audio goes first.
+            audioRate ||= this.heldAudioRate;
             (audio ??= []).push(...held.splice(0));
             if (spoken) audio.push(spoken);
-          } else if ((visible === "" && out.text !== "") || (out.text === "" && held && held.length > 0)) {
+          } else if ((visible === "" && out.text !== "") || (out.text === "" && held.length > 0)) {
             // Text held back (or in a call), or audio with no text while something is held: it waits.
-            if (spoken) (held ??= []).push(spoken);
-          } else if (spoken) {
-            (audio ??= []).push(spoken);
+            if (spoken) {
+              held.push(spoken);
+              this.heldAudioRate = out.audioSampleRateHz ?? this.heldAudioRate;
+            }
+          } else {
+            // Text came out and nothing held was released: what was held was a call's, never heard.
+            if (held.length > 0) this.heldAudio = [];
+            if (spoken) (audio ??= []).push(spoken);
           }
         } else {
           // A remote engine's timing is only reported, never trusted: NaN or a negative figure counts as 0.
@@ -253,6 +269,7 @@ export class EngineSequence {
     const { fresh, carriedLines } = await openCarryingSession(old, this.opts.systemPrompt, this.promptTokens, carried, this.opts.reopen!);
     this.current = fresh;
     this.base = fresh.positionTokens;
+    this.heldAudio = [];
     this.count++;
     this.opts.onRollover({ fromTokens: old.positionTokens, toTokens: fresh.positionTokens, carriedLines });
     await old.close().catch(() => undefined);
