@@ -163,6 +163,33 @@ describe("Converse", () => {
     expect(engine.sessions[0]!.text).toBe("<0>qabc<1>later<2>");
   });
 
+  it("takes an answer that failed half-way back out of the model's memory: the input stays, the session goes on", async () => {
+    let failed = false;
+    const { engine, connect } = await setup({
+      reply: (chunk) => (chunk.seq === 0 ? "xyz" : chunk.seq === 1 ? "abcdefgh" : (chunk.text ?? "").toUpperCase()),
+      failAfter: (chunk) => (chunk.seq === 1 && !failed ? ((failed = true), 3) : undefined),
+    });
+    const c = connect();
+    c.start();
+    c.input(0, "p");
+    c.input(1, "q");
+    c.input(2, "hi");
+    await c.waitCount("output", 2);
+    const error = c.of("error")[0]!;
+    expect(error.seq).toBe(1);
+    expect(error.code).toBe(ErrorCode.ERROR_CODE_INTERNAL);
+    expect(error.message).toContain("mid-answer");
+    expect(error.fatal).toBe(false);
+    // No output for the failed turn; the next one answers. The model heard "q" and kept none of "abc".
+    expect(c.of("output").map((o) => o.seq)).toEqual([0, 2]);
+    expect(engine.sessions[0]!.text).toBe("<0>pxyz<1>q<2>hiHI");
+    // The failed turn is in the history like a silent one: a barge-in before it re-appends its input with the rest.
+    c.send({ $case: "interrupt", value: { playedUpToMs: c.of("output")[0]!.startMs + 60 } });
+    c.input(3, "");
+    await c.waitCount("output", 3);
+    expect(engine.sessions[0]!.text).toBe("<0>px<1>q<2>hi<3>");
+  });
+
   it("takes playback acks as the floor of a barge-in, and reports the playback lag", async () => {
     const { engine, connect } = await setup({ reply: (chunk) => (chunk.seq === 0 ? "abcdefghij" : "") });
     const c = connect();

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createEchoEngine } from "../engines/echo/index.js";
 import type { EngineChunk, EngineSession } from "../engines/engine.js";
 import { EngineError } from "../engines/errors.js";
-import { EngineSequence, type RolloverSample } from "./engine-sequence.js";
+import { EngineSequence, TurnFailed, type RolloverSample } from "./engine-sequence.js";
 
 const chunk = (seq: number, words: number): EngineChunk => ({ seq, startMs: seq * 200, durationMs: 200, text: Array.from({ length: words }, (_, i) => `w${i}`).join(" ") });
 const same = (text: string) => text;
@@ -196,14 +196,66 @@ describe("EngineSequence and transient engine failures", () => {
     expect(internal.session.attempts).toBe(1);
     const partial = await on(1, "busy", 1);
     const heard: string[] = [];
-    await expect(partial.sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], (t) => (heard.push(t), t))).rejects.toMatchObject({ code: "busy" });
-    expect(partial.session.attempts).toBe(1);
+    const failed = await partial.sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], (t) => (heard.push(t), t)).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(TurnFailed);
+    expect((failed as TurnFailed).cause).toMatchObject({ code: "busy" });
+    // Not retried: the one more append is the input alone, once the unfinished answer was taken back.
+    expect(partial.session.attempts).toBe(2);
+    expect((failed as TurnFailed).recovered).toBeDefined();
     expect(heard).toEqual(["partial "]);
     const aborted = await on(1, "busy");
     const controller = new AbortController();
     controller.abort();
     await expect(aborted.sequence.turn(chunk(0, 2), { maxOutputTokens: 8, signal: controller.signal }, () => [], same)).rejects.toMatchObject({ code: "busy" });
     expect(aborted.session.attempts).toBe(1);
+  });
+});
+
+describe("EngineSequence and a turn that fails mid-answer", () => {
+  /** An echo session whose next append takes the input, says `words` words of its answer and then fails. */
+  async function failingMidAnswer(words: number, opts: { rewind?: boolean } = {}) {
+    const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
+    const session = await engine.openSession({ systemPrompt: "be brief" });
+    let failNext = false;
+    const wrapped = Object.create(session) as EngineSession;
+    wrapped.append = async function* (c, options) {
+      if (!failNext) return yield* session.append(c, options);
+      failNext = false;
+      let said = 0;
+      for await (const out of session.append(c, options)) {
+        if (out.type === "delta" && said++ === words) throw new EngineError("internal", "the engine fell over mid-answer");
+        yield out;
+      }
+    };
+    if (opts.rewind === false) wrapped.rewind = () => Promise.reject(new EngineError("unavailable", "the engine went away"));
+    const sequence = new EngineSequence({ session: wrapped, systemPrompt: "be brief", onRollover: () => undefined });
+    return { sequence, session, failNext: () => (failNext = true) };
+  }
+
+  it("takes the unfinished answer back out: the model keeps the input, not the answer nobody got", async () => {
+    const { sequence, failNext } = await failingMidAnswer(2);
+    const first = await sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], same);
+    const before = sequence.positionTokens;
+    failNext();
+    const failed = await sequence.turn(chunk(1, 4), { maxOutputTokens: 8 }, () => [], same).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(TurnFailed);
+    expect((failed as TurnFailed).cause).toMatchObject({ code: "internal" });
+    // Where a silent turn with the same input would have left it: the input's tokens and nothing after.
+    const inputTokens = first.result.inputEnd - first.result.inputStart + 2;
+    expect((failed as TurnFailed).recovered).toEqual({ inputStart: before, inputEnd: before + inputTokens });
+    expect(sequence.positionTokens).toBe(before + inputTokens);
+    // And the sequence goes on from there.
+    const next = await sequence.turn(chunk(2, 1), { maxOutputTokens: 8 }, () => [], same);
+    expect(next.result.inputStart).toBe(before + inputTokens);
+  });
+
+  it("leaves the failure as it is when the engine cannot take the answer back (it went away)", async () => {
+    const { sequence, failNext } = await failingMidAnswer(1, { rewind: false });
+    failNext();
+    const failed = await sequence.turn(chunk(0, 3), { maxOutputTokens: 8 }, () => [], same).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(TurnFailed);
+    expect((failed as TurnFailed).recovered).toBeUndefined();
+    expect((failed as TurnFailed).cause).toMatchObject({ code: "internal" });
   });
 });
 

@@ -52,6 +52,28 @@ class FailedBeforeOutput extends Error {
   }
 }
 
+/** A failure after the turn's output began: the engine holds the input and part of an answer nobody got. */
+class FailedAfterOutput extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+/**
+ * A micro-turn that failed after its output began. `recovered` says where its
+ * input sits once the unfinished answer was taken back out of the engine's
+ * memory (the turn is then as if the model had stayed silent); absent when
+ * that could not be done. `cause` is the engine's failure, for the client.
+ */
+export class TurnFailed extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly recovered?: { inputStart: number; inputEnd: number },
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
 /** The engine refused a chunk as too large before producing anything. */
 class SequenceFull extends Error {
   constructor(override readonly cause: EngineError) {
@@ -129,12 +151,40 @@ export class EngineSequence {
     const before = this.current.positionTokens;
     const started = performance.now();
     try {
-      return await this.append(chunk, options, onDelta);
+      try {
+        return await this.append(chunk, options, onDelta);
+      } catch (err) {
+        if (err instanceof FailedBeforeOutput) return await this.retry(err, before, started, chunk, options, onDelta);
+        throw err;
+      }
     } catch (err) {
-      if (err instanceof FailedBeforeOutput) return await this.retry(err, before, started, chunk, options, onDelta);
+      if (err instanceof FailedAfterOutput) throw await this.takeBackAnswer(err.cause, before, chunk, options);
       throw err;
     }
   }
+
+  /**
+   * After a failure mid-answer the engine remembers the user's input and the
+   * start of an answer the listener never got. Puts the sequence back to the
+   * turn's start and appends the input alone, so the model keeps what was said
+   * to it and forgets what it never finished saying. Not on a closing session,
+   * nor when the engine cannot do it (a dead connection): then the failure
+   * stands as it is.
+   */
+  private async takeBackAnswer(cause: unknown, before: number, chunk: EngineChunk, options: AppendOptions): Promise<TurnFailed> {
+    if (options.signal?.aborted) return new TurnFailed(cause);
+    try {
+      await this.current.rewind(before);
+      let inputEnd: number | undefined;
+      for await (const out of this.current.append(chunk, { maxOutputTokens: 0, ...(options.signal ? { signal: options.signal } : {}) })) {
+        if (out.type === "done") inputEnd = out.done.inputEndTokens;
+      }
+      return inputEnd === undefined ? new TurnFailed(cause) : new TurnFailed(cause, { inputStart: before, inputEnd });
+    } catch {
+      return new TurnFailed(cause);
+    }
+  }
+
 
   /**
    * The chunk was acked, so the client will not send it again: a transient
@@ -248,6 +298,7 @@ export class EngineSequence {
     } catch (err) {
       if (EngineError.isInstance(err) && err.code === "too_large" && !text) throw new SequenceFull(err);
       if (EngineError.isInstance(err) && err.retryable && deltas === 0 && !result) throw new FailedBeforeOutput(err);
+      if (deltas > 0 && !result) throw new FailedAfterOutput(err);
       throw err;
     }
     if (!result) throw new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `engine ended micro-turn ${chunk.seq} without a result`, { seq: chunk.seq });

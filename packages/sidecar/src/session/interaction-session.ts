@@ -19,7 +19,7 @@ import { SessionFault, toSessionError } from "../errors.js";
 import { ConversationLog } from "./conversation-log.js";
 import { ContextDeliveries, resolveDelivery } from "./context-deliveries.js";
 import { EngineInput, type InputMedia } from "./engine-input.js";
-import { EngineSequence } from "./engine-sequence.js";
+import { EngineSequence, TurnFailed, type TurnOutput } from "./engine-sequence.js";
 import { validateInputChunk } from "./input-validation.js";
 import type { ConversationEntry, ServerPayload, SessionBackground, SessionTools } from "./ports.js";
 import { SessionStats, type SessionMetricsContext } from "./session-stats.js";
@@ -308,12 +308,20 @@ export class InteractionSession {
     const maxOutputTokens = this.outputBudget(chunk);
     const signal = this.aborter.signal;
     const options = forceTool ? { maxOutputTokens, signal, forceTool: { name: forceTool.name, parametersJson: forceTool.parametersJson } } : { maxOutputTokens, signal };
-    const { text, result, audio } = await this.sequence.turn(
-      engineChunk,
-      options,
-      () => this.conversation.filter((entry) => entry.seq !== chunk.seq),
-      (delta) => this.toolCalls.visibleText(delta, chunk.seq),
-    );
+    let turn: TurnOutput;
+    try {
+      turn = await this.sequence.turn(
+        engineChunk,
+        options,
+        () => this.conversation.filter((entry) => entry.seq !== chunk.seq),
+        (delta) => this.toolCalls.visibleText(delta, chunk.seq),
+      );
+    } catch (err) {
+      if (!(err instanceof TurnFailed)) throw err;
+      if (err.recovered && !this.closed) this.recordFailedTurn(chunk, engineChunk, err.recovered);
+      throw err.cause;
+    }
+    const { text, result, audio } = turn;
     // The session closed while the engine answered: SessionEnded has gone out, nothing follows it.
     if (this.closed) return;
     this.toolCalls.endTurn(chunk.seq);
@@ -351,6 +359,26 @@ export class InteractionSession {
       },
     });
     if (this.stats.due) this.sendMetrics();
+  }
+
+  /**
+   * A micro-turn that failed mid-answer, its answer taken back out of the
+   * engine: it stays in the history as a silent turn, so a later barge-in's
+   * rewind re-appends its input like any other. A call the lost answer opened
+   * is gone with it.
+   */
+  private recordFailedTurn(chunk: InputChunk, engineChunk: EngineChunk, at: { inputStart: number; inputEnd: number }): void {
+    this.toolCalls.abandonCall(chunk.seq, "its micro-turn failed before the call closed");
+    this.history.record({
+      seq: chunk.seq,
+      chunk: { ...engineChunk, context: [] },
+      inputStartTokens: at.inputStart,
+      inputEndTokens: at.inputEnd,
+      outputEndTokens: at.inputEnd,
+      outputText: "",
+      outputStartMs: this.history.nextOutputStart(chunk),
+      outputDurationMs: 0,
+    });
   }
 
   private sendMetrics(): void {

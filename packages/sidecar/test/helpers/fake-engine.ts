@@ -10,6 +10,8 @@ export interface FakeEngineOptions {
   supportsRewind?: boolean;
   inputModalities?: Modality[];
   delayMs?: number;
+  /** For a chunk it returns a number n for: the engine fails (internal) after the n-th character of its answer. */
+  failAfter?: (chunk: EngineChunk) => number | undefined;
 }
 
 export class FakeSession implements EngineSession {
@@ -46,7 +48,9 @@ export class FakeSession implements EngineSession {
       this.appends++;
       const inputEnd = this.sequence.length;
       const reply = options.maxOutputTokens > 0 ? (this.opts.reply ?? ((c) => (c.text ?? "").toUpperCase()))(chunk).slice(0, options.maxOutputTokens) : "";
-      for (const ch of reply) {
+      const failAt = options.maxOutputTokens > 0 ? this.opts.failAfter?.(chunk) : undefined;
+      for (const [i, ch] of [...reply].entries()) {
+        if (i === failAt) throw new EngineError("internal", `the engine failed mid-answer to seq ${chunk.seq}`);
         this.sequence.push(ch);
         yield { type: "delta", text: ch, positionTokens: this.sequence.length };
       }
