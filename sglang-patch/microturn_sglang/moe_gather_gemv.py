@@ -150,6 +150,16 @@ def _down_split_kernel(
         tl.atomic_add(acc_ptr + t * stride_at + offs_n, route_w * part, mask=mask_n)
 
 
+# Whether the kernels were built for Triton's interpreter (TRITON_INTERPRET=1 when
+# this module was imported): then they run on CPU tensors too; else on CUDA only.
+INTERPRETED = type(_gate_up_silu_kernel).__name__ == "InterpretedFunction"
+
+
+def kernels_run_on(device: torch.device) -> bool:
+    """Whether gather_gemv_moe can run on tensors on `device`."""
+    return device.type == "cuda" or INTERPRETED
+
+
 def gather_gemv_moe(
     x: torch.Tensor,
     w13: torch.Tensor,
@@ -179,6 +189,8 @@ def gather_gemv_moe(
     """
     if x.dtype not in (torch.bfloat16, torch.float16, torch.float32):
         raise TypeError(f"unsupported activation dtype {x.dtype}")
+    if not kernels_run_on(x.device):
+        raise ValueError(f"gather_gemv_moe runs on a CUDA device, or on CPU under TRITON_INTERPRET=1; got {x.device} tensors")
     tokens, hidden = x.shape
     experts, two_inter, w_hidden = w13.shape
     inter = two_inter // 2
@@ -260,8 +272,9 @@ def moe_forward(
     grouped: Optional[GroupedMoe] = None,
 ) -> torch.Tensor:
     """gather+gemv up to ``threshold_tokens`` tokens, the grouped path above it
-    (SGLang's fused grouped GEMM when plugged in; the reference otherwise)."""
-    if x.shape[0] <= threshold_tokens:
+    (SGLang's fused grouped GEMM when plugged in; the reference otherwise), and
+    on tensors the kernels cannot run on (CPU without the interpreter)."""
+    if x.shape[0] <= threshold_tokens and kernels_run_on(x.device):
         return gather_gemv_moe(x, w13, w2, topk_ids, topk_weights)
     return (grouped or moe_reference)(x, w13, w2, topk_ids, topk_weights)
 

@@ -105,6 +105,20 @@ def test_threshold_dispatch_uses_grouped_path_above_it():
     assert large.shape == (6, 32)
 
 
+def test_cpu_tensors_without_the_interpreter_take_the_grouped_path(monkeypatch):
+    # A machine with a GPU runs the kernels compiled, which cannot read CPU tensors: a model kept on
+    # CPU there (the reference engine) must not reach them.
+    import microturn_sglang.moe_gather_gemv as mgg
+
+    monkeypatch.setattr(mgg, "INTERPRETED", False)
+    x, w13, w2, ids, weights = make_case(2, 8, 2, 32, 16, torch.float32, device="cpu")
+    calls = []
+    out = moe_forward(x, w13, w2, ids, weights, threshold_tokens=16, grouped=lambda *a: calls.append(1) or moe_reference(*a))
+    assert calls == [1] and rel_err(out, moe_reference(x, w13, w2, ids, weights)) <= 1e-5
+    with pytest.raises(ValueError, match="CUDA device"):
+        gather_gemv_moe(x, w13, w2, ids, weights)
+
+
 def test_bad_shapes_raise_typed_errors():
     x, w13, w2, ids, weights = make_case(2, 4, 2, 16, 8, torch.bfloat16)
     with pytest.raises(ValueError):
