@@ -9,7 +9,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("split_down", [False, True])
+@pytest.mark.parametrize("split_down", [False, True, None])
 @pytest.mark.parametrize("tokens", [1, 3, 8, 16])
 def test_qwen3_moe_shape_on_gpu(tokens, split_down):
     g = torch.Generator(device="cuda").manual_seed(0)
