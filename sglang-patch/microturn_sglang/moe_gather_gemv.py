@@ -91,6 +91,19 @@ def _gate_up_silu_kernel(
 
 
 @triton.jit
+def _down_rows(act_row, w_rows, stride_wi, INTER, mask_n, BLOCK_N: tl.constexpr, BLOCK_I: tl.constexpr):
+    """One routed expert's down GEMV over a block of output rows: w_rows · act_row, fp32."""
+    part = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    for i0 in range(0, INTER, BLOCK_I):
+        offs_i = i0 + tl.arange(0, BLOCK_I)
+        mask_i = offs_i < INTER
+        a = tl.load(act_row + offs_i, mask=mask_i, other=0.0)
+        w = tl.load(w_rows + offs_i[None, :] * stride_wi, mask=mask_n[:, None] & mask_i[None, :], other=0.0)
+        part += tl.sum(w.to(tl.float32) * a[None, :], axis=1)
+    return part
+
+
+@triton.jit
 def _down_combine_kernel(
     act_ptr, w2_ptr, ids_ptr, weights_ptr, out_ptr,
     H, INTER, TOP_K,
@@ -109,14 +122,7 @@ def _down_combine_kernel(
         route_w = tl.where(e >= 0, route_w, 0.0)
         e = tl.maximum(e, 0)
         w_rows = w2_ptr + e * stride_we + offs_n[:, None] * stride_wh
-        part = tl.zeros((BLOCK_N,), dtype=tl.float32)
-        for i0 in range(0, INTER, BLOCK_I):
-            offs_i = i0 + tl.arange(0, BLOCK_I)
-            mask_i = offs_i < INTER
-            a = tl.load(act_ptr + pair * stride_ap + offs_i, mask=mask_i, other=0.0)
-            w = tl.load(w_rows + offs_i[None, :] * stride_wi, mask=mask_n[:, None] & mask_i[None, :], other=0.0)
-            part += tl.sum(w.to(tl.float32) * a[None, :], axis=1)
-        acc += route_w * part
+        acc += route_w * _down_rows(act_ptr + pair * stride_ap, w_rows, stride_wi, INTER, mask_n, BLOCK_N, BLOCK_I)
     tl.store(out_ptr + t * stride_ot + offs_n, acc.to(out_ptr.dtype.element_ty), mask=mask_n)
 
 
@@ -140,13 +146,7 @@ def _down_split_kernel(
         offs_n = n_block * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_n = offs_n < H
         w_rows = w2_ptr + e * stride_we + offs_n[:, None] * stride_wh
-        part = tl.zeros((BLOCK_N,), dtype=tl.float32)
-        for i0 in range(0, INTER, BLOCK_I):
-            offs_i = i0 + tl.arange(0, BLOCK_I)
-            mask_i = offs_i < INTER
-            a = tl.load(act_ptr + pair * stride_ap + offs_i, mask=mask_i, other=0.0)
-            w = tl.load(w_rows + offs_i[None, :] * stride_wi, mask=mask_n[:, None] & mask_i[None, :], other=0.0)
-            part += tl.sum(w.to(tl.float32) * a[None, :], axis=1)
+        part = _down_rows(act_ptr + pair * stride_ap, w_rows, stride_wi, INTER, mask_n, BLOCK_N, BLOCK_I)
         tl.atomic_add(acc_ptr + t * stride_at + offs_n, route_w * part, mask=mask_n)
 
 
