@@ -240,7 +240,8 @@ describe("EngineSequence and a turn that fails mid-answer", () => {
     const failed = await sequence.turn(chunk(1, 4), { maxOutputTokens: 8 }, () => [], same).catch((e: unknown) => e);
     expect(failed).toBeInstanceOf(TurnFailed);
     expect((failed as TurnFailed).cause).toMatchObject({ code: "internal" });
-    // Where a silent turn with the same input would have left it: the input's tokens and nothing after.
+    // Where a silent turn with the same input would have left it: the input's tokens and nothing after
+    // (the echo engine's tokens are words: chunk 1's input is chunk 0's and two words more).
     const inputTokens = first.result.inputEnd - first.result.inputStart + 2;
     expect((failed as TurnFailed).recovered).toEqual({ inputStart: before, inputEnd: before + inputTokens });
     expect(sequence.positionTokens).toBe(before + inputTokens);
