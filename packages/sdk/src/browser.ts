@@ -11,6 +11,7 @@ export class Microturn extends MicroturnClientBase {
       }
       return new WebSocketTransport({ url: endpoint.url, apiKey: opts.apiKey, WebSocket: opts.WebSocket });
     });
+    if (options.tls) throw new InvalidInputError("the tls option is for grpcs:// in Node: a browser trusts its own certificate store for wss://");
   }
 }
 

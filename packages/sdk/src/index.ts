@@ -2,7 +2,7 @@
 
 // --- Interaction client and sessions ---
 export { Microturn } from "./client.js";
-export type { MicroturnOptions } from "./core/client-base.js";
+export type { MicroturnOptions, TlsOptions } from "./core/client-base.js";
 export {
   InteractionSession,
   type ChunkParts,

@@ -14,6 +14,7 @@ import { SessionHub, type SessionHubOptions } from "./session/session-hub.js";
 import { registerBuiltinTools } from "./tools/builtins.js";
 import { ServerToolRegistry } from "./tools/registry.js";
 import { RegistrySessionTools } from "./tools/session-tools.js";
+import { loadTls } from "./tls.js";
 
 export interface Sidecar {
   readonly config: SidecarConfig;
@@ -37,6 +38,8 @@ export interface SidecarOverrides {
 
 export async function startSidecar(config: SidecarConfig, overrides: SidecarOverrides = {}): Promise<Sidecar> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
+  // Before the engine loads a model: a TLS file that cannot serve fails at once.
+  const tls = loadTls(config);
   // Loaded on demand: a caller with its own engine never loads the adapters.
   const engine = overrides.engine ?? (await (await import("./engines/registry.js")).createEngine(config, logger));
   const metrics = new SidecarMetrics();
@@ -82,6 +85,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
       logger,
       metrics,
       apiKey: config.apiKey,
+      ...(tls ? { tls } : {}),
       host: config.host,
       port: config.port,
       httpPort: config.httpPort,

@@ -25,6 +25,11 @@ export interface SidecarConfig {
   backgroundApiKey: string;
   /** Bearer token clients must present; empty accepts any client. */
   apiKey: string;
+  /** PEM certificate chain and key: both servers (gRPC, HTTP) speak TLS; empty: plaintext. */
+  tlsCert: string;
+  tlsKey: string;
+  /** PEM CA bundle: clients must present a certificate it signed (mutual TLS); empty: none asked. */
+  tlsClientCa: string;
   maxSessions: number;
   /** Output budget per micro-turn, tokens. */
   maxOutputTokensPerTurn: number;
@@ -80,6 +85,21 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
   backgroundModel: { flag: "background-model", env: "MICROTURN_BACKGROUND_MODEL", kind: "string", default: "default", help: "background model name" },
   backgroundApiKey: { flag: "background-api-key", env: "MICROTURN_BACKGROUND_API_KEY", kind: "string", default: "", help: "API key for the background model" },
   apiKey: { flag: "api-key", env: "MICROTURN_API_KEY", kind: "string", default: "", help: "bearer token clients must send (empty: none)" },
+  tlsCert: {
+    flag: "tls-cert",
+    env: "MICROTURN_TLS_CERT",
+    kind: "string",
+    default: "",
+    help: "PEM certificate chain file: gRPC and the HTTP port speak TLS (grpcs://, wss://, https://); needs --tls-key",
+  },
+  tlsKey: { flag: "tls-key", env: "MICROTURN_TLS_KEY", kind: "string", default: "", help: "PEM private key file of --tls-cert" },
+  tlsClientCa: {
+    flag: "tls-client-ca",
+    env: "MICROTURN_TLS_CLIENT_CA",
+    kind: "string",
+    default: "",
+    help: "PEM CA bundle file: clients must present a certificate it signed (mutual TLS)",
+  },
   maxSessions: { flag: "max-sessions", env: "MICROTURN_MAX_SESSIONS", kind: "int", default: "4096", help: "live sessions per sidecar" },
   maxOutputTokensPerTurn: {
     flag: "max-output-tokens",
@@ -181,6 +201,12 @@ function validate(c: SidecarConfig): void {
   // Both servers listen on --host: one port for both fails at listen with EADDRINUSE. 0 (any free port) twice is fine.
   if (c.port > 0 && c.port === c.httpPort) {
     throw new ConfigError(`--port / MICROTURN_PORT and --metrics-port / MICROTURN_METRICS_PORT are both ${c.port}: the gRPC and HTTP servers need a port each`);
+  }
+  if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) {
+    throw new ConfigError("--tls-cert / MICROTURN_TLS_CERT and --tls-key / MICROTURN_TLS_KEY go together: give both for TLS, neither for plaintext");
+  }
+  if (c.tlsClientCa && !c.tlsCert) {
+    throw new ConfigError("--tls-client-ca / MICROTURN_TLS_CLIENT_CA asks clients for certificates over TLS: give --tls-cert and --tls-key too");
   }
   if (c.engine.startsWith("sglang-") && !c.engineUrl) {
     throw new ConfigError(`--engine ${c.engine} needs --engine-url / MICROTURN_ENGINE_URL (where SGLang listens)`);

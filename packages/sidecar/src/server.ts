@@ -1,7 +1,8 @@
 // The sidecar's network face: the gRPC server (Interaction.Converse and the
 // standard health service) and the HTTP server (/metrics, /healthz and the
 // WebSocket form of Converse for browsers).
-import { createServer, type IncomingMessage, type Server as HttpServer } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, ErrorCode, grpcHealth, InteractionService, ServerEvent, type InteractionServer } from "@microturn/protocol";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -11,6 +12,7 @@ import type { SidecarMetrics } from "./metrics.js";
 import { ConverseStream, type EventChannel } from "./session/converse.js";
 import type { SessionHub } from "./session/session-hub.js";
 import { waitAtMost } from "./timers.js";
+import type { TlsMaterial } from "./tls.js";
 
 /**
  * Server events are encoded with one writer reused for the process (encoding
@@ -49,6 +51,8 @@ export interface ServerOptions {
   logger: Logger;
   metrics: SidecarMetrics;
   apiKey: string;
+  /** Both servers speak TLS with this material (mutual TLS when it has a client CA); plaintext without. */
+  tls?: TlsMaterial;
   host: string;
   port: number;
   /** -1: no HTTP server. */
@@ -61,8 +65,15 @@ export interface ServerOptions {
 export interface RunningServer {
   grpcAddress: string;
   httpAddress: string | undefined;
+  /** "off", "tls" or "mtls" (client certificates required). */
+  tls: "off" | "tls" | "mtls";
   /** Stops accepting streams and closes both servers (live streams are cut). */
   close(): Promise<void>;
+}
+
+function serverCredentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined);
 }
 
 function bearer(value: string | undefined): string | undefined {
@@ -140,15 +151,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   server.addService(grpcHealth.HealthService, health);
 
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    server.bindAsync(`${opts.host}:${opts.port}`, serverCredentials(opts.tls), (err, port) => (err ? reject(err) : resolve(port))),
   );
   const grpcAddress = `${opts.host}:${grpcPort}`;
 
-  let http: HttpServer | undefined;
+  let http: HttpServer | HttpsServer | undefined;
   let wss: WebSocketServer | undefined;
   let httpAddress: string | undefined;
   if (opts.httpPort >= 0) {
-    http = createServer((req, res) => {
+    const listener: RequestListener = (req, res) => {
       if (req.url === "/metrics") {
         metrics.render().then(
           (body) => {
@@ -169,7 +180,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         res.writeHead(404, { "content-type": "text/plain" });
         res.end(`not found; see /metrics, /healthz, ws ${WEBSOCKET_PATH}\n`);
       }
-    });
+    };
+    const tls = opts.tls;
+    http = tls
+      ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) }, listener)
+      : createServer(listener);
     wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024, handleProtocols: (protocols) => (protocols.has(WEBSOCKET_PROTOCOL) ? WEBSOCKET_PROTOCOL : false) });
     http.on("upgrade", (req: IncomingMessage, socket, head) => {
       // Node takes its own error listener off an upgraded socket: without one a reset would end the process.
@@ -205,6 +220,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     grpcAddress,
     httpAddress,
+    tls: !opts.tls ? "off" : opts.tls.clientCa ? "mtls" : "tls",
     async close() {
       wss?.clients.forEach((ws) => ws.terminate());
       await Promise.all([

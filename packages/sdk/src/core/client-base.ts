@@ -11,10 +11,21 @@ export interface MicroturnOptions extends SessionOptions {
   url?: string;
   /** API key; defaults to env MICROTURN_API_KEY. */
   apiKey?: string;
+  /**
+   * TLS for a grpcs:// URL (Node): PEM `ca` to trust a private CA instead of the system's roots,
+   * `cert` and `key` for a sidecar that asks for client certificates (mutual TLS).
+   */
+  tls?: TlsOptions;
   /** WebSocket implementation for ws(s):// URLs where globalThis.WebSocket is missing (Node 20). */
   WebSocket?: WebSocketConstructor;
   /** Use this transport instead of one built from the URL (custom carriers, tests). */
   transport?: () => Transport;
+}
+
+export interface TlsOptions {
+  ca?: string | Uint8Array;
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
 }
 
 export type TransportFactory = (endpoint: Endpoint, options: MicroturnOptions & { apiKey: string | undefined }) => Transport;
