@@ -75,6 +75,26 @@ describe("TLS", () => {
     expect(await hello(client)).toBe("HELLO");
   });
 
+  it("with a client CA, answers /healthz to anyone (probes) and the rest of the HTTP port only with a certificate", async () => {
+    const { httpPort } = await setup(true);
+    const status = (path: string, cert = false) =>
+      new Promise<number>((resolve, reject) =>
+        get({ host: "localhost", port: httpPort, path, ca: pem("ca.pem"), ...(cert ? { cert: pem("client.pem"), key: pem("client.key") } : {}) }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        }).on("error", reject),
+      );
+    expect(await status("/healthz")).toBe(200);
+    expect(await status("/metrics")).toBe(403);
+    expect(await status("/metrics", true)).toBe(200);
+    const refused = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(`wss://localhost:${httpPort}/v1/converse`, "microturn.v1", { ca: pem("ca.pem") });
+      ws.on("unexpected-response", (_req, res) => resolve(String(res.statusCode)));
+      ws.on("error", (err) => resolve(err.message));
+    });
+    expect(refused).toBe("403");
+  });
+
   it("serves /healthz over https:// and Converse over wss:// on the HTTP port", async () => {
     const { httpPort } = await setup();
     const health = await new Promise<{ status: number; body: string }>((resolve, reject) =>
