@@ -29,6 +29,23 @@ def _multiprocessors(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
+_UNSET = object()
+_batch_invariant_flag = _UNSET
+
+
+def deterministic_mode() -> bool:
+    """Whether SGLang runs batch-invariant (``--enable-deterministic-inference``): then
+    the down projection keeps its fixed summation order. False outside SGLang."""
+    global _batch_invariant_flag
+    if _batch_invariant_flag is _UNSET:
+        try:
+            from sglang.srt.batch_invariant_ops.batch_invariant_ops import is_batch_invariant_mode_enabled
+        except Exception:  # noqa: BLE001 - SGLang absent, or its runtime not importable in this process
+            is_batch_invariant_mode_enabled = None
+        _batch_invariant_flag = is_batch_invariant_mode_enabled
+    return bool(_batch_invariant_flag is not None and _batch_invariant_flag())
+
+
 def split_down_pays(tokens: int, hidden: int, block_n_down: int, multiprocessors: int) -> bool:
     """Whether the per-expert down split beats one program per (token, output block)."""
     return tokens * triton.cdiv(hidden, block_n_down) < SPLIT_DOWN_BELOW_WAVES * multiprocessors
@@ -184,8 +201,8 @@ def gather_gemv_moe(
     instead of one per token that loops over its experts: more parallel work
     when there are few tokens, a sum order over experts that varies run to run.
     None (the default) splits on a GPU when the per-token grid is short of
-    SPLIT_DOWN_BELOW_WAVES programs per multiprocessor; False keeps the
-    fixed order everywhere.
+    SPLIT_DOWN_BELOW_WAVES programs per multiprocessor, unless SGLang runs
+    deterministic inference; False keeps the fixed order everywhere.
     """
     if x.dtype not in (torch.bfloat16, torch.float16, torch.float32):
         raise TypeError(f"unsupported activation dtype {x.dtype}")
@@ -208,7 +225,7 @@ def gather_gemv_moe(
     if tokens == 0:
         return out
     if split_down is None:
-        split_down = x.device.type == "cuda" and split_down_pays(
+        split_down = x.device.type == "cuda" and not deterministic_mode() and split_down_pays(
             tokens, hidden, block_n_down, _multiprocessors(x.device.index or 0))
     _gate_up_silu_kernel[(tokens * top_k, triton.cdiv(inter, block_n_up))](
         x, w13, ids, act,

@@ -5,7 +5,6 @@ SGLang's own grouped Triton runner unchanged. Imported only inside SGLang."""
 
 import os
 
-from sglang.srt.batch_invariant_ops.batch_invariant_ops import is_batch_invariant_mode_enabled
 from sglang.srt.layers.moe.moe_runner.base import DispatchMoeRunnerCore, MoeRunnerConfig
 from sglang.srt.layers.moe.moe_runner.runner import MoeRunner
 from sglang.srt.layers.moe.token_dispatcher.standard import StandardCombineInput
@@ -50,12 +49,11 @@ class GatherGemvRunnerCore(DispatchMoeRunnerCore):
         if not self._eligible(dispatch_output, quant_info, hooks):
             return self._grouped.run(dispatch_output, quant_info)
         topk = dispatch_output.topk_output
-        # Under --enable-deterministic-inference the down projection keeps its fixed
-        # summation order; otherwise gather_gemv_moe splits it per expert for T <= 2.
+        # gather_gemv_moe picks the down form: split per expert for T <= 2 on an H200,
+        # the fixed summation order under --enable-deterministic-inference.
         out = gather_gemv_moe(
             dispatch_output.hidden_states, quant_info.w13_weight, quant_info.w2_weight,
             topk.topk_ids, topk.topk_weights,
-            split_down=False if is_batch_invariant_mode_enabled() else None,
         )
         if runner_config.routed_scaling_factor not in (None, 1.0):
             out.mul_(runner_config.routed_scaling_factor)

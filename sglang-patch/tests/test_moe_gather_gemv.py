@@ -105,6 +105,24 @@ def test_threshold_dispatch_uses_grouped_path_above_it():
     assert large.shape == (6, 32)
 
 
+def test_deterministic_mode_follows_sglangs_batch_invariant_flag(monkeypatch):
+    import sys
+    import types
+
+    import microturn_sglang.moe_gather_gemv as mgg
+
+    state = {"on": False}
+    fake = types.SimpleNamespace(is_batch_invariant_mode_enabled=lambda: state["on"])
+    monkeypatch.setitem(sys.modules, "sglang.srt.batch_invariant_ops.batch_invariant_ops", fake)
+    monkeypatch.setattr(mgg, "_batch_invariant_flag", mgg._UNSET)
+    assert mgg.deterministic_mode() is False
+    state["on"] = True  # read at each call: SGLang sets it at server start
+    assert mgg.deterministic_mode() is True
+    # Without SGLang (nothing importable) it is off.
+    monkeypatch.setattr(mgg, "_batch_invariant_flag", None)
+    assert mgg.deterministic_mode() is False
+
+
 def test_cpu_tensors_without_the_interpreter_take_the_grouped_path(monkeypatch):
     # A machine with a GPU runs the kernels compiled, which cannot read CPU tensors: a model kept on
     # CPU there (the reference engine) must not reach them.

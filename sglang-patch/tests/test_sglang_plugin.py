@@ -91,8 +91,7 @@ BUILT_ON_FAKES = ("microturn_sglang.moe_runner_core", "microturn_sglang.interact
 
 @pytest.fixture
 def fake_sglang(monkeypatch):
-    calls = {"choices": [], "cores": {}, "hooks": [], "selected": Registered(MOE_BACKEND_NAME), "configs": {},
-             "deterministic": False}
+    calls = {"choices": [], "cores": {}, "hooks": [], "selected": Registered(MOE_BACKEND_NAME), "configs": {}}
 
     class DispatchMoeRunnerCore:
         def __init__(self, config):
@@ -107,7 +106,6 @@ def fake_sglang(monkeypatch):
             HookType=types.SimpleNamespace(AFTER="after", AROUND="around")),
         "sglang.srt.layers.moe.moe_runner.base": dict(DispatchMoeRunnerCore=DispatchMoeRunnerCore, MoeRunnerConfig=RunnerConfig),
         "sglang.srt.layers.moe.token_dispatcher.standard": dict(StandardCombineInput=CombineInput),
-        "sglang.srt.batch_invariant_ops.batch_invariant_ops": dict(is_batch_invariant_mode_enabled=lambda: calls["deterministic"]),
         "sglang.srt.layers.moe.utils": dict(
             MoeRunnerBackend=Backend, resolve_moe_runner_backend=Registered,
             get_moe_runner_backend=lambda: calls["selected"]),
@@ -207,18 +205,4 @@ def test_runner_core_small_batches_use_gather_gemv_others_fall_back(fake_sglang)
     core.run_from_dispatch(small, dispatch(3)[1], core.config, hooks=object())
     assert grouped.calls == 3
 
-
-def test_runner_core_keeps_the_fixed_sum_order_under_deterministic_inference(fake_sglang, monkeypatch):
-    plugin, calls = fake_sglang
-    plugin.load()
-    core = calls["cores"][MOE_BACKEND_NAME](RunnerConfig(routed_scaling_factor=1.0))
-    runner_core = sys.modules["microturn_sglang.moe_runner_core"]
-    seen = []
-    real = runner_core.gather_gemv_moe
-    monkeypatch.setattr(runner_core, "gather_gemv_moe", lambda *a, **kw: seen.append(kw["split_down"]) or real(*a, **kw))
-    small, quant = dispatch(1)
-    core.run_from_dispatch(small, quant, core.config)
-    calls["deterministic"] = True
-    core.run_from_dispatch(small, quant, core.config)
-    assert seen == [None, False]  # None: gather_gemv_moe decides (splits on a GPU at T <= 2)
 

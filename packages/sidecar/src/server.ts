@@ -161,8 +161,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let httpAddress: string | undefined;
   if (opts.httpPort >= 0) {
     const listener: RequestListener = (req, res) => {
-      // Mutual TLS: /healthz answers anyone (probes carry no certificate); the rest wants a signed one.
-      if (opts.tls?.clientCa && req.url !== "/healthz" && !(req.socket as TLSSocket).authorized) {
+      // Mutual TLS: /healthz answers anyone (probes carry no certificate), the session count only to
+      // a client with a signed one; the rest wants a signed one.
+      const anonymous = opts.tls?.clientCa !== undefined && !(req.socket as TLSSocket).authorized;
+      if (anonymous && req.url !== "/healthz") {
         res.writeHead(403, { "content-type": "text/plain" });
         res.end("client certificate required\n");
         return;
@@ -182,7 +184,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       } else if (req.url === "/healthz") {
         const serving = opts.isServing();
         res.writeHead(serving ? 200 : 503, { "content-type": "application/json" });
-        res.end(JSON.stringify({ serving, sessions: hub.size }));
+        res.end(JSON.stringify(anonymous ? { serving } : { serving, sessions: hub.size }));
       } else {
         res.writeHead(404, { "content-type": "text/plain" });
         res.end(`not found; see /metrics, /healthz, ws ${WEBSOCKET_PATH}\n`);

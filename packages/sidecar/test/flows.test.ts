@@ -9,7 +9,7 @@ import { WHEN_IDLE_MAX_WAIT_MS } from "../src/session/context-deliveries.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "../src/background/testing/openai-server.js";
 import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
-import { FakeEngine } from "./helpers/fake-engine.js";
+import { FakeEngine, type FakeEngineOptions } from "./helpers/fake-engine.js";
 import { TestClient } from "./helpers/test-client.js";
 
 let sidecar: Sidecar | undefined;
@@ -24,8 +24,8 @@ afterEach(async () => {
   background = undefined;
 });
 
-async function start(reply: (chunk: EngineChunk) => string, backgroundUrl?: string) {
-  const engine = new FakeEngine({ reply });
+async function start(reply: (chunk: EngineChunk) => string, backgroundUrl?: string, engineOptions: Omit<FakeEngineOptions, "reply"> = {}) {
+  const engine = new FakeEngine({ reply, ...engineOptions });
   const flags = ["--port", "0", "--metrics-port=-1", "--drain-ms", "0", "--tool-timeout-ms", "2000", "--max-output-tokens", "400"];
   if (backgroundUrl) flags.push("--background-url", backgroundUrl);
   else flags.push("--background", "none");
@@ -129,6 +129,25 @@ describe("tools", () => {
     await client.waitCount("output", 2);
     expect(client.of("toolCall")).toHaveLength(0);
     expect(engine.sessions[0]!.appended[1]!.context!.map((c) => c.text).join()).toContain("42");
+  });
+
+  it("puts the tool-call parser back with a failed answer taken back: text it held is held again", async () => {
+    let failed = false;
+    const { engine, client } = await start((chunk) => ["ok <", "bbb", "c"][chunk.seq] ?? "", undefined, {
+      failAfter: (chunk) => (chunk.seq === 1 && !failed ? ((failed = true), 1) : undefined),
+    });
+    client.start();
+    client.input(0, "x");
+    client.input(1, "y");
+    client.input(2, "z");
+    await client.waitCount("output", 2);
+    // The failed answer let the "<" go with its "b"; both are gone from the model's memory, so the "<" waits again.
+    expect(client.of("output").map((o) => [o.seq, o.text])).toEqual([
+      [0, "ok "],
+      [2, "<c"],
+    ]);
+    expect(client.of("error")[0]).toMatchObject({ seq: 1 });
+    expect(engine.sessions[0]!.text.endsWith("<0>xok <<1>y<2>zc")).toBe(true);
   });
 
   it("reports a malformed tool call from the model without stalling", async () => {

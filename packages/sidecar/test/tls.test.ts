@@ -77,16 +77,19 @@ describe("TLS", () => {
 
   it("with a client CA, answers /healthz to anyone (probes) and the rest of the HTTP port only with a certificate", async () => {
     const { httpPort } = await setup(true);
-    const status = (path: string, cert = false) =>
-      new Promise<number>((resolve, reject) =>
+    const request = (path: string, cert = false) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) =>
         get({ host: "localhost", port: httpPort, path, ca: pem("ca.pem"), ...(cert ? { cert: pem("client.pem"), key: pem("client.key") } : {}) }, (res) => {
-          res.resume();
-          resolve(res.statusCode!);
+          let body = "";
+          res.on("data", (d: Buffer) => (body += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode!, body }));
         }).on("error", reject),
       );
-    expect(await status("/healthz")).toBe(200);
-    expect(await status("/metrics")).toBe(403);
-    expect(await status("/metrics", true)).toBe(200);
+    // A probe learns that the sidecar serves, not how many sessions it holds.
+    expect(await request("/healthz")).toEqual({ status: 200, body: JSON.stringify({ serving: true }) });
+    expect(JSON.parse((await request("/healthz", true)).body)).toEqual({ serving: true, sessions: 0 });
+    expect((await request("/metrics")).status).toBe(403);
+    expect((await request("/metrics", true)).status).toBe(200);
     const refused = await new Promise<string>((resolve) => {
       const ws = new WebSocket(`wss://localhost:${httpPort}/v1/converse`, "microturn.v1", { ca: pem("ca.pem") });
       ws.on("unexpected-response", (_req, res) => resolve(String(res.statusCode)));

@@ -199,9 +199,9 @@ describe("EngineSequence and transient engine failures", () => {
     const failed = await partial.sequence.turn(chunk(0, 2), { maxOutputTokens: 8 }, () => [], (t) => (heard.push(t), t)).catch((e: unknown) => e);
     expect(failed).toBeInstanceOf(TurnFailed);
     expect((failed as TurnFailed).cause).toMatchObject({ code: "busy" });
-    // Not retried: the one more append is the input alone, once the unfinished answer was taken back.
-    expect(partial.session.attempts).toBe(2);
-    expect((failed as TurnFailed).recovered).toBeDefined();
+    // Not retried (and not taken back: this sequence was not told its engine can rewind).
+    expect(partial.session.attempts).toBe(1);
+    expect((failed as TurnFailed).recovered).toBeUndefined();
     expect(heard).toEqual(["partial "]);
     const aborted = await on(1, "busy");
     const controller = new AbortController();
@@ -213,23 +213,29 @@ describe("EngineSequence and transient engine failures", () => {
 
 describe("EngineSequence and a turn that fails mid-answer", () => {
   /** An echo session whose next append takes the input, says `words` words of its answer and then fails. */
-  async function failingMidAnswer(words: number, opts: { rewind?: boolean } = {}) {
+  async function failingMidAnswer(words: number, opts: { rewind?: "gone" | "busy-twice"; supportsRewind?: boolean } = {}) {
     const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
     const session = await engine.openSession({ systemPrompt: "be brief" });
     let failNext = false;
-    const wrapped = Object.create(session) as EngineSession;
+    const wrapped = Object.create(session) as EngineSession & { rewinds: number };
+    wrapped.rewinds = 0;
     wrapped.append = async function* (c, options) {
-      if (!failNext) return yield* session.append(c, options);
-      failNext = false;
       let said = 0;
+      const failing = failNext;
+      failNext = false;
       for await (const out of session.append(c, options)) {
-        if (out.type === "delta" && said++ === words) throw new EngineError("internal", "the engine fell over mid-answer");
+        if (failing && out.type === "delta" && said++ === words) throw new EngineError("internal", "the engine fell over mid-answer");
         yield out;
       }
     };
-    if (opts.rewind === false) wrapped.rewind = () => Promise.reject(new EngineError("unavailable", "the engine went away"));
-    const sequence = new EngineSequence({ session: wrapped, systemPrompt: "be brief", onRollover: () => undefined });
-    return { sequence, session, failNext: () => (failNext = true) };
+    wrapped.rewind = async (position, signal) => {
+      wrapped.rewinds++;
+      if (opts.rewind === "gone") throw new EngineError("unavailable", "the engine went away");
+      if (opts.rewind === "busy-twice" && wrapped.rewinds <= 2) throw new EngineError("busy", "still winding the request down");
+      return session.rewind(position, signal);
+    };
+    const sequence = new EngineSequence({ session: wrapped, systemPrompt: "be brief", onRollover: () => undefined, supportsRewind: opts.supportsRewind ?? true });
+    return { sequence, session: wrapped, failNext: () => (failNext = true) };
   }
 
   it("takes the unfinished answer back out: the model keeps the input, not the answer nobody got", async () => {
@@ -250,13 +256,54 @@ describe("EngineSequence and a turn that fails mid-answer", () => {
     expect(next.result.inputStart).toBe(before + inputTokens);
   });
 
-  it("leaves the failure as it is when the engine cannot take the answer back (it went away)", async () => {
-    const { sequence, failNext } = await failingMidAnswer(1, { rewind: false });
+  it("waits out a rewind refused for a moment (the engine still winding the request down)", async () => {
+    const { sequence, session, failNext } = await failingMidAnswer(1, { rewind: "busy-twice" });
+    const before = sequence.positionTokens;
     failNext();
-    const failed = await sequence.turn(chunk(0, 3), { maxOutputTokens: 8 }, () => [], same).catch((e: unknown) => e);
-    expect(failed).toBeInstanceOf(TurnFailed);
-    expect((failed as TurnFailed).recovered).toBeUndefined();
-    expect((failed as TurnFailed).cause).toMatchObject({ code: "internal" });
+    const failed = (await sequence.turn(chunk(0, 3), { maxOutputTokens: 8 }, () => [], same).catch((e: unknown) => e)) as TurnFailed;
+    expect(session.rewinds).toBe(3);
+    expect(failed.recovered).toMatchObject({ inputStart: before });
+  });
+
+  it("leaves the failure as it is when the engine cannot take the answer back: gone, or append-only", async () => {
+    for (const opts of [{ rewind: "gone" as const }, { supportsRewind: false }]) {
+      const { sequence, session, failNext } = await failingMidAnswer(1, opts);
+      failNext();
+      const failed = await sequence.turn(chunk(0, 3), { maxOutputTokens: 8 }, () => [], same).catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(TurnFailed);
+      expect((failed as TurnFailed).recovered).toBeUndefined();
+      expect((failed as TurnFailed).cause).toMatchObject({ code: "internal" });
+      // An append-only engine is not even asked (its "rewind" to where it is would let the input in twice);
+      // one that went away is asked three times (unavailable may pass), then the failure stands.
+      expect(session.rewinds).toBe(opts.supportsRewind === false ? 0 : 3);
+    }
+  });
+
+  it("puts speech held for held-back text back as it was before the failed turn", async () => {
+    const engine = await createEchoEngine({ defaultCapacityTokens: 1000 });
+    const session = await engine.openSession({});
+    // Turn 0 ends on a held "<" (audio 2 waits); turn 1 releases it with "b" (audio 3), then fails mid-answer;
+    // turn 2 releases the "<" again with "c" (audio 4).
+    const script: { text: string; audio: number }[][] = [[{ text: "a", audio: 1 }, { text: "<", audio: 2 }], [{ text: "b", audio: 3 }], [{ text: "c", audio: 4 }]];
+    let call = 0;
+    const wrapped = Object.create(session) as EngineSession;
+    wrapped.rewind = async (position) => position;
+    wrapped.append = async function* (_c, options) {
+      const done = { type: "done" as const, done: { finishReason: 2, positionTokens: 0, inputEndTokens: 0, inputTokens: 0, outputTokens: 0, appendMs: 0, turnMs: 0 } };
+      if (options.maxOutputTokens === 0) return yield done; // the input alone, after the take-back
+      const turn = call++;
+      for (const p of script[turn]!) yield { type: "delta", text: p.text, positionTokens: 0, audioPcm16: new Uint8Array([p.audio]), audioSampleRateHz: 16000 };
+      if (turn === 1) throw new EngineError("internal", "fell over mid-answer");
+      yield done;
+    };
+    const sequence = new EngineSequence({ session: wrapped, systemPrompt: "", onRollover: () => undefined, supportsRewind: true });
+    const first = await sequence.turn(chunk(0, 1), { maxOutputTokens: 8 }, () => [], (t) => (t === "<" ? "" : t));
+    expect([...first.audio!.pcm16]).toEqual([1]);
+    const failed = (await sequence.turn(chunk(1, 1), { maxOutputTokens: 8 }, () => [], (t) => `<${t}`).catch((e: unknown) => e)) as TurnFailed;
+    expect(failed.recovered).toBeDefined();
+    // The answer that let the "<" go is gone, so its audio is held again and goes out with the next release.
+    const third = await sequence.turn(chunk(2, 1), { maxOutputTokens: 8 }, () => [], (t) => `<${t}`);
+    expect([...third.audio!.pcm16]).toEqual([2, 4]);
   });
 });
 

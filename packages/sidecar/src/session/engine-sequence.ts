@@ -30,6 +30,12 @@ export interface EngineSequenceOptions {
   reopen?: (systemPrompt: string) => Promise<EngineSession>;
   /** Called once the new session is in place (the old one is closed after). */
   onRollover: (sample: RolloverSample) => void;
+  /**
+   * The engine can cut its sequence back (EngineCapabilities.supportsRewind).
+   * Without it an answer that failed half-way is not taken back: an append-only
+   * engine "rewinds" only to where it already is, and the input would go in twice.
+   */
+  supportsRewind?: boolean;
 }
 
 /**
@@ -149,6 +155,8 @@ export class EngineSequence {
   /** Appends, retrying transient failures before any output (see retry); a full sequence comes out as SequenceFull. */
   private async appendRetrying(chunk: EngineChunk, options: AppendOptions, onDelta: (text: string) => string): Promise<TurnOutput> {
     const before = this.current.positionTokens;
+    // Speech held for text the parser holds, as it was before the turn: a taken-back answer puts it back.
+    const heldBefore = this.heldAudio.length > 0 ? [...this.heldAudio] : [];
     const started = performance.now();
     try {
       try {
@@ -158,7 +166,11 @@ export class EngineSequence {
         throw err;
       }
     } catch (err) {
-      if (err instanceof FailedAfterOutput) throw await this.takeBackAnswer(err.cause, before, chunk, options);
+      if (err instanceof FailedAfterOutput) {
+        const failed = await this.takeBackAnswer(err.cause, before, chunk, options);
+        if (failed.recovered) this.heldAudio = heldBefore;
+        throw failed;
+      }
       throw err;
     }
   }
@@ -168,15 +180,26 @@ export class EngineSequence {
    * start of an answer the listener never got. Puts the sequence back to the
    * turn's start and appends the input alone, so the model keeps what was said
    * to it and forgets what it never finished saying. Not on a closing session,
-   * nor when the engine cannot do it (a dead connection): then the failure
-   * stands as it is.
+   * nor on an engine that cannot rewind, nor when the engine cannot do it now (a
+   * dead connection): then the failure stands as it is.
    */
   private async takeBackAnswer(cause: unknown, before: number, chunk: EngineChunk, options: AppendOptions): Promise<TurnFailed> {
-    if (options.signal?.aborted) return new TurnFailed(cause);
+    if (!this.opts.supportsRewind || options.signal?.aborted) return new TurnFailed(cause);
+    const signal = options.signal ? { signal: options.signal } : {};
     try {
-      await this.current.rewind(before);
+      // A remote engine may still be winding the failed request down and refuse a rewind for a moment
+      // (busy): the same waits as a retry's.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.current.rewind(before, options.signal);
+          break;
+        } catch (err) {
+          if (!(EngineError.isInstance(err) && err.retryable) || attempt >= RETRY_DELAYS_MS.length) throw err;
+          await sleep(RETRY_DELAYS_MS[attempt]!, undefined, signal);
+        }
+      }
       let inputEnd: number | undefined;
-      for await (const out of this.current.append(chunk, { maxOutputTokens: 0, ...(options.signal ? { signal: options.signal } : {}) })) {
+      for await (const out of this.current.append(chunk, { maxOutputTokens: 0, ...signal })) {
         if (out.type === "done") inputEnd = out.done.inputEndTokens;
       }
       return inputEnd === undefined ? new TurnFailed(cause) : new TurnFailed(cause, { inputStart: before, inputEnd });

@@ -109,6 +109,7 @@ export class InteractionSession {
     this.sequence = new EngineSequence({
       session: engineSession,
       systemPrompt: options.systemPrompt ?? "",
+      supportsRewind: options.capabilities.supportsRewind,
       ...(options.reopen ? { reopen: options.reopen } : {}),
       onRollover: (sample) => {
         // Positions restart and earlier output can no longer be rewound; clients hear of it at once.
@@ -308,6 +309,7 @@ export class InteractionSession {
     const maxOutputTokens = this.outputBudget(chunk);
     const signal = this.aborter.signal;
     const options = forceTool ? { maxOutputTokens, signal, forceTool: { name: forceTool.name, parametersJson: forceTool.parametersJson } } : { maxOutputTokens, signal };
+    const restoreToolCalls = this.toolCalls.checkpoint();
     let turn: TurnOutput;
     try {
       turn = await this.sequence.turn(
@@ -318,7 +320,10 @@ export class InteractionSession {
       );
     } catch (err) {
       if (!(err instanceof TurnFailed)) throw err;
-      if (err.recovered && !this.closed) this.recordFailedTurn(chunk, engineChunk, err.recovered);
+      if (err.recovered && !this.closed) {
+        restoreToolCalls();
+        this.recordFailedTurn(chunk, engineChunk, err.recovered);
+      }
       throw err.cause;
     }
     const { text, result, audio } = turn;
@@ -364,11 +369,11 @@ export class InteractionSession {
   /**
    * A micro-turn that failed mid-answer, its answer taken back out of the
    * engine: it stays in the history as a silent turn, so a later barge-in's
-   * rewind re-appends its input like any other. A call the lost answer opened
-   * is gone with it.
+   * rewind re-appends its input like any other. (The tool-call parser was put
+   * back by the caller; a call that closed inside the lost answer has started
+   * all the same, and its result arrives as context like any other.)
    */
   private recordFailedTurn(chunk: InputChunk, engineChunk: EngineChunk, at: { inputStart: number; inputEnd: number }): void {
-    this.toolCalls.abandonCall(chunk.seq, "its micro-turn failed before the call closed");
     this.history.record({
       seq: chunk.seq,
       chunk: { ...engineChunk, context: [] },

@@ -60,6 +60,8 @@ export interface ToolCallExtractor {
    * rollover) and any held-back text; returns what was dropped, "" if nothing.
    */
   abandon(): string;
+  /** The state now; calling the result puts it back, as if nothing had been pushed since. */
+  checkpoint(): () => void;
 }
 
 export type ToolOutcome = { ok: true; output: string } | { ok: false; error: string };

@@ -85,6 +85,20 @@ export class SessionToolCalls {
     }
   }
 
+  /**
+   * The parser's state before a micro-turn; calling the result puts it back when
+   * the turn's answer is taken back out of the engine (the model's memory is then
+   * as it was, and so is the parser's, a call open from an earlier turn included).
+   */
+  checkpoint(): () => void {
+    const restore = this.extractor?.checkpoint();
+    const openSinceSeq = this.openSinceSeq;
+    return () => {
+      restore?.();
+      this.openSinceSeq = openSinceSeq;
+    };
+  }
+
   /** The model's memory lost the call under way (a barge-in cut it, a rollover left it behind): it is dropped. */
   abandonCall(seq: number, why: string): void {
     if (!this.extractor?.inCall) return;

@@ -40,6 +40,7 @@ export class RegistrySessionTools implements SessionTools {
         return parser.inCall;
       },
       abandon: () => parser.abandon(),
+      checkpoint: () => parser.checkpoint(),
     };
   }
 

@@ -96,4 +96,24 @@ describe("ToolCallParser", () => {
     expect(long.errors[0]?.message).toContain("longer than 50");
     expect(long.text).toBe(" after");
   });
+
+  it("puts its state back to a checkpoint: a call open from before continues, held text is held again", () => {
+    const parser = new ToolCallParser();
+    parser.push('<tool_call>{"name": "t", ');
+    const back = parser.checkpoint();
+    // What a failed answer said, since taken back out of the model's memory.
+    expect(parser.push('"arguments": {"x": 1}}</tool_call> gone <').calls).toHaveLength(1);
+    back();
+    expect(parser.inCall).toBe(true);
+    const again = parser.push('"arguments": {}}</tool_call> hi');
+    expect(again.calls).toEqual([{ name: "t", argumentsJson: "{}" }]);
+    expect(again.text).toBe(" hi");
+
+    const held = new ToolCallParser();
+    expect(held.push("a <").text).toBe("a ");
+    const mark = held.checkpoint();
+    expect(held.push("b").text).toBe("<b");
+    mark();
+    expect(held.push("c").text).toBe("<c");
+  });
 });

@@ -151,6 +151,16 @@ export class ToolCallParser {
     this.overflowed = false;
   }
 
+  /** The parser's state now; calling the result puts it back (a micro-turn whose answer was taken back). */
+  checkpoint(): () => void {
+    const { buffer, inside, overflowed } = this;
+    return () => {
+      this.buffer = buffer;
+      this.inside = inside;
+      this.overflowed = overflowed;
+    };
+  }
+
   /** Drops a call under way and any held-back text; returns what was dropped of the call ("" outside one). */
   abandon(): string {
     const dropped = this.inside ? this.buffer : "";
