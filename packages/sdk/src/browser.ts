@@ -11,7 +11,7 @@ export class Microturn extends MicroturnClientBase {
       }
       return new WebSocketTransport({ url: endpoint.url, apiKey: opts.apiKey, WebSocket: opts.WebSocket });
     });
-    if (options.tls) throw new InvalidInputError("the tls option is for grpcs:// in Node: a browser trusts its own certificate store for wss://");
+    if (options.tls) throw new InvalidInputError("the tls option is for Node (grpcs://, or wss:// through the ws package): a browser trusts its own certificate store");
   }
 }
 

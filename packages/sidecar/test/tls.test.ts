@@ -90,6 +90,9 @@ describe("TLS", () => {
     expect(JSON.parse((await request("/healthz", true)).body)).toEqual({ serving: true, sessions: 0 });
     expect((await request("/metrics")).status).toBe(403);
     expect((await request("/metrics", true)).status).toBe(200);
+    // Over the SDK with a client certificate, the same WebSocket gets in.
+    const withCert = new Microturn({ url: `wss://localhost:${httpPort}`, clock: "manual", WebSocket: WebSocket as never, tls: { ca: pem("ca.pem"), cert: pem("client.pem"), key: pem("client.key") } });
+    expect(await hello(withCert)).toBe("HELLO");
     const refused = await new Promise<string>((resolve) => {
       const ws = new WebSocket(`wss://localhost:${httpPort}/v1/converse`, "microturn.v1", { ca: pem("ca.pem") });
       ws.on("unexpected-response", (_req, res) => resolve(String(res.statusCode)));
@@ -109,20 +112,16 @@ describe("TLS", () => {
     );
     expect(health.status).toBe(200);
     expect(JSON.parse(health.body)).toMatchObject({ serving: true });
-    // The SDK's WebSocket transport with a ws that trusts the test CA (NODE_EXTRA_CA_CERTS does this for a real app).
-    class TrustingWebSocket extends WebSocket {
-      constructor(url: string, protocols?: string | string[]) {
-        super(url, protocols, { ca: pem("ca.pem") });
-      }
-    }
-    const client = new Microturn({ url: `wss://localhost:${httpPort}`, clock: "manual", WebSocket: TrustingWebSocket as never });
+    // The SDK's tls option reaches the `ws` class for wss:// as it does grpc-js for grpcs://.
+    const client = new Microturn({ url: `wss://localhost:${httpPort}`, clock: "manual", WebSocket: WebSocket as never, tls: { ca: pem("ca.pem") } });
     expect(await hello(client)).toBe("HELLO");
   });
 
   it("says which TLS option is wrong in the SDK", () => {
-    expect(() => new Microturn({ url: "grpc://localhost:1", tls: { ca: "x" } })).toThrow(/grpcs:\/\//);
-    expect(() => new Microturn({ url: "wss://localhost:1", tls: { ca: "x" } })).toThrow(/NODE_EXTRA_CA_CERTS/);
+    expect(() => new Microturn({ url: "grpc://localhost:1", tls: { ca: "x" } })).toThrow(/grpcs:\/\/ or wss:\/\//);
+    expect(() => new Microturn({ url: "ws://localhost:1", tls: { ca: "x" } })).toThrow(/not ws:\/\/localhost:1/);
     expect(() => new Microturn({ url: "grpcs://localhost:1", tls: { cert: "x" } })).toThrow(/cert and tls.key/);
+    expect(() => new Microturn({ url: "wss://localhost:1", tls: { key: "x" } })).toThrow(/cert and tls.key/);
   });
 });
 

@@ -3,7 +3,7 @@
 import { InvalidInputError } from "./session-errors.js";
 import { InteractionSession, type SessionConfigInput, type SessionOptions } from "./session.js";
 import type { Transport } from "./transport.js";
-import type { WebSocketConstructor } from "./websocket-transport.js";
+import type { WebSocketConstructor, WebSocketTlsOptions } from "./websocket-transport.js";
 import { type Endpoint, parseEndpoint } from "../internal/url.js";
 
 export interface MicroturnOptions extends SessionOptions {
@@ -12,8 +12,9 @@ export interface MicroturnOptions extends SessionOptions {
   /** API key; defaults to env MICROTURN_API_KEY. */
   apiKey?: string;
   /**
-   * TLS for a grpcs:// URL (Node): PEM `ca` to trust a private CA instead of the system's roots,
-   * `cert` and `key` for a sidecar that asks for client certificates (mutual TLS).
+   * TLS for a grpcs:// or wss:// URL (Node): PEM `ca` to trust a private CA instead of the
+   * system's roots, `cert` and `key` for a sidecar that asks for client certificates (mutual TLS).
+   * For wss:// they go to the WebSocket class as its options (the `ws` package takes them).
    */
   tls?: TlsOptions;
   /** WebSocket implementation for ws(s):// URLs where globalThis.WebSocket is missing (Node 20). */
@@ -22,11 +23,7 @@ export interface MicroturnOptions extends SessionOptions {
   transport?: () => Transport;
 }
 
-export interface TlsOptions {
-  ca?: string | Uint8Array;
-  cert?: string | Uint8Array;
-  key?: string | Uint8Array;
-}
+export type TlsOptions = WebSocketTlsOptions;
 
 export type TransportFactory = (endpoint: Endpoint, options: MicroturnOptions & { apiKey: string | undefined }) => Transport;
 

@@ -23,7 +23,15 @@ export interface WebSocketLike {
   onerror: ((event: unknown) => void) | null;
 }
 
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+/** A WebSocket class; the third argument is the `ws` package's options (TLS), which Node passes. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: WebSocketTlsOptions) => WebSocketLike;
+
+/** TLS for wss:// in Node, as the `ws` package takes it: PEM `ca`, and `cert` with `key` for mutual TLS. */
+export interface WebSocketTlsOptions {
+  ca?: string | Uint8Array;
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
+}
 
 export interface WebSocketTransportOptions {
   /** `ws://host:port[/path]` or `wss://…`; the path defaults to /v1/converse. */
@@ -31,6 +39,8 @@ export interface WebSocketTransportOptions {
   apiKey?: string;
   /** Defaults to globalThis.WebSocket. */
   WebSocket?: WebSocketConstructor;
+  /** Passed to the WebSocket class as its options (a wss:// URL, the `ws` package's class). */
+  tls?: WebSocketTlsOptions;
 }
 
 const OPEN = 1;
@@ -44,6 +54,7 @@ export function closeCodeError(code: number, reason: string): MicroturnError | u
 export class WebSocketTransport implements Transport {
   private readonly url: string;
   private readonly WebSocketCtor: WebSocketConstructor;
+  private readonly tls: WebSocketTlsOptions | undefined;
   private readonly sockets = new Set<WebSocketLike>();
 
   constructor(options: WebSocketTransportOptions) {
@@ -54,6 +65,7 @@ export class WebSocketTransport implements Transport {
       );
     }
     this.WebSocketCtor = ctor;
+    this.tls = options.tls;
     const url = new URL(options.url);
     if (url.pathname === "" || url.pathname === "/") url.pathname = WEBSOCKET_PATH;
     if (options.apiKey) url.searchParams.set("api_key", options.apiKey);
@@ -61,7 +73,7 @@ export class WebSocketTransport implements Transport {
   }
 
   open(handlers: TransportHandlers): TransportStream {
-    const socket = new this.WebSocketCtor(this.url, WEBSOCKET_SUBPROTOCOL);
+    const socket = this.tls ? new this.WebSocketCtor(this.url, WEBSOCKET_SUBPROTOCOL, this.tls) : new this.WebSocketCtor(this.url, WEBSOCKET_SUBPROTOCOL);
     socket.binaryType = "arraybuffer";
     this.sockets.add(socket);
     const backlog: Uint8Array[] = [];
