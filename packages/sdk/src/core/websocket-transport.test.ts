@@ -76,6 +76,8 @@ describe("WebSocketTransport", () => {
       (globalThis as { WebSocket?: unknown }).WebSocket = saved;
     }
     expect(() => new BrowserMicroturn({ url: "grpc://127.0.0.1:1" }).session()).toThrow(InvalidInputError);
+    // A browser trusts its own certificate store: the Node-only tls option is refused at construction.
+    expect(() => new BrowserMicroturn({ url: "wss://127.0.0.1:1", tls: { ca: "x" } })).toThrow(/browser trusts its own certificate store/);
   });
 
   it("closes the socket with 4002 on a text or undecodable frame, and reports a ConnectionError once", async () => {
