@@ -185,7 +185,6 @@ export class EngineSequence {
    */
   private async takeBackAnswer(cause: unknown, before: number, chunk: EngineChunk, options: AppendOptions): Promise<TurnFailed> {
     if (!this.opts.supportsRewind || options.signal?.aborted) return new TurnFailed(cause);
-    const signal = options.signal ? { signal: options.signal } : {};
     try {
       // A remote engine may still be winding the failed request down and refuse a rewind for a moment
       // (busy): the same waits as a retry's.
@@ -195,19 +194,15 @@ export class EngineSequence {
           break;
         } catch (err) {
           if (!(EngineError.isInstance(err) && err.retryable) || attempt >= RETRY_DELAYS_MS.length) throw err;
-          await sleep(RETRY_DELAYS_MS[attempt]!, undefined, signal);
+          await sleep(RETRY_DELAYS_MS[attempt]!, undefined, options.signal ? { signal: options.signal } : {});
         }
       }
-      let inputEnd: number | undefined;
-      for await (const out of this.current.append(chunk, { maxOutputTokens: 0, ...signal })) {
-        if (out.type === "done") inputEnd = out.done.inputEndTokens;
-      }
+      const inputEnd = await this.appendInput(chunk, options.signal);
       return inputEnd === undefined ? new TurnFailed(cause) : new TurnFailed(cause, { inputStart: before, inputEnd });
     } catch {
       return new TurnFailed(cause);
     }
   }
-
 
   /**
    * The chunk was acked, so the client will not send it again: a transient
@@ -266,11 +261,19 @@ export class EngineSequence {
     const positions: { inputStartTokens: number; inputEndTokens: number }[] = [];
     for (const chunk of reappend) {
       const inputStartTokens = this.current.positionTokens;
-      for await (const out of this.current.append(chunk, { maxOutputTokens: 0 })) {
-        if (out.type === "done") positions.push({ inputStartTokens, inputEndTokens: out.done.inputEndTokens });
-      }
+      const inputEndTokens = await this.appendInput(chunk);
+      if (inputEndTokens !== undefined) positions.push({ inputStartTokens, inputEndTokens });
     }
     return positions;
+  }
+
+  /** Appends a chunk as input only (no answer); where its input ends, undefined when the engine said no `done`. */
+  private async appendInput(chunk: EngineChunk, signal?: AbortSignal): Promise<number | undefined> {
+    let inputEnd: number | undefined;
+    for await (const out of this.current.append(chunk, { maxOutputTokens: 0, ...(signal ? { signal } : {}) })) {
+      if (out.type === "done") inputEnd = out.done.inputEndTokens;
+    }
+    return inputEnd;
   }
 
   close(): Promise<void> {

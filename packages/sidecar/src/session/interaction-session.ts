@@ -321,8 +321,12 @@ export class InteractionSession {
     } catch (err) {
       if (!(err instanceof TurnFailed)) throw err;
       if (err.recovered && !this.closed) {
+        // The answer was taken back out of the engine: the parser goes back with it, and the turn stays in
+        // the history as a silent one, so a later barge-in's rewind re-appends its input like any other. (A
+        // call that closed inside the lost answer has started all the same; its result comes as context.)
         restoreToolCalls();
-        this.recordFailedTurn(chunk, engineChunk, err.recovered);
+        const { inputStart, inputEnd } = err.recovered;
+        this.recordTurn(chunk, engineChunk, { inputStart, inputEnd, outputEnd: inputEnd }, { text: "", startMs: this.history.nextOutputStart(chunk), durationMs: 0 });
       }
       throw err.cause;
     }
@@ -337,16 +341,7 @@ export class InteractionSession {
     const outputStartMs = this.history.nextOutputStart(chunk);
     // Output time is what the listener hears: the audio when the session speaks, else text at a reading pace.
     const outputDurationMs = spoken ? spoken.durationMs : silent ? 0 : text.length * TEXT_MS_PER_CHAR;
-    this.history.record({
-      seq: chunk.seq,
-      chunk: { ...engineChunk, context: [] },
-      inputStartTokens: result.inputStart,
-      inputEndTokens: result.inputEnd,
-      outputEndTokens: result.outputEnd,
-      outputText: text,
-      outputStartMs,
-      outputDurationMs,
-    });
+    this.recordTurn(chunk, engineChunk, result, { text, startMs: outputStartMs, durationMs: outputDurationMs });
     this.stats.recordTurn({ latencyMs, turnMs, appendMs: result.appendMs, inputMs: chunk.durationMs });
     this.opts.observer?.turn?.({ appendMs: result.appendMs, turnMs, inputMs: chunk.durationMs, queueLagMs: this.queueLagMs() });
     if (text) this.conversation.push({ role: "assistant", text, startMs: outputStartMs, seq: chunk.seq });
@@ -366,23 +361,22 @@ export class InteractionSession {
     if (this.stats.due) this.sendMetrics();
   }
 
-  /**
-   * A micro-turn that failed mid-answer, its answer taken back out of the
-   * engine: it stays in the history as a silent turn, so a later barge-in's
-   * rewind re-appends its input like any other. (The tool-call parser was put
-   * back by the caller; a call that closed inside the lost answer has started
-   * all the same, and its result arrives as context like any other.)
-   */
-  private recordFailedTurn(chunk: InputChunk, engineChunk: EngineChunk, at: { inputStart: number; inputEnd: number }): void {
+  /** A micro-turn in the history: where its input and output sit in the engine, and when its output is heard. */
+  private recordTurn(
+    chunk: InputChunk,
+    engineChunk: EngineChunk,
+    at: { inputStart: number; inputEnd: number; outputEnd: number },
+    output: { text: string; startMs: number; durationMs: number },
+  ): void {
     this.history.record({
       seq: chunk.seq,
       chunk: { ...engineChunk, context: [] },
       inputStartTokens: at.inputStart,
       inputEndTokens: at.inputEnd,
-      outputEndTokens: at.inputEnd,
-      outputText: "",
-      outputStartMs: this.history.nextOutputStart(chunk),
-      outputDurationMs: 0,
+      outputEndTokens: at.outputEnd,
+      outputText: output.text,
+      outputStartMs: output.startMs,
+      outputDurationMs: output.durationMs,
     });
   }
 
