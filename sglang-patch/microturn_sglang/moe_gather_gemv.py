@@ -177,6 +177,24 @@ def kernels_run_on(device: torch.device) -> bool:
     return device.type == "cuda" or INTERPRETED
 
 
+def gate_up(
+    x: torch.Tensor, w13: torch.Tensor, ids: torch.Tensor, act: torch.Tensor, *,
+    block_n_up: int, block_h: int, num_warps_up: int,
+) -> None:
+    """The first kernel alone: SiLU(gate)·up of each (token, routed expert) into ``act``
+    (``[T * top_k, I]`` fp32); ``ids`` flat, ``T * top_k`` long. gather_gemv_moe's first
+    step, and what scripts/bench_moe.py --breakdown times apart."""
+    tokens, hidden = x.shape
+    top_k = ids.numel() // tokens
+    inter = w13.shape[1] // 2
+    _gate_up_silu_kernel[(tokens * top_k, triton.cdiv(inter, block_n_up))](
+        x, w13, ids, act,
+        hidden, inter, top_k,
+        x.stride(0), w13.stride(0), w13.stride(1), w13.stride(2), act.stride(0),
+        BLOCK_N=block_n_up, BLOCK_H=block_h, num_warps=num_warps_up,
+    )
+
+
 def gather_gemv_moe(
     x: torch.Tensor,
     w13: torch.Tensor,
@@ -227,12 +245,7 @@ def gather_gemv_moe(
     if split_down is None:
         split_down = x.device.type == "cuda" and not deterministic_mode() and split_down_pays(
             tokens, hidden, block_n_down, _multiprocessors(x.device.index or 0))
-    _gate_up_silu_kernel[(tokens * top_k, triton.cdiv(inter, block_n_up))](
-        x, w13, ids, act,
-        hidden, inter, top_k,
-        x.stride(0), w13.stride(0), w13.stride(1), w13.stride(2), act.stride(0),
-        BLOCK_N=block_n_up, BLOCK_H=block_h, num_warps=num_warps_up,
-    )
+    gate_up(x, w13, ids, act, block_n_up=block_n_up, block_h=block_h, num_warps_up=num_warps_up)
     if split_down:
         acc = torch.zeros(tokens, hidden, dtype=torch.float32, device=x.device)
         _down_split_kernel[(tokens, triton.cdiv(hidden, block_n_down), top_k)](

@@ -192,10 +192,8 @@ def tune(gemv, w13, w2):
 
 def breakdown_rows(w13, w2, config):
     """Graph time at T=1 and T=8 of the whole layer, of the same blocks with the
-    other down variant, and of the gate/up kernel alone (launched as gather_gemv_moe does)."""
-    import triton
-
-    from microturn_sglang.moe_gather_gemv import _gate_up_silu_kernel, gather_gemv_moe, split_down_pays
+    other down variant, and of the gate/up kernel alone (gate_up, gather_gemv_moe's first step)."""
+    from microturn_sglang.moe_gather_gemv import gate_up, gather_gemv_moe, split_down_pays
 
     rows = []
     print("breakdown, graph us: whole layer | other down variant | gate/up kernel alone | down part (whole - gate/up)")
@@ -210,13 +208,8 @@ def breakdown_rows(w13, w2, config):
         other = graph_us([lambda x=x, ids=ids, w=w: gather_gemv_moe(x, w13, w2, ids, w, **flipped) for x, ids, w in cases])
         acts = [torch.empty(t * TOP_K, INTER, dtype=torch.float32, device=DEVICE) for _ in cases]
 
-        def up_only(x, ids, act):
-            _gate_up_silu_kernel[(t * TOP_K, triton.cdiv(INTER, config["block_n_up"]))](
-                x, w13, ids.view(-1), act, HIDDEN, INTER, TOP_K,
-                x.stride(0), w13.stride(0), w13.stride(1), w13.stride(2), act.stride(0),
-                BLOCK_N=config["block_n_up"], BLOCK_H=config["block_h"], num_warps=config["num_warps_up"])
-
-        up = graph_us([lambda x=x, ids=ids, a=a: up_only(x, ids, a) for (x, ids, _), a in zip(cases, acts)])
+        up_params = {k: config[k] for k in UP_SPACE}
+        up = graph_us([lambda x=x, ids=ids, a=a: gate_up(x, w13, ids.view(-1), a, **up_params) for (x, ids, _), a in zip(cases, acts)])
         up_bytes = statistics.mean(int(torch.unique(ids).numel()) for _, ids, _ in cases) * 2 * INTER * HIDDEN * 2
         row = {"T": t, "whole_us": whole, "other_down_us": other, "up_us": up, "down_us": whole - up,
                "up_gbps": up_bytes / (up * 1e-6) / 1e9, "down_gbps": up_bytes / 2 / ((whole - up) * 1e-6) / 1e9}
