@@ -20,16 +20,16 @@
 // the sidecar's GC pauses (it runs with --trace-gc). The sidecar runs with the
 // Node flags of its image; SIDECAR_NODE_FLAGS replaces them (GC trials).
 // Prints a table, then one JSON line.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, InteractionClient, PROTOCOL_VERSION, type ServerEvent, type SessionConfig } from "@microturn/protocol";
 import { createEchoEngine } from "../src/engines/echo/index.js";
 import type { Engine } from "../src/engines/engine.js";
 import { LatencyStats } from "../src/session/latency-stats.js";
 import { encodeClientEvent, EVENT, LeanConverseClient } from "./lean-client.js";
+import { floorArgv, sidecarArgv, startServerProcess } from "./server-process.js";
 
 const CHUNK_MS = 200;
 const TEXT = "hello there";
@@ -291,49 +291,23 @@ interface GcFigures {
 const gcText = (gc: GcFigures) =>
   `sidecar GC ${gc.msPerS.toFixed(1)} ms/s (${gc.count} pauses, max ${gc.maxMs.toFixed(1)} ms; ${gc.fullCount} full, max ${gc.fullMaxMs.toFixed(1)} ms)`;
 
-async function startServeProcess(gc?: GcPauses): Promise<{ child: ChildProcess; address: string }> {
-  const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
-  return startProcess(["--trace-gc", ...SIDECAR_FLAGS, cli, "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--max-sessions", "10000", "--log-level", "warn"], gc);
-}
-
-async function startFloorProcess(): Promise<{ child: ChildProcess; address: string }> {
-  // A bundled copy of this bench (scripts/bundle-sidecar-bench.mjs) carries the
-  // floor server as plain JavaScript beside it; from the source tree it runs through tsx.
-  const bundled = fileURLToPath(new URL("./grpc-floor-server.mjs", import.meta.url));
-  if (existsSync(bundled)) return startProcess([bundled]);
-  return startProcess(["--import", "tsx", fileURLToPath(new URL("./grpc-floor-server.ts", import.meta.url))]);
-}
-
 /**
  * SIDECAR_CPUS (a taskset list such as "2,3") pins the sidecar and the floor
  * server to those cores, apart from the load generator: on a machine with more
  * cores this measures the sidecar on exactly the cores the targets name.
  */
 const SIDECAR_CPUS = process.env.SIDECAR_CPUS;
+const pinned = SIDECAR_CPUS ? { cpus: SIDECAR_CPUS } : {};
 
-async function startProcess(argv: string[], gc?: GcPauses): Promise<{ child: ChildProcess; address: string }> {
-  const [command, args] = SIDECAR_CPUS ? ["taskset", ["-c", SIDECAR_CPUS, process.execPath, ...argv]] : [process.execPath, argv];
-  const child = spawn(command, args, {
-    stdio: ["ignore", "pipe", "inherit"],
+function startServeProcess(gc?: GcPauses): Promise<{ child: ChildProcess; address: string }> {
+  return startServerProcess(["--trace-gc", ...SIDECAR_FLAGS, ...sidecarArgv(["--max-sessions", "10000", "--log-level", "warn"])], {
+    ...pinned,
+    ...(gc ? { onLines: (lines: string) => gc.feed(lines) } : {}),
   });
-  const address = await new Promise<string>((resolve, reject) => {
-    let buffered = "";
-    let ready = false;
-    child.stdout!.on("data", (d: Buffer) => {
-      buffered += d.toString();
-      const lastLine = buffered.lastIndexOf("\n") + 1;
-      const lines = buffered.slice(0, lastLine);
-      buffered = buffered.slice(lastLine);
-      gc?.feed(lines);
-      const match = ready ? null : /grpc=(\S+)/.exec(lines);
-      if (match) {
-        ready = true;
-        resolve(match[1]!);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`sidecar exited with ${code} before it was ready`)));
-  });
-  return { child, address };
+}
+
+function startFloorProcess(): Promise<{ child: ChildProcess; address: string }> {
+  return startServerProcess(floorArgv(), pinned);
 }
 
 const fmt = (n: number) => n.toFixed(2).padStart(8);

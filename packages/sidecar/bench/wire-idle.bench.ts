@@ -16,7 +16,7 @@
 // rounds that alternate the servers. The gap between the two paces is what a
 // process pays to wake up cold; bench:sidecar's target compares the sidecar
 // with an in-process call, which pays none of these layers.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { connect as netConnect, createServer as netServer } from "node:net";
 import { connect as h2Connect, createServer as h2Server } from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, PROTOCOL_VERSION } from "@microturn/protocol";
 import { encodeClientEvent, grpcFrame } from "./lean-client.js";
+import { floorArgv, sidecarArgv, startServerProcess } from "./server-process.js";
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]));
 const ROUNDS = Number(args.get("rounds") ?? 2);
@@ -69,22 +70,14 @@ function serve(layer: Layer): void {
 // --- the client ---
 
 async function start(layer: Layer): Promise<{ child: ChildProcess; port: number }> {
-  const self = fileURLToPath(import.meta.url);
   const argv =
     layer === "floor"
-      ? ["--import", "tsx", fileURLToPath(new URL("./grpc-floor-server.ts", import.meta.url))]
+      ? floorArgv()
       : layer === "sidecar"
-        ? [fileURLToPath(new URL("../dist/cli.js", import.meta.url)), "serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--log-level", "warn"]
-        : ["--import", "tsx", self, `--serve=${layer}`];
-  const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on("data", (d: Buffer) => {
-      const m = /grpc=\S+:(\d+)/.exec(String(d));
-      if (m) resolve(Number(m[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`${layer} server exited with ${code}`)));
-  });
-  return { child, port };
+        ? sidecarArgv(["--log-level", "warn"])
+        : ["--import", "tsx", fileURLToPath(import.meta.url), `--serve=${layer}`];
+  const { child, address } = await startServerProcess(argv);
+  return { child, port: Number(address.split(":").pop()) };
 }
 
 interface Link {
