@@ -9,7 +9,8 @@
 // Layout: <out>/dist/cli.js (the sidecar CLI; `serve --engine echo` needs no
 // native module, so node-llama-cpp is replaced by a module that refuses to load
 // a model: the bundle serves the echo engine only), <out>/bench/sidecar.bench.mjs and
-// <out>/bench/grpc-floor-server.mjs, which the bench finds beside itself.
+// <out>/bench/grpc-floor-server.mjs, which the bench finds beside itself, and
+// <out>/bench/wire-idle.bench.mjs (`npm run bench:wire`).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,6 +50,7 @@ const common = {
 await build({ ...common, entryPoints: [join(sidecar, "dist/cli.js")], outfile: join(out, "dist/cli.js") });
 await build({ ...common, entryPoints: [join(sidecar, "bench/sidecar.bench.ts")], outfile: join(out, "bench/sidecar.bench.mjs") });
 await build({ ...common, entryPoints: [join(sidecar, "bench/grpc-floor-server.ts")], outfile: join(out, "bench/grpc-floor-server.mjs") });
+await build({ ...common, entryPoints: [join(sidecar, "bench/wire-idle.bench.ts")], outfile: join(out, "bench/wire-idle.bench.mjs") });
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, "package.json"), JSON.stringify({ type: "module", private: true }) + "\n");
 console.log(`bundle-sidecar-bench: ${out}`);

@@ -18,8 +18,9 @@ import { createLogger } from "../src/logger.js";
 import { SessionInputMedia } from "../src/session/input-media.js";
 import { SessionHub, type SessionHandle } from "../src/session/session-hub.js";
 import { DEFAULT_REWIND_HORIZON_MS } from "../src/session/turn-history.js";
+import { benchArgs } from "./args.js";
 
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]));
+const args = benchArgs();
 const SESSIONS = Number(args.get("sessions") ?? 2);
 const CHECKPOINTS_MIN = (args.get("minutes") ?? "1,5,10").split(",").map(Number);
 const CHUNK_MS = 200;

@@ -30,10 +30,11 @@ import type { Engine } from "../src/engines/engine.js";
 import { LatencyStats } from "../src/session/latency-stats.js";
 import { encodeClientEvent, EVENT, LeanConverseClient } from "./lean-client.js";
 import { floorArgv, sidecarArgv, startServerProcess } from "./server-process.js";
+import { benchArgs } from "./args.js";
 
 const CHUNK_MS = 200;
 const TEXT = "hello there";
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]));
+const args = benchArgs();
 const SECONDS = Number(args.get("seconds") ?? 8);
 /** Chunks sent in the first seconds of a level are not counted (JIT, stream set-up). */
 const WARMUP_S = Number(args.get("warmup") ?? 2);
@@ -55,10 +56,20 @@ const WARM_S = Number(args.get("warm") ?? 6);
  * ("" for Node's defaults).
  */
 const SIDECAR_FLAGS = (process.env.SIDECAR_NODE_FLAGS ?? "--min-semi-space-size=16").split(" ").filter(Boolean);
+/** `microturn serve` flags added to the sidecar's (SIDECAR_ARGS="--spin-window-ms=0", say). */
+const SIDECAR_ARGS = (process.env.SIDECAR_ARGS ?? "").split(" ").filter(Boolean);
 /** The load generator's client: lean (node:http2, see lean-client.ts) or grpc-js. */
 const CLIENT = args.get("client") ?? "lean";
 /** Which parts run: back2back, overhead, capacity (all by default). */
 const PHASES = new Set((args.get("phases") ?? "back2back,overhead,capacity").split(","));
+/**
+ * `microturn serve` flags of a second sidecar the overhead phase measures in the
+ * same rounds as the first (--compare-args=--spin-window-ms=0, say): a setting's
+ * effect, measured in one run.
+ */
+const COMPARE_ARGS = (args.get("compare-args") ?? "").split(" ").filter(Boolean);
+/** The overhead phase's levels (1 and 256 sessions, the targets'). */
+const OVERHEAD_SESSIONS = (args.get("overhead-sessions") ?? "1,256").split(",").map(Number);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const CONFIG = { inputModalities: [], outputMode: 0, inputSampleRateHz: 16000, outputSampleRateHz: 16000, voice: "", instructions: "", tools: [], defaultDelivery: 0, maxOutputTokensPerTurn: 4, chunkDurationMs: CHUNK_MS, unsupportedInput: 0, labels: {}, record: false } satisfies SessionConfig;
@@ -299,8 +310,8 @@ const gcText = (gc: GcFigures) =>
 const SIDECAR_CPUS = process.env.SIDECAR_CPUS;
 const pinned = SIDECAR_CPUS ? { cpus: SIDECAR_CPUS } : {};
 
-function startServeProcess(gc?: GcPauses): Promise<{ child: ChildProcess; address: string }> {
-  return startServerProcess(["--trace-gc", ...SIDECAR_FLAGS, ...sidecarArgv(["--max-sessions", "10000", "--log-level", "warn"])], {
+function startServeProcess(gc?: GcPauses, serveArgs = SIDECAR_ARGS): Promise<{ child: ChildProcess; address: string }> {
+  return startServerProcess(["--trace-gc", ...SIDECAR_FLAGS, ...sidecarArgv(["--max-sessions", "10000", "--log-level", "warn", ...serveArgs])], {
     ...pinned,
     ...(gc ? { onLines: (lines: string) => gc.feed(lines) } : {}),
   });
@@ -314,14 +325,14 @@ const fmt = (n: number) => n.toFixed(2).padStart(8);
 
 async function main(): Promise<void> {
   console.log(
-    `bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace, ${CLIENT} client, sidecar flags [${SIDECAR_FLAGS.join(" ")}]${SIDECAR_CPUS ? `, sidecar on cores ${SIDECAR_CPUS}` : ""} (node ${process.version})`,
+    `bench:sidecar — echo engine, ${SECONDS} s per level (first ${WARMUP_S} s not counted), chunks of ${CHUNK_MS} ms at real-time pace, ${CLIENT} client, sidecar node flags [${SIDECAR_FLAGS.join(" ")}]${SIDECAR_ARGS.length ? `, serve ${SIDECAR_ARGS.join(" ")}` : ""}${SIDECAR_CPUS ? `, sidecar on cores ${SIDECAR_CPUS}` : ""} (node ${process.version})`,
   );
   const rows: string[] = [];
   const row = (line: string) => {
     rows.push(line);
     console.log(line);
   };
-  const overhead: Record<number, { direct: LatencyStats; via: LatencyStats; floor: LatencyStats }> = {};
+  const overhead: Record<number, { direct: LatencyStats; via: LatencyStats; floor: LatencyStats; compare?: LatencyStats }> = {};
   // The sidecar runs in its own process (as deployed), the load generator here.
   const gc = new GcPauses();
   const { child, address } = await startServeProcess(gc);
@@ -334,25 +345,34 @@ async function main(): Promise<void> {
   }
   if (PHASES.has("overhead")) {
     const floorProcess = await startFloorProcess();
-    for (const sessions of [1, 256]) {
+    const compareProcess = COMPARE_ARGS.length ? await startServeProcess(undefined, [...SIDECAR_ARGS, ...COMPARE_ARGS]) : undefined;
+    for (const sessions of OVERHEAD_SESSIONS) {
       const seconds = sessions === 1 ? Math.max(SECONDS, SECONDS_ONE) : SECONDS;
-      if (sessions > 1 && WARM_S > 0) for (const warm of [floorProcess.address, address]) await viaSidecar(warm, sessions, WARM_S);
+      const servers = [floorProcess.address, address, ...(compareProcess ? [compareProcess.address] : [])];
+      if (sessions > 1 && WARM_S > 0) for (const warm of servers) await viaSidecar(warm, sessions, WARM_S);
       const engine = await createEchoEngine({ maxSessions: 10_000 });
       const d = await direct(engine, sessions, seconds);
       const samples = ROUNDS * (sessions * seconds * 5 + 16);
-      const v: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
-      const f: Load = { output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 };
+      const load = (): Load => ({ output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 });
+      const [v, f, c] = [load(), load(), load()];
       for (let round = 0; round < ROUNDS; round++) {
         f.errors = (await viaSidecar(floorProcess.address, sessions, seconds, f)).errors;
         v.errors = (await gc.measure(() => viaSidecar(address, sessions, seconds, v))).errors;
+        if (compareProcess) c.errors = (await viaSidecar(compareProcess.address, sessions, seconds, c)).errors;
       }
-      overhead[sessions] = { direct: d, via: v.output, floor: f.output };
+      overhead[sessions] = { direct: d, via: v.output, floor: f.output, ...(compareProcess ? { compare: c.output } : {}) };
       const p99 = (s: LatencyStats) => s.quantile(0.99);
       row(
         `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(p99(d))} | grpc floor p50 ${fmt(f.output.quantile(0.5))} p99 ${fmt(p99(f.output))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(p99(v.output))} | added p99 vs direct ${fmt(p99(v.output) - p99(d))} vs floor ${fmt(p99(v.output) - p99(f.output))} ms  errors ${v.errors}  ${gcText(gc.take())}`,
       );
+      if (compareProcess) {
+        row(
+          `           sidecar with ${COMPARE_ARGS.join(" ")}: p50 ${fmt(c.output.quantile(0.5))} p99 ${fmt(p99(c.output))} | added p99 vs direct ${fmt(p99(c.output) - p99(d))} ms  errors ${c.errors}`,
+        );
+      }
     }
     floorProcess.child.kill("SIGTERM");
+    compareProcess?.child.kill("SIGTERM");
   }
 
   let maxSessions = 0;
@@ -407,6 +427,11 @@ async function main(): Promise<void> {
       load_generator_cpu_us_per_chunk_by_sessions: clientCpuPerChunk,
       sidecar_gc_by_sessions: gcByLevel,
       sidecar_cpus: SIDECAR_CPUS ?? null,
+      sidecar_args: SIDECAR_ARGS.join(" "),
+      compare_args: COMPARE_ARGS.join(" "),
+      compare_p50_ms_1: num(at(1)?.compare?.quantile(0.5)),
+      compare_p99_ms_1: num(at(1)?.compare?.quantile(0.99)),
+      via_p50_ms_1: num(at(1)?.via.quantile(0.5)),
       bench_process_cpus: availableParallelism(),
     }),
   );

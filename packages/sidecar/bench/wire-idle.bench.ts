@@ -10,6 +10,8 @@
 //   floor    the bench:sidecar floor: the Converse service on grpc-js with
 //            protobuf and the echo engine, no session logic
 //   sidecar  microturn serve --engine echo
+//   asleep   the same with --spin-window-ms=0: the sidecar sleeps until each
+//            chunk wakes it, rather than spinning awake around its due time
 // (the last two answer an InputChunk with an InputAck; the round trip ends at
 // its first byte, and the turn's OutputChunk is let pass, untimed, before the
 // next). Each is measured back to back and at a 200 ms pace, in
@@ -25,13 +27,16 @@ import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, PROTOCOL_VERSION } from "@microturn/protocol";
 import { encodeClientEvent, grpcFrame } from "./lean-client.js";
 import { floorArgv, sidecarArgv, startServerProcess } from "./server-process.js";
+import { benchArgs } from "./args.js";
 
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]));
+const args = benchArgs();
 const ROUNDS = Number(args.get("rounds") ?? 2);
 const PACED = Number(args.get("paced") ?? 50);
 const BACK_TO_BACK = Number(args.get("back-to-back") ?? 500);
-const LAYERS = ["tcp", "http2", "grpc-js", "floor", "sidecar"] as const;
-type Layer = (typeof LAYERS)[number];
+const ALL_LAYERS = ["tcp", "http2", "grpc-js", "floor", "sidecar", "asleep"] as const;
+type Layer = (typeof ALL_LAYERS)[number];
+/** Which servers run (--layers=floor,sidecar,asleep, say); all by default. */
+const LAYERS = ALL_LAYERS.filter((l) => (args.get("layers") ?? ALL_LAYERS.join(",")).split(",").includes(l));
 
 // --- the servers, when this file runs as one (`--serve=<layer>`) ---
 
@@ -73,11 +78,17 @@ async function start(layer: Layer): Promise<{ child: ChildProcess; port: number 
   const argv =
     layer === "floor"
       ? floorArgv()
-      : layer === "sidecar"
-        ? sidecarArgv(["--log-level", "warn"])
-        : ["--import", "tsx", fileURLToPath(import.meta.url), `--serve=${layer}`];
+      : layer === "sidecar" || layer === "asleep"
+        ? sidecarArgv(["--log-level", "warn", ...(layer === "asleep" ? ["--spin-window-ms=0"] : [])])
+        : [...selfArgv(), `--serve=${layer}`];
   const { child, address } = await startServerProcess(argv);
   return { child, port: Number(address.split(":").pop()) };
+}
+
+/** This file as a node argv: through tsx from the source tree, as is from a bundle (scripts/bundle-sidecar-bench.mjs). */
+function selfArgv(): string[] {
+  const self = fileURLToPath(import.meta.url);
+  return self.endsWith(".ts") ? ["--import", "tsx", self] : [self];
 }
 
 interface Link {

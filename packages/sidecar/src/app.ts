@@ -11,6 +11,7 @@ import { SidecarMetrics } from "./metrics.js";
 import { startServer, type RunningServer } from "./server.js";
 import { SessionInputMedia } from "./session/input-media.js";
 import { SessionHub, type SessionHubOptions } from "./session/session-hub.js";
+import { SpinWait } from "./session/spin-wait.js";
 import { registerBuiltinTools } from "./tools/builtins.js";
 import { ServerToolRegistry } from "./tools/registry.js";
 import { RegistrySessionTools } from "./tools/session-tools.js";
@@ -48,6 +49,8 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
   const background =
     overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine))));
   let serving = true;
+  const spinWait = new SpinWait({ windowMs: config.spinWindowMs, maxSessions: config.spinMaxSessions });
+  metrics.spinTime(() => spinWait.spinMs);
   const hub = new SessionHub({
     engine,
     limits: {
@@ -60,6 +63,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     resumeGraceMs: config.resumeGraceMs,
     recordDir: config.recordDir,
     logger,
+    spinWait,
     observer: metrics.observer(),
     createMedia: () => new SessionInputMedia(),
     serverTools: tools.toolSpecs(),
@@ -116,6 +120,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       await hub.closeAll("sidecar shut down");
+      spinWait.close();
       await server.close();
       await background?.close();
       await engine.dispose();

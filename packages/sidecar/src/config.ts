@@ -47,6 +47,10 @@ export interface SidecarConfig {
   recordDir: string;
   /** Time SIGTERM gives live sessions to move away before exit. */
   drainMs: number;
+  /** The loop spins from this long before a live session's next chunk is due until it arrives (or this long after); 0: it sleeps. */
+  spinWindowMs: number;
+  /** Sessions above which the loop no longer spins for their chunks. */
+  spinMaxSessions: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -141,6 +145,20 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
   toolTimeoutMs: { flag: "tool-timeout-ms", env: "MICROTURN_TOOL_TIMEOUT_MS", kind: "int", default: "10000", help: "default tool call deadline" },
   recordDir: { flag: "record-dir", env: "MICROTURN_RECORD_DIR", kind: "string", default: "", help: "folder for session recordings (empty: off)" },
   drainMs: { flag: "drain-ms", env: "MICROTURN_DRAIN_MS", kind: "int", default: "5000", help: "grace given to live sessions on SIGTERM" },
+  spinWindowMs: {
+    flag: "spin-window-ms",
+    env: "MICROTURN_SPIN_WINDOW_MS",
+    kind: "int",
+    default: "2",
+    help: "stay awake (spin) from this long before a session's next 200 ms chunk is due until it arrives: no wake-up on its path (0: sleep)",
+  },
+  spinMaxSessions: {
+    flag: "spin-max-sessions",
+    env: "MICROTURN_SPIN_MAX_SESSIONS",
+    kind: "int",
+    default: "64",
+    help: "live sessions above which the sidecar no longer spins for chunks (their load keeps it awake)",
+  },
   logLevel: {
     flag: "log-level",
     env: "MICROTURN_LOG_LEVEL",
@@ -219,9 +237,11 @@ function validate(c: SidecarConfig): void {
   for (const key of positive) {
     if ((c[key] as number) < 1) throw new ConfigError(`--${SETTINGS[key].flag} must be at least 1, got ${c[key]}`);
   }
-  for (const key of ["resumeGraceMs", "drainMs", "sessionTokens", "rewindHorizonMs"] as const) {
+  for (const key of ["resumeGraceMs", "drainMs", "sessionTokens", "rewindHorizonMs", "spinWindowMs", "spinMaxSessions"] as const) {
     if (c[key] < 0) throw new ConfigError(`--${SETTINGS[key].flag} must not be negative, got ${c[key]}`);
   }
+  // A window of half a chunk or more would spin without pause.
+  if (c.spinWindowMs > 50) throw new ConfigError(`--spin-window-ms must be at most 50 (a window spans twice it, out of each 200 ms chunk), got ${c.spinWindowMs}`);
   // Waits: Node fires a setTimeout of 2^31 ms or more after 1 ms, and the wire
   // carries them as uint32 (SessionStarted.resume_grace_ms, GoAway.deadline_ms).
   for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs"] as const) {

@@ -32,4 +32,13 @@ describe("SidecarMetrics", () => {
     expect(text).toMatch(/^microturn_queue_lag_ms_count 1$/m);
     expect(text).toMatch(/^microturn_chunks_total 1$/m);
   });
+
+  it("reports the time spent spinning for chunks as a counter in seconds", async () => {
+    const metrics = new SidecarMetrics(false);
+    let spunMs = 1500;
+    metrics.spinTime(() => spunMs);
+    expect(await metrics.render()).toMatch(/^microturn_spin_seconds_total 1\.5$/m);
+    spunMs = 4000;
+    expect(await metrics.render()).toMatch(/^microturn_spin_seconds_total 4$/m);
+  });
 });

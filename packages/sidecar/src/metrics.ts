@@ -56,6 +56,19 @@ export class SidecarMetrics {
     this.streams.dec();
   }
 
+  /** Reports the CPU time a SpinWait spent keeping the loop awake. */
+  spinTime(read: () => number): void {
+    new Counter({
+      name: "microturn_spin_seconds_total",
+      help: "Time the event loop spun awake waiting for chunks that were due (--spin-window-ms): CPU bought for latency",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(read() / 1000);
+      },
+    });
+  }
+
   /** The hooks sessions call on every micro-turn and error. */
   observer(): SessionObserver {
     // Label-less children, bound once: observing through them skips a closure and a labels object per call.

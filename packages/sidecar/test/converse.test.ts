@@ -7,13 +7,14 @@ import { createLogger } from "../src/logger.js";
 import { SidecarMetrics } from "../src/metrics.js";
 import { startServer, type RunningServer } from "../src/server.js";
 import { SessionHub } from "../src/session/session-hub.js";
+import { SpinWait } from "../src/session/spin-wait.js";
 import { FakeEngine, type FakeEngineOptions } from "./helpers/fake-engine.js";
 import { TestClient } from "./helpers/test-client.js";
 
 let running: RunningServer | undefined;
 const clients: TestClient[] = [];
 
-async function setup(engineOptions: FakeEngineOptions = {}, options: { apiKey?: string; resumeGraceMs?: number; maxQueuedChunks?: number } = {}) {
+async function setup(engineOptions: FakeEngineOptions = {}, options: { apiKey?: string; resumeGraceMs?: number; maxQueuedChunks?: number; spinWait?: SpinWait } = {}) {
   const engine = new FakeEngine(engineOptions);
   const logger = createLogger("error");
   const hub = new SessionHub({
@@ -23,6 +24,7 @@ async function setup(engineOptions: FakeEngineOptions = {}, options: { apiKey?: 
     resumeGraceMs: options.resumeGraceMs ?? 5000,
     recordDir: "",
     logger,
+    ...(options.spinWait ? { spinWait: options.spinWait } : {}),
   });
   running = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: options.apiKey ?? "", host: "127.0.0.1", port: 0, httpPort: -1, isServing: () => true });
   const connect = (metadata?: grpc.Metadata) => {
@@ -58,6 +60,32 @@ describe("Converse", () => {
     expect(engine.sessions[0]!.text).toBe("<0><1><2>hiHI<3><4>");
     // Event numbers are contiguous from 1.
     expect(c.events.map((e) => e.eventSeq)).toEqual(c.events.map((_, i) => i + 1));
+  });
+
+  it("spins awake around a live session's next chunk, not once the session ended", async () => {
+    const spinWait = new SpinWait({ windowMs: 10, maxSessions: 8 });
+    const { connect } = await setup({}, { spinWait });
+    const live = connect();
+    live.start();
+    await live.waitCount("started", 1);
+    // A 50 ms chunk: the next is due 50 ms later; the loop spins from 40 ms to its arrival, or to 60 ms.
+    live.input(0, "", { durationMs: 50 });
+    await live.waitCount("output", 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const spun = spinWait.spinMs;
+    expect(spun).toBeGreaterThan(5);
+    expect(spun).toBeLessThan(50);
+
+    const ended = connect();
+    ended.start();
+    await ended.waitCount("started", 1);
+    ended.input(0, "", { durationMs: 50 });
+    ended.send({ $case: "end", value: { reason: "bye" } });
+    await ended.waitCount("ended", 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // No window opened for the ended session (a timer already armed for it may wake the loop for one empty turn).
+    expect(spinWait.spinMs - spun).toBeLessThan(0.5);
+    spinWait.close();
   });
 
   it("acknowledges a duplicate seq and ignores it; reports a gap and stays usable", async () => {

@@ -116,6 +116,7 @@ export class ConverseStream {
     switch (payload.$case) {
       case "input":
         session.acceptInput(payload.value, event.eventId);
+        this.hub.chunkArrived(handle, payload.value.durationMs);
         return;
       case "playback":
         session.playbackAck(payload.value.playedUpToMs);

@@ -11,6 +11,7 @@ import { Outbox, type EventSink, type OutboxOptions } from "./outbox.js";
 import type { SessionBackground, SessionTools } from "./ports.js";
 import { SessionRecorder } from "./session-recorder.js";
 import { Speech } from "./speech.js";
+import type { SpinWait } from "./spin-wait.js";
 import { DELEGATE_TOOL_SPEC } from "../tools/delegate.js";
 import { toolPromptSection } from "../tools/prompt.js";
 import { timerMs, waitAtMost } from "../timers.js";
@@ -35,6 +36,8 @@ export interface SessionHubOptions {
   endWaitMs?: number;
   /** Wall clock, ms (how old a kept event is); performance.now by default. */
   now?: () => number;
+  /** Keeps the loop awake when sessions' next chunks are due (spin-wait.ts); none: the loop sleeps. */
+  spinWait?: SpinWait;
 }
 
 function recordingError(err: Error): SessionError {
@@ -201,11 +204,17 @@ export class SessionHub {
     return handle;
   }
 
+  /** A chunk of `handle`'s session covering `durationMs` of input arrived: the next one is due that much later. */
+  chunkArrived(handle: SessionHandle, durationMs: number): void {
+    this.opts.spinWait?.arrived(handle, durationMs);
+  }
+
   /** The stream dropped without SessionEnd: keep the session for the grace period. */
   detach(handle: SessionHandle, sink: EventSink): void {
     // A stream the session was already resumed away from changes nothing: the session is not waiting.
     if (!handle.outbox.detach(sink)) return;
     if (!this.byId.has(handle.session.id)) return;
+    this.opts.spinWait?.forget(handle);
     clearTimeout(handle.graceTimer);
     // Capped: a hub built with a grace period past a timer's reach (not through loadConfig) would otherwise end the session after 1 ms.
     handle.graceTimer = setTimeout(() => void this.end(handle, "resume grace period passed"), timerMs(this.opts.resumeGraceMs));
@@ -216,6 +225,7 @@ export class SessionHub {
   async end(handle: SessionHandle, reason: string): Promise<void> {
     if (!this.byId.delete(handle.session.id)) return;
     this.byToken.delete(handle.resumeToken);
+    this.opts.spinWait?.forget(handle);
     clearTimeout(handle.graceTimer);
     // Queued micro-turns still run (SessionEnd and half-close promise that), but an engine that stopped answering cannot hold the end.
     await waitAtMost(handle.session.whenIdle(), this.opts.endWaitMs ?? END_WAIT_MS);
