@@ -355,19 +355,36 @@ async function main(): Promise<void> {
       const samples = ROUNDS * (sessions * seconds * 5 + 16);
       const load = (): Load => ({ output: new LatencyStats(samples), ack: new LatencyStats(samples), errors: 0 });
       const [v, f, c] = [load(), load(), load()];
+      // CPU time of each sidecar process over its own rounds, per chunk sent.
+      const cpu = { via: 0, compare: 0 };
+      const timedCpu = async (pid: number | undefined, work: () => Promise<Load>): Promise<{ load: Load; ms: number }> => {
+        const before = cpuMs(pid) ?? NaN;
+        const done = await work();
+        return { load: done, ms: (cpuMs(pid) ?? NaN) - before };
+      };
       for (let round = 0; round < ROUNDS; round++) {
         f.errors = (await viaSidecar(floorProcess.address, sessions, seconds, f)).errors;
-        v.errors = (await gc.measure(() => viaSidecar(address, sessions, seconds, v))).errors;
-        if (compareProcess) c.errors = (await viaSidecar(compareProcess.address, sessions, seconds, c)).errors;
+        const main = await timedCpu(child.pid, () => gc.measure(() => viaSidecar(address, sessions, seconds, v)));
+        v.errors = main.load.errors;
+        cpu.via += main.ms;
+        if (compareProcess) {
+          const other = await timedCpu(compareProcess.child.pid, () => viaSidecar(compareProcess.address, sessions, seconds, c));
+          c.errors = other.load.errors;
+          cpu.compare += other.ms;
+        }
       }
+      // Per second of load as well as per chunk: with one session a sidecar's idle upkeep (timers, metrics) outweighs its chunks.
+      const chunksSent = ROUNDS * sessions * Math.round((seconds * 1000) / CHUNK_MS);
+      const cpuText = (ms: number) =>
+        Number.isFinite(ms) ? `CPU ${(ms / (ROUNDS * seconds)).toFixed(1)} ms/s (${Math.round((ms * 1000) / chunksSent)} µs/chunk)` : "CPU -";
       overhead[sessions] = { direct: d, via: v.output, floor: f.output, ...(compareProcess ? { compare: c.output } : {}) };
       const p99 = (s: LatencyStats) => s.quantile(0.99);
       row(
-        `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(p99(d))} | grpc floor p50 ${fmt(f.output.quantile(0.5))} p99 ${fmt(p99(f.output))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(p99(v.output))} | added p99 vs direct ${fmt(p99(v.output) - p99(d))} vs floor ${fmt(p99(v.output) - p99(f.output))} ms  errors ${v.errors}  ${gcText(gc.take())}`,
+        `overhead   sessions=${String(sessions).padStart(5)}  direct p50 ${fmt(d.quantile(0.5))} p99 ${fmt(p99(d))} | grpc floor p50 ${fmt(f.output.quantile(0.5))} p99 ${fmt(p99(f.output))} | via sidecar p50 ${fmt(v.output.quantile(0.5))} p99 ${fmt(p99(v.output))} | added p99 vs direct ${fmt(p99(v.output) - p99(d))} vs floor ${fmt(p99(v.output) - p99(f.output))} ms  errors ${v.errors}  ${cpuText(cpu.via)}  ${gcText(gc.take())}`,
       );
       if (compareProcess) {
         row(
-          `           sidecar with ${COMPARE_ARGS.join(" ")}: p50 ${fmt(c.output.quantile(0.5))} p99 ${fmt(p99(c.output))} | added p99 vs direct ${fmt(p99(c.output) - p99(d))} ms  errors ${c.errors}`,
+          `           sidecar with ${COMPARE_ARGS.join(" ")}: p50 ${fmt(c.output.quantile(0.5))} p99 ${fmt(p99(c.output))} | added p99 vs direct ${fmt(p99(c.output) - p99(d))} ms  errors ${c.errors}  ${cpuText(cpu.compare)}`,
         );
       }
     }

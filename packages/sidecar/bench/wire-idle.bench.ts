@@ -10,8 +10,8 @@
 //   floor    the bench:sidecar floor: the Converse service on grpc-js with
 //            protobuf and the echo engine, no session logic
 //   sidecar  microturn serve --engine echo
-//   asleep   the same with --spin-window-ms=0: the sidecar sleeps until each
-//            chunk wakes it, rather than spinning awake around its due time
+//   spinning the same with --spin-window-ms=2: awake around each chunk's due
+//            time rather than asleep until the chunk wakes it
 // (the last two answer an InputChunk with an InputAck; the round trip ends at
 // its first byte, and the turn's OutputChunk is let pass, untimed, before the
 // next). Each is measured back to back and at a 200 ms pace, in
@@ -33,9 +33,9 @@ const args = benchArgs();
 const ROUNDS = Number(args.get("rounds") ?? 2);
 const PACED = Number(args.get("paced") ?? 50);
 const BACK_TO_BACK = Number(args.get("back-to-back") ?? 500);
-const ALL_LAYERS = ["tcp", "http2", "grpc-js", "floor", "sidecar", "asleep"] as const;
+const ALL_LAYERS = ["tcp", "http2", "grpc-js", "floor", "sidecar", "spinning"] as const;
 type Layer = (typeof ALL_LAYERS)[number];
-/** Which servers run (--layers=floor,sidecar,asleep, say); all by default. */
+/** Which servers run (--layers=floor,sidecar,spinning, say); all by default. */
 const LAYERS = ALL_LAYERS.filter((l) => (args.get("layers") ?? ALL_LAYERS.join(",")).split(",").includes(l));
 
 // --- the servers, when this file runs as one (`--serve=<layer>`) ---
@@ -78,8 +78,8 @@ async function start(layer: Layer): Promise<{ child: ChildProcess; port: number 
   const argv =
     layer === "floor"
       ? floorArgv()
-      : layer === "sidecar" || layer === "asleep"
-        ? sidecarArgv(["--log-level", "warn", ...(layer === "asleep" ? ["--spin-window-ms=0"] : [])])
+      : layer === "sidecar" || layer === "spinning"
+        ? sidecarArgv(["--log-level", "warn", ...(layer === "spinning" ? ["--spin-window-ms=2"] : [])])
         : [...selfArgv(), `--serve=${layer}`];
   const { child, address } = await startServerProcess(argv);
   return { child, port: Number(address.split(":").pop()) };

@@ -37,9 +37,9 @@ describe("loadConfig", () => {
     expect(loadConfig(["--resume-grace-ms", "0", "--drain-ms", "0"], {})).toMatchObject({ resumeGraceMs: 0, drainMs: 0 });
   });
 
-  it("spins 2 ms either side of a chunk's due time for up to 64 sessions unless told otherwise, within half a chunk", () => {
-    expect(loadConfig([], {})).toMatchObject({ spinWindowMs: 2, spinMaxSessions: 64 });
-    expect(loadConfig(["--spin-window-ms", "0"], { MICROTURN_SPIN_MAX_SESSIONS: "8" })).toMatchObject({ spinWindowMs: 0, spinMaxSessions: 8 });
+  it("spins for chunks only when asked, for up to 64 sessions unless told otherwise, within half a chunk", () => {
+    expect(loadConfig([], {})).toMatchObject({ spinWindowMs: 0, spinMaxSessions: 64 });
+    expect(loadConfig(["--spin-window-ms", "2"], { MICROTURN_SPIN_MAX_SESSIONS: "8" })).toMatchObject({ spinWindowMs: 2, spinMaxSessions: 8 });
     expect(() => loadConfig(["--spin-window-ms", "51"], {})).toThrow(/--spin-window-ms must be at most 50/);
     expect(() => loadConfig(["--spin-window-ms=-1"], {})).toThrow(/--spin-window-ms must not be negative/);
     expect(() => loadConfig([], { MICROTURN_SPIN_MAX_SESSIONS: "-5" })).toThrow(/--spin-max-sessions must not be negative/);

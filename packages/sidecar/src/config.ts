@@ -149,8 +149,8 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     flag: "spin-window-ms",
     env: "MICROTURN_SPIN_WINDOW_MS",
     kind: "int",
-    default: "2",
-    help: "stay awake (spin) from this long before a session's next 200 ms chunk is due until it arrives: no wake-up on its path (0: sleep)",
+    default: "0",
+    help: "spin awake from this long before a session's next chunk is due until it lands (or this long after): CPU for a shorter chunk path (0: off)",
   },
   spinMaxSessions: {
     flag: "spin-max-sessions",

@@ -30,7 +30,7 @@ describe("docker-compose.yml", () => {
   it("gives the sidecar an environment its config accepts", () => {
     const env = compose.services.sidecar!.environment!;
     const config = loadConfig([], env);
-    expect(config).toMatchObject({ engine: "sglang-grpc", engineUrl: "interaction:50061", background: "sglang-grpc", host: "0.0.0.0", port: 50051 });
+    expect(config).toMatchObject({ engine: "sglang-grpc", engineUrl: "interaction:50061", background: "sglang-grpc", host: "0.0.0.0", port: 50051, spinWindowMs: 2 });
     // The interaction server serves StreamingSession on the port the sidecar dials.
     expect(compose.services.interaction!.environment!.MICROTURN_GRPC_PORT).toBe(config.engineUrl.split(":")[1]);
   });

@@ -1,19 +1,19 @@
 // Keeps the event loop awake across the moments live sessions' next input
-// chunks are due, so a chunk is read the instant it lands.
+// chunks are due, so a chunk is read the instant it lands (--spin-window-ms).
 //
 // A live client sends one chunk every chunk duration (200 ms). Between chunks
 // the sidecar sleeps in epoll_wait, and a chunk that wakes it pays for the
 // wake-up before any of its work: a virtual CPU's halt and reschedule on a
-// cloud host, an idle state's exit on bare metal, caches gone cold. On the
-// machines measured that costs more than the sidecar's own work on the chunk
-// (docs/benchmarks.md, "Sidecar"). Since chunks come on a beat, the wait can
-// be moved off the chunk's path: a timer wakes the loop `windowMs` before a
-// session's next chunk is due (one beat after its last: the gap its chunks
-// come at, learned per session), and the loop spins (setImmediate: each turn
-// polls for I/O without blocking) until that chunk arrives, or gives up
-// `windowMs` after it was due (a client that paused stops costing CPU).
-// Each session costs about 2 × windowMs of one core per chunk; past
-// `maxSessions` no window opens, the load itself then keeps the loop awake.
+// cloud host, an idle state's exit on bare metal, caches gone cold. Since
+// chunks come on a beat, the wait can be moved off the chunk's path: a timer
+// wakes the loop `windowMs` before a session's next chunk is due (one beat
+// after its last: the gap its chunks come at, learned per session), and the
+// loop spins (setImmediate: each turn polls for I/O without blocking) until
+// that chunk arrives, or gives up `windowMs` after it was due (a client that
+// paused stops costing CPU). Each session costs about a millisecond of one
+// core per chunk; past `maxSessions` no window opens, the load itself then
+// keeps the loop awake. Measured gain: 0.1 ms off a 1 ms round trip's median
+// on a cloud GPU host (docs/benchmarks.md, "Spin-wait"), hence off by default.
 
 /** What spinning needs from the runtime; the real one by default, a hand-driven one in tests. */
 export interface SpinClock {
