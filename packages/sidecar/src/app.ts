@@ -15,7 +15,7 @@ import { SpinWait } from "./session/spin-wait.js";
 import { registerBuiltinTools } from "./tools/builtins.js";
 import { ServerToolRegistry } from "./tools/registry.js";
 import { RegistrySessionTools } from "./tools/session-tools.js";
-import { loadTls } from "./tls.js";
+import { describeCertificate, loadTls, TlsReloader, type TlsMaterial } from "./tls.js";
 
 export interface Sidecar {
   readonly config: SidecarConfig;
@@ -24,6 +24,12 @@ export interface Sidecar {
   readonly metrics: SidecarMetrics;
   readonly server: RunningServer;
   readonly logger: Logger;
+  /**
+   * Reads the TLS files again and serves them if they changed (SIGHUP does
+   * this): "reloaded", "unchanged", or "off" without TLS. Material that cannot
+   * serve throws a ConfigError naming the problem; the old stays served.
+   */
+  reloadTls(): "reloaded" | "unchanged" | "off";
   /** GoAway to every session, wait up to drainMs for them to leave, then stop. */
   shutdown(): Promise<void>;
 }
@@ -103,6 +109,23 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
   }
   const sessionsGauge = setInterval(() => metrics.sessions.set(hub.size), 1000);
   sessionsGauge.unref();
+  const served = (material: TlsMaterial) => {
+    const { subject, validTo } = describeCertificate(material);
+    metrics.tlsServing(validTo);
+    return { subject, validTo: validTo.toISOString() };
+  };
+  const reloader = tls ? new TlsReloader(config, tls, (material) => server.updateTls(material)) : undefined;
+  if (tls) served(tls);
+  const reloadOutcome = (outcome: { reloaded: true } | { error: Error }) => {
+    if ("error" in outcome) {
+      metrics.tlsReloaded("failed");
+      logger.error("TLS files changed but cannot serve; the previous certificate stays served", { error: outcome.error.message });
+    } else {
+      metrics.tlsReloaded("ok");
+      logger.info("TLS reloaded: new connections get the new certificate", served(reloader!.material));
+    }
+  };
+  reloader?.start(config.tlsReloadMs, reloadOutcome);
 
   return {
     config,
@@ -111,7 +134,19 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     metrics,
     server,
     logger,
+    reloadTls() {
+      if (!reloader) return "off";
+      try {
+        const result = reloader.check();
+        if (result === "reloaded") reloadOutcome({ reloaded: true });
+        return result;
+      } catch (err) {
+        reloadOutcome({ error: err as Error });
+        throw err;
+      }
+    },
     async shutdown() {
+      reloader?.stop();
       serving = false;
       clearInterval(sessionsGauge);
       hub.drain(config.drainMs);

@@ -30,6 +30,8 @@ export interface SidecarConfig {
   tlsKey: string;
   /** PEM CA bundle: clients must present a certificate it signed (mutual TLS); empty: none asked. */
   tlsClientCa: string;
+  /** How often the TLS files are checked for new material (a renewed certificate); 0: only on SIGHUP. */
+  tlsReloadMs: number;
   maxSessions: number;
   /** Output budget per micro-turn, tokens. */
   maxOutputTokensPerTurn: number;
@@ -103,6 +105,13 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     kind: "string",
     default: "",
     help: "PEM CA bundle file: clients must present a certificate it signed (mutual TLS)",
+  },
+  tlsReloadMs: {
+    flag: "tls-reload-ms",
+    env: "MICROTURN_TLS_RELOAD_MS",
+    kind: "int",
+    default: "60000",
+    help: "check the TLS files this often and serve new material (a renewed certificate) without a restart; SIGHUP checks at once (0: SIGHUP only)",
   },
   maxSessions: { flag: "max-sessions", env: "MICROTURN_MAX_SESSIONS", kind: "int", default: "4096", help: "live sessions per sidecar" },
   maxOutputTokensPerTurn: {
@@ -237,14 +246,14 @@ function validate(c: SidecarConfig): void {
   for (const key of positive) {
     if ((c[key] as number) < 1) throw new ConfigError(`--${SETTINGS[key].flag} must be at least 1, got ${c[key]}`);
   }
-  for (const key of ["resumeGraceMs", "drainMs", "sessionTokens", "rewindHorizonMs", "spinWindowMs", "spinMaxSessions"] as const) {
+  for (const key of ["resumeGraceMs", "drainMs", "sessionTokens", "rewindHorizonMs", "spinWindowMs", "spinMaxSessions", "tlsReloadMs"] as const) {
     if (c[key] < 0) throw new ConfigError(`--${SETTINGS[key].flag} must not be negative, got ${c[key]}`);
   }
   // A window of half a chunk or more would spin without pause.
   if (c.spinWindowMs > 50) throw new ConfigError(`--spin-window-ms must be at most 50 (a window spans twice it, out of each 200 ms chunk), got ${c.spinWindowMs}`);
   // Waits: Node fires a setTimeout of 2^31 ms or more after 1 ms, and the wire
   // carries them as uint32 (SessionStarted.resume_grace_ms, GoAway.deadline_ms).
-  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs"] as const) {
+  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs", "tlsReloadMs"] as const) {
     if (c[key] > MAX_TIMER_MS) throw new ConfigError(`--${SETTINGS[key].flag} must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest a timer waits), got ${c[key]}`);
   }
 }

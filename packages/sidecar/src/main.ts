@@ -1,5 +1,5 @@
 // `microturn serve`: runs the sidecar until SIGTERM/SIGINT, then drains live
-// sessions (GoAway with resume tokens) and exits.
+// sessions (GoAway with resume tokens) and exits. SIGHUP reloads TLS files.
 import { startSidecar } from "./app.js";
 import type { SidecarConfig } from "./config.js";
 
@@ -18,6 +18,16 @@ export async function serve(config: SidecarConfig): Promise<number> {
   process.stdout.write(
     `microturn sidecar ready grpc=${sidecar.server.grpcAddress}${http}${tls} engine=${caps.engine} model=${caps.modelId}${caps.randomWeights ? " (random weights: output is noise)" : ""}\n`,
   );
+  // SIGHUP: serve renewed TLS files now rather than at the next --tls-reload-ms check.
+  const onHangup = () => {
+    try {
+      const result = sidecar.reloadTls();
+      if (result !== "reloaded") sidecar.logger.info(result === "off" ? "SIGHUP: TLS is off, nothing to reload" : "SIGHUP: the TLS files are unchanged");
+    } catch {
+      // Logged and counted by reloadTls; the previous certificate stays served.
+    }
+  };
+  process.on("SIGHUP", onHangup);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       sidecar.logger.info("draining", { signal, sessions: sidecar.hub.size, drainMs: config.drainMs });
@@ -26,6 +36,7 @@ export async function serve(config: SidecarConfig): Promise<number> {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+  process.off("SIGHUP", onHangup);
   await sidecar.shutdown();
   sidecar.logger.info("stopped");
   return 0;

@@ -56,6 +56,27 @@ export class SidecarMetrics {
     this.streams.dec();
   }
 
+  private readonly tlsReloads = new Counter({
+    name: "microturn_tls_reloads_total",
+    help: "TLS material read again (SIGHUP or --tls-reload-ms) and served (ok), or refused with the old kept (failed)",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
+  private readonly tlsExpiry = new Gauge({
+    name: "microturn_tls_certificate_expiry_timestamp_seconds",
+    help: "When the served certificate expires (Unix time): alert well before it",
+    registers: [this.registry],
+  });
+
+  /** The certificate now served (at start and after each reload). */
+  tlsServing(validTo: Date): void {
+    this.tlsExpiry.set(validTo.getTime() / 1000);
+  }
+
+  tlsReloaded(result: "ok" | "failed"): void {
+    this.tlsReloads.inc({ result });
+  }
+
   /** Reports the CPU time a SpinWait spent keeping the loop awake. */
   spinTime(read: () => number): void {
     new Counter({

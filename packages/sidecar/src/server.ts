@@ -7,13 +7,14 @@ import type { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, ErrorCode, grpcHealth, InteractionService, ServerEvent, type InteractionServer } from "@microturn/protocol";
 import { WebSocketServer, type WebSocket } from "ws";
+import { ConfigError } from "./config.js";
 import { grpcStatusFor } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { ConverseStream, type EventChannel } from "./session/converse.js";
 import type { SessionHub } from "./session/session-hub.js";
 import { waitAtMost } from "./timers.js";
-import type { TlsMaterial } from "./tls.js";
+import { tlsMode, type TlsMaterial } from "./tls.js";
 
 /**
  * Server events are encoded with one writer reused for the process (encoding
@@ -68,13 +69,40 @@ export interface RunningServer {
   httpAddress: string | undefined;
   /** "off", "tls" or "mtls" (client certificates required). */
   tls: "off" | "tls" | "mtls";
+  /**
+   * Serves new TLS material (a renewed certificate, say) on both servers from
+   * the next handshake on; connections already open keep theirs. The mode
+   * stays what the server started with: turning TLS or mutual TLS on or off
+   * takes a restart, and material that would is refused with a ConfigError.
+   */
+  updateTls(material: TlsMaterial): void;
   /** Stops accepting streams and closes both servers (live streams are cut). */
   close(): Promise<void>;
 }
 
-function serverCredentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
-  if (!tls) return grpc.ServerCredentials.createInsecure();
-  return grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined);
+/**
+ * Server credentials whose certificate can change while the server runs:
+ * grpc-js hands each update to its HTTP/2 server's setSecureContext. Built as
+ * createSsl builds its own: client certificates asked for and required under
+ * mutual TLS, and grpc-js' GRPC_SSL_CIPHER_SUITES honoured.
+ */
+class ReloadableServerCredentials extends grpc.ServerCredentials {
+  constructor(material: TlsMaterial) {
+    const mutual = material.clientCa !== undefined;
+    super({ requestCert: mutual, rejectUnauthorized: mutual, ciphers: process.env.GRPC_SSL_CIPHER_SUITES }, ReloadableServerCredentials.context(material));
+  }
+
+  static context(material: TlsMaterial) {
+    return { cert: [material.cert], key: [material.key], ...(material.clientCa ? { ca: material.clientCa } : {}) };
+  }
+
+  update(material: TlsMaterial): void {
+    this.updateSecureContextOptions(ReloadableServerCredentials.context(material));
+  }
+
+  _equals(other: grpc.ServerCredentials): boolean {
+    return this === other;
+  }
 }
 
 function bearer(value: string | undefined): string | undefined {
@@ -151,8 +179,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
   server.addService(grpcHealth.HealthService, health);
 
+  const credentials = opts.tls ? new ReloadableServerCredentials(opts.tls) : undefined;
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.host}:${opts.port}`, serverCredentials(opts.tls), (err, port) => (err ? reject(err) : resolve(port))),
+    server.bindAsync(`${opts.host}:${opts.port}`, credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
   const grpcAddress = `${opts.host}:${grpcPort}`;
 
@@ -227,10 +256,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     httpAddress = typeof addr === "object" && addr ? `${opts.host}:${addr.port}` : undefined;
   }
 
+  const mode = tlsMode(opts.tls);
   return {
     grpcAddress,
     httpAddress,
-    tls: !opts.tls ? "off" : opts.tls.clientCa ? "mtls" : "tls",
+    tls: mode,
+    updateTls(material) {
+      if (tlsMode(material) !== mode) {
+        throw new ConfigError(`the sidecar serves ${mode === "off" ? "plaintext" : mode === "tls" ? "TLS without client certificates" : "mutual TLS"}; new material for ${tlsMode(material) === "mtls" ? "mutual TLS" : "TLS without client certificates"} takes a restart`);
+      }
+      credentials!.update(material);
+      (http as HttpsServer | undefined)?.setSecureContext({ cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}) });
+    },
     async close() {
       wss?.clients.forEach((ws) => ws.terminate());
       await Promise.all([

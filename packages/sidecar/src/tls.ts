@@ -30,6 +30,17 @@ function certificate(pem: Buffer, path: string, what: string): X509Certificate {
   }
 }
 
+/** What a server with this material speaks: plaintext, TLS, or TLS with client certificates required. */
+export function tlsMode(material: TlsMaterial | undefined): "off" | "tls" | "mtls" {
+  return !material ? "off" : material.clientCa ? "mtls" : "tls";
+}
+
+/** The served certificate's subject and last day: what logs and metrics say of it. */
+export function describeCertificate(material: TlsMaterial): { subject: string; validTo: Date } {
+  const leaf = new X509Certificate(material.cert);
+  return { subject: leaf.subject.replaceAll("\n", ", "), validTo: new Date(leaf.validTo) };
+}
+
 /** The config's TLS files, checked; undefined when TLS is off. */
 export function loadTls(config: Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsClientCa">, now = new Date()): TlsMaterial | undefined {
   if (!config.tlsCert) return undefined;
@@ -51,4 +62,53 @@ export function loadTls(config: Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsC
   const clientCa = read(config.tlsClientCa, "--tls-client-ca");
   certificate(clientCa, config.tlsClientCa, "--tls-client-ca");
   return { cert, key, clientCa };
+}
+
+/**
+ * Serves renewed TLS material without a restart: `check` reads the config's
+ * files again and, when they changed, checks them as at start and hands them
+ * to `apply`; material that fails a check is refused with a ConfigError and
+ * the old stays served. Checked every `everyMs` once started (a certificate
+ * renewed in place, as a secret volume or an ACME client does) and on demand
+ * (SIGHUP).
+ */
+export class TlsReloader {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsClientCa">,
+    private current: TlsMaterial,
+    private readonly apply: (material: TlsMaterial) => void,
+  ) {}
+
+  get material(): TlsMaterial {
+    return this.current;
+  }
+
+  /** "reloaded" when new material is now served, "unchanged" when the files hold what is served; throws ConfigError when they cannot serve. */
+  check(): "reloaded" | "unchanged" {
+    const next = loadTls(this.config)!;
+    const same = (a: Buffer | undefined, b: Buffer | undefined) => (a && b ? a.equals(b) : a === b);
+    if (same(next.cert, this.current.cert) && same(next.key, this.current.key) && same(next.clientCa, this.current.clientCa)) return "unchanged";
+    this.apply(next);
+    this.current = next;
+    return "reloaded";
+  }
+
+  /** Checks every `everyMs` (0: never), reporting each outcome but "unchanged" to `report`. */
+  start(everyMs: number, report: (outcome: { reloaded: true } | { error: Error }) => void): void {
+    if (everyMs <= 0) return;
+    this.timer = setInterval(() => {
+      try {
+        if (this.check() === "reloaded") report({ reloaded: true });
+      } catch (err) {
+        report({ error: err as Error });
+      }
+    }, everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }
