@@ -1,12 +1,12 @@
 // The `microturn` command as a user runs it: `replay` with the environment of
 // a production sidecar, and what a bad or missing recording prints.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClientEvent, PROTOCOL_VERSION } from "@microturn/protocol";
 import { afterEach, describe, expect, it } from "vitest";
+import { spawnTsx } from "./helpers/spawn-tsx.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const HEADER = '{"format":"microturn-recording/1","sessionId":"s","startedAt":"2024-01-01T00:00:00.000Z"}';
@@ -35,13 +35,10 @@ const session = (protocolVersion = PROTOCOL_VERSION) =>
     line(ClientEvent.fromPartial({ event: { $case: "end", value: { reason: "done" } } })),
   ].join("\n") + "\n";
 
-function microturn(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.once("exit", (code) => resolve({ code, stdout, stderr })));
+async function microturn(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = spawnTsx(CLI, args, env);
+  const code = await run.exited;
+  return { code, stdout: run.stdout, stderr: run.stderr };
 }
 
 const ECHO = ["--engine", "echo", "--background", "none", "--log-level", "error"];

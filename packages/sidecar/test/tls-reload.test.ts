@@ -2,7 +2,6 @@
 // connections, while open streams go on; on demand (SIGHUP, reloadTls) and
 // when the files change under a running sidecar; material that cannot serve
 // refused with the old kept.
-import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,6 +18,7 @@ import { startServer, type RunningServer } from "../src/server.js";
 import { SessionHub } from "../src/session/session-hub.js";
 import { loadTls } from "../src/tls.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
+import { spawnTsx } from "./helpers/spawn-tsx.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url));
 const pem = (name: string) => readFileSync(fixture(name));
@@ -150,22 +150,18 @@ describe("TLS reload", () => {
     const files = tlsDir();
     const cli = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
     const args = ["serve", "--engine", "echo", "--port", "0", "--metrics-port=-1", "--tls-reload-ms", "0", "--tls-cert", join(files.dir, "server.pem"), "--tls-key", join(files.dir, "server.key")];
-    const child = spawn(process.execPath, ["--import", "tsx", cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const run = spawnTsx(cli, args);
+    const { child, exited } = run;
     try {
-      await until(async () => /grpc=\S+/.test(stdout), 20_000);
-      const grpcAddress = /grpc=(\S+)/.exec(stdout)![1]!;
-      expect(stdout).toContain("tls=tls");
+      await until(async () => /grpc=\S+/.test(run.stdout), 20_000);
+      const grpcAddress = /grpc=(\S+)/.exec(run.stdout)![1]!;
+      expect(run.stdout).toContain("tls=tls");
       expect(await servedName(grpcAddress)).toBe(FIRST);
       child.kill("SIGHUP");
-      await until(async () => stderr.includes("the TLS files are unchanged"));
+      await until(async () => run.stderr.includes("the TLS files are unchanged"));
       files.put("server2.pem", "server2.key");
       child.kill("SIGHUP");
-      await until(async () => stderr.includes("TLS reloaded"));
+      await until(async () => run.stderr.includes("TLS reloaded"));
       expect(await servedName(grpcAddress)).toBe(RENEWED);
       child.kill("SIGTERM");
       expect(await exited).toBe(0);
