@@ -362,16 +362,21 @@ async function main(): Promise<void> {
         const done = await work();
         return { load: done, ms: (cpuMs(pid) ?? NaN) - before };
       };
-      for (let round = 0; round < ROUNDS; round++) {
-        f.errors = (await viaSidecar(floorProcess.address, sessions, seconds, f)).errors;
+      const runMain = async () => {
         const main = await timedCpu(child.pid, () => gc.measure(() => viaSidecar(address, sessions, seconds, v)));
         v.errors = main.load.errors;
         cpu.via += main.ms;
-        if (compareProcess) {
-          const other = await timedCpu(compareProcess.child.pid, () => viaSidecar(compareProcess.address, sessions, seconds, c));
-          c.errors = other.load.errors;
-          cpu.compare += other.ms;
-        }
+      };
+      const runCompare = async () => {
+        if (!compareProcess) return;
+        const other = await timedCpu(compareProcess.child.pid, () => viaSidecar(compareProcess.address, sessions, seconds, c));
+        c.errors = other.load.errors;
+        cpu.compare += other.ms;
+      };
+      for (let round = 0; round < ROUNDS; round++) {
+        f.errors = (await viaSidecar(floorProcess.address, sessions, seconds, f)).errors;
+        // The two sidecars take turns going first, so neither always follows the other.
+        for (const run of round % 2 === 0 ? [runMain, runCompare] : [runCompare, runMain]) await run();
       }
       // Per second of load as well as per chunk: with one session a sidecar's idle upkeep (timers, metrics) outweighs its chunks.
       const chunksSent = ROUNDS * sessions * Math.round((seconds * 1000) / CHUNK_MS);

@@ -1,10 +1,24 @@
 // `microturn serve`: runs the sidecar until SIGTERM/SIGINT, then drains live
 // sessions (GoAway with resume tokens) and exits. SIGHUP reloads TLS files.
-import { startSidecar } from "./app.js";
+import { startSidecar, type Sidecar } from "./app.js";
 import type { SidecarConfig } from "./config.js";
 
 export async function serve(config: SidecarConfig): Promise<number> {
+  // SIGHUP serves renewed TLS files now rather than at the next --tls-reload-ms check. Its handler is
+  // in place from the start to the exit: without one, a SIGHUP (a certificate hook firing while the
+  // engine loads or the sidecar drains) would end the process.
+  let started: Sidecar | undefined;
+  process.on("SIGHUP", () => {
+    if (!started) return;
+    try {
+      const result = started.reloadTls();
+      if (result !== "reloaded") started.logger.info(result === "off" ? "SIGHUP: TLS is off, nothing to reload" : "SIGHUP: the TLS files are unchanged");
+    } catch {
+      // Logged and counted by reloadTls; the previous certificate stays served.
+    }
+  });
   const sidecar = await startSidecar(config);
+  started = sidecar;
   // Node ends the process on a rejection nobody handled: one stray promise of
   // one session would drop every session this sidecar holds. It is a bug all
   // the same, so it is logged with its stack and counted on /metrics.
@@ -18,16 +32,6 @@ export async function serve(config: SidecarConfig): Promise<number> {
   process.stdout.write(
     `microturn sidecar ready grpc=${sidecar.server.grpcAddress}${http}${tls} engine=${caps.engine} model=${caps.modelId}${caps.randomWeights ? " (random weights: output is noise)" : ""}\n`,
   );
-  // SIGHUP: serve renewed TLS files now rather than at the next --tls-reload-ms check.
-  const onHangup = () => {
-    try {
-      const result = sidecar.reloadTls();
-      if (result !== "reloaded") sidecar.logger.info(result === "off" ? "SIGHUP: TLS is off, nothing to reload" : "SIGHUP: the TLS files are unchanged");
-    } catch {
-      // Logged and counted by reloadTls; the previous certificate stays served.
-    }
-  };
-  process.on("SIGHUP", onHangup);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       sidecar.logger.info("draining", { signal, sessions: sidecar.hub.size, drainMs: config.drainMs });
@@ -36,7 +40,6 @@ export async function serve(config: SidecarConfig): Promise<number> {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
-  process.off("SIGHUP", onHangup);
   await sidecar.shutdown();
   sidecar.logger.info("stopped");
   return 0;

@@ -89,11 +89,13 @@ export interface RunningServer {
 class ReloadableServerCredentials extends grpc.ServerCredentials {
   constructor(material: TlsMaterial) {
     const mutual = material.clientCa !== undefined;
-    super({ requestCert: mutual, rejectUnauthorized: mutual, ciphers: process.env.GRPC_SSL_CIPHER_SUITES }, ReloadableServerCredentials.context(material));
+    super({ requestCert: mutual, rejectUnauthorized: mutual }, ReloadableServerCredentials.context(material));
   }
 
+  /** The ciphers go with every context: setSecureContext resets what the new one leaves out. */
   static context(material: TlsMaterial) {
-    return { cert: [material.cert], key: [material.key], ...(material.clientCa ? { ca: material.clientCa } : {}) };
+    const ciphers = process.env.GRPC_SSL_CIPHER_SUITES;
+    return { cert: [material.cert], key: [material.key], ...(material.clientCa ? { ca: material.clientCa } : {}), ...(ciphers ? { ciphers } : {}) };
   }
 
   update(material: TlsMaterial): void {
@@ -265,8 +267,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (tlsMode(material) !== mode) {
         throw new ConfigError(`the sidecar serves ${mode === "off" ? "plaintext" : mode === "tls" ? "TLS without client certificates" : "mutual TLS"}; new material for ${tlsMode(material) === "mtls" ? "mutual TLS" : "TLS without client certificates"} takes a restart`);
       }
-      credentials!.update(material);
+      // The HTTPS server first: it throws on material TLS cannot use (loadTls has checked, but should it
+      // pass anyway), where grpc-js would swallow the error and refuse every new connection.
       (http as HttpsServer | undefined)?.setSecureContext({ cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}) });
+      credentials!.update(material);
     },
     async close() {
       wss?.clients.forEach((ws) => ws.terminate());

@@ -4,6 +4,7 @@
 // ConfigError, not a handshake every client fails later.
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { ConfigError, type SidecarConfig } from "./config.js";
 
 export interface TlsMaterial {
@@ -19,6 +20,14 @@ function read(path: string, what: string): Buffer {
     return readFileSync(path);
   } catch (err) {
     throw new ConfigError(`${what} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+function readFileIfAny(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
   }
 }
 
@@ -58,10 +67,19 @@ export function loadTls(config: Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsC
   }
   if (new Date(leaf.validTo) < now) throw new ConfigError(`--tls-cert ${config.tlsCert}: the certificate expired on ${leaf.validTo}`);
   if (new Date(leaf.validFrom) > now) throw new ConfigError(`--tls-cert ${config.tlsCert}: the certificate is not valid before ${leaf.validFrom}`);
-  if (!config.tlsClientCa) return { cert, key };
-  const clientCa = read(config.tlsClientCa, "--tls-client-ca");
-  certificate(clientCa, config.tlsClientCa, "--tls-client-ca");
-  return { cert, key, clientCa };
+  let clientCa: Buffer | undefined;
+  if (config.tlsClientCa) {
+    clientCa = read(config.tlsClientCa, "--tls-client-ca");
+    certificate(clientCa, config.tlsClientCa, "--tls-client-ca");
+  }
+  // The whole of each file as a TLS stack takes it: a chain cut short after its first certificate
+  // (a file still being written) passes the checks above and fails here, not in a handshake.
+  try {
+    createSecureContext({ cert, key, ...(clientCa ? { ca: clientCa } : {}) });
+  } catch (err) {
+    throw new ConfigError(`--tls-cert ${config.tlsCert} with --tls-key ${config.tlsKey}${clientCa ? ` and --tls-client-ca ${config.tlsClientCa}` : ""}: TLS cannot use them (${(err as Error).message})`);
+  }
+  return clientCa ? { cert, key, clientCa } : { cert, key };
 }
 
 /**
@@ -87,9 +105,10 @@ export class TlsReloader {
 
   /** "reloaded" when new material is now served, "unchanged" when the files hold what is served; throws ConfigError when they cannot serve. */
   check(): "reloaded" | "unchanged" {
+    // Unchanged files are not checked again: a served certificate that expired is the expiry metric's to report.
+    const same = (path: string, served: Buffer | undefined) => (served ? readFileIfAny(path)?.equals(served) === true : !path);
+    if (same(this.config.tlsCert, this.current.cert) && same(this.config.tlsKey, this.current.key) && same(this.config.tlsClientCa, this.current.clientCa)) return "unchanged";
     const next = loadTls(this.config)!;
-    const same = (a: Buffer | undefined, b: Buffer | undefined) => (a && b ? a.equals(b) : a === b);
-    if (same(next.cert, this.current.cert) && same(next.key, this.current.key) && same(next.clientCa, this.current.clientCa)) return "unchanged";
     this.apply(next);
     this.current = next;
     return "reloaded";

@@ -3,7 +3,7 @@
 // when the files change under a running sidecar; material that cannot serve
 // refused with the old kept.
 import { X509Certificate } from "node:crypto";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
@@ -66,7 +66,7 @@ async function say(session: InteractionSession, text: string): Promise<string> {
 }
 
 /** A folder holding server.pem / server.key as a deployment would, to be swapped for server2's. */
-function tlsDir(): { dir: string; put(cert: string, key: string): void } {
+function tlsDir(): { dir: string; put(cert: string, key: string): void; write(name: string, content: Buffer | string): void } {
   const dir = mkdtempSync(join(tmpdir(), "microturn-tls-"));
   dirs.push(dir);
   const put = (cert: string, key: string) => {
@@ -74,7 +74,7 @@ function tlsDir(): { dir: string; put(cert: string, key: string): void } {
     copyFileSync(fixture(key), join(dir, "server.key"));
   };
   put("server.pem", "server.key");
-  return { dir, put };
+  return { dir, put, write: (name, content) => writeFileSync(join(dir, name), content) };
 }
 
 describe("TLS reload", () => {
@@ -131,7 +131,15 @@ describe("TLS reload", () => {
     expect(await servedName(grpcAddress)).toBe(FIRST);
     expect(await metrics()).toMatch(/^microturn_tls_reloads_total\{result="failed"\} [1-9]/m);
 
-    // The key follows: the next check serves the pair, no signal needed.
+    // The key follows, but the chain is still being written (its second certificate cut short):
+    // the leaf and key match, TLS cannot use the file, and the old pair stays served on both ports.
+    files.put("server2.pem", "server2.key");
+    files.write("server.pem", Buffer.concat([pem("server2.pem"), Buffer.from(pem("ca.pem").toString().slice(0, 120))]));
+    expect(() => sidecar!.reloadTls()).toThrow(/TLS cannot use them/);
+    expect(await servedName(grpcAddress)).toBe(FIRST);
+    expect(await servedName(sidecar.server.httpAddress!)).toBe(FIRST);
+
+    // The chain is whole: the next check serves the pair, no signal needed.
     files.put("server2.pem", "server2.key");
     await until(async () => (await servedName(grpcAddress)) === RENEWED);
     expect(await servedName(sidecar.server.httpAddress!)).toBe(RENEWED);
@@ -163,7 +171,9 @@ describe("TLS reload", () => {
       child.kill("SIGHUP");
       await until(async () => run.stderr.includes("TLS reloaded"));
       expect(await servedName(grpcAddress)).toBe(RENEWED);
+      // A SIGHUP while it drains (a certificate hook, say) does not end the drain.
       child.kill("SIGTERM");
+      child.kill("SIGHUP");
       expect(await exited).toBe(0);
     } finally {
       child.kill("SIGKILL");

@@ -1,7 +1,9 @@
 // TLS on both of the sidecar's servers: the SDK over grpcs:// with a private
 // CA, mutual TLS, WebSocket over wss:// and /healthz over https://, and the
 // config and file checks that refuse to start with TLS material that cannot serve.
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { get } from "node:https";
 import { fileURLToPath } from "node:url";
 import { Microturn, type InteractionSession } from "@microturn/sdk";
@@ -144,5 +146,13 @@ describe("TLS settings", () => {
     expect(() => loadTls({ ...base, tlsKey: fixture("client.key") })).toThrow(/is not the key of the certificate/);
     expect(() => loadTls(base, new Date("2200-01-01"))).toThrow(/expired/);
     expect(() => loadTls({ ...base, tlsClientCa: fixture("client.key") })).toThrow(/--tls-client-ca .*not a PEM certificate/);
+    // A chain whose first certificate is whole and the rest cut short: only TLS itself finds it.
+    const dir = mkdtempSync(join(tmpdir(), "microturn-tls-"));
+    try {
+      writeFileSync(join(dir, "chain.pem"), Buffer.concat([pem("server.pem"), Buffer.from(pem("ca.pem").toString().slice(0, 120))]));
+      expect(() => loadTls({ ...base, tlsCert: join(dir, "chain.pem") })).toThrow(/TLS cannot use them/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -47,6 +47,11 @@ const MIN_PERIOD_MS = 20;
 const MAX_PERIOD_MS = 5_000;
 /** Weight of the newest gap between two chunks in a session's learned beat. */
 const BEAT_GAIN = 0.25;
+/**
+ * Node fires a timer up to a millisecond or so early by performance.now(): a
+ * window opening within this long is waited for spinning, not by a new timer.
+ */
+const TIMER_SLACK_MS = 2;
 
 /** One session's beat: when its last chunk came, how far apart its chunks come, when the next is due. */
 interface Beat {
@@ -54,10 +59,14 @@ interface Beat {
   periodMs: number;
   /** Infinity once its window passed with no chunk: nothing is due until the next one. */
   dueAt: number;
+  /** The window either side of dueAt: windowMs, at most a quarter of the beat (never a spin without pause). */
+  windowMs: number;
 }
 
 export class SpinWait {
   private readonly beats = new Map<object, Beat>();
+  /** Beats with a chunk due (dueAt finite): the sessions sending now. */
+  private live = 0;
   private readonly clock: SpinClock;
   private timer: unknown;
   /** When the armed timer fires; Infinity when none is armed. */
@@ -89,7 +98,7 @@ export class SpinWait {
   arrived(session: object, durationMs: number): void {
     if (!this.enabled || this.closed) return;
     if (!(durationMs >= MIN_PERIOD_MS && durationMs <= MAX_PERIOD_MS)) {
-      this.beats.delete(session);
+      this.forget(session);
       return;
     }
     const now = this.clock.now();
@@ -100,31 +109,36 @@ export class SpinWait {
       // A gap far from the chunk's duration (a pause, a burst catching up) starts the beat afresh.
       if (gap >= durationMs / 2 && gap <= durationMs * 1.5) periodMs = beat.periodMs + BEAT_GAIN * (gap - beat.periodMs);
     }
-    const dueAt = now + periodMs;
-    if (beat) Object.assign(beat, { lastAt: now, periodMs, dueAt });
-    else this.beats.set(session, { lastAt: now, periodMs, dueAt });
+    const next = { lastAt: now, periodMs, dueAt: now + periodMs, windowMs: Math.min(this.opts.windowMs, periodMs / 4) };
+    if (!beat || beat.dueAt === Infinity) this.live++;
+    if (beat) Object.assign(beat, next);
+    else this.beats.set(session, next);
     // A spinning loop finds the new window itself; a timer armed earlier than this window still fires first.
-    if (!this.spinning && dueAt - this.opts.windowMs < this.timerAt) this.arm();
+    if (!this.spinning && next.dueAt - next.windowMs < this.timerAt) this.arm();
   }
 
   /** The session ended or lost its stream: no chunk of it is coming. */
   forget(session: object): void {
-    if (this.beats.delete(session) && this.beats.size === 0 && !this.spinning) this.disarm();
+    const beat = this.beats.get(session);
+    if (!beat) return;
+    if (beat.dueAt !== Infinity) this.live--;
+    this.beats.delete(session);
+    if (this.live === 0 && !this.spinning) this.disarm();
   }
 
   close(): void {
     this.closed = true;
     this.beats.clear();
+    this.live = 0;
     this.disarm();
   }
 
   /** Arms the timer for the earliest window still to open. */
   private arm(): void {
     this.disarm();
-    if (this.closed || this.beats.size > this.opts.maxSessions) return;
+    if (this.closed || this.live === 0 || this.live > this.opts.maxSessions) return;
     let first = Infinity;
-    for (const beat of this.beats.values()) first = Math.min(first, beat.dueAt - this.opts.windowMs);
-    if (first === Infinity) return;
+    for (const beat of this.beats.values()) first = Math.min(first, beat.dueAt - beat.windowMs);
     this.timerAt = first;
     this.timer = this.clock.setTimer(() => this.wake(), Math.max(0, first - this.clock.now()));
   }
@@ -143,19 +157,23 @@ export class SpinWait {
     this.spin();
   }
 
-  /** One turn of the spin: go on while a window is open, else sleep until the next opens. */
+  /** One turn of the spin: go on while a window is open (or about to open), else sleep until the next opens. */
   private readonly spin = (): void => {
     const now = this.clock.now();
-    const window = this.opts.windowMs;
     let open = false;
-    if (!this.closed && this.beats.size <= this.opts.maxSessions) {
+    let nextOpens = Infinity;
+    if (!this.closed && this.live <= this.opts.maxSessions) {
       for (const beat of this.beats.values()) {
-        // Past its window: the client paused or left; it costs nothing until its next chunk.
-        if (now > beat.dueAt + window) beat.dueAt = Infinity;
-        else if (now >= beat.dueAt - window) open = true;
+        if (beat.dueAt === Infinity) continue;
+        if (now > beat.dueAt + beat.windowMs) {
+          // Past its window: the client paused or left; it costs nothing until its next chunk.
+          beat.dueAt = Infinity;
+          this.live--;
+        } else if (now >= beat.dueAt - beat.windowMs) open = true;
+        else nextOpens = Math.min(nextOpens, beat.dueAt - beat.windowMs);
       }
     }
-    if (open) {
+    if (open || nextOpens - now <= TIMER_SLACK_MS) {
       this.clock.nextTurn(this.spin);
       return;
     }
