@@ -1,7 +1,8 @@
-// TLS material for the sidecar's servers (gRPC and the HTTP port): read once at
-// start and checked before the engine loads or anything listens, so a wrong
+// TLS material for the sidecar's servers (gRPC and the HTTP port): read and
+// checked at start, before the engine loads or anything listens, so a wrong
 // path, a key of another certificate or an expired certificate is a clear
-// ConfigError, not a handshake every client fails later.
+// ConfigError, not a handshake every client fails later; read again, with the
+// same checks, when the files change (TlsReloader) or on SIGHUP.
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
