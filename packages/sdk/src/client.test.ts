@@ -36,7 +36,9 @@ describe("Microturn options", () => {
     expect(parseEndpoint("localhost:7700")).toEqual({ kind: "grpc", address: "localhost:7700", tls: false });
     expect(parseEndpoint("[::1]:7700")).toEqual({ kind: "grpc", address: "[::1]:7700", tls: false });
     expect(parseEndpoint("wss://x.example/v1/converse")).toEqual({ kind: "websocket", url: "wss://x.example/v1/converse" });
-    for (const bad of ["http://x:1", "grpc://x", "just-a-host", "", "ws://"]) {
+    expect(parseEndpoint("unix:///run/microturn/sidecar.sock")).toEqual({ kind: "grpc", address: "unix:/run/microturn/sidecar.sock", tls: false });
+    expect(parseEndpoint("unix:/run/microturn/sidecar.sock")).toEqual({ kind: "grpc", address: "unix:/run/microturn/sidecar.sock", tls: false });
+    for (const bad of ["http://x:1", "grpc://x", "just-a-host", "", "ws://", "unix:"]) {
       expect(() => parseEndpoint(bad), bad).toThrow(InvalidInputError);
     }
   });

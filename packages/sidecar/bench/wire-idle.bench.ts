@@ -2,7 +2,7 @@
 // chunks come 200 ms apart (a real-time session) rather than back to back.
 //
 // One client, one server in its own process, a round trip each time: send a
-// message, wait for the first byte of the answer. Five servers, each adding a
+// message, wait for the first byte of the answer. Servers that each add a
 // layer over the one before:
 //   tcp      node:net echo
 //   http2    node:http2, a POST stream echoing each DATA frame
@@ -12,7 +12,9 @@
 //   sidecar  microturn serve --engine echo
 //   spinning the same with --spin-window-ms=2: awake around each chunk's due
 //            time rather than asleep until the chunk wakes it
-// (the last two answer an InputChunk with an InputAck; the round trip ends at
+//   socket   the sidecar again, reached over its Unix socket (--socket)
+//            rather than loopback TCP
+// (the sidecars and the floor answer an InputChunk with an InputAck; the round trip ends at
 // its first byte, and the turn's OutputChunk is let pass, untimed, before the
 // next). Each is measured back to back and at a 200 ms pace, in
 // rounds that alternate the servers. The gap between the two paces is what a
@@ -22,6 +24,8 @@ import type { ChildProcess } from "node:child_process";
 import { connect as netConnect, createServer as netServer } from "node:net";
 import { connect as h2Connect, createServer as h2Server } from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, PROTOCOL_VERSION } from "@microturn/protocol";
@@ -33,7 +37,7 @@ const args = benchArgs();
 const ROUNDS = Number(args.get("rounds") ?? 2);
 const PACED = Number(args.get("paced") ?? 50);
 const BACK_TO_BACK = Number(args.get("back-to-back") ?? 500);
-const ALL_LAYERS = ["tcp", "http2", "grpc-js", "floor", "sidecar", "spinning"] as const;
+const ALL_LAYERS = ["tcp", "http2", "grpc-js", "floor", "sidecar", "spinning", "socket"] as const;
 type Layer = (typeof ALL_LAYERS)[number];
 /** Which servers run (--layers=floor,sidecar,spinning, say); all by default. */
 const LAYERS = ALL_LAYERS.filter((l) => (args.get("layers") ?? ALL_LAYERS.join(",")).split(",").includes(l));
@@ -74,12 +78,15 @@ function serve(layer: Layer): void {
 
 // --- the client ---
 
+/** Where the socket layer's sidecar listens. */
+const SOCKET_PATH = join(tmpdir(), `microturn-bench-wire-${process.pid}.sock`);
+
 async function start(layer: Layer): Promise<{ child: ChildProcess; port: number }> {
   const argv =
     layer === "floor"
       ? floorArgv()
-      : layer === "sidecar" || layer === "spinning"
-        ? sidecarArgv(["--log-level", "warn", ...(layer === "spinning" ? ["--spin-window-ms=2"] : [])])
+      : layer === "sidecar" || layer === "spinning" || layer === "socket"
+        ? sidecarArgv(["--log-level", "warn", ...(layer === "spinning" ? ["--spin-window-ms=2"] : layer === "socket" ? ["--socket", SOCKET_PATH] : [])])
         : [...selfArgv(), `--serve=${layer}`];
   const { child, address } = await startServerProcess(argv);
   return { child, port: Number(address.split(":").pop()) };
@@ -115,7 +122,7 @@ async function link(layer: Layer, port: number, messages: number): Promise<Link>
     const payload = Buffer.alloc(45, 1);
     return { roundTrip: () => roundTrip(() => socket.write(payload)), close: () => socket.destroy() };
   }
-  const session = h2Connect(`http://127.0.0.1:${port}`);
+  const session = layer === "socket" ? h2Connect("http://localhost", { createConnection: () => netConnect(SOCKET_PATH) }) : h2Connect(`http://127.0.0.1:${port}`);
   session.on("error", () => undefined);
   const path = layer === "http2" || layer === "grpc-js" ? "/bench.Wire/Echo" : "/microturn.v1.Interaction/Converse";
   const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" }, { endStream: false });

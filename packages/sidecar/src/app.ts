@@ -98,6 +98,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
       ...(tls ? { tls } : {}),
       host: config.host,
       port: config.port,
+      ...(config.socket ? { socketPath: config.socket } : {}),
       httpPort: config.httpPort,
       isServing: () => serving,
     });

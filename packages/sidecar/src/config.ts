@@ -13,6 +13,8 @@ export type BackgroundKind = (typeof BACKGROUND_KINDS)[number];
 export interface SidecarConfig {
   host: string;
   port: number;
+  /** A Unix socket path the gRPC service is also served on (plaintext, mode 0660); empty: none. */
+  socket: string;
   /** Port of the HTTP server for /metrics, /healthz and the WebSocket endpoint; -1 disables it. */
   httpPort: number;
   engine: EngineKind;
@@ -69,6 +71,13 @@ interface Setting {
 export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
   host: { flag: "host", env: "MICROTURN_HOST", kind: "string", default: "127.0.0.1", help: "gRPC listen address" },
   port: { flag: "port", env: "MICROTURN_PORT", kind: "int", default: "50051", help: "gRPC port (0 picks a free one)" },
+  socket: {
+    flag: "socket",
+    env: "MICROTURN_SOCKET",
+    kind: "string",
+    default: "",
+    help: "also serve gRPC on this Unix socket, for clients on the same host (unix:///path): plaintext, file mode 0660, the API key still applies",
+  },
   httpPort: {
     flag: "metrics-port",
     env: "MICROTURN_METRICS_PORT",

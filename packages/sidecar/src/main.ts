@@ -28,9 +28,10 @@ export async function serve(config: SidecarConfig): Promise<number> {
   });
   const caps = sidecar.engine.capabilities;
   const http = sidecar.server.httpAddress ? ` http=${sidecar.server.httpAddress}` : "";
+  const socket = sidecar.server.socketPath ? ` socket=${sidecar.server.socketPath}` : "";
   const tls = sidecar.server.tls === "off" ? "" : ` tls=${sidecar.server.tls}`;
   process.stdout.write(
-    `microturn sidecar ready grpc=${sidecar.server.grpcAddress}${http}${tls} engine=${caps.engine} model=${caps.modelId}${caps.randomWeights ? " (random weights: output is noise)" : ""}\n`,
+    `microturn sidecar ready grpc=${sidecar.server.grpcAddress}${socket}${http}${tls} engine=${caps.engine} model=${caps.modelId}${caps.randomWeights ? " (random weights: output is noise)" : ""}\n`,
   );
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -1,8 +1,10 @@
 // The sidecar's network face: the gRPC server (Interaction.Converse and the
 // standard health service) and the HTTP server (/metrics, /healthz and the
 // WebSocket form of Converse for browsers).
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import { connect } from "node:net";
 import type { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, ErrorCode, grpcHealth, InteractionService, ServerEvent, type InteractionServer } from "@microturn/protocol";
@@ -57,6 +59,8 @@ export interface ServerOptions {
   tls?: TlsMaterial;
   host: string;
   port: number;
+  /** A Unix socket path gRPC is served on too, in plaintext (file permissions guard it). */
+  socketPath?: string;
   /** -1: no HTTP server. */
   httpPort: number;
   isServing: () => boolean;
@@ -67,6 +71,8 @@ export interface ServerOptions {
 export interface RunningServer {
   grpcAddress: string;
   httpAddress: string | undefined;
+  /** The Unix socket gRPC is served on too, if any. */
+  socketPath: string | undefined;
   /** "off", "tls" or "mtls" (client certificates required). */
   tls: "off" | "tls" | "mtls";
   /**
@@ -105,6 +111,32 @@ class ReloadableServerCredentials extends grpc.ServerCredentials {
   _equals(other: grpc.ServerCredentials): boolean {
     return this === other;
   }
+}
+
+/**
+ * Makes `path` free for a Unix socket server: nothing there, or a socket no
+ * process listens on (one a crashed sidecar left) is removed. A socket another
+ * process serves on, or a file that is no socket, is refused with a ConfigError.
+ */
+async function claimSocketPath(path: string): Promise<void> {
+  let stats;
+  try {
+    stats = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (!stats.isSocket()) throw new ConfigError(`--socket ${path}: a file that is not a socket is there; remove it or choose another path`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (live) throw new ConfigError(`--socket ${path}: another process serves on it`);
+  unlinkSync(path);
 }
 
 function bearer(value: string | undefined): string | undefined {
@@ -186,6 +218,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     server.bindAsync(`${opts.host}:${opts.port}`, credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
   const grpcAddress = `${opts.host}:${grpcPort}`;
+  if (opts.socketPath) {
+    try {
+      await claimSocketPath(opts.socketPath);
+      await new Promise<void>((resolve, reject) =>
+        server.bindAsync(`unix:${opts.socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+      );
+      // Owner and group: a client container or user in the sidecar's group connects, others do not.
+      chmodSync(opts.socketPath, 0o660);
+    } catch (err) {
+      server.forceShutdown();
+      throw err instanceof ConfigError ? err : new ConfigError(`--socket ${opts.socketPath}: cannot serve on it (${(err as Error).message})`);
+    }
+  }
 
   let http: HttpServer | HttpsServer | undefined;
   let wss: WebSocketServer | undefined;
@@ -262,6 +307,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     grpcAddress,
     httpAddress,
+    socketPath: opts.socketPath,
     tls: mode,
     updateTls(material) {
       if (tlsMode(material) !== mode) {

@@ -7,7 +7,7 @@ import type { WebSocketConstructor, WebSocketTlsOptions } from "./websocket-tran
 import { type Endpoint, parseEndpoint } from "../internal/url.js";
 
 export interface MicroturnOptions extends SessionOptions {
-  /** Sidecar URL: grpc://host:port, host:port, ws(s)://host:port. Defaults to env MICROTURN_URL. */
+  /** Sidecar URL: grpc://host:port, host:port, grpcs://host:port, unix:///path (a sidecar's --socket), ws(s)://host:port. Defaults to env MICROTURN_URL. */
   url?: string;
   /** API key; defaults to env MICROTURN_API_KEY. */
   apiKey?: string;

@@ -7,10 +7,13 @@ export type Endpoint =
 
 export function parseEndpoint(raw: string): Endpoint {
   const url = raw.trim();
+  // A sidecar's Unix socket on this host (--socket): unix:///abs/path or unix:/abs/path, as gRPC names it.
+  const socket = /^unix:(?:\/\/)?(.+)$/i.exec(url)?.[1];
+  if (socket !== undefined) return { kind: "grpc", address: `unix:${socket}`, tls: false };
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) {
     if (!/^[^/\s:]+:\d{1,5}$/.test(url) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(url)) {
-      throw new InvalidInputError(`MICROTURN_URL ${JSON.stringify(raw)} is not host:port, grpc://host:port or ws(s)://host:port`);
+      throw new InvalidInputError(`MICROTURN_URL ${JSON.stringify(raw)} is not host:port, grpc://host:port, unix:///path or ws(s)://host:port`);
     }
     return { kind: "grpc", address: url, tls: false };
   }
@@ -30,7 +33,7 @@ export function parseEndpoint(raw: string): Endpoint {
       return { kind: "websocket", url: parsed.toString() };
     default:
       throw new InvalidInputError(
-        `MICROTURN_URL scheme ${scheme}:// is not supported; use grpc://host:port (or host:port) in Node, ws:// or wss:// in browsers`,
+        `MICROTURN_URL scheme ${scheme}:// is not supported; use grpc://host:port (or host:port, or unix:///path) in Node, ws:// or wss:// in browsers`,
       );
   }
 }
