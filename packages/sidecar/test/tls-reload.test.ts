@@ -18,6 +18,7 @@ import { startServer, type RunningServer } from "../src/server.js";
 import { SessionHub } from "../src/session/session-hub.js";
 import { loadTls } from "../src/tls.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
+import { say } from "./helpers/sdk-hello.js";
 import { spawnTsx } from "./helpers/spawn-tsx.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url));
@@ -58,12 +59,6 @@ afterEach(async () => {
   sidecar = undefined;
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
-
-async function say(session: InteractionSession, text: string): Promise<string> {
-  const output = new Promise<string>((resolve) => session.on("output", (o) => !o.silent && resolve(o.text)));
-  session.sendChunk({ text });
-  return output;
-}
 
 /** A folder holding server.pem / server.key as a deployment would, to be swapped for server2's. */
 function tlsDir(): { dir: string; put(cert: string, key: string): void; write(name: string, content: Buffer | string): void } {

@@ -16,6 +16,7 @@ import { startServer, type RunningServer } from "../src/server.js";
 import { SessionHub } from "../src/session/session-hub.js";
 import { loadTls } from "../src/tls.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
+import { hello } from "./helpers/sdk-hello.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url));
 const pem = (name: string) => readFileSync(fixture(name));
@@ -39,21 +40,12 @@ afterEach(async () => {
   running = undefined;
 });
 
-async function hello(client: Microturn): Promise<string> {
-  const session = client.session();
-  sessions.push(session);
-  const output = new Promise<string>((resolve) => session.on("output", (o) => !o.silent && resolve(o.text)));
-  await session.connect({ signal: AbortSignal.timeout(5000) });
-  session.sendChunk({ text: "hello" });
-  return output;
-}
-
 describe("TLS", () => {
   it("serves the SDK over grpcs:// to a client that trusts the CA", async () => {
     const { server, grpcPort } = await setup();
     expect(server.tls).toBe("tls");
     const client = new Microturn({ url: `grpcs://localhost:${grpcPort}`, tls: { ca: pem("ca.pem") }, clock: "manual" });
-    expect(await hello(client)).toBe("HELLO");
+    expect(await hello(client, sessions)).toBe("HELLO");
   });
 
   it("is refused by a plaintext client and by one that does not trust the CA", async () => {
@@ -74,7 +66,7 @@ describe("TLS", () => {
     sessions.push(anonymous);
     await expect(anonymous.connect({ signal: AbortSignal.timeout(5000) })).rejects.toMatchObject({ name: "UnavailableError", message: expect.stringMatching(/certificate required/) });
     const client = new Microturn({ url: `grpcs://localhost:${grpcPort}`, tls: { ca: pem("ca.pem"), cert: pem("client.pem"), key: pem("client.key") }, clock: "manual" });
-    expect(await hello(client)).toBe("HELLO");
+    expect(await hello(client, sessions)).toBe("HELLO");
   });
 
   it("with a client CA, answers /healthz to anyone (probes) and the rest of the HTTP port only with a certificate", async () => {
@@ -94,7 +86,7 @@ describe("TLS", () => {
     expect((await request("/metrics", true)).status).toBe(200);
     // Over the SDK with a client certificate, the same WebSocket gets in.
     const withCert = new Microturn({ url: `wss://localhost:${httpPort}`, clock: "manual", WebSocket: WebSocket as never, tls: { ca: pem("ca.pem"), cert: pem("client.pem"), key: pem("client.key") } });
-    expect(await hello(withCert)).toBe("HELLO");
+    expect(await hello(withCert, sessions)).toBe("HELLO");
     const refused = await new Promise<string>((resolve) => {
       const ws = new WebSocket(`wss://localhost:${httpPort}/v1/converse`, "microturn.v1", { ca: pem("ca.pem") });
       ws.on("unexpected-response", (_req, res) => resolve(String(res.statusCode)));
@@ -116,7 +108,7 @@ describe("TLS", () => {
     expect(JSON.parse(health.body)).toMatchObject({ serving: true });
     // The SDK's tls option reaches the `ws` class for wss:// as it does grpc-js for grpcs://.
     const client = new Microturn({ url: `wss://localhost:${httpPort}`, clock: "manual", WebSocket: WebSocket as never, tls: { ca: pem("ca.pem") } });
-    expect(await hello(client)).toBe("HELLO");
+    expect(await hello(client, sessions)).toBe("HELLO");
   });
 
   it("says which TLS option is wrong in the SDK", () => {

@@ -16,6 +16,7 @@ import { SidecarMetrics } from "../src/metrics.js";
 import { startServer, type RunningServer } from "../src/server.js";
 import { SessionHub } from "../src/session/session-hub.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
+import { hello } from "./helpers/sdk-hello.js";
 import { spawnTsx } from "./helpers/spawn-tsx.js";
 
 const running: RunningServer[] = [];
@@ -37,15 +38,6 @@ async function serve(socketPath: string, apiKey = ""): Promise<RunningServer> {
   return server;
 }
 
-async function hello(client: Microturn): Promise<string> {
-  const session = client.session();
-  sessions.push(session);
-  const output = new Promise<string>((resolve) => session.on("output", (o) => !o.silent && resolve(o.text)));
-  await session.connect({ signal: AbortSignal.timeout(5000) });
-  session.sendChunk({ text: "hello" });
-  return output;
-}
-
 describe("Unix socket", () => {
   it("serves Converse over unix:///path beside the TCP port, with the API key, to the owner and group only", async () => {
     dir = mkdtempSync(join(tmpdir(), "microturn-sock-"));
@@ -53,8 +45,8 @@ describe("Unix socket", () => {
     const server = await serve(path, "sekret");
     expect(server.socketPath).toBe(path);
     expect(statSync(path).mode & 0o777).toBe(0o660);
-    expect(await hello(new Microturn({ url: `unix://${path}`, apiKey: "sekret", clock: "manual" }))).toBe("HELLO");
-    expect(await hello(new Microturn({ url: `grpc://${server.grpcAddress}`, apiKey: "sekret", clock: "manual" }))).toBe("HELLO");
+    expect(await hello(new Microturn({ url: `unix://${path}`, apiKey: "sekret", clock: "manual" }), sessions)).toBe("HELLO");
+    expect(await hello(new Microturn({ url: `grpc://${server.grpcAddress}`, apiKey: "sekret", clock: "manual" }), sessions)).toBe("HELLO");
     const keyless = new Microturn({ url: `unix:${path}`, clock: "manual" }).session();
     sessions.push(keyless);
     await expect(keyless.connect({ signal: AbortSignal.timeout(5000) })).rejects.toMatchObject({ name: "UnauthenticatedError" });
@@ -75,7 +67,7 @@ describe("Unix socket", () => {
     await new Promise((resolve) => crashing.once("exit", resolve));
     expect(statSync(stalePath).isSocket()).toBe(true);
     const server = await serve(stalePath);
-    expect(await hello(new Microturn({ url: `unix://${server.socketPath}`, clock: "manual" }))).toBe("HELLO");
+    expect(await hello(new Microturn({ url: `unix://${server.socketPath}`, clock: "manual" }), sessions)).toBe("HELLO");
 
     const livePath = join(dir, "live.sock");
     const live = createServer();
@@ -100,7 +92,7 @@ describe("Unix socket", () => {
     try {
       for (let waited = 0; !/grpc=\S+/.test(run.stdout) && waited < 20_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
       expect(run.stdout, run.stderr).toContain(`socket=${path}`);
-      expect(await hello(new Microturn({ url: `unix://${path}`, clock: "manual" }))).toBe("hello");
+      expect(await hello(new Microturn({ url: `unix://${path}`, clock: "manual" }), sessions)).toBe("hello");
       for (const session of sessions.splice(0)) await session.close();
       run.child.kill("SIGTERM");
       expect(await run.exited).toBe(0);
