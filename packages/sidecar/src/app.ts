@@ -115,18 +115,24 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     metrics.tlsServing(validTo);
     return { subject, validTo: validTo.toISOString() };
   };
-  const reloader = tls ? new TlsReloader(config, tls, (material) => server.updateTls(material)) : undefined;
   if (tls) served(tls);
-  const reloadOutcome = (outcome: { reloaded: true } | { error: Error }) => {
-    if ("error" in outcome) {
-      metrics.tlsReloaded("failed");
-      logger.error("TLS files changed but cannot serve; the previous certificate stays served", { error: outcome.error.message });
-    } else {
-      metrics.tlsReloaded("ok");
-      logger.info("TLS reloaded: new connections get the new certificate", served(reloader!.material));
-    }
-  };
-  reloader?.start(config.tlsReloadMs, reloadOutcome);
+  const reloader = tls
+    ? new TlsReloader(
+        config,
+        tls,
+        (material) => server.updateTls(material),
+        (outcome) => {
+          if ("error" in outcome) {
+            metrics.tlsReloaded("failed");
+            logger.error("TLS files changed but cannot serve; the previous certificate stays served", { error: outcome.error.message });
+          } else {
+            metrics.tlsReloaded("ok");
+            logger.info("TLS reloaded: new connections get the new certificate", served(outcome.reloaded));
+          }
+        },
+      )
+    : undefined;
+  reloader?.start(config.tlsReloadMs);
 
   return {
     config,
@@ -136,15 +142,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     server,
     logger,
     reloadTls() {
-      if (!reloader) return "off";
-      try {
-        const result = reloader.check();
-        if (result === "reloaded") reloadOutcome({ reloaded: true });
-        return result;
-      } catch (err) {
-        reloadOutcome({ error: err as Error });
-        throw err;
-      }
+      return reloader ? reloader.check() : "off";
     },
     async shutdown() {
       reloader?.stop();

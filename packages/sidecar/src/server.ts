@@ -16,7 +16,7 @@ import type { SidecarMetrics } from "./metrics.js";
 import { ConverseStream, type EventChannel } from "./session/converse.js";
 import type { SessionHub } from "./session/session-hub.js";
 import { waitAtMost } from "./timers.js";
-import { tlsMode, type TlsMaterial } from "./tls.js";
+import { secureContextOptions, tlsMode, type TlsMaterial } from "./tls.js";
 
 /**
  * Server events are encoded with one writer reused for the process (encoding
@@ -101,7 +101,7 @@ class ReloadableServerCredentials extends grpc.ServerCredentials {
   /** The ciphers go with every context: setSecureContext resets what the new one leaves out. */
   static context(material: TlsMaterial) {
     const ciphers = process.env.GRPC_SSL_CIPHER_SUITES;
-    return { cert: [material.cert], key: [material.key], ...(material.clientCa ? { ca: material.clientCa } : {}), ...(ciphers ? { ciphers } : {}) };
+    return { ...secureContextOptions(material), ...(ciphers ? { ciphers } : {}) };
   }
 
   update(material: TlsMaterial): void {
@@ -268,7 +268,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     };
     const tls = opts.tls;
     http = tls
-      ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}) }, listener)
+      ? createHttpsServer({ ...secureContextOptions(tls), ...(tls.clientCa ? { requestCert: true, rejectUnauthorized: false } : {}) }, listener)
       : createServer(listener);
     wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024, handleProtocols: (protocols) => (protocols.has(WEBSOCKET_PROTOCOL) ? WEBSOCKET_PROTOCOL : false) });
     http.on("upgrade", (req: IncomingMessage, socket, head) => {
@@ -315,7 +315,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       // The HTTPS server first: it throws on material TLS cannot use (loadTls has checked, but should it
       // pass anyway), where grpc-js would swallow the error and refuse every new connection.
-      (http as HttpsServer | undefined)?.setSecureContext({ cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}) });
+      (http as HttpsServer | undefined)?.setSecureContext(secureContextOptions(material));
       credentials!.update(material);
     },
     async close() {

@@ -5,7 +5,7 @@
 // same checks, when the files change (TlsReloader) or on SIGHUP.
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createSecureContext } from "node:tls";
+import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { ConfigError, type SidecarConfig } from "./config.js";
 
 export interface TlsMaterial {
@@ -38,6 +38,11 @@ function certificate(pem: Buffer, path: string, what: string): X509Certificate {
   } catch (err) {
     throw new ConfigError(`${what} ${path}: not a PEM certificate (${(err as Error).message})`);
   }
+}
+
+/** The material as TLS takes it (tls.createSecureContext, a server's setSecureContext). */
+export function secureContextOptions(material: TlsMaterial): SecureContextOptions {
+  return { cert: material.cert, key: material.key, ...(material.clientCa ? { ca: material.clientCa } : {}) };
 }
 
 /** What a server with this material speaks: plaintext, TLS, or TLS with client certificates required. */
@@ -75,21 +80,25 @@ export function loadTls(config: Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsC
   }
   // The whole of each file as a TLS stack takes it: a chain cut short after its first certificate
   // (a file still being written) passes the checks above and fails here, not in a handshake.
+  const material = clientCa ? { cert, key, clientCa } : { cert, key };
   try {
-    createSecureContext({ cert, key, ...(clientCa ? { ca: clientCa } : {}) });
+    createSecureContext(secureContextOptions(material));
   } catch (err) {
     throw new ConfigError(`--tls-cert ${config.tlsCert} with --tls-key ${config.tlsKey}${clientCa ? ` and --tls-client-ca ${config.tlsClientCa}` : ""}: TLS cannot use them (${(err as Error).message})`);
   }
-  return clientCa ? { cert, key, clientCa } : { cert, key };
+  return material;
 }
+
+/** What a reload check came to, when it was not "unchanged". */
+export type TlsReloadOutcome = { reloaded: TlsMaterial } | { error: Error };
 
 /**
  * Serves renewed TLS material without a restart: `check` reads the config's
  * files again and, when they changed, checks them as at start and hands them
  * to `apply`; material that fails a check is refused with a ConfigError and
- * the old stays served. Checked every `everyMs` once started (a certificate
- * renewed in place, as a secret volume or an ACME client does) and on demand
- * (SIGHUP).
+ * the old stays served. Either outcome goes to `report`. Checked every
+ * `everyMs` once started (a certificate renewed in place, as a secret volume
+ * or an ACME client does) and on demand (SIGHUP).
  */
 export class TlsReloader {
   private timer: NodeJS.Timeout | undefined;
@@ -98,31 +107,35 @@ export class TlsReloader {
     private readonly config: Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsClientCa">,
     private current: TlsMaterial,
     private readonly apply: (material: TlsMaterial) => void,
+    private readonly report: (outcome: TlsReloadOutcome) => void,
   ) {}
-
-  get material(): TlsMaterial {
-    return this.current;
-  }
 
   /** "reloaded" when new material is now served, "unchanged" when the files hold what is served; throws ConfigError when they cannot serve. */
   check(): "reloaded" | "unchanged" {
     // Unchanged files are not checked again: a served certificate that expired is the expiry metric's to report.
     const same = (path: string, served: Buffer | undefined) => (served ? readFileIfAny(path)?.equals(served) === true : !path);
     if (same(this.config.tlsCert, this.current.cert) && same(this.config.tlsKey, this.current.key) && same(this.config.tlsClientCa, this.current.clientCa)) return "unchanged";
-    const next = loadTls(this.config)!;
-    this.apply(next);
+    let next: TlsMaterial;
+    try {
+      next = loadTls(this.config)!;
+      this.apply(next);
+    } catch (err) {
+      this.report({ error: err as Error });
+      throw err;
+    }
     this.current = next;
+    this.report({ reloaded: next });
     return "reloaded";
   }
 
-  /** Checks every `everyMs` (0: never), reporting each outcome but "unchanged" to `report`. */
-  start(everyMs: number, report: (outcome: { reloaded: true } | { error: Error }) => void): void {
+  /** Checks every `everyMs` (0: never); each outcome goes to `report`. */
+  start(everyMs: number): void {
     if (everyMs <= 0) return;
     this.timer = setInterval(() => {
       try {
-        if (this.check() === "reloaded") report({ reloaded: true });
-      } catch (err) {
-        report({ error: err as Error });
+        this.check();
+      } catch {
+        // Reported; the next check tries again.
       }
     }, everyMs);
     this.timer.unref();
