@@ -3,6 +3,7 @@
 export * from "./gen/microturn/v1/common.js";
 export * from "./gen/microturn/v1/engine.js";
 export * from "./gen/microturn/v1/interaction.js";
+export * from "./gen/microturn/v1/handoff.js";
 
 import type { ClientEvent, ServerEvent } from "./gen/microturn/v1/interaction.js";
 import type { AppendResponse } from "./gen/microturn/v1/engine.js";

@@ -1,15 +1,18 @@
 // Builds a running sidecar from its config: engine (through the registry, so
 // no adapter is imported here), session hub, metrics, servers.
+import { readFileSync } from "node:fs";
 import { createBackgroundClient } from "./background/from-config.js";
 import type { BackgroundClient } from "./background/client.js";
 import { BackgroundManager } from "./background/manager.js";
 import { ManagerSessionBackground } from "./background/session-background.js";
-import type { SidecarConfig } from "./config.js";
+import { ConfigError, type SidecarConfig } from "./config.js";
 import type { Engine } from "./engines/engine.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SidecarMetrics } from "./metrics.js";
 import { startServer, type RunningServer } from "./server.js";
 import { SessionInputMedia } from "./session/input-media.js";
+import { PeerClient } from "./handoff/peer-client.js";
+import { PeerKey } from "./handoff/peer-key.js";
 import { SessionHub, type SessionHubOptions } from "./session/session-hub.js";
 import { SpinWait } from "./session/spin-wait.js";
 import { registerBuiltinTools } from "./tools/builtins.js";
@@ -56,6 +59,15 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine))));
   let serving = true;
   const spinWait = new SpinWait({ windowMs: config.spinWindowMs, maxSessions: config.spinMaxSessions });
+  const peerKey = config.peerKey ? new PeerKey(config.peerKey) : undefined;
+  const peers = peerKey
+    ? new PeerClient({
+        key: peerKey,
+        selfUrl: config.advertiseUrl,
+        // Under mutual TLS a peer asks for a certificate: this sidecar shows its own.
+        ...(tls ? { tls: { ...(config.peerCa ? { ca: readPeerCa(config.peerCa) } : {}), ...(tls.clientCa ? { cert: tls.cert, key: tls.key } : {}) } } : {}),
+      })
+    : undefined;
   metrics.spinTime(() => spinWait.spinMs);
   const hub = new SessionHub({
     engine,
@@ -70,6 +82,9 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     recordDir: config.recordDir,
     logger,
     spinWait,
+    ...(peerKey && peers
+      ? { handoff: { key: peerKey, selfUrl: config.advertiseUrl, take: (owner: string, token: string, lastEventSeq: number) => peers.take(owner, token, lastEventSeq), moved: (direction: "in" | "out", ok: boolean) => metrics.sessionMoved(direction, ok) } }
+      : {}),
     observer: metrics.observer(),
     createMedia: () => new SessionInputMedia(),
     serverTools: tools.toolSpecs(),
@@ -100,10 +115,12 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
       port: config.port,
       ...(config.socket ? { socketPath: config.socket } : {}),
       httpPort: config.httpPort,
+      ...(peerKey ? { peerKey } : {}),
       isServing: () => serving,
     });
   } catch (err) {
     // A port in use: nothing of this sidecar may stay up (the engine holds a model, the background client a pool).
+    peers?.close();
     await background?.close().catch(() => undefined);
     await engine.dispose().catch(() => undefined);
     throw err;
@@ -150,14 +167,25 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
       clearInterval(sessionsGauge);
       hub.drain(config.drainMs);
       const deadline = Date.now() + config.drainMs;
-      while (Date.now() < deadline && [...hub.sessions()].some((h) => h.outbox.attached)) {
+      // With peers a session is waited for until one takes it; without, until its client has left.
+      const stays = hub.movesSessions ? () => hub.size > 0 : () => [...hub.sessions()].some((h) => h.outbox.attached);
+      while (Date.now() < deadline && stays()) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       await hub.closeAll("sidecar shut down");
       spinWait.close();
       await server.close();
+      peers?.close();
       await background?.close();
       await engine.dispose();
     },
   };
+}
+
+function readPeerCa(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`--peer-ca ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }

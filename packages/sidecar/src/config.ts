@@ -2,6 +2,7 @@
 // then MICROTURN_* environment variables, then defaults. Nothing else reads
 // process.env or argv.
 import { parseArgs } from "node:util";
+import { MIN_PEER_KEY_CHARS, parsePeerUrl } from "./handoff/peer-key.js";
 import { MAX_TIMER_MS } from "./timers.js";
 
 export const ENGINE_KINDS = ["embedded", "sglang-http", "sglang-grpc", "echo"] as const;
@@ -34,6 +35,12 @@ export interface SidecarConfig {
   tlsClientCa: string;
   /** How often the TLS files are checked for new material (a renewed certificate); 0: only on SIGHUP. */
   tlsReloadMs: number;
+  /** Secret the sidecars of a deployment share so sessions move between them; empty: sessions stay where they began. */
+  peerKey: string;
+  /** How peers reach this sidecar's gRPC port, grpc://host:port or grpcs://host:port; needed with peerKey. */
+  advertiseUrl: string;
+  /** PEM CA bundle peers' certificates chain to (grpcs:// peers); empty: the system's CAs. */
+  peerCa: string;
   maxSessions: number;
   /** Output budget per micro-turn, tokens. */
   maxOutputTokensPerTurn: number;
@@ -122,6 +129,21 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     default: "60000",
     help: "check the TLS files this often and serve new material (a renewed certificate) without a restart; SIGHUP checks at once (0: SIGHUP only)",
   },
+  peerKey: {
+    flag: "peer-key",
+    env: "MICROTURN_PEER_KEY",
+    kind: "string",
+    default: "",
+    help: `secret shared by the sidecars of a deployment (at least ${MIN_PEER_KEY_CHARS} characters): a client that resumes on another sidecar has its session moved there (needs --advertise-url)`,
+  },
+  advertiseUrl: {
+    flag: "advertise-url",
+    env: "MICROTURN_ADVERTISE_URL",
+    kind: "string",
+    default: "",
+    help: "how the other sidecars reach this one's gRPC port: grpc://host:port, or grpcs://host:port with TLS (the pod's own address, not the balancer's)",
+  },
+  peerCa: { flag: "peer-ca", env: "MICROTURN_PEER_CA", kind: "string", default: "", help: "PEM CA bundle file the other sidecars' certificates chain to (grpcs:// peers; default: the system's CAs)" },
   maxSessions: { flag: "max-sessions", env: "MICROTURN_MAX_SESSIONS", kind: "int", default: "4096", help: "live sessions per sidecar" },
   maxOutputTokensPerTurn: {
     flag: "max-output-tokens",
@@ -244,6 +266,20 @@ function validate(c: SidecarConfig): void {
   if (c.tlsClientCa && !c.tlsCert) {
     throw new ConfigError("--tls-client-ca / MICROTURN_TLS_CLIENT_CA asks clients for certificates over TLS: give --tls-cert and --tls-key too");
   }
+  if (c.peerKey || c.advertiseUrl) {
+    if (!c.peerKey || !c.advertiseUrl) {
+      throw new ConfigError("--peer-key / MICROTURN_PEER_KEY and --advertise-url / MICROTURN_ADVERTISE_URL go together: sessions move between sidecars that share the key and know each other's address");
+    }
+    if (c.peerKey.length < MIN_PEER_KEY_CHARS) throw new ConfigError(`--peer-key / MICROTURN_PEER_KEY must be at least ${MIN_PEER_KEY_CHARS} characters (e.g. openssl rand -base64 32), got ${c.peerKey.length}`);
+    const peer = parsePeerUrl(c.advertiseUrl);
+    if (!peer) throw new ConfigError(`--advertise-url / MICROTURN_ADVERTISE_URL must be grpc://host:port or grpcs://host:port, got "${c.advertiseUrl}"`);
+    if (peer.tls !== Boolean(c.tlsCert)) {
+      throw new ConfigError(
+        `--advertise-url ${c.advertiseUrl}: this sidecar serves gRPC ${c.tlsCert ? "over TLS: advertise grpcs://" : "in plaintext: advertise grpc://"} so its peers can reach it`,
+      );
+    }
+  }
+  if (c.peerCa && !c.peerKey) throw new ConfigError("--peer-ca / MICROTURN_PEER_CA is for reaching peers: give --peer-key and --advertise-url too");
   if (c.engine.startsWith("sglang-") && !c.engineUrl) {
     throw new ConfigError(`--engine ${c.engine} needs --engine-url / MICROTURN_ENGINE_URL (where SGLang listens)`);
   }

@@ -68,6 +68,17 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
 
+  private readonly moves = new Counter({
+    name: "microturn_session_moves_total",
+    help: "Sessions moved between sidecars: taken from a peer (in) or handed to one (out), and whether the move worked",
+    labelNames: ["direction", "result"],
+    registers: [this.registry],
+  });
+
+  sessionMoved(direction: "in" | "out", ok: boolean): void {
+    this.moves.inc({ direction, result: ok ? "ok" : "failed" });
+  }
+
   /** The certificate now served (at start and after each reload). */
   tlsServing(validTo: Date): void {
     this.tlsExpiry.set(validTo.getTime() / 1000);

@@ -7,10 +7,12 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import { connect } from "node:net";
 import type { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
-import { ClientEvent, ErrorCode, grpcHealth, InteractionService, ServerEvent, type InteractionServer } from "@microturn/protocol";
+import { ClientEvent, ErrorCode, grpcHealth, HandoffService, InteractionService, ServerEvent, type HandoffServer, type InteractionServer } from "@microturn/protocol";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ConfigError } from "./config.js";
-import { grpcStatusFor } from "./errors.js";
+import { grpcStatusFor, toSessionError } from "./errors.js";
+import { PEER_PROOF_HEADER } from "./handoff/peer-client.js";
+import type { PeerKey } from "./handoff/peer-key.js";
 import type { Logger } from "./logger.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { ConverseStream, type EventChannel } from "./session/converse.js";
@@ -64,6 +66,8 @@ export interface ServerOptions {
   /** -1: no HTTP server. */
   httpPort: number;
   isServing: () => boolean;
+  /** Serves Handoff.Take to the sidecars that share this key: they take the sessions their clients resumed on them. */
+  peerKey?: PeerKey;
   /** HTTP/2 keepalive: ping after `timeMs` without a frame, drop the connection after `timeoutMs` more. */
   keepalive?: { timeMs: number; timeoutMs: number };
 }
@@ -200,6 +204,26 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     call.on("close", onClose);
   };
   server.addService(ConverseService, { converse });
+
+  const peerKey = opts.peerKey;
+  if (peerKey) {
+    const take: HandoffServer["take"] = (call, callback) => {
+      const { resumeToken, lastEventSeq, takerUrl } = call.request;
+      if (!peerKey.checkTakeProof(resumeToken, call.metadata.get(PEER_PROOF_HEADER)[0]?.toString())) {
+        logger.warn("Take refused: the caller does not hold this sidecar's peer key", { taker: takerUrl, peer: call.getPeer() });
+        callback({ code: grpc.status.UNAUTHENTICATED, details: `Take needs metadata ${PEER_PROOF_HEADER} made with this deployment's peer key` });
+        return;
+      }
+      hub.handOff(resumeToken, lastEventSeq, takerUrl).then(
+        (snapshot) => callback(null, { snapshot }),
+        (err: unknown) => {
+          const error = toSessionError(err);
+          callback({ code: grpcStatusFor(error.code), details: error.message });
+        },
+      );
+    };
+    server.addService(HandoffService, { take });
+  }
 
   const health: grpcHealth.HealthServer = {
     check(_call, callback) {

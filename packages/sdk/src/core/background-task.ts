@@ -13,7 +13,7 @@ export class BackgroundTask implements PromiseLike<string> {
   readonly task: string;
   /** Resolves with the whole result when the task is DONE; rejects when it fails, times out or is cancelled. */
   readonly result: Promise<string>;
-  /** Text streamed so far (RUNNING updates), replaced by the whole result when DONE. */
+  /** Text streamed so far (RUNNING updates), replaced by the whole result when DONE; emptied when the task starts over (QUEUED). */
   content = "";
   status: TaskStatus = TaskStatus.TASK_STATUS_QUEUED;
   private readonly updateQueues = new Set<AsyncQueue<BackgroundUpdate>>();
@@ -58,6 +58,8 @@ export class BackgroundTask implements PromiseLike<string> {
     if (this.done) return;
     this.status = update.status;
     if (update.status === TaskStatus.TASK_STATUS_RUNNING) this.content += update.content;
+    // QUEUED after progress: the task starts over (its session moved to another sidecar, which runs it again).
+    if (update.status === TaskStatus.TASK_STATUS_QUEUED) this.content = "";
     if (update.status === TaskStatus.TASK_STATUS_DONE) this.content = update.content;
     for (const queue of this.updateQueues) queue.push(update);
     switch (update.status) {

@@ -22,14 +22,30 @@ export interface GrpcTransportOptions {
  */
 const KEEPALIVE: ChannelOptions = { "grpc.keepalive_time_ms": 20_000, "grpc.keepalive_timeout_ms": 10_000 };
 
+/**
+ * Each transport keeps its own connections: grpc-js otherwise shares one
+ * connection among channels to the same address, and a renewed channel would
+ * come back to the server that said GoAway.
+ */
+const OWN_CONNECTIONS: ChannelOptions = { "grpc.use_local_subchannel_pool": 1 };
+
 export class GrpcTransport implements Transport {
-  private readonly client: InteractionClient;
+  private client: InteractionClient;
   private readonly apiKey: string | undefined;
+  private readonly connect: () => InteractionClient;
 
   constructor(options: GrpcTransportOptions) {
     const creds = options.credentials ?? (options.tls ? credentials.createSsl() : credentials.createInsecure());
-    this.client = new InteractionClient(options.address, creds, { ...KEEPALIVE, ...options.channelOptions });
+    this.connect = () => new InteractionClient(options.address, creds, { ...KEEPALIVE, ...OWN_CONNECTIONS, ...options.channelOptions });
+    this.client = this.connect();
     this.apiKey = options.apiKey;
+  }
+
+  /** A new channel for the next stream; the old one closes once its calls are done. */
+  renew(): void {
+    const old = this.client;
+    this.client = this.connect();
+    old.close();
   }
 
   open(handlers: TransportHandlers): TransportStream {

@@ -28,6 +28,12 @@ export interface Transport {
   open(handlers: TransportHandlers): TransportStream;
   /** Releases the channel; open streams are cancelled. */
   close(): void;
+  /**
+   * Makes the next stream open a new connection (after a GoAway: the server is
+   * going away, and a balancer can send a new connection elsewhere). Transports
+   * that connect per stream need nothing.
+   */
+  renew?(): void;
 }
 
 /** True when a failure is worth a reconnect: transient server or network trouble. */

@@ -243,6 +243,8 @@ export class SessionLink {
       // Cancelled, not half-closed: the server ends a session whose stream half-closes without a resume.
       this.stream?.cancel();
       this.stream = undefined;
+      // A new connection, so a balancer can take the resume to another server (which takes the session over).
+      this.transport.renew?.();
     }
     let lastError: MicroturnError | undefined = cause;
     const { maxAttempts } = this.options.reconnect;
@@ -251,6 +253,8 @@ export class SessionLink {
       this.callbacks.reconnecting({ attempt, delayMs, error: lastError });
       try {
         await sleep(delayMs, this.lifetime.signal);
+        // Refused by a server that is draining or full: a new connection lets a balancer pick another one.
+        if (ResourceExhaustedError.isInstance(lastError)) this.transport.renew?.();
         const started = await this.openStream(
           { $case: "resume", value: { protocolVersion: PROTOCOL_VERSION, resumeToken: this.resumeToken, lastEventSeq: this.lastEventSeq } },
           this.options.reconnect.attemptTimeoutMs,

@@ -10,6 +10,7 @@ import type { ServerToolRegistry } from "../tools/registry.js";
 import type { BackgroundClient, ChatMessage, ChatToolCall } from "./client.js";
 import { buildContextPackage, type ContextPackageOptions, type ConversationEntry } from "./context-package.js";
 import { BackgroundError } from "./errors.js";
+import type { MovedTaskState } from "../session/ports.js";
 import { timerMs } from "../timers.js";
 
 export interface BackgroundManagerOptions {
@@ -77,6 +78,8 @@ interface TaskState {
   flushTimer?: NodeJS.Timeout;
   deadline: NodeJS.Timeout;
   timeoutMs: number;
+  /** When it was accepted, Date.now() ms: its deadline is timeoutMs later. */
+  acceptedAt: number;
 }
 
 const RECENT_LIMIT = 256;
@@ -171,6 +174,7 @@ export class BackgroundManager extends EventEmitter<BackgroundManagerEvents> {
       pending: "",
       terminal: false,
       timeoutMs,
+      acceptedAt: Date.now(),
       deadline: setTimeout(() => this.stop(state, TaskStatus.TASK_STATUS_TIMED_OUT), timerMs(timeoutMs)),
     };
     this.tasks.set(id, state);
@@ -204,6 +208,57 @@ export class BackgroundManager extends EventEmitter<BackgroundManagerEvents> {
 
   cancelAll(): void {
     for (const state of [...this.tasks.values()]) this.stop(state, TaskStatus.TASK_STATUS_CANCELLED);
+  }
+
+  /** Task ids generated so far. */
+  get idsMade(): number {
+    return this.generatedIds;
+  }
+
+  /**
+   * The session moves to another sidecar: every queued or running task stops
+   * without an update (the taker runs it again and says so) and is returned
+   * with the time left before its deadline. Listeners are dropped.
+   */
+  release(now = Date.now()): MovedTaskState[] {
+    const moved = [...this.tasks.values()].map((state) => ({
+      taskId: state.id,
+      task: state.task,
+      delivery: state.delivery,
+      fromModel: state.fromModel,
+      remainingMs: Math.max(1, state.acceptedAt + state.timeoutMs - now),
+    }));
+    this.removeAllListeners();
+    this.cancelAll();
+    return moved;
+  }
+
+  /**
+   * Runs again, from the start, the tasks of a session that moved here; each
+   * begins with a QUEUED update (its earlier progress is void). Generated ids
+   * go on after `idsMade`.
+   */
+  adopt(idsMade: number, tasks: readonly MovedTaskState[], conversation: readonly ConversationEntry[]): void {
+    this.generatedIds = Math.max(this.generatedIds, idsMade);
+    const update = (moved: MovedTaskState, status: TaskStatus, errorMessage = ""): BackgroundUpdate => ({
+      taskId: moved.taskId,
+      status,
+      content: "",
+      delivery: moved.delivery,
+      errorMessage,
+      deliveredAtSeq: 0,
+      fromModel: moved.fromModel,
+      task: moved.task,
+    });
+    for (const moved of tasks) {
+      this.safeEmit("update", update(moved, TaskStatus.TASK_STATUS_QUEUED));
+      try {
+        this.start({ taskId: moved.taskId, task: moved.task, delivery: moved.delivery, timeoutMs: moved.remainingMs, fromModel: moved.fromModel, conversation });
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.safeEmit("update", update(moved, TaskStatus.TASK_STATUS_FAILED, `could not run again after the session moved: ${message}`));
+      }
+    }
   }
 
   /** Cancels everything and drops listeners (session end). */

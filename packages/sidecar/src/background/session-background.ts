@@ -2,7 +2,7 @@
 // BackgroundError into the SessionFault codes the wire carries.
 import { ErrorCode, type BackgroundUpdate } from "@microturn/protocol";
 import { SessionFault } from "../errors.js";
-import type { DelegateRequest, SessionBackground } from "../session/ports.js";
+import type { ConversationEntry, DelegateRequest, MovedTaskState, SessionBackground } from "../session/ports.js";
 import { BackgroundError, type BackgroundErrorCode } from "./errors.js";
 import type { BackgroundManager } from "./manager.js";
 
@@ -58,5 +58,17 @@ export class ManagerSessionBackground implements SessionBackground {
 
   onUpdate(listener: (update: BackgroundUpdate) => void): void {
     this.manager.on("update", listener);
+  }
+
+  get idsMade(): number {
+    return this.manager.idsMade;
+  }
+
+  release(): MovedTaskState[] {
+    return this.manager.release();
+  }
+
+  adopt(idsMade: number, tasks: readonly MovedTaskState[], conversation: ConversationEntry[]): void {
+    this.manager.adopt(idsMade, tasks, conversation);
   }
 }

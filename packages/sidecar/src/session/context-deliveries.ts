@@ -19,7 +19,7 @@ export function resolveDelivery(delivery: DeliveryMode, sessionDefault: Delivery
   return sessionDefault === DeliveryMode.DELIVERY_MODE_UNSPECIFIED || sessionDefault === DeliveryMode.UNRECOGNIZED ? DeliveryMode.DELIVERY_MODE_WHEN_IDLE : sessionDefault;
 }
 
-interface Pending {
+export interface PendingDelivery {
   item: ContextItem;
   delivery: DeliveryMode;
   /** Input time at which it became deliverable. */
@@ -37,7 +37,17 @@ export interface Boundary {
 }
 
 export class ContextDeliveries {
-  private readonly pending: Pending[] = [];
+  private readonly pending: PendingDelivery[] = [];
+
+  /** What waits for a boundary, oldest first (copies): what a session that moves takes along. */
+  waiting(): PendingDelivery[] {
+    return this.pending.map((p) => ({ ...p }));
+  }
+
+  /** Results that waited on another sidecar before the session moved here. */
+  restore(items: readonly PendingDelivery[]): void {
+    this.pending.push(...items.map((p) => ({ ...p })));
+  }
 
   /** A tool's result: context at the next boundary. */
   addToolResult(name: string, text: string, readyAtMs: number): void {

@@ -155,11 +155,13 @@ export class ConverseStream {
       // The stream dropped while the session was opening: it waits for a resume like any dropped session.
       if (this.ended) this.hub.detach(this.handle, this.channel);
     } else {
-      this.handle = this.hub.resume(payload.value.resumeToken, payload.value.lastEventSeq, this.channel);
+      this.handle = await this.hub.resume(payload.value.resumeToken, payload.value.lastEventSeq, this.channel);
       const previous = this.handle.owner;
       this.handle.owner = this;
       // A client that resumed before its old stream was seen to drop: that stream lets go of the session.
       if (previous && previous !== this) previous.superseded();
+      // The stream dropped while the session was being taken from another sidecar: it waits here for the next resume.
+      if (this.ended) this.hub.detach(this.handle, this.channel);
     }
   }
 

@@ -36,6 +36,11 @@ export interface EngineSequenceOptions {
    * engine "rewinds" only to where it already is, and the input would go in twice.
    */
   supportsRewind?: boolean;
+  /**
+   * The system prompt alone, in tokens, when the first session carries more
+   * (a session that moved here from another sidecar); else where it began.
+   */
+  promptTokens?: number;
 }
 
 /**
@@ -112,7 +117,7 @@ export class EngineSequence {
     this.opts = opts;
     this.current = session;
     this.base = session.positionTokens;
-    this.promptTokens = this.base;
+    this.promptTokens = opts.promptTokens ?? this.base;
   }
 
   get positionTokens(): number {

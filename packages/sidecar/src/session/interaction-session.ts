@@ -17,15 +17,16 @@ import {
 import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
 import { SessionFault, toSessionError } from "../errors.js";
 import { ConversationLog } from "./conversation-log.js";
-import { ContextDeliveries, resolveDelivery } from "./context-deliveries.js";
+import { ContextDeliveries, resolveDelivery, type PendingDelivery } from "./context-deliveries.js";
 import { EngineInput, type InputMedia } from "./engine-input.js";
 import { EngineSequence, TurnFailed, type TurnOutput } from "./engine-sequence.js";
 import { validateInputChunk } from "./input-validation.js";
-import type { ConversationEntry, ServerPayload, SessionBackground, SessionTools } from "./ports.js";
+import type { ConversationEntry, MovedTaskState, PendingCallState, ServerPayload, SessionBackground, SessionTools } from "./ports.js";
 import { SessionStats, type SessionMetricsContext } from "./session-stats.js";
 import { SessionToolCalls } from "./session-tool-calls.js";
 import { Speech } from "./speech.js";
 import { TEXT_MS_PER_CHAR, TurnHistory } from "./turn-history.js";
+import { waitAtMost } from "../timers.js";
 
 
 export interface SessionLimits {
@@ -68,6 +69,35 @@ export interface InteractionSessionOptions {
   observer?: SessionObserver;
   /** Wall clock for latency figures; the loop itself runs on input time. */
   now?: () => number;
+  /**
+   * The session moved here from another sidecar: its state so far. The engine
+   * session given then carries the conversation in its system prompt, and
+   * `promptTokens` is the system prompt alone.
+   */
+  moved?: MovedSession;
+  promptTokens?: number;
+}
+
+/**
+ * What of a session moves with it to another sidecar (handoff.proto's
+ * SessionSnapshot, less what the hub keeps: id, config, events). The model's
+ * sequence does not move: the taker's engine session carries the conversation.
+ */
+export interface MovedSession {
+  nextSeq: number;
+  inputTimeMs: number;
+  chunks: number;
+  conversation: ConversationEntry[];
+  /** Results waiting for a boundary, a server tool cut short by the move among them. */
+  pending: PendingDelivery[];
+  pendingCalls: PendingCallState[];
+  callsMade: number;
+  tasks: MovedTaskState[];
+  taskIdsMade: number;
+  playedUpToMs: number;
+  outputEndMs: number;
+  /** Chunks acknowledged and not yet answered: they run on the taker. */
+  queuedInput: InputChunk[];
 }
 
 
@@ -100,9 +130,13 @@ export class InteractionSession {
   /** Aborts the micro-turn in flight when the session closes (a hung engine must not hold the end). */
   private readonly aborter = new AbortController();
   private resolveIdle: (() => void) | undefined;
+  /** The chunk whose micro-turn is running. */
+  private turnChunk: InputChunk | undefined;
+  /** Set once the session moved to another sidecar: nothing more reaches its client from here. */
+  private released = false;
 
   constructor({ engineSession, ...options }: InteractionSessionOptions) {
-    this.opts = options;
+    this.opts = { ...options, emit: (event) => this.released || options.emit(event) };
     this.id = options.id;
     this.now = options.now ?? (() => performance.now());
     this.history = new TurnHistory(options.limits.rewindHorizonMs);
@@ -111,6 +145,7 @@ export class InteractionSession {
       systemPrompt: options.systemPrompt ?? "",
       supportsRewind: options.capabilities.supportsRewind,
       ...(options.reopen ? { reopen: options.reopen } : {}),
+      ...(options.promptTokens !== undefined ? { promptTokens: options.promptTokens } : {}),
       onRollover: (sample) => {
         // Positions restart and earlier output can no longer be rewound; clients hear of it at once.
         this.history.reset();
@@ -132,10 +167,76 @@ export class InteractionSession {
       conversation: () => this.conversation.lines,
       deliveries: this.deliveries,
       inputTimeMs: () => this.inputTimeMs,
-      emit: options.emit,
+      emit: this.opts.emit,
       reportError,
     });
     options.background?.onUpdate((update) => this.onBackgroundUpdate(update));
+    if (options.moved) this.restore(options.moved);
+  }
+
+  /** The state of a session that moved here; what runs (tool calls, tasks, queued turns) starts in `resumeMoved`. */
+  private restore(moved: MovedSession): void {
+    this.nextSeq = moved.nextSeq;
+    this.inputTimeMs = moved.inputTimeMs;
+    this.stats.restoreChunks(moved.chunks);
+    for (const entry of moved.conversation) this.conversation.push(entry);
+    this.deliveries.restore(moved.pending);
+    this.history.restoreTiming(moved.outputEndMs, moved.playedUpToMs);
+  }
+
+  /**
+   * Once the client's stream is attached: waits for the client tool calls made
+   * before the move, runs the unfinished background tasks again, and runs the
+   * micro-turns of the chunks that were acknowledged and not answered.
+   */
+  resumeMoved(moved: MovedSession): void {
+    this.toolCalls.adopt(moved.callsMade, moved.pendingCalls);
+    this.opts.background?.adopt(moved.taskIdsMade, moved.tasks, this.conversation.snapshot());
+    for (const chunk of moved.queuedInput) {
+      try {
+        this.queue.push({ kind: "chunk", chunk, arrivedAt: this.now(), forceTool: chunk.toolChoice ? this.toolCalls.forcedTool(chunk) : undefined });
+      } catch (err) {
+        this.reportError(err, { seq: chunk.seq });
+      }
+    }
+    if (this.queue.length > 0) this.kick();
+  }
+
+  /**
+   * The session moves to another sidecar (its client resumed there). Waits up
+   * to `waitMs` for the queued micro-turns, then stops without another event
+   * to the client (the taker speaks to it from now on) and returns what moves:
+   * a turn still running is cut and goes along with the chunks behind it, and
+   * a server tool still running goes along as an error result.
+   */
+  async release(waitMs: number): Promise<MovedSession> {
+    await waitAtMost(this.whenIdle(), waitMs);
+    this.released = true;
+    const queuedInput: InputChunk[] = this.turnChunk ? [this.turnChunk] : [];
+    for (const item of this.queue) {
+      if (item.kind === "chunk") queuedInput.push(item.chunk);
+      else if (item.kind === "playback") this.notePlayed(item.playedUpToMs);
+    }
+    const rerun = new Set(queuedInput.map((chunk) => chunk.seq));
+    const tools = this.toolCalls.release();
+    for (const name of tools.interrupted) this.deliveries.addToolResult(name, "error: cut short when the session moved to another sidecar; call it again if still needed", this.inputTimeMs);
+    const moved: MovedSession = {
+      nextSeq: this.nextSeq,
+      inputTimeMs: this.inputTimeMs,
+      chunks: this.stats.chunks,
+      // A chunk that runs again on the taker logs its input again there.
+      conversation: this.conversation.filter((entry) => !(entry.role === "user" && entry.seq !== undefined && rerun.has(entry.seq))),
+      pending: this.deliveries.waiting(),
+      pendingCalls: tools.pendingCalls,
+      callsMade: tools.callsMade,
+      taskIdsMade: this.opts.background?.idsMade ?? 0,
+      tasks: this.opts.background?.release() ?? [],
+      playedUpToMs: this.history.playedUpToMs,
+      outputEndMs: this.history.outputEndMs,
+      queuedInput,
+    };
+    await this.close();
+    return moved;
   }
 
   /** The next input seq expected. */
@@ -286,12 +387,17 @@ export class InteractionSession {
       while (this.queue.length > 0 && !this.closed) {
         const item = this.queue.shift()!;
         try {
-          if (item.kind === "chunk") await this.runTurn(item.chunk, item.arrivedAt, item.forceTool);
+          if (item.kind === "chunk") {
+            this.turnChunk = item.chunk;
+            await this.runTurn(item.chunk, item.arrivedAt, item.forceTool);
+          }
           else if (item.kind === "interrupt") await this.rewindTo(item.playedUpToMs);
           else this.notePlayed(item.playedUpToMs);
         } catch (err) {
           // A turn cut short by the session's close is not news to anyone.
           if (!this.closed) this.reportError(err, item.kind === "chunk" ? { seq: item.chunk.seq } : {});
+        } finally {
+          this.turnChunk = undefined;
         }
       }
     } finally {

@@ -86,6 +86,25 @@ export class Outbox {
     }
   }
 
+  /** The kept events after `afterSeq`, in order. */
+  eventsAfter(afterSeq: number): ServerEvent[] {
+    return this.kept.filter((event) => event.eventSeq > afterSeq);
+  }
+
+  /**
+   * Starts the outbox of a session that moved here: the events its client has
+   * not seen, numbered as the other sidecar numbered them, and numbering goes on
+   * after `lastSeq`.
+   */
+  restore(events: readonly ServerEvent[], lastSeq: number): void {
+    const now = this.now();
+    for (const event of events) {
+      this.kept.push(event);
+      this.keptAt.push(now);
+    }
+    this.seq = Math.max(this.seq, lastSeq);
+  }
+
   /** Whether every event after `afterSeq` is still kept, so a stream resuming from there misses nothing. */
   canReplayAfter(afterSeq: number): boolean {
     const oldest = this.kept[0]?.eventSeq ?? this.seq + 1;

@@ -42,6 +42,33 @@ export interface SessionBackground {
   cancelAll(): void;
   readonly running: number;
   onUpdate(listener: (update: BackgroundUpdate) => void): void;
+  /** Task ids generated so far (the model's delegate calls): a moved session's ids go on from there. */
+  readonly idsMade: number;
+  /**
+   * The session moves to another sidecar: every unfinished task stops without
+   * an update and is returned, for the taker to run again from the start.
+   */
+  release(): MovedTaskState[];
+  /** Runs the tasks of a session that moved here again, their ids kept; ids go on after `idsMade`. */
+  adopt(idsMade: number, tasks: readonly MovedTaskState[], conversation: ConversationEntry[]): void;
+}
+
+/** A background task that was unfinished when its session moved. */
+export interface MovedTaskState {
+  taskId: string;
+  task: string;
+  delivery: DeliveryMode;
+  fromModel: boolean;
+  /** Time left before its deadline, ms. */
+  remainingMs: number;
+}
+
+/** A client tool call sent and not yet answered. */
+export interface PendingCallState {
+  callId: string;
+  name: string;
+  /** How much longer its result is waited for, ms. */
+  remainingMs: number;
 }
 
 /** A tool call found in the model's output. */
@@ -82,4 +109,10 @@ export interface SessionTools {
   /** Hands a client's ToolResult to the waiting call; throws NOT_FOUND for an unknown call id. */
   resolveClientTool(callId: string, outputJson: string, isError: boolean): void;
   cancelAll(): void;
+  /** Client calls made so far: a moved session's call ids go on from there. */
+  readonly callsMade: number;
+  /** Client calls sent and not answered (what a session that moves takes along). */
+  pendingClientCalls(): PendingCallState[];
+  /** Waits for the results of calls made on another sidecar before the session moved here. */
+  adoptClientCalls(callsMade: number, calls: readonly PendingCallState[]): Promise<ToolOutcome>[];
 }

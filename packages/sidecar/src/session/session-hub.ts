@@ -1,12 +1,15 @@
 // Every live session of one sidecar: creation on SessionStart, lookup by
 // resume token, the grace period of a dropped stream, and drain on shutdown.
 import { randomBytes, randomUUID } from "node:crypto";
-import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionError, type SessionStarted, type ToolSpec } from "@microturn/protocol";
+import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionError, type SessionSnapshot, type SessionStarted, type ToolSpec } from "@microturn/protocol";
 import type { Engine } from "../engines/engine.js";
 import { SessionFault } from "../errors.js";
+import type { PeerKey } from "../handoff/peer-key.js";
+import { fromSnapshot, toSnapshot } from "../handoff/snapshot.js";
 import type { Logger } from "../logger.js";
 import type { InputMedia } from "./engine-input.js";
-import { InteractionSession, type SessionLimits, type SessionObserver } from "./interaction-session.js";
+import { openCarryingSession } from "./context-window.js";
+import { InteractionSession, type MovedSession, type SessionLimits, type SessionObserver } from "./interaction-session.js";
 import { Outbox, type EventSink, type OutboxOptions } from "./outbox.js";
 import type { SessionBackground, SessionTools } from "./ports.js";
 import { SessionRecorder } from "./session-recorder.js";
@@ -38,7 +41,25 @@ export interface SessionHubOptions {
   now?: () => number;
   /** Keeps the loop awake when sessions' next chunks are due (spin-wait.ts); none: the loop sleeps. */
   spinWait?: SpinWait;
+  /** Sessions move between this sidecar and its peers (handoff/); without it a resume finds only this sidecar's sessions. */
+  handoff?: HubHandoff;
 }
+
+/** What a hub needs to move sessions to and from its peers. */
+export interface HubHandoff {
+  key: PeerKey;
+  /** This sidecar's advertised URL, sealed into the resume tokens it gives out. */
+  selfUrl: string;
+  /** Takes a session from the sidecar at `ownerUrl` (PeerClient.take); throws a SessionFault when it cannot. */
+  take(ownerUrl: string, token: string, lastEventSeq: number): Promise<SessionSnapshot>;
+  /** How long a session that moves away waits for its queued micro-turns; default 2 s. */
+  releaseWaitMs?: number;
+  /** A move in or out, and how it went. */
+  moved?(direction: "in" | "out", ok: boolean): void;
+}
+
+/** How long a session that moves to another sidecar waits for its queued micro-turns by default. */
+const RELEASE_WAIT_MS = 2_000;
 
 function recordingError(err: Error): SessionError {
   return {
@@ -65,6 +86,7 @@ export class SessionHandle {
   owner: { superseded(): void; sessionEnded(): void } | undefined;
   constructor(
     readonly session: InteractionSession,
+    readonly config: SessionConfig,
     readonly resumeToken: string,
     readonly recorder: SessionRecorder | undefined,
     outbox: OutboxOptions = {},
@@ -106,16 +128,26 @@ export class SessionHub {
     return this.opts.resumeGraceMs;
   }
 
-  sessions(): IterableIterator<SessionHandle> {
-    return this.byId.values();
-  }
-
-  async create(config: SessionConfig, sink: EventSink): Promise<SessionHandle> {
+  /** Refuses a new session (started or moving here) while draining or full. */
+  private checkRoom(): void {
     if (this.draining) throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, "sidecar is draining; connect to another one", { retryable: true, fatal: true });
     // Sessions still opening count: concurrent starts must not pass the cap together.
     if (this.byId.size + this.opening >= this.opts.maxSessions) {
       throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, `sidecar holds its maximum of ${this.opts.maxSessions} sessions`, { retryable: true, fatal: true });
     }
+  }
+
+  /** Whether sessions can move to peers (a draining sidecar then waits for them to be taken). */
+  get movesSessions(): boolean {
+    return this.opts.handoff !== undefined;
+  }
+
+  sessions(): IterableIterator<SessionHandle> {
+    return this.byId.values();
+  }
+
+  async create(config: SessionConfig, sink: EventSink): Promise<SessionHandle> {
+    this.checkRoom();
     this.opening++;
     try {
       return await this.open(config, sink);
@@ -125,9 +157,23 @@ export class SessionHub {
   }
 
   private async open(config: SessionConfig, sink: EventSink): Promise<SessionHandle> {
+    const handle = await this.build(randomUUID(), config, (built) => {
+      built.outbox.attach(sink);
+      built.outbox.push({ $case: "started", value: this.startedPayload(built, false) });
+    });
+    this.opts.logger.info("session started", { session: handle.session.id, engine: this.opts.engine.capabilities.engine });
+    return handle;
+  }
+
+  /**
+   * A session and its handle, registered, and `announce`d to its stream in the
+   * same tick (before a recording's failure is reported): a new one, or
+   * (`moved`) one that moved here from another sidecar, whose engine session
+   * then carries the conversation in its system prompt.
+   */
+  private async build(id: string, config: SessionConfig, announce: (handle: SessionHandle) => void, moved?: MovedSession): Promise<SessionHandle> {
     // A config the engine cannot serve is refused before an engine session is opened for it.
     const speech = new Speech(config, this.opts.engine.capabilities);
-    const id = randomUUID();
     const background = this.opts.createBackground?.(id);
     const tools = [...config.tools, ...(this.opts.serverTools ?? []), ...(background ? [DELEGATE_TOOL_SPEC] : [])];
     const systemPrompt = [config.instructions, toolPromptSection(tools)].filter(Boolean).join("\n\n");
@@ -136,19 +182,30 @@ export class SessionHub {
       ...(this.opts.limits.sessionTokens ? { capacityTokens: this.opts.limits.sessionTokens } : {}),
       ...(speech.speaks ? { audioOutput: true } : {}),
     };
-    const engineSession = await this.opts.engine.openSession({ sessionId: id, systemPrompt, ...engineOptions });
+    // A moved session's engine sessions get ids of their own: the ones it had elsewhere may still be closing.
+    const engineId = moved ? `${id}-m${randomBytes(3).toString("hex")}` : id;
+    let reopened = 0;
+    const reopen = (prompt: string) => this.opts.engine.openSession({ sessionId: `${engineId}-r${++reopened}`, systemPrompt: prompt, ...engineOptions });
+    let engineSession = await this.opts.engine.openSession({ sessionId: engineId, systemPrompt, ...engineOptions });
+    const promptTokens = engineSession.positionTokens;
+    if (moved && moved.conversation.length > 0) {
+      const plain = engineSession;
+      engineSession = (await openCarryingSession(plain, systemPrompt, promptTokens, moved.conversation, reopen)).fresh;
+      await plain.close().catch(() => undefined);
+    }
     const capacityTokens = engineSession.stats().capacityTokens;
-    if (capacityTokens > 0 && engineSession.positionTokens > capacityTokens / 2) {
+    if (capacityTokens > 0 && promptTokens > capacityTokens / 2) {
       this.opts.logger.warn("the system prompt takes over half of the session's capacity; raise --session-tokens or shorten instructions and tools", {
         session: id,
-        promptTokens: engineSession.positionTokens,
+        promptTokens,
         capacityTokens,
       });
     }
-    const token = randomBytes(24).toString("base64url");
+    const token = this.opts.handoff ? this.opts.handoff.key.mintToken(this.opts.handoff.selfUrl) : randomBytes(24).toString("base64url");
     let handle: SessionHandle | undefined;
+    // A moved session is not recorded here: a recording is one file, and its start is on the sidecar where the session began.
     const recorder =
-      config.record && this.opts.recordDir
+      config.record && this.opts.recordDir && !moved
         ? new SessionRecorder(this.opts.recordDir, id, (err) => {
             this.opts.logger.warn("recording failed; the session goes on unrecorded", { session: id, error: err.message });
             // A file that could not be opened fails before the session exists: the error follows its SessionStarted.
@@ -157,13 +214,12 @@ export class SessionHub {
             else queueMicrotask(report);
           })
         : undefined;
-    let reopened = 0;
     const session = new InteractionSession({
       id,
       engineSession,
       systemPrompt,
       toolSpecs: tools,
-      reopen: (prompt) => this.opts.engine.openSession({ sessionId: `${id}-r${++reopened}`, systemPrompt: prompt, ...engineOptions }),
+      reopen,
       capabilities: this.opts.engine.capabilities,
       config,
       speech,
@@ -173,24 +229,52 @@ export class SessionHub {
       background,
       tools: this.opts.createTools?.(id, config),
       observer: this.observer,
+      ...(moved ? { moved, promptTokens } : {}),
     });
-    handle = new SessionHandle(session, token, recorder, {
+    handle = new SessionHandle(session, config, token, recorder, {
       keepMs: Math.max(OUTBOX_KEEP_MS, 2 * this.opts.resumeGraceMs),
       ...(this.opts.now ? { now: this.opts.now } : {}),
     });
     this.byId.set(id, handle);
     this.byToken.set(token, handle);
-    handle.outbox.attach(sink);
-    handle.outbox.push({ $case: "started", value: this.startedPayload(handle, false) });
-    this.opts.logger.info("session started", { session: id, engine: this.opts.engine.capabilities.engine });
+    announce(handle);
     return handle;
   }
 
-  /** Re-attaches a dropped session to a new stream and replays what it missed. */
-  resume(token: string, lastEventSeq: number, sink: EventSink): SessionHandle {
+  /**
+   * Re-attaches a dropped session to a new stream and replays what it missed.
+   * A session another sidecar holds (its token says which) is taken from it
+   * first when this sidecar has peers.
+   */
+  async resume(token: string, lastEventSeq: number, sink: EventSink): Promise<SessionHandle> {
     const handle = this.byToken.get(token);
-    if (!handle) {
+    if (handle) return this.resumeHere(handle, lastEventSeq, sink);
+    const handoff = this.opts.handoff;
+    const owner = handoff?.key.ownerOf(token);
+    if (!handoff || owner === undefined || owner === handoff.selfUrl) {
       throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, "resume token unknown or expired (the grace period passed or the session ended)", { fatal: true });
+    }
+    this.checkRoom();
+    this.opening++;
+    try {
+      const snapshot = await handoff.take(owner, token, lastEventSeq);
+      const moved = await this.adopt(snapshot, lastEventSeq, sink);
+      handoff.moved?.("in", true);
+      this.opts.logger.info("session moved here from another sidecar", { session: moved.session.id, from: owner, lastEventSeq, nextInputSeq: moved.session.expectedSeq });
+      return moved;
+    } catch (err) {
+      handoff.moved?.("in", false);
+      this.opts.logger.warn("could not take a session from another sidecar", { from: owner, error: (err as Error).message });
+      throw err;
+    } finally {
+      this.opening--;
+    }
+  }
+
+  private resumeHere(handle: SessionHandle, lastEventSeq: number, sink: EventSink): SessionHandle {
+    // A draining sidecar with peers sends its clients on: their next resume reaches another sidecar, which takes the session.
+    if (this.draining && this.opts.handoff) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, "sidecar is draining; resume again to move the session to another sidecar", { retryable: true, fatal: true });
     }
     // Checked before anything changes: a refused resume leaves the session as it was (its grace timer running).
     if (!handle.outbox.canReplayAfter(lastEventSeq)) {
@@ -202,6 +286,59 @@ export class SessionHub {
     handle.outbox.attach(sink, lastEventSeq);
     this.opts.logger.info("session resumed", { session: handle.session.id, lastEventSeq });
     return handle;
+  }
+
+  /** A session taken from another sidecar: built here, its missed events replayed to the client, then its work goes on. */
+  private async adopt(snapshot: SessionSnapshot, lastEventSeq: number, sink: EventSink): Promise<SessionHandle> {
+    let parts;
+    try {
+      parts = fromSnapshot(snapshot);
+    } catch (err) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, `the session's state from the other sidecar is unusable: ${(err as Error).message}`, { fatal: true });
+    }
+    const announce = (handle: SessionHandle) => {
+      handle.outbox.restore(parts.events, parts.lastEventSeq);
+      sink.send({ eventSeq: 0, event: { $case: "started", value: this.startedPayload(handle, true) } });
+      handle.outbox.attach(sink, lastEventSeq);
+    };
+    const handle = await this.build(parts.sessionId, parts.config, announce, parts.moved);
+    handle.session.resumeMoved(parts.moved);
+    return handle;
+  }
+
+  /**
+   * A peer takes the session behind `token` (its client resumed there): the
+   * stream holding it here ends, its queued micro-turns get `releaseWaitMs`,
+   * and its state goes to the peer with the events after `lastEventSeq`. From
+   * here on the session is the peer's.
+   */
+  async handOff(token: string, lastEventSeq: number, takerUrl: string): Promise<SessionSnapshot> {
+    const handle = this.byToken.get(token);
+    if (!handle) throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, "resume token unknown or expired (the grace period passed or the session ended)", { fatal: true });
+    if (!handle.outbox.canReplayAfter(lastEventSeq)) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
+    }
+    const id = handle.session.id;
+    this.byId.delete(id);
+    this.byToken.delete(token);
+    this.opts.spinWait?.forget(handle);
+    clearTimeout(handle.graceTimer);
+    const stream = handle.owner;
+    handle.owner = undefined;
+    stream?.superseded();
+    handle.outbox.detach();
+    try {
+      const moved = await handle.session.release(this.opts.handoff?.releaseWaitMs ?? RELEASE_WAIT_MS);
+      await handle.recorder?.close();
+      const events = handle.outbox.eventsAfter(lastEventSeq);
+      this.opts.handoff?.moved?.("out", true);
+      this.opts.logger.info("session moved to another sidecar", { session: id, to: takerUrl, replayedEvents: events.length, queuedChunks: moved.queuedInput.length, tasks: moved.tasks.length });
+      return toSnapshot({ sessionId: id, config: handle.config, events, lastEventSeq: handle.outbox.lastEventSeq, moved });
+    } catch (err) {
+      this.opts.handoff?.moved?.("out", false);
+      this.opts.logger.error("session lost while moving to another sidecar", { session: id, to: takerUrl, error: String(err) });
+      throw err;
+    }
   }
 
   /** A chunk of `handle`'s session covering `durationMs` of input arrived: the next one is due that much later. */

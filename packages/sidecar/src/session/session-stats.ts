@@ -24,6 +24,11 @@ export class SessionStats {
     return this.turns;
   }
 
+  /** A session that moved here counts on from the chunks it took elsewhere (its latency figures start afresh). */
+  restoreChunks(chunks: number): void {
+    this.turns = chunks;
+  }
+
   recordTurn(turn: { latencyMs: number; turnMs: number; appendMs: number; inputMs: number }): void {
     this.turns++;
     this.computeMs += turn.turnMs;

@@ -28,6 +28,9 @@ function toolCallsFor(options: { forcedToolCalls?: boolean; withTools?: boolean;
     cancelAll: () => undefined,
     running: 0,
     onUpdate: () => undefined,
+    idsMade: 0,
+    release: () => [],
+    adopt: () => undefined,
   };
   const toolCalls = new SessionToolCalls({
     capabilities: { engine: "test-engine", forcedToolCalls: options.forcedToolCalls ?? true },

@@ -6,7 +6,7 @@ import { SessionFault } from "../errors.js";
 import { DELEGATE_TOOL_NAME, parseDelegateArguments } from "../tools/delegate.js";
 import { ToolError } from "../tools/errors.js";
 import { resolveDelivery, type ContextDeliveries } from "./context-deliveries.js";
-import type { ConversationEntry, ServerPayload, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
+import type { ConversationEntry, PendingCallState, ServerPayload, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
 
 export interface SessionToolCallsOptions {
   capabilities: Pick<EngineCapabilities, "engine" | "forcedToolCalls">;
@@ -35,6 +35,8 @@ export class SessionToolCalls {
   private readonly extractor: ToolCallExtractor | undefined;
   /** The micro-turn in which the call now open began. */
   private openSinceSeq: number | undefined;
+  /** Server tools running now, by name (a name twice when it runs twice). */
+  private readonly serverRuns: string[] = [];
 
   constructor(options: SessionToolCallsOptions) {
     this.opts = options;
@@ -127,9 +129,34 @@ export class SessionToolCalls {
     }
     const spec = this.opts.config.tools.find((t) => t.name === name);
     let outcome;
-    if (tools.isServerTool(name)) outcome = await tools.runServerTool(name, argumentsJson, AbortSignal.timeout(60_000));
-    else if (spec) outcome = await tools.callClientTool(spec, argumentsJson, seq, (event) => this.opts.emit(event));
+    if (tools.isServerTool(name)) {
+      this.serverRuns.push(name);
+      try {
+        outcome = await tools.runServerTool(name, argumentsJson, AbortSignal.timeout(60_000));
+      } finally {
+        this.serverRuns.splice(this.serverRuns.indexOf(name), 1);
+      }
+    } else if (spec) outcome = await tools.callClientTool(spec, argumentsJson, seq, (event) => this.opts.emit(event));
     else outcome = { ok: false as const, error: `unknown tool "${name}"` };
     this.opts.deliveries.addToolResult(name, outcome.ok ? outcome.output : `error: ${outcome.error}`, this.opts.inputTimeMs());
+  }
+
+  /**
+   * The session moves to another sidecar. Client calls waiting for results go
+   * along (their results will come to the taker); a server tool still running
+   * here cannot, and its result goes along as that failure.
+   */
+  release(): { callsMade: number; pendingCalls: PendingCallState[]; interrupted: string[] } {
+    return { callsMade: this.opts.tools?.callsMade ?? 0, pendingCalls: this.opts.tools?.pendingClientCalls() ?? [], interrupted: [...this.serverRuns] };
+  }
+
+  /** Waits for the client calls of a session that moved here; each result is context at the next boundary, as here. */
+  adopt(callsMade: number, calls: readonly PendingCallState[]): void {
+    const tools = this.opts.tools;
+    if (!tools) return;
+    const outcomes = tools.adoptClientCalls(callsMade, calls);
+    calls.forEach((call, i) => {
+      void outcomes[i]!.then((outcome) => this.opts.deliveries.addToolResult(call.name, outcome.ok ? outcome.output : `error: ${outcome.error}`, this.opts.inputTimeMs()));
+    });
   }
 }

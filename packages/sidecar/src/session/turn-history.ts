@@ -91,6 +91,12 @@ export class TurnHistory {
     if (stale > 0) this.turns.splice(0, stale);
   }
 
+  /** Output timing of a session that moved here from another sidecar (its turns did not move). */
+  restoreTiming(outputEndMs: number, playedUpToMs: number): void {
+    this.outputCursorMs = outputEndMs;
+    this.playedMs = Math.min(playedUpToMs, outputEndMs);
+  }
+
   /** Forgets every turn (their positions belong to a sequence that is gone); output timing goes on. */
   reset(): void {
     this.turns.length = 0;

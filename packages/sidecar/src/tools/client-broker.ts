@@ -22,6 +22,8 @@ export interface PendingClientCall {
 
 interface Pending {
   name: string;
+  /** When the result stops being waited for, Date.now() ms. */
+  deadline: number;
   timer: NodeJS.Timeout;
   settle: (outcome: ToolOutcome) => void;
 }
@@ -47,16 +49,42 @@ export class ClientToolBroker {
     return this.pending.size;
   }
 
+  /** Calls made so far: ids go on from `call_<callsMade + 1>`. */
+  get callsMade(): number {
+    return this.calls;
+  }
+
   call(name: string, argumentsJson: string, options: ClientCallOptions = {}): PendingClientCall {
     const callId = `call_${++this.calls}`;
     const timeoutMs = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : this.defaultTimeoutMs;
-    const result = new Promise<ToolOutcome>((resolve) => {
+    const result = this.await(callId, name, timeoutMs);
+    return { callId, toolCall: { callId, name, argumentsJson, seq: options.seq ?? 0, timeoutMs }, result };
+  }
+
+  /** Calls sent and not answered, with the time each has left: what a session that moves to another sidecar takes along. */
+  pendingCalls(now = Date.now()): { callId: string; name: string; remainingMs: number }[] {
+    return [...this.pending].map(([callId, p]) => ({ callId, name: p.name, remainingMs: Math.max(1, p.deadline - now) }));
+  }
+
+  /**
+   * Waits for calls another sidecar made before the session moved here: their
+   * results come to this broker now. Ids go on after `callsMade`. Returns each
+   * call's outcome, settled as `call`'s are.
+   */
+  adopt(callsMade: number, calls: readonly { callId: string; name: string; remainingMs: number }[]): Promise<ToolOutcome>[] {
+    this.calls = Math.max(this.calls, callsMade);
+    return calls.map((c) => this.await(c.callId, c.name, c.remainingMs));
+  }
+
+  private await(callId: string, name: string, timeoutMs: number): Promise<ToolOutcome> {
+    return new Promise<ToolOutcome>((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(callId);
         resolve(errorOutcome(new ToolError("timeout", `client tool "${name}" sent no result within ${timeoutMs} ms`, { toolName: name, callId })));
       }, timerMs(timeoutMs));
       this.pending.set(callId, {
         name,
+        deadline: Date.now() + timeoutMs,
         timer,
         settle: (outcome) => {
           clearTimeout(timer);
@@ -65,7 +93,6 @@ export class ClientToolBroker {
         },
       });
     });
-    return { callId, toolCall: { callId, name, argumentsJson, seq: options.seq ?? 0, timeoutMs }, result };
   }
 
   /** Settles the call the result answers; throws ToolError "unknown_call" when none is pending. */

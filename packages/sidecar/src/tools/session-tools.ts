@@ -3,7 +3,7 @@
 import { ErrorCode, type ServerEvent, type ToolSpec } from "@microturn/protocol";
 import { followSignal } from "../abort.js";
 import { SessionFault } from "../errors.js";
-import type { SessionTools, ToolCallExtractor, ToolOutcome as PortOutcome } from "../session/ports.js";
+import type { PendingCallState, SessionTools, ToolCallExtractor, ToolOutcome as PortOutcome } from "../session/ports.js";
 import { ClientToolBroker } from "./client-broker.js";
 import { ToolError, type ToolOutcome } from "./errors.js";
 import type { ServerToolRegistry } from "./registry.js";
@@ -73,6 +73,18 @@ export class RegistrySessionTools implements SessionTools {
       if (ToolError.isInstance(err)) throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, err.message, { cause: err });
       throw err;
     }
+  }
+
+  get callsMade(): number {
+    return this.broker.callsMade;
+  }
+
+  pendingClientCalls(): PendingCallState[] {
+    return this.broker.pendingCalls();
+  }
+
+  adoptClientCalls(callsMade: number, calls: readonly PendingCallState[]): Promise<PortOutcome>[] {
+    return this.broker.adopt(callsMade, calls).map((result) => result.then(toPort));
   }
 
   cancelAll(): void {

@@ -1,0 +1,93 @@
+// The taking side of a move: calls Handoff.Take on the sidecar a resume token
+// names, one channel per peer, and turns its failures into the SessionFault
+// the resuming client is told.
+import * as grpc from "@grpc/grpc-js";
+import { ErrorCode, HandoffClient, type SessionSnapshot } from "@microturn/protocol";
+import { SessionFault } from "../errors.js";
+import { parsePeerUrl, type PeerKey } from "./peer-key.js";
+
+/** Metadata key of the proof that the caller holds the peer key. */
+export const PEER_PROOF_HEADER = "x-microturn-peer";
+
+/** How long a Take may take by default: the owner first lets the session's queued micro-turns finish (up to 2 s). */
+export const TAKE_TIMEOUT_MS = 5_000;
+
+export interface PeerTls {
+  /** CA bundle peers' certificates chain to; the system's CAs when absent. */
+  ca?: Buffer;
+  /** This sidecar's certificate and key, shown to peers that ask for one (mutual TLS). */
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+export interface PeerClientOptions {
+  key: PeerKey;
+  /** This sidecar's advertised URL, sent for the owner's log. */
+  selfUrl: string;
+  timeoutMs?: number;
+  tls?: PeerTls;
+}
+
+const STATUS_FAULTS: Partial<Record<grpc.status, { code: ErrorCode; retryable: boolean }>> = {
+  [grpc.status.NOT_FOUND]: { code: ErrorCode.ERROR_CODE_NOT_FOUND, retryable: false },
+  [grpc.status.FAILED_PRECONDITION]: { code: ErrorCode.ERROR_CODE_FAILED_PRECONDITION, retryable: false },
+  [grpc.status.DEADLINE_EXCEEDED]: { code: ErrorCode.ERROR_CODE_TIMEOUT, retryable: true },
+  [grpc.status.UNAVAILABLE]: { code: ErrorCode.ERROR_CODE_TIMEOUT, retryable: true },
+  [grpc.status.RESOURCE_EXHAUSTED]: { code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true },
+};
+
+export class PeerClient {
+  private readonly clients = new Map<string, HandoffClient>();
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: PeerClientOptions) {
+    this.timeoutMs = opts.timeoutMs ?? TAKE_TIMEOUT_MS;
+  }
+
+  /** Takes the session behind `token` from the sidecar at `ownerUrl`; a SessionFault (fatal to the resume) when it cannot. */
+  async take(ownerUrl: string, token: string, lastEventSeq: number): Promise<SessionSnapshot> {
+    const client = this.client(ownerUrl);
+    const metadata = new grpc.Metadata();
+    metadata.set(PEER_PROOF_HEADER, this.opts.key.takeProof(token));
+    const response = await new Promise<{ snapshot?: SessionSnapshot | undefined }>((resolve, reject) =>
+      client.take(
+        { resumeToken: token, lastEventSeq, takerUrl: this.opts.selfUrl },
+        metadata,
+        { deadline: Date.now() + this.timeoutMs },
+        (err, res) => (err ? reject(this.fault(ownerUrl, err)) : resolve(res)),
+      ),
+    );
+    if (!response.snapshot) throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, `sidecar ${ownerUrl} handed over no session state`, { fatal: true });
+    return response.snapshot;
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private client(ownerUrl: string): HandoffClient {
+    let client = this.clients.get(ownerUrl);
+    if (client) return client;
+    const peer = parsePeerUrl(ownerUrl);
+    // Only this deployment's peer key seals owners, so this is a peer misconfigured, not a client's doing.
+    if (!peer) throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, `the session's sidecar advertises "${ownerUrl}", not a grpc:// or grpcs:// URL`, { fatal: true });
+    const tls = this.opts.tls;
+    const credentials = peer.tls ? grpc.credentials.createSsl(tls?.ca ?? null, tls?.key ?? null, tls?.cert ?? null) : grpc.credentials.createInsecure();
+    client = new HandoffClient(peer.target, credentials, { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
+    this.clients.set(ownerUrl, client);
+    return client;
+  }
+
+  private fault(ownerUrl: string, err: grpc.ServiceError): SessionFault {
+    const mapped = STATUS_FAULTS[err.code as grpc.status];
+    const code = mapped?.code ?? ErrorCode.ERROR_CODE_INTERNAL;
+    const what =
+      err.code === grpc.status.UNAUTHENTICATED
+        ? `sidecar ${ownerUrl} refused this one's peer key (the sidecars must share MICROTURN_PEER_KEY)`
+        : code === ErrorCode.ERROR_CODE_TIMEOUT
+          ? `the sidecar holding this session (${ownerUrl}) did not answer within ${this.timeoutMs} ms: ${err.details}`
+          : `sidecar ${ownerUrl} could not hand the session over: ${err.details}`;
+    return new SessionFault(code, what, { retryable: mapped?.retryable ?? false, fatal: true, cause: err });
+  }
+}
