@@ -45,6 +45,20 @@ describe("loadConfig", () => {
     expect(() => loadConfig([], { MICROTURN_SPIN_MAX_SESSIONS: "-5" })).toThrow(/--spin-max-sessions must not be negative/);
   });
 
+  it("moves sessions between sidecars only with a peer key and an address peers can reach, in this sidecar's TLS mode", () => {
+    const key = "k".repeat(32);
+    expect(loadConfig([], {})).toMatchObject({ peerKey: "", advertiseUrl: "" });
+    expect(loadConfig(["--peer-key", key, "--advertise-url", "grpc://10.0.0.7:50051"], {})).toMatchObject({ peerKey: key, advertiseUrl: "grpc://10.0.0.7:50051" });
+    expect(loadConfig([], { MICROTURN_PEER_KEY: key, MICROTURN_ADVERTISE_URL: "grpc://sidecar-0:50051" }).advertiseUrl).toBe("grpc://sidecar-0:50051");
+    expect(() => loadConfig(["--peer-key", key], {})).toThrow(/--peer-key \/ MICROTURN_PEER_KEY and --advertise-url \/ MICROTURN_ADVERTISE_URL go together/);
+    expect(() => loadConfig(["--advertise-url", "grpc://a:1"], {})).toThrow(/go together/);
+    expect(() => loadConfig(["--peer-key", "short", "--advertise-url", "grpc://a:1"], {})).toThrow(/at least 32 characters .* got 5/);
+    expect(() => loadConfig(["--peer-key", key, "--advertise-url", "http://a:1"], {})).toThrow(/must be grpc:\/\/host:port or grpcs:\/\/host:port, got "http:\/\/a:1"/);
+    expect(() => loadConfig(["--peer-key", key, "--advertise-url", "grpcs://a:1"], {})).toThrow(/serves gRPC in plaintext: advertise grpc:\/\//);
+    expect(() => loadConfig(["--peer-key", key, "--advertise-url", "grpc://a:1", "--tls-cert", "c.pem", "--tls-key", "k.pem"], {})).toThrow(/over TLS: advertise grpcs:\/\//);
+    expect(() => loadConfig(["--peer-ca", "ca.pem"], {})).toThrow(/--peer-ca \/ MICROTURN_PEER_CA is for reaching peers/);
+  });
+
   it("refuses the same port for gRPC and HTTP (it failed at listen with EADDRINUSE), but not two free ones", () => {
     expect(() => loadConfig(["--port", "7000", "--metrics-port", "7000"], {})).toThrow(ConfigError);
     expect(() => loadConfig([], { MICROTURN_PORT: "9464" })).toThrow(/--port \/ MICROTURN_PORT and --metrics-port \/ MICROTURN_METRICS_PORT are both 9464/);

@@ -264,6 +264,26 @@ describe("background tasks", () => {
 });
 
 describe("background tasks, edges", () => {
+  it("empties a task's streamed content when it starts over (QUEUED again after a move to another sidecar)", async () => {
+    await fake.close();
+    fake = await startFakeSidecar({
+      backgroundStepMs: 10,
+      background: () => [
+        { status: TaskStatus.TASK_STATUS_RUNNING, content: "half an ans" },
+        { status: TaskStatus.TASK_STATUS_QUEUED },
+        { status: TaskStatus.TASK_STATUS_RUNNING, content: "a fresh start" },
+      ],
+    });
+    const session = await connect();
+    const task = session.delegate("restartable");
+    const seen: string[] = [];
+    for await (const update of task.updates()) {
+      seen.push(task.content);
+      if (seen.length === 3) break;
+    }
+    expect(seen).toEqual(["half an ans", "", "a fresh start"]);
+  });
+
   it("aborting a delegate's signal while the session closes neither throws nor hangs", async () => {
     const session = await connect();
     const controller = new AbortController();

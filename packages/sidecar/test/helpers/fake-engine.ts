@@ -24,6 +24,7 @@ export class FakeSession implements EngineSession {
   constructor(
     readonly id: string,
     private readonly opts: FakeEngineOptions,
+    readonly systemPrompt = "",
   ) {}
 
   get positionTokens(): number {
@@ -103,7 +104,7 @@ export class FakeEngine implements Engine {
   }
 
   async openSession(options: OpenSessionOptions = {}): Promise<EngineSession> {
-    const session = new FakeSession(options.sessionId ?? `s${this.sessions.length}`, this.opts);
+    const session = new FakeSession(options.sessionId ?? `s${this.sessions.length}`, this.opts, options.systemPrompt);
     this.sessions.push(session);
     return session;
   }

@@ -11,6 +11,11 @@ export class TestClient {
   ended = false;
   private waiters: (() => void)[] = [];
 
+  /** A full SessionConfig: the defaults with `config` over them. */
+  static config(config: Partial<SessionConfig> = {}): SessionConfig {
+    return { ...DEFAULT_CONFIG, ...config };
+  }
+
   constructor(address: string, metadata = new grpc.Metadata()) {
     this.client = new InteractionClient(address, grpc.credentials.createInsecure());
     this.call = this.open(metadata);
