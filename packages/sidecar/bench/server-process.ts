@@ -2,7 +2,7 @@
 // the sidecar on the echo engine and the floor server (grpc-floor-server.ts).
 // Each is ready when its stdout says `grpc=<host:port>`.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 /** `microturn serve` on the echo engine, any free port, no HTTP server, and `flags` after. */
@@ -49,4 +49,12 @@ export async function startServerProcess(argv: string[], options: ServerProcessO
     child.once("exit", (code) => reject(new Error(`${argv.join(" ")}: exited with ${code} before it was ready`)));
   });
   return { child, address };
+}
+
+/** CPU time (user + system) a process has used, ms; undefined where /proc is missing. */
+export function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return undefined;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }

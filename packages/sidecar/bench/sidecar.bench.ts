@@ -21,7 +21,6 @@
 // Node flags of its image; SIDECAR_NODE_FLAGS replaces them (GC trials).
 // Prints a table, then one JSON line.
 import type { ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, InteractionClient, PROTOCOL_VERSION, type ServerEvent, type SessionConfig } from "@microturn/protocol";
@@ -29,7 +28,7 @@ import { createEchoEngine } from "../src/engines/echo/index.js";
 import type { Engine } from "../src/engines/engine.js";
 import { LatencyStats } from "../src/session/latency-stats.js";
 import { encodeClientEvent, EVENT, LeanConverseClient } from "./lean-client.js";
-import { floorArgv, sidecarArgv, startServerProcess } from "./server-process.js";
+import { cpuMs, floorArgv, sidecarArgv, startServerProcess } from "./server-process.js";
 import { benchArgs } from "./args.js";
 
 const CHUNK_MS = 200;
@@ -233,14 +232,6 @@ async function directBackToBack(engine: Engine, chunks: number): Promise<Latency
   }
   await session.close();
   return stats;
-}
-
-/** CPU time (user + system) a process has used, ms; undefined where /proc is missing. */
-function cpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return undefined;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 /**

@@ -167,8 +167,8 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
       clearInterval(sessionsGauge);
       hub.drain(config.drainMs);
       const deadline = Date.now() + config.drainMs;
-      // With peers a session is waited for until one takes it; without, until its client has left.
-      const stays = hub.movesSessions ? () => hub.size > 0 : () => [...hub.sessions()].some((h) => h.outbox.attached);
+      // With peers a session is waited for until one has taken it (its state sent); without, until its client has left.
+      const stays = hub.movesSessions ? () => hub.unsettled > 0 : () => [...hub.sessions()].some((h) => h.outbox.attached);
       while (Date.now() < deadline && stays()) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }

@@ -30,8 +30,9 @@ export async function serve(config: SidecarConfig): Promise<number> {
   const http = sidecar.server.httpAddress ? ` http=${sidecar.server.httpAddress}` : "";
   const socket = sidecar.server.socketPath ? ` socket=${sidecar.server.socketPath}` : "";
   const tls = sidecar.server.tls === "off" ? "" : ` tls=${sidecar.server.tls}`;
+  const peers = config.advertiseUrl ? ` advertise=${config.advertiseUrl}` : "";
   process.stdout.write(
-    `microturn sidecar ready grpc=${sidecar.server.grpcAddress}${socket}${http}${tls} engine=${caps.engine} model=${caps.modelId}${caps.randomWeights ? " (random weights: output is noise)" : ""}\n`,
+    `microturn sidecar ready grpc=${sidecar.server.grpcAddress}${socket}${http}${tls}${peers} engine=${caps.engine} model=${caps.modelId}${caps.randomWeights ? " (random weights: output is noise)" : ""}\n`,
   );
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -4,7 +4,6 @@
 // GoAway, or a dropped connection, sends the client's resume to the other
 // sidecar, which takes the session over; the conversation goes on with
 // nothing lost or doubled.
-import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { HandoffClient, type SessionSnapshot } from "@microturn/protocol";
 import { Microturn, type InteractionSession } from "@microturn/sdk";
@@ -14,55 +13,12 @@ import { startOpenAiTestServer, type OpenAiTestServer } from "../src/background/
 import { loadConfig } from "../src/config.js";
 import { PEER_PROOF_HEADER } from "../src/handoff/peer-client.js";
 import { PeerKey } from "../src/handoff/peer-key.js";
+import { freePort, startTcpBalancer } from "../src/handoff/testing/tcp-balancer.js";
 import { createLogger } from "../src/logger.js";
 import { say } from "./helpers/sdk-hello.js";
 import { TestClient } from "./helpers/test-client.js";
 
 const KEY = "k".repeat(16) + "peer-key-of-this-test";
-
-interface Balancer {
-  port: number;
-  /** New connections go to this port from now on. */
-  point(port: number): void;
-  /** Cuts every connection open now (a network blip). */
-  cut(): void;
-  close(): Promise<void>;
-}
-
-/** A TCP balancer: each new connection goes to the sidecar it points at now. */
-async function startBalancer(target: number): Promise<Balancer> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((down) => {
-    const up = connect(target, "127.0.0.1");
-    for (const s of [down, up]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => undefined);
-    }
-    down.on("close", () => up.destroy());
-    up.on("close", () => down.destroy());
-    down.pipe(up).pipe(down);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    point(port) {
-      target = port;
-    },
-    cut() {
-      for (const s of sockets) s.destroy();
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 const until = async (check: () => boolean, ms = 8000) => {
   for (let waited = 0; !check() && waited < ms; waited += 10) await new Promise((r) => setTimeout(r, 10));
@@ -105,7 +61,7 @@ async function pair(script: Parameters<typeof startOpenAiTestServer>[0] = { kind
   const [pa, pb] = [await freePort(), await freePort()];
   const a = await startPeer(pa, background);
   const b = await startPeer(pb, background);
-  const balancer = await startBalancer(pa);
+  const balancer = await startTcpBalancer(pa);
   closers.push(() => balancer.close());
   const client = new Microturn({ url: `grpc://127.0.0.1:${balancer.port}`, clock: "manual", reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: 20 } });
   return { background, a, b, pa, pb, balancer, client };

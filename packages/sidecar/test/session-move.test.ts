@@ -63,7 +63,13 @@ describe("a session moving between hubs", () => {
     const lastSeen = first.events.at(-1)!.eventSeq;
 
     const second = sink();
-    const moved = await b.resume(handle.resumeToken, lastSeen, second);
+    const taking = b.resume(handle.resumeToken, lastSeen, second);
+    // While A hands the session over it holds none, but a draining A must not stop yet: the state is not sent.
+    for (let i = 0; i < 100 && a.size > 0; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(a.size).toBe(0);
+    expect(a.unsettled).toBe(1);
+    const moved = await taking;
+    expect(a.unsettled).toBe(0);
     expect(taken).toEqual(["grpc://a:1"]);
     expect(moved.session.id).toBe(handle.session.id);
     expect(moved.resumeToken).not.toBe(handle.resumeToken);

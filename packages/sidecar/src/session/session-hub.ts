@@ -101,6 +101,8 @@ export class SessionHub {
   private draining = false;
   /** Sessions whose engine session is still opening. */
   private opening = 0;
+  /** Sessions being handed to a peer now (taken out of the maps, their state not yet sent). */
+  private handingOff = 0;
 
   private readonly observer: SessionObserver;
 
@@ -140,6 +142,11 @@ export class SessionHub {
   /** Whether sessions can move to peers (a draining sidecar then waits for them to be taken). */
   get movesSessions(): boolean {
     return this.opts.handoff !== undefined;
+  }
+
+  /** Sessions held, and those still being handed to a peer: a draining sidecar stops when none is left. */
+  get unsettled(): number {
+    return this.byId.size + this.handingOff;
   }
 
   sessions(): IterableIterator<SessionHandle> {
@@ -321,6 +328,7 @@ export class SessionHub {
     const id = handle.session.id;
     this.byId.delete(id);
     this.byToken.delete(token);
+    this.handingOff++;
     this.opts.spinWait?.forget(handle);
     clearTimeout(handle.graceTimer);
     const stream = handle.owner;
@@ -338,6 +346,8 @@ export class SessionHub {
       this.opts.handoff?.moved?.("out", false);
       this.opts.logger.error("session lost while moving to another sidecar", { session: id, to: takerUrl, error: String(err) });
       throw err;
+    } finally {
+      this.handingOff--;
     }
   }
 

@@ -1,0 +1,171 @@
+// bench:handoff — what a rolling restart costs the conversations on it. Two
+// sidecars (their own processes, echo engine) share a peer key behind a TCP
+// balancer; N SDK sessions talk through it at real-time pace (a chunk every
+// 200 ms). Then the balancer sends new connections to B and A gets SIGTERM:
+// every session gets a GoAway, resumes through the balancer, and B takes it
+// from A. Per level it prints how long a session was away (GoAway to resumed),
+// the longest wait for an answer around the move against before it, how long
+// A's drain took, and whether every chunk was answered exactly once.
+//
+//   npm run bench:handoff -- --sessions=1,100,400 --warmup=3 --after=3
+import type { ChildProcess } from "node:child_process";
+import { Microturn, type InteractionSession } from "@microturn/sdk";
+import { freePort, startTcpBalancer } from "../src/handoff/testing/tcp-balancer.js";
+import { LatencyStats } from "../src/session/latency-stats.js";
+import { benchArgs } from "./args.js";
+import { cpuMs, sidecarArgv, startServerProcess } from "./server-process.js";
+
+const args = benchArgs();
+const levels = (args.get("sessions") ?? "1,100,400").split(",").map(Number);
+const warmupS = Number(args.get("warmup") ?? 3);
+const afterS = Number(args.get("after") ?? 3);
+const CHUNK_MS = 200;
+const PEER_KEY = "bench-handoff-peer-key-0123456789abcdef";
+
+interface Tracked {
+  session: InteractionSession;
+  sent: number;
+  /** Outputs by seq: how many times each was answered. */
+  answers: Map<number, number>;
+  /** When each seq was sent and answered, ms. */
+  sentAt: Map<number, number>;
+  /** Longest chunk-sent → answer wait before the move, and around/after it. */
+  worstBefore: number;
+  worstAround: number;
+  goAwayAt?: number;
+  resumedAt?: number;
+  moving: boolean;
+  failed?: string;
+}
+
+async function startPeer(port: number): Promise<ChildProcess> {
+  const { child } = await startServerProcess(
+    sidecarArgv([`--port=${port}`, `--peer-key=${PEER_KEY}`, `--advertise-url=grpc://127.0.0.1:${port}`, "--drain-ms=30000", "--background=none", `--log-level=${process.env.HANDOFF_LOG_LEVEL ?? "error"}`]),
+  );
+  return child;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const fmt = (ms: number | undefined) => (ms === undefined ? "   -   " : ms.toFixed(1).padStart(7));
+
+async function level(n: number) {
+  const [pa, pb] = [await freePort(), await freePort()];
+  const [a, b] = [await startPeer(pa), await startPeer(pb)];
+  const balancer = await startTcpBalancer(pa);
+  const tracked: Tracked[] = [];
+  let moved = false;
+  try {
+    for (let i = 0; i < n; i++) {
+      const client = new Microturn({ url: `grpc://127.0.0.1:${balancer.port}`, clock: "manual", reconnect: { initialDelayMs: 50, maxDelayMs: 1000, maxAttempts: 12 } });
+      const session = client.session({});
+      const t: Tracked = { session, sent: 0, answers: new Map(), sentAt: new Map(), worstBefore: 0, worstAround: 0, moving: false };
+      session.on("output", (o) => {
+        t.answers.set(o.seq, (t.answers.get(o.seq) ?? 0) + 1);
+        const wait = performance.now() - (t.sentAt.get(o.seq) ?? performance.now());
+        if (moved) t.worstAround = Math.max(t.worstAround, wait);
+        else t.worstBefore = Math.max(t.worstBefore, wait);
+      });
+      session.on("goAway", () => {
+        t.goAwayAt = performance.now();
+        t.moving = true;
+      });
+      session.on("reconnected", () => {
+        t.resumedAt = performance.now();
+        t.moving = false;
+      });
+      session.on("close", ({ error }) => {
+        if (error) t.failed = error.message;
+      });
+      await session.connect({ signal: AbortSignal.timeout(10_000) });
+      tracked.push(t);
+    }
+    // Each session sends a chunk every 200 ms, the sessions spread over the period.
+    const timers = tracked.map((t, i) =>
+      setTimeout(() => {
+        const tick = () => {
+          if (t.failed) return;
+          const seq = t.session.sendChunk({ text: `w${t.sent}` }).seq;
+          t.sentAt.set(seq, performance.now());
+          t.sent++;
+        };
+        tick();
+        timers[i] = setInterval(tick, CHUNK_MS);
+      }, (i * CHUNK_MS) / n),
+    );
+    await sleep(warmupS * 1000);
+    // The rolling restart.
+    balancer.point(pb);
+    moved = true;
+    // CPU each sidecar spends on the move, from /proc: A's last reading before it exits.
+    const cpuBefore = { a: cpuMs(a.pid) ?? Number.NaN, b: cpuMs(b.pid) ?? Number.NaN };
+    let aCpu = cpuBefore.a;
+    const sampler = setInterval(() => (aCpu = cpuMs(a.pid) ?? aCpu), 20);
+    const t0 = performance.now();
+    const exited = new Promise<number>((resolve) => a.once("exit", () => resolve(performance.now() - t0)));
+    a.kill("SIGTERM");
+    const drainMs = await Promise.race([exited, sleep(35_000).then(() => Number.NaN)]);
+    clearInterval(sampler);
+    const bCpu = (cpuMs(b.pid) ?? Number.NaN) - cpuBefore.b;
+    await sleep(afterS * 1000);
+    for (const timer of timers) clearInterval(timer);
+    await sleep(1000);
+
+    const away = new LatencyStats();
+    const worstAround = new LatencyStats();
+    const worstBefore = new LatencyStats();
+    let lost = 0;
+    let doubled = 0;
+    let failed = 0;
+    let notMoved = 0;
+    for (const t of tracked) {
+      if (t.failed) failed++;
+      if (t.goAwayAt === undefined || t.resumedAt === undefined) notMoved++;
+      else away.add(t.resumedAt - t.goAwayAt);
+      worstAround.add(t.worstAround);
+      worstBefore.add(t.worstBefore);
+      for (let seq = 0; seq < t.sent; seq++) {
+        const count = t.answers.get(seq) ?? 0;
+        if (count === 0) lost++;
+        if (count > 1) doubled++;
+      }
+    }
+    const q = (s: LatencyStats, p: number) => (s.size > 0 ? s.quantile(p) : undefined);
+    const row = {
+      sessions: n,
+      away_p50_ms: q(away, 0.5),
+      away_p99_ms: q(away, 0.99),
+      away_max_ms: q(away, 1),
+      worst_wait_before_p99_ms: q(worstBefore, 0.99),
+      worst_wait_around_p50_ms: q(worstAround, 0.5),
+      worst_wait_around_p99_ms: q(worstAround, 0.99),
+      drain_ms: drainMs,
+      // A: handing over plus its own chunks until it exits; B: taking over plus the chunks of the sessions it took until A exited.
+      owner_cpu_ms: aCpu - cpuBefore.a,
+      taker_cpu_ms: bCpu,
+      chunks: tracked.reduce((sum, t) => sum + t.sent, 0),
+      lost,
+      doubled,
+      failed,
+      not_moved: notMoved,
+    };
+    console.log(
+      `sessions ${String(n).padStart(4)} | away (GoAway → resumed on B) p50 ${fmt(row.away_p50_ms)} p99 ${fmt(row.away_p99_ms)} max ${fmt(row.away_max_ms)} ms` +
+        ` | longest wait for an answer: before p99 ${fmt(row.worst_wait_before_p99_ms)}, around the move p50 ${fmt(row.worst_wait_around_p50_ms)} p99 ${fmt(row.worst_wait_around_p99_ms)} ms` +
+        ` | A drained in ${fmt(drainMs)} ms, CPU A ${fmt(row.owner_cpu_ms)} B ${fmt(row.taker_cpu_ms)} ms | ${row.chunks} chunks: ${lost} lost, ${doubled} doubled, ${failed} sessions failed, ${notMoved} not moved`,
+    );
+    const reasons = new Map<string, number>();
+    for (const t of tracked) if (t.failed) reasons.set(t.failed, (reasons.get(t.failed) ?? 0) + 1);
+    for (const [reason, count] of reasons) console.log(`  ${count} sessions failed: ${reason}`);
+    return row;
+  } finally {
+    await Promise.all(tracked.map((t) => t.session.close({ timeoutMs: 1000 }).catch(() => undefined)));
+    a.kill("SIGKILL");
+    b.kill("SIGKILL");
+    await balancer.close();
+  }
+}
+
+console.log(`bench:handoff — two sidecars (echo engine) behind a TCP balancer, sessions at real-time pace; A drains (SIGTERM) after ${warmupS} s, B takes its sessions (node ${process.version})`);
+const rows = [];
+for (const n of levels) rows.push(await level(n));
+console.log(JSON.stringify({ bench: "handoff", levels: rows }));
