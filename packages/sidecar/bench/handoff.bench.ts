@@ -100,11 +100,14 @@ async function level(n: number) {
     const cpuBefore = { a: cpuMs(a.pid) ?? Number.NaN, b: cpuMs(b.pid) ?? Number.NaN };
     let aCpu = cpuBefore.a;
     const sampler = setInterval(() => (aCpu = cpuMs(a.pid) ?? aCpu), 20);
+    const loadBefore = process.cpuUsage();
     const t0 = performance.now();
     const exited = new Promise<number>((resolve) => a.once("exit", () => resolve(performance.now() - t0)));
     a.kill("SIGTERM");
     const drainMs = await Promise.race([exited, sleep(35_000).then(() => Number.NaN)]);
     clearInterval(sampler);
+    const load = process.cpuUsage(loadBefore);
+    const loadCpu = (load.user + load.system) / 1000;
     const bCpu = (cpuMs(b.pid) ?? Number.NaN) - cpuBefore.b;
     await sleep(afterS * 1000);
     for (const timer of timers) clearInterval(timer);
@@ -142,6 +145,8 @@ async function level(n: number) {
       // A: handing over plus its own chunks until it exits; B: taking over plus the chunks of the sessions it took until A exited.
       owner_cpu_ms: aCpu - cpuBefore.a,
       taker_cpu_ms: bCpu,
+      // The clients (SDK sessions reconnecting, the balancer) in this process, same window.
+      clients_cpu_ms: loadCpu,
       chunks: tracked.reduce((sum, t) => sum + t.sent, 0),
       lost,
       doubled,
@@ -151,7 +156,7 @@ async function level(n: number) {
     console.log(
       `sessions ${String(n).padStart(4)} | away (GoAway → resumed on B) p50 ${fmt(row.away_p50_ms)} p99 ${fmt(row.away_p99_ms)} max ${fmt(row.away_max_ms)} ms` +
         ` | longest wait for an answer: before p99 ${fmt(row.worst_wait_before_p99_ms)}, around the move p50 ${fmt(row.worst_wait_around_p50_ms)} p99 ${fmt(row.worst_wait_around_p99_ms)} ms` +
-        ` | A drained in ${fmt(drainMs)} ms, CPU A ${fmt(row.owner_cpu_ms)} B ${fmt(row.taker_cpu_ms)} ms | ${row.chunks} chunks: ${lost} lost, ${doubled} doubled, ${failed} sessions failed, ${notMoved} not moved`,
+        ` | A drained in ${fmt(drainMs)} ms, CPU A ${fmt(row.owner_cpu_ms)} B ${fmt(row.taker_cpu_ms)} clients ${fmt(row.clients_cpu_ms)} ms | ${row.chunks} chunks: ${lost} lost, ${doubled} doubled, ${failed} sessions failed, ${notMoved} not moved`,
     );
     const reasons = new Map<string, number>();
     for (const t of tracked) if (t.failed) reasons.set(t.failed, (reasons.get(t.failed) ?? 0) + 1);
