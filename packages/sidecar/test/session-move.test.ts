@@ -126,5 +126,13 @@ describe("a session moving between hubs", () => {
     expect(a.size).toBe(0);
     // The token is spent on A: a second take finds nothing.
     await expect(a.handOff(handle.resumeToken, 0, "grpc://c:1")).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
+    // A client that never heard B's started (its stream dropped during the take) comes back with the old token: B knows it.
+    const again = sink();
+    expect(await b.resume(handle.resumeToken, 0, again)).toBe(moved);
+    expect(again.events[0]).toMatchObject({ eventSeq: 0, event: { $case: "started", value: { resumeToken: moved.resumeToken } } });
+    // Once the session ends there, neither token finds it.
+    await b.end(moved, "done");
+    await expect(b.resume(handle.resumeToken, 0, sink())).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
+    await expect(b.resume(moved.resumeToken, 0, sink())).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
   });
 });

@@ -390,8 +390,7 @@ export class InteractionSession {
           if (item.kind === "chunk") {
             this.turnChunk = item.chunk;
             await this.runTurn(item.chunk, item.arrivedAt, item.forceTool);
-          }
-          else if (item.kind === "interrupt") await this.rewindTo(item.playedUpToMs);
+          } else if (item.kind === "interrupt") await this.rewindTo(item.playedUpToMs);
           else this.notePlayed(item.playedUpToMs);
         } catch (err) {
           // A turn cut short by the session's close is not news to anyone.

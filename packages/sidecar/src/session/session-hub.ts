@@ -84,6 +84,12 @@ export class SessionHandle {
   graceTimer: NodeJS.Timeout | undefined;
   /** The stream that holds the session now; a resume on another stream supersedes it. */
   owner: { superseded(): void; sessionEnded(): void } | undefined;
+  /**
+   * The token the session was taken here with, when it moved from another
+   * sidecar: a client whose resume took it but never heard `started` (its
+   * stream dropped meanwhile) tries again with that one.
+   */
+  previousToken: string | undefined;
   constructor(
     readonly session: InteractionSession,
     readonly config: SessionConfig,
@@ -265,7 +271,7 @@ export class SessionHub {
     this.opening++;
     try {
       const snapshot = await handoff.take(owner, token, lastEventSeq);
-      const moved = await this.adopt(snapshot, lastEventSeq, sink);
+      const moved = await this.adopt(token, snapshot, lastEventSeq, sink);
       handoff.moved?.("in", true);
       this.opts.logger.info("session moved here from another sidecar", { session: moved.session.id, from: owner, lastEventSeq, nextInputSeq: moved.session.expectedSeq });
       return moved;
@@ -296,7 +302,7 @@ export class SessionHub {
   }
 
   /** A session taken from another sidecar: built here, its missed events replayed to the client, then its work goes on. */
-  private async adopt(snapshot: SessionSnapshot, lastEventSeq: number, sink: EventSink): Promise<SessionHandle> {
+  private async adopt(token: string, snapshot: SessionSnapshot, lastEventSeq: number, sink: EventSink): Promise<SessionHandle> {
     let parts;
     try {
       parts = fromSnapshot(snapshot);
@@ -309,6 +315,8 @@ export class SessionHub {
       handle.outbox.attach(sink, lastEventSeq);
     };
     const handle = await this.build(parts.sessionId, parts.config, announce, parts.moved);
+    handle.previousToken = token;
+    this.byToken.set(token, handle);
     handle.session.resumeMoved(parts.moved);
     return handle;
   }
@@ -326,8 +334,7 @@ export class SessionHub {
       throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
     }
     const id = handle.session.id;
-    this.byId.delete(id);
-    this.byToken.delete(token);
+    this.forget(handle);
     this.handingOff++;
     this.opts.spinWait?.forget(handle);
     clearTimeout(handle.graceTimer);
@@ -370,8 +377,8 @@ export class SessionHub {
   }
 
   async end(handle: SessionHandle, reason: string): Promise<void> {
-    if (!this.byId.delete(handle.session.id)) return;
-    this.byToken.delete(handle.resumeToken);
+    if (!this.byId.has(handle.session.id)) return;
+    this.forget(handle);
     this.opts.spinWait?.forget(handle);
     clearTimeout(handle.graceTimer);
     // Queued micro-turns still run (SessionEnd and half-close promise that), but an engine that stopped answering cannot hold the end.
@@ -382,6 +389,13 @@ export class SessionHub {
     this.opts.logger.info("session ended", { session: handle.session.id, reason, chunks: handle.session.chunkCount });
     // Ended by the server (shutdown, an error): the stream holding it ends too, as one ended by the client does.
     handle.owner?.sessionEnded();
+  }
+
+  /** Takes the session out of the maps: no resume finds it here any more. */
+  private forget(handle: SessionHandle): void {
+    this.byId.delete(handle.session.id);
+    this.byToken.delete(handle.resumeToken);
+    if (handle.previousToken !== undefined) this.byToken.delete(handle.previousToken);
   }
 
   /** Stops taking sessions and tells every attached client to resume elsewhere. */
