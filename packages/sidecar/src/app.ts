@@ -59,7 +59,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine))));
   let serving = true;
   const spinWait = new SpinWait({ windowMs: config.spinWindowMs, maxSessions: config.spinMaxSessions });
-  const peerKey = config.peerKey ? new PeerKey(config.peerKey) : undefined;
+  const peerKey = config.peerKey ? new PeerKey(config.peerKey, config.peerKeysAccepted ? config.peerKeysAccepted.split(",") : []) : undefined;
   const peers = peerKey
     ? new PeerClient({
         key: peerKey,

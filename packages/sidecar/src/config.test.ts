@@ -57,6 +57,10 @@ describe("loadConfig", () => {
     expect(() => loadConfig(["--peer-key", key, "--advertise-url", "grpcs://a:1"], {})).toThrow(/serves gRPC in plaintext: advertise grpc:\/\//);
     expect(() => loadConfig(["--peer-key", key, "--advertise-url", "grpc://a:1", "--tls-cert", "c.pem", "--tls-key", "k.pem"], {})).toThrow(/over TLS: advertise grpcs:\/\//);
     expect(() => loadConfig(["--peer-ca", "ca.pem"], {})).toThrow(/--peer-ca \/ MICROTURN_PEER_CA is for reaching peers/);
+    const peers = ["--peer-key", key, "--advertise-url", "grpc://a:1"];
+    expect(loadConfig([...peers, "--peer-keys-accepted", `${"n".repeat(32)},${"o".repeat(40)}`], {}).peerKeysAccepted).toBe(`${"n".repeat(32)},${"o".repeat(40)}`);
+    expect(() => loadConfig([...peers, "--peer-keys-accepted", `${"n".repeat(32)},short`], {})).toThrow(/key 2 is shorter than 32 characters/);
+    expect(() => loadConfig(["--peer-keys-accepted", "n".repeat(32)], {})).toThrow(/goes with --peer-key/);
   });
 
   it("refuses the same port for gRPC and HTTP (it failed at listen with EADDRINUSE), but not two free ones", () => {

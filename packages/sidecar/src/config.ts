@@ -37,6 +37,8 @@ export interface SidecarConfig {
   tlsReloadMs: number;
   /** Secret the sidecars of a deployment share so sessions move between them; empty: sessions stay where they began. */
   peerKey: string;
+  /** More peer keys accepted (comma-separated), not used to seal or prove: for changing the key. */
+  peerKeysAccepted: string;
   /** How peers reach this sidecar's gRPC port, grpc://host:port or grpcs://host:port; needed with peerKey. */
   advertiseUrl: string;
   /** PEM CA bundle peers' certificates chain to (grpcs:// peers); empty: the system's CAs. */
@@ -135,6 +137,13 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     kind: "string",
     default: "",
     help: `secret shared by the sidecars of a deployment (at least ${MIN_PEER_KEY_CHARS} characters): a client that resumes on another sidecar has its session moved there (needs --advertise-url)`,
+  },
+  peerKeysAccepted: {
+    flag: "peer-keys-accepted",
+    env: "MICROTURN_PEER_KEYS_ACCEPTED",
+    kind: "string",
+    default: "",
+    help: "more peer keys, comma-separated, whose tokens and Take calls are still accepted (never used to seal or call): for changing --peer-key across a deployment without a pause",
   },
   advertiseUrl: {
     flag: "advertise-url",
@@ -278,6 +287,11 @@ function validate(c: SidecarConfig): void {
         `--advertise-url ${c.advertiseUrl}: this sidecar serves gRPC ${c.tlsCert ? "over TLS: advertise grpcs://" : "in plaintext: advertise grpc://"} so its peers can reach it`,
       );
     }
+  }
+  if (c.peerKeysAccepted) {
+    if (!c.peerKey) throw new ConfigError("--peer-keys-accepted / MICROTURN_PEER_KEYS_ACCEPTED goes with --peer-key: give the key in use too");
+    const short = c.peerKeysAccepted.split(",").findIndex((k) => k.length < MIN_PEER_KEY_CHARS);
+    if (short >= 0) throw new ConfigError(`--peer-keys-accepted / MICROTURN_PEER_KEYS_ACCEPTED: key ${short + 1} is shorter than ${MIN_PEER_KEY_CHARS} characters (keys are comma-separated)`);
   }
   if (c.peerCa && !c.peerKey) throw new ConfigError("--peer-ca / MICROTURN_PEER_CA is for reaching peers: give --peer-key and --advertise-url too");
   if (c.engine.startsWith("sglang-") && !c.engineUrl) {

@@ -7,6 +7,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { HandoffClient, type SessionSnapshot } from "@microturn/protocol";
 import { Microturn, type InteractionSession } from "@microturn/sdk";
+import { WebSocket } from "ws";
 import { afterEach, describe, expect, it } from "vitest";
 import { startSidecar, type Sidecar } from "../src/app.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "../src/background/testing/openai-server.js";
@@ -35,13 +36,13 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
-async function startPeer(port: number, background: OpenAiTestServer, key = KEY): Promise<Sidecar> {
+async function startPeer(port: number, background: OpenAiTestServer, httpPort = -1): Promise<Sidecar> {
   const config = loadConfig(
     [
       "--engine=echo",
       `--port=${port}`,
-      "--metrics-port=-1",
-      `--peer-key=${key}`,
+      `--metrics-port=${httpPort}`,
+      `--peer-key=${KEY}`,
       `--advertise-url=grpc://127.0.0.1:${port}`,
       "--background=openai",
       `--background-url=${background.url}`,
@@ -216,5 +217,28 @@ describe("sessions moving between sidecars", () => {
     expect(await take("t")).toEqual({ code: grpc.status.UNAUTHENTICATED });
     expect(await take("t", new PeerKey("another deployment's key, 32+ chars").takeProof("t"))).toEqual({ code: grpc.status.UNAUTHENTICATED });
     expect(await take("t", new PeerKey(KEY).takeProof("t"))).toEqual({ code: grpc.status.NOT_FOUND });
+  });
+
+  it("moves a browser's session too: a WebSocket client that comes back through another sidecar goes on there", async () => {
+    const background = await startOpenAiTestServer({ kind: "stream", content: ["ok"] });
+    closers.push(() => background.close());
+    const [pa, pb, ha, hb] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const a = await startPeer(pa, background, ha);
+    const b = await startPeer(pb, background, hb);
+    const balancer = await startTcpBalancer(ha);
+    closers.push(() => balancer.close());
+    const client = new Microturn({ url: `ws://127.0.0.1:${balancer.port}`, clock: "manual", WebSocket: WebSocket as never, reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: 20 } });
+    const session = client.session({});
+    sessions.push(session);
+    const outputs: number[] = [];
+    session.on("output", (o) => outputs.push(o.seq));
+    await session.connect({ signal: AbortSignal.timeout(5000) });
+    expect(await say(session, "one")).toBe("one");
+    balancer.point(hb);
+    const drained = a.shutdown();
+    expect(await say(session, "two")).toBe("two");
+    await drained;
+    expect(outputs).toEqual([0, 1]);
+    expect([a.hub.size, b.hub.size]).toEqual([0, 1]);
   });
 });

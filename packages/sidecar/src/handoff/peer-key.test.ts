@@ -34,6 +34,32 @@ describe("PeerKey", () => {
   });
 });
 
+describe("changing the key", () => {
+  const old = new PeerKey("the old key of this deployment, 32+ chars");
+  const next = "the next key of this deployment, 32+ chars";
+
+  it("reads tokens and takes proofs of the keys it accepts, and seals and proves with the one in use", () => {
+    // Step 1: every sidecar accepts the next key while it still uses the old one.
+    const step1 = new PeerKey("the old key of this deployment, 32+ chars", [next]);
+    // Step 2: every sidecar uses the next key and still accepts the old one.
+    const step2 = new PeerKey(next, ["the old key of this deployment, 32+ chars"]);
+    const done = new PeerKey(next);
+    // A step-1 sidecar and a step-2 one understand each other both ways...
+    expect(step1.ownerOf(step2.mintToken("grpc://b:1"))).toBe("grpc://b:1");
+    expect(step2.ownerOf(step1.mintToken("grpc://a:1"))).toBe("grpc://a:1");
+    expect(step1.checkTakeProof("t", step2.takeProof("t"))).toBe(true);
+    expect(step2.checkTakeProof("t", step1.takeProof("t"))).toBe(true);
+    // ...and so do the old sidecars with step 1, and step 2 with the ones that are done.
+    expect(old.ownerOf(step1.mintToken("grpc://a:1"))).toBe("grpc://a:1");
+    expect(step1.ownerOf(old.mintToken("grpc://a:1"))).toBe("grpc://a:1");
+    expect(done.ownerOf(step2.mintToken("grpc://b:1"))).toBe("grpc://b:1");
+    expect(done.checkTakeProof("t", step2.takeProof("t"))).toBe(true);
+    // Once done, the old key opens nothing.
+    expect(done.ownerOf(old.mintToken("grpc://a:1"))).toBeUndefined();
+    expect(done.checkTakeProof("t", old.takeProof("t"))).toBe(false);
+  });
+});
+
 describe("parsePeerUrl", () => {
   it("takes grpc:// and grpcs:// with a host and port", () => {
     expect(parsePeerUrl("grpc://10.0.0.7:50051")).toEqual({ target: "10.0.0.7:50051", tls: false });
