@@ -5,14 +5,16 @@
 // sidecar, which takes the session over; the conversation goes on with
 // nothing lost or doubled.
 import * as grpc from "@grpc/grpc-js";
-import { HandoffClient, type SessionSnapshot } from "@microturn/protocol";
+import { ErrorCode, HandoffClient, type SessionSnapshot } from "@microturn/protocol";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Microturn, type InteractionSession } from "@microturn/sdk";
 import { WebSocket } from "ws";
 import { afterEach, describe, expect, it } from "vitest";
 import { startSidecar, type Sidecar } from "../src/app.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "../src/background/testing/openai-server.js";
 import { loadConfig } from "../src/config.js";
-import { PEER_PROOF_HEADER } from "../src/handoff/peer-client.js";
+import { PEER_PROOF_HEADER, PeerClient } from "../src/handoff/peer-client.js";
 import { PeerKey } from "../src/handoff/peer-key.js";
 import { freePort, startTcpBalancer } from "../src/handoff/testing/tcp-balancer.js";
 import { createLogger } from "../src/logger.js";
@@ -36,14 +38,15 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
-async function startPeer(port: number, background: OpenAiTestServer, httpPort = -1): Promise<Sidecar> {
+async function startPeer(port: number, background: OpenAiTestServer, httpPort = -1, tls: string[] = []): Promise<Sidecar> {
   const config = loadConfig(
     [
       "--engine=echo",
       `--port=${port}`,
       `--metrics-port=${httpPort}`,
       `--peer-key=${KEY}`,
-      `--advertise-url=grpc://127.0.0.1:${port}`,
+      `--advertise-url=${tls.length > 0 ? "grpcs" : "grpc"}://127.0.0.1:${port}`,
+      ...tls,
       "--background=openai",
       `--background-url=${background.url}`,
       "--drain-ms=3000",
@@ -240,5 +243,44 @@ describe("sessions moving between sidecars", () => {
     await drained;
     expect(outputs).toEqual([0, 1]);
     expect([a.hub.size, b.hub.size]).toEqual([0, 1]);
+  });
+
+  it.each([
+    ["TLS", false],
+    ["mutual TLS", true],
+  ])("moves sessions between sidecars that speak %s, each checking the other's certificate", async (_name, mutual) => {
+    const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url));
+    const tls = [`--tls-cert=${fixture("server.pem")}`, `--tls-key=${fixture("server.key")}`, `--peer-ca=${fixture("ca.pem")}`, ...(mutual ? [`--tls-client-ca=${fixture("ca.pem")}`] : [])];
+    const background = await startOpenAiTestServer({ kind: "stream", content: ["ok"] });
+    closers.push(() => background.close());
+    const [pa, pb] = [await freePort(), await freePort()];
+    const a = await startPeer(pa, background, -1, tls);
+    const b = await startPeer(pb, background, -1, tls);
+    const balancer = await startTcpBalancer(pa);
+    closers.push(() => balancer.close());
+    const pem = (name: string) => readFileSync(fixture(name));
+    const client = new Microturn({
+      url: `grpcs://127.0.0.1:${balancer.port}`,
+      tls: { ca: pem("ca.pem"), ...(mutual ? { cert: pem("client.pem"), key: pem("client.key") } : {}) },
+      clock: "manual",
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: 20 },
+    });
+    const session = client.session({});
+    sessions.push(session);
+    await session.connect({ signal: AbortSignal.timeout(5000) });
+    expect(await say(session, "one")).toBe("one");
+    balancer.point(pb);
+    const drained = a.shutdown();
+    expect(await say(session, "two")).toBe("two");
+    await drained;
+    expect([a.hub.size, b.hub.size]).toEqual([0, 1]);
+    expect(await moves(b, "in")).toBe(1);
+    // The taker checks the owner's certificate: without the CA it does not get through.
+    const token = new PeerKey(KEY).mintToken(`grpcs://127.0.0.1:${pb}`);
+    const trusting = new PeerClient({ key: new PeerKey(KEY), selfUrl: "grpcs://127.0.0.1:1", tls: { ca: pem("ca.pem"), ...(mutual ? { cert: pem("server.pem"), key: pem("server.key") } : {}) } });
+    const untrusting = new PeerClient({ key: new PeerKey(KEY), selfUrl: "grpcs://127.0.0.1:1", timeoutMs: 1000 });
+    closers.push(async () => (trusting.close(), untrusting.close()));
+    await expect(trusting.take(`grpcs://127.0.0.1:${pb}`, token, 0)).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
+    await expect(untrusting.take(`grpcs://127.0.0.1:${pb}`, token, 0)).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_TIMEOUT, retryable: true });
   });
 });
