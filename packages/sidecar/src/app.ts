@@ -7,13 +7,13 @@ import { BackgroundManager } from "./background/manager.js";
 import { ManagerSessionBackground } from "./background/session-background.js";
 import { ConfigError, type SidecarConfig } from "./config.js";
 import type { Engine } from "./engines/engine.js";
+import { PeerClient } from "./handoff/peer-client.js";
+import { PeerKey } from "./handoff/peer-key.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SidecarMetrics } from "./metrics.js";
 import { startServer, type RunningServer } from "./server.js";
 import { SessionInputMedia } from "./session/input-media.js";
-import { PeerClient } from "./handoff/peer-client.js";
-import { PeerKey } from "./handoff/peer-key.js";
-import { SessionHub, type SessionHubOptions } from "./session/session-hub.js";
+import { SessionHub, type HubHandoff, type SessionHubOptions } from "./session/session-hub.js";
 import { SpinWait } from "./session/spin-wait.js";
 import { registerBuiltinTools } from "./tools/builtins.js";
 import { ServerToolRegistry } from "./tools/registry.js";
@@ -50,15 +50,6 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
   const logger = overrides.logger ?? createLogger(config.logLevel);
   // Before the engine loads a model: a TLS file that cannot serve fails at once.
   const tls = loadTls(config);
-  // Loaded on demand: a caller with its own engine never loads the adapters.
-  const engine = overrides.engine ?? (await (await import("./engines/registry.js")).createEngine(config, logger));
-  const metrics = new SidecarMetrics();
-  const tools = new ServerToolRegistry({ defaultTimeoutMs: config.toolTimeoutMs });
-  registerBuiltinTools(tools);
-  const background =
-    overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine))));
-  let serving = true;
-  const spinWait = new SpinWait({ windowMs: config.spinWindowMs, maxSessions: config.spinMaxSessions });
   const peerKey = config.peerKey ? new PeerKey(config.peerKey, config.peerKeysAccepted ? config.peerKeysAccepted.split(",") : []) : undefined;
   const peers = peerKey
     ? new PeerClient({
@@ -68,7 +59,25 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
         ...(tls ? { tls: { ...(config.peerCa ? { ca: readPeerCa(config.peerCa) } : {}), ...(tls.clientCa ? { cert: tls.cert, key: tls.key } : {}) } } : {}),
       })
     : undefined;
+  // Loaded on demand: a caller with its own engine never loads the adapters.
+  const engine = overrides.engine ?? (await (await import("./engines/registry.js")).createEngine(config, logger));
+  const metrics = new SidecarMetrics();
+  const tools = new ServerToolRegistry({ defaultTimeoutMs: config.toolTimeoutMs });
+  registerBuiltinTools(tools);
+  const background =
+    overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine))));
+  let serving = true;
+  const spinWait = new SpinWait({ windowMs: config.spinWindowMs, maxSessions: config.spinMaxSessions });
   metrics.spinTime(() => spinWait.spinMs);
+  const handoff: HubHandoff | undefined =
+    peerKey && peers
+      ? {
+          key: peerKey,
+          selfUrl: config.advertiseUrl,
+          take: (owner, token, lastEventSeq) => peers.take(owner, token, lastEventSeq),
+          moved: (direction, ok) => metrics.sessionMoved(direction, ok),
+        }
+      : undefined;
   const hub = new SessionHub({
     engine,
     limits: {
@@ -82,9 +91,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     recordDir: config.recordDir,
     logger,
     spinWait,
-    ...(peerKey && peers
-      ? { handoff: { key: peerKey, selfUrl: config.advertiseUrl, take: (owner: string, token: string, lastEventSeq: number) => peers.take(owner, token, lastEventSeq), moved: (direction: "in" | "out", ok: boolean) => metrics.sessionMoved(direction, ok) } }
-      : {}),
+    ...(handoff ? { handoff } : {}),
     observer: metrics.observer(),
     createMedia: () => new SessionInputMedia(),
     serverTools: tools.toolSpecs(),
