@@ -75,7 +75,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
           key: peerKey,
           selfUrl: config.advertiseUrl,
           take: (owner, token, lastEventSeq) => peers.take(owner, token, lastEventSeq),
-          moved: (direction, ok) => metrics.sessionMoved(direction, ok),
+          moved: (direction, ok, ms) => metrics.sessionMoved(direction, ok, ms),
         }
       : undefined;
   const hub = new SessionHub({

@@ -75,8 +75,17 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
 
-  sessionMoved(direction: "in" | "out", ok: boolean): void {
+  private readonly moveMs = new Histogram({
+    name: "microturn_session_move_ms",
+    help: "Time a move took on this sidecar, ms: taking a session in (the Take call and the rebuild) or handing one out (its queued turns, the release)",
+    labelNames: ["direction"],
+    buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
+    registers: [this.registry],
+  });
+
+  sessionMoved(direction: "in" | "out", ok: boolean, ms: number): void {
     this.moves.inc({ direction, result: ok ? "ok" : "failed" });
+    observeFinite(this.moveMs.labels(direction), ms);
   }
 
   /** The certificate now served (at start and after each reload). */

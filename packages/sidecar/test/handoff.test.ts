@@ -119,6 +119,7 @@ describe("sessions moving between sidecars", () => {
     expect(outputs).toEqual([0, 1]);
     expect(await moves(a, "out")).toBe(1);
     expect(await moves(b, "in")).toBe(1);
+    expect(await b.metrics.registry.getSingleMetricAsString("microturn_session_move_ms")).toMatch(/microturn_session_move_ms_count\{direction="in"\} 1/);
   });
 
   it("moves a session whose connection dropped when the client comes back through another sidecar", async () => {

@@ -54,8 +54,8 @@ export interface HubHandoff {
   take(ownerUrl: string, token: string, lastEventSeq: number): Promise<SessionSnapshot>;
   /** How long a session that moves away waits for its queued micro-turns; default 2 s. */
   releaseWaitMs?: number;
-  /** A move in or out, and how it went. */
-  moved?(direction: "in" | "out", ok: boolean): void;
+  /** A move in or out, how it went, and how long it took here (in: the take and the rebuild; out: the release), ms. */
+  moved?(direction: "in" | "out", ok: boolean, ms: number): void;
 }
 
 /** How long a session that moves to another sidecar waits for its queued micro-turns by default. */
@@ -269,14 +269,15 @@ export class SessionHub {
     }
     this.checkRoom();
     this.opening++;
+    const started = performance.now();
     try {
       const snapshot = await handoff.take(owner, token, lastEventSeq);
       const moved = await this.adopt(token, snapshot, lastEventSeq, sink);
-      handoff.moved?.("in", true);
+      handoff.moved?.("in", true, performance.now() - started);
       this.opts.logger.info("session moved here from another sidecar", { session: moved.session.id, from: owner, lastEventSeq, nextInputSeq: moved.session.expectedSeq });
       return moved;
     } catch (err) {
-      handoff.moved?.("in", false);
+      handoff.moved?.("in", false, performance.now() - started);
       this.opts.logger.warn("could not take a session from another sidecar", { from: owner, error: (err as Error).message });
       throw err;
     } finally {
@@ -342,15 +343,16 @@ export class SessionHub {
     handle.owner = undefined;
     stream?.superseded();
     handle.outbox.detach();
+    const started = performance.now();
     try {
       const moved = await handle.session.release(this.opts.handoff?.releaseWaitMs ?? RELEASE_WAIT_MS);
       await handle.recorder?.close();
       const events = handle.outbox.eventsAfter(lastEventSeq);
-      this.opts.handoff?.moved?.("out", true);
+      this.opts.handoff?.moved?.("out", true, performance.now() - started);
       this.opts.logger.info("session moved to another sidecar", { session: id, to: takerUrl, replayedEvents: events.length, queuedChunks: moved.queuedInput.length, tasks: moved.tasks.length });
       return toSnapshot({ sessionId: id, config: handle.config, events, lastEventSeq: handle.outbox.lastEventSeq, moved });
     } catch (err) {
-      this.opts.handoff?.moved?.("out", false);
+      this.opts.handoff?.moved?.("out", false, performance.now() - started);
       this.opts.logger.error("session lost while moving to another sidecar", { session: id, to: takerUrl, error: String(err) });
       throw err;
     } finally {
