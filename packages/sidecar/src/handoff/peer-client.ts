@@ -28,6 +28,9 @@ export interface PeerClientOptions {
   tls?: PeerTls;
 }
 
+/** Channels kept open to peers at most. */
+export const MAX_PEER_CHANNELS = 32;
+
 const STATUS_FAULTS: Partial<Record<grpc.status, { code: ErrorCode; retryable: boolean }>> = {
   [grpc.status.NOT_FOUND]: { code: ErrorCode.ERROR_CODE_NOT_FOUND, retryable: false },
   [grpc.status.FAILED_PRECONDITION]: { code: ErrorCode.ERROR_CODE_FAILED_PRECONDITION, retryable: false },
@@ -61,6 +64,11 @@ export class PeerClient {
     return response.snapshot;
   }
 
+  /** Peers with a channel open now, least recently used first. */
+  get peers(): string[] {
+    return [...this.clients.keys()];
+  }
+
   close(): void {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
@@ -68,7 +76,12 @@ export class PeerClient {
 
   private client(ownerUrl: string): HandoffClient {
     let client = this.clients.get(ownerUrl);
-    if (client) return client;
+    if (client) {
+      // Most recently used last: the peer unused longest goes first when there are too many.
+      this.clients.delete(ownerUrl);
+      this.clients.set(ownerUrl, client);
+      return client;
+    }
     const peer = parsePeerUrl(ownerUrl);
     // Only this deployment's peer key seals owners, so this is a peer misconfigured, not a client's doing.
     if (!peer) throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, `the session's sidecar advertises "${ownerUrl}", not a grpc:// or grpcs:// URL`, { fatal: true });
@@ -76,6 +89,12 @@ export class PeerClient {
     const credentials = peer.tls ? grpc.credentials.createSsl(tls?.ca ?? null, tls?.key ?? null, tls?.cert ?? null) : grpc.credentials.createInsecure();
     client = new HandoffClient(peer.target, credentials, { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
     this.clients.set(ownerUrl, client);
+    // Peers come and go (each rollout brings new addresses): channels to the ones unused longest are closed.
+    for (const [url, old] of this.clients) {
+      if (this.clients.size <= MAX_PEER_CHANNELS) break;
+      old.close();
+      this.clients.delete(url);
+    }
     return client;
   }
 
