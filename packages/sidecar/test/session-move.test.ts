@@ -4,6 +4,7 @@
 // conversation so far.
 import { ErrorCode, SessionSnapshot, type ServerEvent } from "@microturn/protocol";
 import { describe, expect, it } from "vitest";
+import { EngineError } from "../src/engines/errors.js";
 import { PeerKey } from "../src/handoff/peer-key.js";
 import { createLogger } from "../src/logger.js";
 import { SessionHub } from "../src/session/session-hub.js";
@@ -134,5 +135,33 @@ describe("a session moving between hubs", () => {
     await b.end(moved, "done");
     await expect(b.resume(handle.resumeToken, 0, sink())).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
     await expect(b.resume(moved.resumeToken, 0, sink())).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
+  });
+
+  it("keeps a session it took but could not build (its engine failed) for the client's next try", async () => {
+    const { a, b, engines, taken } = hubs(0);
+    const first = sink();
+    const handle = await a.create(TestClient.config(), first);
+    handle.session.acceptInput(chunk(0, "one"));
+    await handle.session.whenIdle();
+    const lastSeen = first.events.at(-1)!.eventSeq;
+    // B's engine refuses the next session it is asked to open, once.
+    const open = engines.b.openSession.bind(engines.b);
+    let refuse = true;
+    engines.b.openSession = async (options) => {
+      if (!refuse) return open(options);
+      refuse = false;
+      throw new EngineError("unavailable", "engine restarting");
+    };
+    await expect(b.resume(handle.resumeToken, lastSeen, sink())).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_ENGINE, retryable: true, fatal: true });
+    expect([a.size, b.size]).toEqual([0, 0]);
+    // The client tries again with the same token: B builds the session from what it kept, without asking A.
+    const second = sink();
+    const moved = await b.resume(handle.resumeToken, lastSeen, second);
+    expect(taken).toHaveLength(1);
+    expect(moved.session.expectedSeq).toBe(1);
+    expect(second.events[0]).toMatchObject({ event: { $case: "started", value: { resumed: true, nextInputSeq: 1 } } });
+    moved.session.acceptInput(chunk(1, "two"));
+    await moved.session.whenIdle();
+    expect(outputs(second.events)).toEqual(["1:TWO"]);
   });
 });

@@ -109,6 +109,12 @@ export class SessionHub {
   private opening = 0;
   /** Sessions being handed to a peer now (taken out of the maps, their state not yet sent). */
   private handingOff = 0;
+  /**
+   * Sessions taken from a peer that could not be built here (the engine
+   * failed), by the token the client resumed with: its next resume tries
+   * again from the state kept, for up to the resume grace period.
+   */
+  private readonly parked = new Map<string, { snapshot: SessionSnapshot; afterSeq: number; timer: NodeJS.Timeout }>();
 
   private readonly observer: SessionObserver;
 
@@ -263,26 +269,57 @@ export class SessionHub {
     const handle = this.byToken.get(token);
     if (handle) return this.resumeHere(handle, lastEventSeq, sink);
     const handoff = this.opts.handoff;
+    const parked = this.parked.get(token);
     const owner = handoff?.key.ownerOf(token);
-    if (!handoff || owner === undefined || owner === handoff.selfUrl) {
+    if (!handoff || (!parked && (owner === undefined || owner === handoff.selfUrl))) {
       throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, "resume token unknown or expired (the grace period passed or the session ended)", { fatal: true });
+    }
+    if (parked && lastEventSeq < parked.afterSeq) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
     }
     this.checkRoom();
     this.opening++;
     const started = performance.now();
+    let snapshot = parked?.snapshot;
     try {
-      const snapshot = await handoff.take(owner, token, lastEventSeq);
+      snapshot ??= await handoff.take(owner!, token, lastEventSeq);
       const moved = await this.adopt(token, snapshot, lastEventSeq, sink);
+      if (parked) this.unpark(token);
       handoff.moved?.("in", true, performance.now() - started);
       this.opts.logger.info("session moved here from another sidecar", { session: moved.session.id, from: owner, lastEventSeq, nextInputSeq: moved.session.expectedSeq });
       return moved;
     } catch (err) {
       handoff.moved?.("in", false, performance.now() - started);
       this.opts.logger.warn("could not take a session from another sidecar", { from: owner, error: (err as Error).message });
+      // Taken but not built (the owner has let it go): kept here for the client's next try.
+      if (snapshot && !(SessionFault.isInstance(err) && err.code === ErrorCode.ERROR_CODE_INTERNAL)) throw this.park(token, snapshot, parked?.afterSeq ?? lastEventSeq, err);
       throw err;
     } finally {
       this.opening--;
     }
+  }
+
+  /** Keeps a taken session's state for the client's next resume; returns what to tell the client now. */
+  private park(token: string, snapshot: SessionSnapshot, afterSeq: number, err: unknown): SessionFault {
+    if (!this.parked.has(token)) {
+      const timer = setTimeout(() => {
+        this.unpark(token);
+        this.opts.logger.error("session lost: taken from another sidecar and never built here", { session: snapshot.sessionId });
+      }, timerMs(this.opts.resumeGraceMs));
+      timer.unref();
+      this.parked.set(token, { snapshot, afterSeq, timer });
+    }
+    const why = err instanceof Error ? err.message : String(err);
+    return new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `the session moved here but could not be rebuilt (${why}); it is kept for ${this.opts.resumeGraceMs} ms: resume again`, {
+      retryable: true,
+      fatal: true,
+      cause: err,
+    });
+  }
+
+  private unpark(token: string): void {
+    clearTimeout(this.parked.get(token)?.timer);
+    this.parked.delete(token);
   }
 
   private resumeHere(handle: SessionHandle, lastEventSeq: number, sink: EventSink): SessionHandle {
@@ -409,6 +446,10 @@ export class SessionHub {
   }
 
   async closeAll(reason: string): Promise<void> {
+    for (const [token, { snapshot }] of this.parked) {
+      this.unpark(token);
+      this.opts.logger.warn("session lost: taken from another sidecar and not built here before the sidecar stopped", { session: snapshot.sessionId });
+    }
     await Promise.all([...this.byId.values()].map((h) => this.end(h, reason)));
   }
 
