@@ -59,16 +59,39 @@ async function startPeer(port: number, background: OpenAiTestServer, httpPort = 
   return sidecar;
 }
 
-async function pair(script: Parameters<typeof startOpenAiTestServer>[0] = { kind: "stream", content: ["ok"] }) {
+const RECONNECT = { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: 20 };
+
+interface PairOptions {
+  script?: Parameters<typeof startOpenAiTestServer>[0];
+  /** The balancer fronts the HTTP ports (WebSocket clients) instead of the gRPC ones. */
+  websocket?: boolean;
+  /** TLS flags both sidecars get. */
+  tls?: string[];
+}
+
+/** Sidecars A and B sharing a peer key and a background server, a balancer pointing at A, and an SDK client for it (gRPC unless asked). */
+async function pair({ script = { kind: "stream", content: ["ok"] }, websocket = false, tls = [] }: PairOptions = {}) {
   const background = await startOpenAiTestServer(script);
   closers.push(() => background.close());
   const [pa, pb] = [await freePort(), await freePort()];
-  const a = await startPeer(pa, background);
-  const b = await startPeer(pb, background);
-  const balancer = await startTcpBalancer(pa);
+  const [ha, hb] = websocket ? [await freePort(), await freePort()] : [-1, -1];
+  const a = await startPeer(pa, background, ha, tls);
+  const b = await startPeer(pb, background, hb, tls);
+  const balancer = await startTcpBalancer(websocket ? ha : pa);
   closers.push(() => balancer.close());
-  const client = new Microturn({ url: `grpc://127.0.0.1:${balancer.port}`, clock: "manual", reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: 20 } });
-  return { background, a, b, pa, pb, balancer, client };
+  const client = new Microturn({ url: `grpc://127.0.0.1:${balancer.port}`, clock: "manual", reconnect: RECONNECT });
+  return { background, a, b, pa, pb, ha, hb, balancer, client };
+}
+
+/** Opens a session on `client` (closed after the test) that tracks the seqs answered, and says "one" on it. */
+async function talking(client: Microturn) {
+  const session = client.session({});
+  sessions.push(session);
+  const outputs: number[] = [];
+  session.on("output", (o) => outputs.push(o.seq));
+  await session.connect({ signal: AbortSignal.timeout(5000) });
+  expect(await say(session, "one")).toBe("one");
+  return { session, outputs };
 }
 
 async function moves(sidecar: Sidecar, direction: "in" | "out"): Promise<number> {
@@ -79,7 +102,7 @@ async function moves(sidecar: Sidecar, direction: "in" | "out"): Promise<number>
 describe("sessions moving between sidecars", () => {
   it("follows a rolling restart: the draining sidecar's session goes on on its peer, its conversation and unfinished task with it", async () => {
     // The first task request (on A) never answers; the one B makes after the move does.
-    const { background, a, b, pb, balancer, client } = await pair((_request, index) => (index === 0 ? { kind: "hang" } : { kind: "stream", content: ["found ", "it"] }));
+    const { background, a, b, pb, balancer, client } = await pair({ script: (_request, index) => (index === 0 ? { kind: "hang" } : { kind: "stream", content: ["found ", "it"] }) });
     const session = client.session({ instructions: "be brief" });
     sessions.push(session);
     const seen: string[] = [];
@@ -124,12 +147,7 @@ describe("sessions moving between sidecars", () => {
 
   it("moves a session whose connection dropped when the client comes back through another sidecar", async () => {
     const { a, b, pb, balancer, client } = await pair();
-    const session = client.session({});
-    sessions.push(session);
-    const outputs: number[] = [];
-    session.on("output", (o) => outputs.push(o.seq));
-    await session.connect({ signal: AbortSignal.timeout(5000) });
-    expect(await say(session, "one")).toBe("one");
+    const { session, outputs } = await talking(client);
     balancer.point(pb);
     balancer.cut();
     expect(await say(session, "two")).toBe("two");
@@ -224,20 +242,8 @@ describe("sessions moving between sidecars", () => {
   });
 
   it("moves a browser's session too: a WebSocket client that comes back through another sidecar goes on there", async () => {
-    const background = await startOpenAiTestServer({ kind: "stream", content: ["ok"] });
-    closers.push(() => background.close());
-    const [pa, pb, ha, hb] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const a = await startPeer(pa, background, ha);
-    const b = await startPeer(pb, background, hb);
-    const balancer = await startTcpBalancer(ha);
-    closers.push(() => balancer.close());
-    const client = new Microturn({ url: `ws://127.0.0.1:${balancer.port}`, clock: "manual", WebSocket: WebSocket as never, reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: 20 } });
-    const session = client.session({});
-    sessions.push(session);
-    const outputs: number[] = [];
-    session.on("output", (o) => outputs.push(o.seq));
-    await session.connect({ signal: AbortSignal.timeout(5000) });
-    expect(await say(session, "one")).toBe("one");
+    const { a, b, hb, balancer } = await pair({ websocket: true });
+    const { session, outputs } = await talking(new Microturn({ url: `ws://127.0.0.1:${balancer.port}`, clock: "manual", WebSocket: WebSocket as never, reconnect: RECONNECT }));
     balancer.point(hb);
     const drained = a.shutdown();
     expect(await say(session, "two")).toBe("two");
@@ -252,24 +258,15 @@ describe("sessions moving between sidecars", () => {
   ])("moves sessions between sidecars that speak %s, each checking the other's certificate", async (_name, mutual) => {
     const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url));
     const tls = [`--tls-cert=${fixture("server.pem")}`, `--tls-key=${fixture("server.key")}`, `--peer-ca=${fixture("ca.pem")}`, ...(mutual ? [`--tls-client-ca=${fixture("ca.pem")}`] : [])];
-    const background = await startOpenAiTestServer({ kind: "stream", content: ["ok"] });
-    closers.push(() => background.close());
-    const [pa, pb] = [await freePort(), await freePort()];
-    const a = await startPeer(pa, background, -1, tls);
-    const b = await startPeer(pb, background, -1, tls);
-    const balancer = await startTcpBalancer(pa);
-    closers.push(() => balancer.close());
+    const { a, b, pb, balancer } = await pair({ tls });
     const pem = (name: string) => readFileSync(fixture(name));
     const client = new Microturn({
       url: `grpcs://127.0.0.1:${balancer.port}`,
       tls: { ca: pem("ca.pem"), ...(mutual ? { cert: pem("client.pem"), key: pem("client.key") } : {}) },
       clock: "manual",
-      reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: 20 },
+      reconnect: RECONNECT,
     });
-    const session = client.session({});
-    sessions.push(session);
-    await session.connect({ signal: AbortSignal.timeout(5000) });
-    expect(await say(session, "one")).toBe("one");
+    const { session } = await talking(client);
     balancer.point(pb);
     const drained = a.shutdown();
     expect(await say(session, "two")).toBe("two");
