@@ -1,14 +1,15 @@
 // `microturn replay FILE`: feeds a recorded session to a sidecar on any engine.
 // The loop runs on input time, so replay goes in lockstep (each chunk's answer
 // before the next event) and the same engine gives the same outputs.
-import { createReadStream } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, errorCodeToJSON, InteractionClient, type OutputChunk, type ServerEvent, type SessionError } from "@microturn/protocol";
 import { startSidecar, type SidecarOverrides } from "./app.js";
 import type { SidecarConfig } from "./config.js";
 import { createLogger } from "./logger.js";
-import { RECORDING_FORMAT, type RecordingHeader } from "./session/session-recorder.js";
+import { RECORDING_FORMAT, recordingFileName, type RecordingHeader } from "./session/session-recorder.js";
 import { waitAtMost } from "./timers.js";
 
 export class RecordingError extends Error {
@@ -95,7 +96,10 @@ function parseHeader(value: unknown, line: number): RecordingHeader {
   if (typeof value.sessionId !== "string" || typeof value.startedAt !== "string") {
     throw new RecordingError(`recording line ${line}: the header needs sessionId and startedAt strings, got ${quote(value)}`);
   }
-  return { format: RECORDING_FORMAT, sessionId: value.sessionId, startedAt: value.startedAt };
+  if (value.part !== undefined && !(Number.isInteger(value.part) && (value.part as number) >= 2)) {
+    throw new RecordingError(`recording line ${line}: the header's part must be an integer from 2, got ${quote(value.part)}`);
+  }
+  return { format: RECORDING_FORMAT, sessionId: value.sessionId, startedAt: value.startedAt, ...(value.part !== undefined ? { part: value.part as number } : {}) };
 }
 
 function parseEvent(value: unknown, line: number): ClientEvent {
@@ -267,10 +271,40 @@ function describeError(error: SessionError): string {
   return `${errorCodeToJSON(error.code).replace(/^ERROR_CODE_/, "")} (seq ${error.seq}): ${error.message}`;
 }
 
+/**
+ * A session's whole recording: the file given (its first part) and, read
+ * beside it, the parts the session wrote on the sidecars it moved to
+ * (`<session id>.part2.jsonl`, …, up to the first one missing), their events
+ * in order. Warnings name their file.
+ */
+export async function readSessionRecording(path: string): Promise<Recording & { files: string[] }> {
+  const first = await readRecordingFile(path);
+  const { sessionId } = first.header;
+  if (first.header.part !== undefined) {
+    throw new RecordingError(`${path} is part ${first.header.part} of session ${sessionId}'s recording: replay its first part, ${recordingFileName(sessionId)}, and the later parts are read beside it`);
+  }
+  const files = [path];
+  const events = [...first.events];
+  const warnings = first.warnings.map((w) => `${path}: ${w}`);
+  for (let part = 2; ; part++) {
+    const next = join(dirname(path), recordingFileName(sessionId, part));
+    if (!existsSync(next)) break;
+    const more = await readRecordingFile(next);
+    if (more.header.sessionId !== sessionId || more.header.part !== part) {
+      throw new RecordingError(`${next}: expected part ${part} of session ${sessionId}, its header says part ${more.header.part ?? 1} of ${more.header.sessionId}`);
+    }
+    files.push(next);
+    events.push(...more.events);
+    warnings.push(...more.warnings.map((w) => `${next}: ${w}`));
+  }
+  return { header: first.header, events, warnings, files };
+}
+
 export async function replayFile(path: string, config: SidecarConfig): Promise<number> {
-  const { header, events, warnings } = await readRecordingFile(path);
-  for (const warning of warnings) process.stderr.write(`microturn replay: warning: ${path}: ${warning}\n`);
-  process.stdout.write(`replaying ${events.length} events of session ${header.sessionId} (recorded ${header.startedAt}) on engine ${config.engine}\n`);
+  const { header, events, warnings, files } = await readSessionRecording(path);
+  for (const warning of warnings) process.stderr.write(`microturn replay: warning: ${warning}\n`);
+  const parts = files.length > 1 ? ` from ${files.length} files (the session moved between sidecars: ${files.join(", ")})` : "";
+  process.stdout.write(`replaying ${events.length} events of session ${header.sessionId} (recorded ${header.startedAt})${parts} on engine ${config.engine}\n`);
   const result = await replayEvents(events, config);
   for (const e of result.events) {
     if (e.event?.$case === "output") process.stdout.write(`seq ${String(e.event.value.seq).padStart(4)}  ${e.event.value.silent ? "(silent)" : JSON.stringify(e.event.value.text)}\n`);

@@ -6,7 +6,9 @@
 // nothing lost or doubled.
 import * as grpc from "@grpc/grpc-js";
 import { ErrorCode, HandoffClient, type SessionSnapshot } from "@microturn/protocol";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Microturn, type InteractionSession } from "@microturn/sdk";
 import { WebSocket } from "ws";
@@ -18,6 +20,7 @@ import { PEER_PROOF_HEADER, PeerClient } from "../src/handoff/peer-client.js";
 import { PeerKey } from "../src/handoff/peer-key.js";
 import { freePort, startTcpBalancer } from "../src/handoff/testing/tcp-balancer.js";
 import { createLogger } from "../src/logger.js";
+import { readSessionRecording, replayEvents } from "../src/replay.js";
 import { say } from "./helpers/sdk-hello.js";
 import { TestClient } from "./helpers/test-client.js";
 
@@ -38,15 +41,15 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
-async function startPeer(port: number, background: OpenAiTestServer, httpPort = -1, tls: string[] = []): Promise<Sidecar> {
+async function startPeer(port: number, background: OpenAiTestServer, httpPort = -1, flags: string[] = []): Promise<Sidecar> {
   const config = loadConfig(
     [
       "--engine=echo",
       `--port=${port}`,
       `--metrics-port=${httpPort}`,
       `--peer-key=${KEY}`,
-      `--advertise-url=${tls.length > 0 ? "grpcs" : "grpc"}://127.0.0.1:${port}`,
-      ...tls,
+      `--advertise-url=${flags.some((f) => f.startsWith("--tls-cert")) ? "grpcs" : "grpc"}://127.0.0.1:${port}`,
+      ...flags,
       "--background=openai",
       `--background-url=${background.url}`,
       "--drain-ms=3000",
@@ -65,18 +68,18 @@ interface PairOptions {
   script?: Parameters<typeof startOpenAiTestServer>[0];
   /** The balancer fronts the HTTP ports (WebSocket clients) instead of the gRPC ones. */
   websocket?: boolean;
-  /** TLS flags both sidecars get. */
-  tls?: string[];
+  /** More flags both sidecars get (TLS, a record folder). */
+  flags?: string[];
 }
 
 /** Sidecars A and B sharing a peer key and a background server, a balancer pointing at A, and an SDK client for it (gRPC unless asked). */
-async function pair({ script = { kind: "stream", content: ["ok"] }, websocket = false, tls = [] }: PairOptions = {}) {
+async function pair({ script = { kind: "stream", content: ["ok"] }, websocket = false, flags = [] }: PairOptions = {}) {
   const background = await startOpenAiTestServer(script);
   closers.push(() => background.close());
   const [pa, pb] = [await freePort(), await freePort()];
   const [ha, hb] = websocket ? [await freePort(), await freePort()] : [-1, -1];
-  const a = await startPeer(pa, background, ha, tls);
-  const b = await startPeer(pb, background, hb, tls);
+  const a = await startPeer(pa, background, ha, flags);
+  const b = await startPeer(pb, background, hb, flags);
   const balancer = await startTcpBalancer(websocket ? ha : pa);
   closers.push(() => balancer.close());
   const client = new Microturn({ url: `grpc://127.0.0.1:${balancer.port}`, clock: "manual", reconnect: RECONNECT });
@@ -258,7 +261,7 @@ describe("sessions moving between sidecars", () => {
   ])("moves sessions between sidecars that speak %s, each checking the other's certificate", async (_name, mutual) => {
     const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url));
     const tls = [`--tls-cert=${fixture("server.pem")}`, `--tls-key=${fixture("server.key")}`, `--peer-ca=${fixture("ca.pem")}`, ...(mutual ? [`--tls-client-ca=${fixture("ca.pem")}`] : [])];
-    const { a, b, pb, balancer } = await pair({ tls });
+    const { a, b, pb, balancer } = await pair({ flags: tls });
     const pem = (name: string) => readFileSync(fixture(name));
     const client = new Microturn({
       url: `grpcs://127.0.0.1:${balancer.port}`,
@@ -280,5 +283,32 @@ describe("sessions moving between sidecars", () => {
     closers.push(async () => (trusting.close(), untrusting.close()));
     await expect(trusting.take(`grpcs://127.0.0.1:${pb}`, token, 0)).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
     await expect(untrusting.take(`grpcs://127.0.0.1:${pb}`, token, 0)).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_TIMEOUT, retryable: true });
+  });
+
+  it("records a session that moved in parts, one per sidecar, which replay reads as one", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "microturn-moved-recording-"));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const { a, b, pb, balancer } = await pair({ flags: [`--record-dir=${dir}`] });
+    const client = new Microturn({ url: `grpc://127.0.0.1:${balancer.port}`, clock: "manual", reconnect: RECONNECT });
+    const session = client.session({ record: true });
+    sessions.push(session);
+    const ended = new Promise<string>((resolve) => session.on("ended", (e) => resolve(e.recordingPath)));
+    await session.connect({ signal: AbortSignal.timeout(5000) });
+    expect(await say(session, "one")).toBe("one");
+    balancer.point(pb);
+    const drained = a.shutdown();
+    expect(await say(session, "two")).toBe("two");
+    await drained;
+    await session.close();
+    expect(await ended).toBe(join(dir, `${session.id}.part2.jsonl`));
+    const recording = await readSessionRecording(join(dir, `${session.id}.jsonl`));
+    expect(recording.files).toHaveLength(2);
+    const inputs = recording.events.flatMap((e) => (e.event?.$case === "input" ? [`${e.event.value.seq}:${e.event.value.text}`] : []));
+    expect(recording.events[0]!.event?.$case).toBe("start");
+    expect(inputs).toEqual(["0:one", "1:two"]);
+    // Replayed on one sidecar, the two parts are one conversation.
+    const replay = await replayEvents(recording.events, b.config);
+    expect(replay.problems).toEqual([]);
+    expect(replay.outputs.filter((o) => !o.silent).map((o) => o.text)).toEqual(["one", "two"]);
   });
 });

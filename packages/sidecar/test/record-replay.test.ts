@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startSidecar, type Sidecar } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
-import { readRecording, readRecordingFile, RecordingError, replayEvents } from "../src/replay.js";
+import { readRecording, readRecordingFile, readSessionRecording, RecordingError, replayEvents } from "../src/replay.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
 import { TestClient } from "./helpers/test-client.js";
 
@@ -191,3 +191,30 @@ const start = (protocolVersion = PROTOCOL_VERSION) =>
 const input = (seq: number, text = "") =>
   ClientEvent.fromPartial({ event: { $case: "input", value: { seq, startMs: seq * 200, durationMs: 200, text } } });
 const end = () => ClientEvent.fromPartial({ event: { $case: "end", value: { reason: "done" } } });
+
+describe("a recording in parts (a session that moved between sidecars)", () => {
+  const header = (part?: number, sessionId = "s1") => JSON.stringify({ format: "microturn-recording/1", sessionId, startedAt: "2026-11-26T00:00:00Z", ...(part ? { part } : {}) });
+  const input = (seq: number, text: string) => JSON.stringify({ tMs: seq * 200, event: ClientEvent.toJSON({ eventId: "", event: { $case: "input", value: { seq, startMs: seq * 200, durationMs: 200, text, toolChoice: "", userSpeaking: false, frames: [], patches: [] } } }) });
+
+  it("reads the parts beside the first, in order, up to the first one missing", async () => {
+    dir = mkdtempSync(join(tmpdir(), "microturn-rec-"));
+    writeFileSync(join(dir, "s1.jsonl"), [header(), input(0, "a")].join("\n"));
+    writeFileSync(join(dir, "s1.part2.jsonl"), [header(2), input(1, "b")].join("\n"));
+    writeFileSync(join(dir, "s1.part3.jsonl"), [header(3), input(2, "c"), "{cut"].join("\n"));
+    writeFileSync(join(dir, "s1.part5.jsonl"), [header(5), input(9, "never read")].join("\n"));
+    const recording = await readSessionRecording(join(dir, "s1.jsonl"));
+    expect(recording.files.map((f) => f.slice(dir!.length + 1))).toEqual(["s1.jsonl", "s1.part2.jsonl", "s1.part3.jsonl"]);
+    expect(recording.events.map((e) => (e.event?.$case === "input" ? e.event.value.text : ""))).toEqual(["a", "b", "c"]);
+    expect(recording.warnings).toEqual([expect.stringMatching(/s1\.part3\.jsonl: recording line 3 is not JSON and is the last line/)]);
+  });
+
+  it("refuses a later part given as the recording, and a part whose header does not match its name", async () => {
+    dir = mkdtempSync(join(tmpdir(), "microturn-rec-"));
+    writeFileSync(join(dir, "s1.part2.jsonl"), [header(2), input(1, "b")].join("\n"));
+    await expect(readSessionRecording(join(dir, "s1.part2.jsonl"))).rejects.toThrow(/is part 2 of session s1's recording: replay its first part, s1\.jsonl/);
+    writeFileSync(join(dir, "s1.jsonl"), [header(), input(0, "a")].join("\n"));
+    writeFileSync(join(dir, "s1.part2.jsonl"), [header(2, "s2"), input(1, "b")].join("\n"));
+    await expect(readSessionRecording(join(dir, "s1.jsonl"))).rejects.toThrow(RecordingError);
+    expect(() => readRecording([JSON.stringify({ format: "microturn-recording/1", sessionId: "s1", startedAt: "x", part: 1 })].join("\n"))).toThrow(/part must be an integer from 2/);
+  });
+});

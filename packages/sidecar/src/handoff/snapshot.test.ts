@@ -52,6 +52,7 @@ const parts: SnapshotParts = {
   events: [{ eventSeq: 12, event: { $case: "inputAck", value: { seq: 6, duplicate: false, queueDepth: 0 } } }],
   lastEventSeq: 12,
   moved,
+  recordingParts: 2,
 };
 
 describe("session snapshot", () => {

@@ -13,9 +13,11 @@ export interface SnapshotParts {
   events: ServerEvent[];
   lastEventSeq: number;
   moved: MovedSession;
+  /** Recording files the session has so far (0: not being recorded). */
+  recordingParts: number;
 }
 
-export function toSnapshot({ sessionId, config, events, lastEventSeq, moved }: SnapshotParts): SessionSnapshot {
+export function toSnapshot({ sessionId, config, events, lastEventSeq, moved, recordingParts }: SnapshotParts): SessionSnapshot {
   return {
     sessionId,
     config,
@@ -33,6 +35,7 @@ export function toSnapshot({ sessionId, config, events, lastEventSeq, moved }: S
     taskIdsMade: moved.taskIdsMade,
     outputEndMs: moved.outputEndMs,
     queuedInput: moved.queuedInput,
+    recordingParts,
   };
 }
 
@@ -66,5 +69,6 @@ export function fromSnapshot(snapshot: SessionSnapshot): SnapshotParts {
       outputEndMs: snapshot.outputEndMs,
       queuedInput: snapshot.queuedInput,
     },
+    recordingParts: snapshot.recordingParts,
   };
 }

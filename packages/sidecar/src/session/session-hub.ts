@@ -90,6 +90,8 @@ export class SessionHandle {
    * stream dropped meanwhile) tries again with that one.
    */
   previousToken: string | undefined;
+  /** Recording files the session has so far, on this sidecar and those it moved from (0: not recorded). */
+  recordingParts = 0;
   constructor(
     readonly session: InteractionSession,
     readonly config: SessionConfig,
@@ -190,7 +192,12 @@ export class SessionHub {
    * (`moved`) one that moved here from another sidecar, whose engine session
    * then carries the conversation in its system prompt.
    */
-  private async build(id: string, config: SessionConfig, announce: (handle: SessionHandle) => void, moved?: MovedSession): Promise<SessionHandle> {
+  private async build(
+    id: string,
+    config: SessionConfig,
+    announce: (handle: SessionHandle) => void,
+    moved?: { session: MovedSession; recordingParts: number },
+  ): Promise<SessionHandle> {
     // A config the engine cannot serve is refused before an engine session is opened for it.
     const speech = new Speech(config, this.opts.engine.capabilities);
     const background = this.opts.createBackground?.(id);
@@ -207,9 +214,9 @@ export class SessionHub {
     const reopen = (prompt: string) => this.opts.engine.openSession({ sessionId: `${engineId}-r${++reopened}`, systemPrompt: prompt, ...engineOptions });
     let engineSession = await this.opts.engine.openSession({ sessionId: engineId, systemPrompt, ...engineOptions });
     const promptTokens = engineSession.positionTokens;
-    if (moved && moved.conversation.length > 0) {
+    if (moved && moved.session.conversation.length > 0) {
       const plain = engineSession;
-      engineSession = (await openCarryingSession(plain, systemPrompt, promptTokens, moved.conversation, reopen)).fresh;
+      engineSession = (await openCarryingSession(plain, systemPrompt, promptTokens, moved.session.conversation, reopen)).fresh;
       await plain.close().catch(() => undefined);
     }
     const capacityTokens = engineSession.stats().capacityTokens;
@@ -222,16 +229,22 @@ export class SessionHub {
     }
     const token = this.opts.handoff ? this.opts.handoff.key.mintToken(this.opts.handoff.selfUrl) : randomBytes(24).toString("base64url");
     let handle: SessionHandle | undefined;
-    // A moved session is not recorded here: a recording is one file, and its start is on the sidecar where the session began.
+    // A session that moved here goes on in the next part of its recording, if it was being recorded.
+    const recordingPart = moved ? (moved.recordingParts > 0 ? moved.recordingParts + 1 : 0) : 1;
     const recorder =
-      config.record && this.opts.recordDir && !moved
-        ? new SessionRecorder(this.opts.recordDir, id, (err) => {
-            this.opts.logger.warn("recording failed; the session goes on unrecorded", { session: id, error: err.message });
-            // A file that could not be opened fails before the session exists: the error follows its SessionStarted.
-            const report = () => handle!.outbox.push({ $case: "error", value: recordingError(err) });
-            if (handle) report();
-            else queueMicrotask(report);
-          })
+      config.record && this.opts.recordDir && recordingPart > 0
+        ? new SessionRecorder(
+            this.opts.recordDir,
+            id,
+            (err) => {
+              this.opts.logger.warn("recording failed; the session goes on unrecorded", { session: id, error: err.message });
+              // A file that could not be opened fails before the session exists: the error follows its SessionStarted.
+              const report = () => handle!.outbox.push({ $case: "error", value: recordingError(err) });
+              if (handle) report();
+              else queueMicrotask(report);
+            },
+            recordingPart,
+          )
         : undefined;
     const session = new InteractionSession({
       id,
@@ -248,12 +261,13 @@ export class SessionHub {
       background,
       tools: this.opts.createTools?.(id, config),
       observer: this.observer,
-      ...(moved ? { moved, promptTokens } : {}),
+      ...(moved ? { moved: moved.session, promptTokens } : {}),
     });
     handle = new SessionHandle(session, config, token, recorder, {
       keepMs: Math.max(OUTBOX_KEEP_MS, 2 * this.opts.resumeGraceMs),
       ...(this.opts.now ? { now: this.opts.now } : {}),
     });
+    handle.recordingParts = recorder ? recorder.part : (moved?.recordingParts ?? 0);
     this.byId.set(id, handle);
     this.byToken.set(token, handle);
     announce(handle);
@@ -352,7 +366,7 @@ export class SessionHub {
       sink.send({ eventSeq: 0, event: { $case: "started", value: this.startedPayload(handle, true) } });
       handle.outbox.attach(sink, lastEventSeq);
     };
-    const handle = await this.build(parts.sessionId, parts.config, announce, parts.moved);
+    const handle = await this.build(parts.sessionId, parts.config, announce, { session: parts.moved, recordingParts: parts.recordingParts });
     handle.previousToken = token;
     this.byToken.set(token, handle);
     handle.session.resumeMoved(parts.moved);
@@ -387,7 +401,7 @@ export class SessionHub {
       const events = handle.outbox.eventsAfter(lastEventSeq);
       this.opts.handoff?.moved?.("out", true, performance.now() - started);
       this.opts.logger.info("session moved to another sidecar", { session: id, to: takerUrl, replayedEvents: events.length, queuedChunks: moved.queuedInput.length, tasks: moved.tasks.length });
-      return toSnapshot({ sessionId: id, config: handle.config, events, lastEventSeq: handle.outbox.lastEventSeq, moved });
+      return toSnapshot({ sessionId: id, config: handle.config, events, lastEventSeq: handle.outbox.lastEventSeq, moved, recordingParts: handle.recordingParts });
     } catch (err) {
       this.opts.handoff?.moved?.("out", false, performance.now() - started);
       this.opts.logger.error("session lost while moving to another sidecar", { session: id, to: takerUrl, error: String(err) });

@@ -10,6 +10,16 @@ export interface RecordingHeader {
   format: typeof RECORDING_FORMAT;
   sessionId: string;
   startedAt: string;
+  /**
+   * Which file of the session this is, from 2 (absent in the first): a session
+   * that moved to another sidecar goes on in `<session id>.part<N>.jsonl` there.
+   */
+  part?: number;
+}
+
+/** The file name of part `part` (from 1) of a session's recording. */
+export function recordingFileName(sessionId: string, part = 1): string {
+  return part > 1 ? `${sessionId}.part${part}.jsonl` : `${sessionId}.jsonl`;
 }
 
 export interface RecordedEvent {
@@ -35,8 +45,10 @@ export class SessionRecorder {
     dir: string,
     sessionId: string,
     private readonly onError: (err: Error) => void = () => undefined,
+    /** Which file of the session's recording this is: 1, or more after it moved between sidecars. */
+    readonly part = 1,
   ) {
-    this.path = join(dir, `${sessionId}.jsonl`);
+    this.path = join(dir, recordingFileName(sessionId, part));
     try {
       mkdirSync(dir, { recursive: true });
       this.out = createWriteStream(this.path, { flags: "w" });
@@ -45,7 +57,7 @@ export class SessionRecorder {
       return;
     }
     this.out.on("error", (err) => this.fail(err));
-    const header: RecordingHeader = { format: RECORDING_FORMAT, sessionId, startedAt: new Date().toISOString() };
+    const header: RecordingHeader = { format: RECORDING_FORMAT, sessionId, startedAt: new Date().toISOString(), ...(part > 1 ? { part } : {}) };
     this.out.write(`${JSON.stringify(header)}\n`);
   }
 

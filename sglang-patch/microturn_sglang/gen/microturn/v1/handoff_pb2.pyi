@@ -26,7 +26,7 @@ class TakeResponse(_message.Message):
     def __init__(self, snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ...) -> None: ...
 
 class SessionSnapshot(_message.Message):
-    __slots__ = ("session_id", "config", "next_input_seq", "input_time_ms", "chunks", "conversation", "events", "last_event_seq", "pending_context", "tool_calls", "tasks", "played_up_to_ms", "tool_calls_made", "task_ids_made", "output_end_ms", "queued_input")
+    __slots__ = ("session_id", "config", "next_input_seq", "input_time_ms", "chunks", "conversation", "events", "last_event_seq", "pending_context", "tool_calls", "tasks", "played_up_to_ms", "tool_calls_made", "task_ids_made", "output_end_ms", "queued_input", "recording_parts")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     NEXT_INPUT_SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class SessionSnapshot(_message.Message):
     TASK_IDS_MADE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_END_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUED_INPUT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_PARTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     config: _interaction_pb2.SessionConfig
     next_input_seq: int
@@ -59,7 +60,8 @@ class SessionSnapshot(_message.Message):
     task_ids_made: int
     output_end_ms: float
     queued_input: _containers.RepeatedCompositeFieldContainer[_interaction_pb2.InputChunk]
-    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[_interaction_pb2.SessionConfig, _Mapping]] = ..., next_input_seq: _Optional[int] = ..., input_time_ms: _Optional[float] = ..., chunks: _Optional[int] = ..., conversation: _Optional[_Iterable[_Union[ConversationLine, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[_interaction_pb2.ServerEvent, _Mapping]]] = ..., last_event_seq: _Optional[int] = ..., pending_context: _Optional[_Iterable[_Union[PendingContext, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[PendingToolCall, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[MovedTask, _Mapping]]] = ..., played_up_to_ms: _Optional[float] = ..., tool_calls_made: _Optional[int] = ..., task_ids_made: _Optional[int] = ..., output_end_ms: _Optional[float] = ..., queued_input: _Optional[_Iterable[_Union[_interaction_pb2.InputChunk, _Mapping]]] = ...) -> None: ...
+    recording_parts: int
+    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[_interaction_pb2.SessionConfig, _Mapping]] = ..., next_input_seq: _Optional[int] = ..., input_time_ms: _Optional[float] = ..., chunks: _Optional[int] = ..., conversation: _Optional[_Iterable[_Union[ConversationLine, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[_interaction_pb2.ServerEvent, _Mapping]]] = ..., last_event_seq: _Optional[int] = ..., pending_context: _Optional[_Iterable[_Union[PendingContext, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[PendingToolCall, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[MovedTask, _Mapping]]] = ..., played_up_to_ms: _Optional[float] = ..., tool_calls_made: _Optional[int] = ..., task_ids_made: _Optional[int] = ..., output_end_ms: _Optional[float] = ..., queued_input: _Optional[_Iterable[_Union[_interaction_pb2.InputChunk, _Mapping]]] = ..., recording_parts: _Optional[int] = ...) -> None: ...
 
 class ConversationLine(_message.Message):
     __slots__ = ("role", "text", "start_ms", "seq")

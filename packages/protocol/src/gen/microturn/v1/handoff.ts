@@ -88,6 +88,12 @@ export interface SessionSnapshot {
    * runs their micro-turns (the client does not send acknowledged chunks again).
    */
   queuedInput: InputChunk[];
+  /**
+   * Recording files the session has so far, on the sidecars it has been on
+   * (0: not being recorded); a taker that records writes part number
+   * recording_parts + 1 beside them.
+   */
+  recordingParts: number;
 }
 
 /** One line of the conversation as the background model and a rollover see it. */
@@ -340,6 +346,7 @@ function createBaseSessionSnapshot(): SessionSnapshot {
     taskIdsMade: 0,
     outputEndMs: 0,
     queuedInput: [],
+    recordingParts: 0,
   };
 }
 
@@ -392,6 +399,9 @@ export const SessionSnapshot: MessageFns<SessionSnapshot> = {
     }
     for (const v of message.queuedInput) {
       InputChunk.encode(v!, writer.uint32(130).fork()).join();
+    }
+    if (message.recordingParts !== 0) {
+      writer.uint32(136).uint32(message.recordingParts);
     }
     return writer;
   },
@@ -537,6 +547,14 @@ export const SessionSnapshot: MessageFns<SessionSnapshot> = {
             message.queuedInput.push(InputChunk.decode(reader, reader.uint32()));
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.recordingParts = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -617,6 +635,11 @@ export const SessionSnapshot: MessageFns<SessionSnapshot> = {
         : globalThis.Array.isArray(object?.queued_input)
         ? object.queued_input.map((e: any) => InputChunk.fromJSON(e))
         : [],
+      recordingParts: isSet(object.recordingParts)
+        ? globalThis.Number(object.recordingParts)
+        : isSet(object.recording_parts)
+        ? globalThis.Number(object.recording_parts)
+        : 0,
     };
   },
 
@@ -670,6 +693,9 @@ export const SessionSnapshot: MessageFns<SessionSnapshot> = {
     if (message.queuedInput?.length) {
       obj.queuedInput = message.queuedInput.map((e) => InputChunk.toJSON(e));
     }
+    if (message.recordingParts !== 0) {
+      obj.recordingParts = Math.round(message.recordingParts);
+    }
     return obj;
   },
 
@@ -696,6 +722,7 @@ export const SessionSnapshot: MessageFns<SessionSnapshot> = {
     message.taskIdsMade = object.taskIdsMade ?? 0;
     message.outputEndMs = object.outputEndMs ?? 0;
     message.queuedInput = object.queuedInput?.map((e) => InputChunk.fromPartial(e)) || [];
+    message.recordingParts = object.recordingParts ?? 0;
     return message;
   },
 };
