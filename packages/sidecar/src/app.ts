@@ -1,11 +1,10 @@
 // Builds a running sidecar from its config: engine (through the registry, so
 // no adapter is imported here), session hub, metrics, servers.
-import { readFileSync } from "node:fs";
 import { createBackgroundClient } from "./background/from-config.js";
 import type { BackgroundClient } from "./background/client.js";
 import { BackgroundManager } from "./background/manager.js";
 import { ManagerSessionBackground } from "./background/session-background.js";
-import { ConfigError, type SidecarConfig } from "./config.js";
+import type { SidecarConfig } from "./config.js";
 import type { Engine } from "./engines/engine.js";
 import { PeerClient } from "./handoff/peer-client.js";
 import { PeerKey } from "./handoff/peer-key.js";
@@ -18,7 +17,7 @@ import { SpinWait } from "./session/spin-wait.js";
 import { registerBuiltinTools } from "./tools/builtins.js";
 import { ServerToolRegistry } from "./tools/registry.js";
 import { RegistrySessionTools } from "./tools/session-tools.js";
-import { describeCertificate, loadTls, TlsReloader, type TlsMaterial } from "./tls.js";
+import { describeCertificate, loadTls, readConfigFile, TlsReloader, type TlsMaterial } from "./tls.js";
 
 export interface Sidecar {
   readonly config: SidecarConfig;
@@ -56,7 +55,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
         key: peerKey,
         selfUrl: config.advertiseUrl,
         // Under mutual TLS a peer asks for a certificate: this sidecar shows its own.
-        ...(tls ? { tls: { ...(config.peerCa ? { ca: readPeerCa(config.peerCa) } : {}), ...(tls.clientCa ? { cert: tls.cert, key: tls.key } : {}) } } : {}),
+        ...(tls ? { tls: { ...(config.peerCa ? { ca: readConfigFile(config.peerCa, "--peer-ca") } : {}), ...(tls.clientCa ? { cert: tls.cert, key: tls.key } : {}) } } : {}),
       })
     : undefined;
   // Loaded on demand: a caller with its own engine never loads the adapters.
@@ -187,12 +186,4 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
       await engine.dispose();
     },
   };
-}
-
-function readPeerCa(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConfigError(`--peer-ca ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
 }

@@ -16,7 +16,8 @@ export interface TlsMaterial {
   clientCa?: Buffer;
 }
 
-function read(path: string, what: string): Buffer {
+/** A file a setting names, read whole; a ConfigError naming the setting when it cannot be. */
+export function readConfigFile(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
@@ -59,8 +60,8 @@ export function describeCertificate(material: TlsMaterial): { subject: string; v
 /** The config's TLS files, checked; undefined when TLS is off. */
 export function loadTls(config: Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsClientCa">, now = new Date()): TlsMaterial | undefined {
   if (!config.tlsCert) return undefined;
-  const cert = read(config.tlsCert, "--tls-cert");
-  const key = read(config.tlsKey, "--tls-key");
+  const cert = readConfigFile(config.tlsCert, "--tls-cert");
+  const key = readConfigFile(config.tlsKey, "--tls-key");
   const leaf = certificate(cert, config.tlsCert, "--tls-cert");
   let privateKey;
   try {
@@ -75,7 +76,7 @@ export function loadTls(config: Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsC
   if (new Date(leaf.validFrom) > now) throw new ConfigError(`--tls-cert ${config.tlsCert}: the certificate is not valid before ${leaf.validFrom}`);
   let clientCa: Buffer | undefined;
   if (config.tlsClientCa) {
-    clientCa = read(config.tlsClientCa, "--tls-client-ca");
+    clientCa = readConfigFile(config.tlsClientCa, "--tls-client-ca");
     certificate(clientCa, config.tlsClientCa, "--tls-client-ca");
   }
   // The whole of each file as a TLS stack takes it: a chain cut short after its first certificate
