@@ -72,6 +72,16 @@ function recordingError(err: Error): SessionError {
   };
 }
 
+/** A resume, or a peer's Take, with a token no session here answers to. */
+function tokenUnknown(): SessionFault {
+  return new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, "resume token unknown or expired (the grace period passed or the session ended)", { fatal: true });
+}
+
+/** A resume from an event the session no longer keeps: what the client missed cannot be replayed. */
+function eventsGone(lastEventSeq: number): SessionFault {
+  return new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
+}
+
 /** How long ending a session waits for its queued micro-turns by default. */
 const END_WAIT_MS = 10_000;
 
@@ -285,12 +295,8 @@ export class SessionHub {
     const handoff = this.opts.handoff;
     const parked = this.parked.get(token);
     const owner = handoff?.key.ownerOf(token);
-    if (!handoff || (!parked && (owner === undefined || owner === handoff.selfUrl))) {
-      throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, "resume token unknown or expired (the grace period passed or the session ended)", { fatal: true });
-    }
-    if (parked && lastEventSeq < parked.afterSeq) {
-      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
-    }
+    if (!handoff || (!parked && (owner === undefined || owner === handoff.selfUrl))) throw tokenUnknown();
+    if (parked && lastEventSeq < parked.afterSeq) throw eventsGone(lastEventSeq);
     this.checkRoom();
     this.opening++;
     const started = performance.now();
@@ -342,9 +348,7 @@ export class SessionHub {
       throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, "sidecar is draining; resume again to move the session to another sidecar", { retryable: true, fatal: true });
     }
     // Checked before anything changes: a refused resume leaves the session as it was (its grace timer running).
-    if (!handle.outbox.canReplayAfter(lastEventSeq)) {
-      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
-    }
+    if (!handle.outbox.canReplayAfter(lastEventSeq)) throw eventsGone(lastEventSeq);
     clearTimeout(handle.graceTimer);
     handle.graceTimer = undefined;
     sink.send({ eventSeq: 0, event: { $case: "started", value: this.startedPayload(handle, true) } });
@@ -381,10 +385,8 @@ export class SessionHub {
    */
   async handOff(token: string, lastEventSeq: number, takerUrl: string): Promise<SessionSnapshot> {
     const handle = this.byToken.get(token);
-    if (!handle) throw new SessionFault(ErrorCode.ERROR_CODE_NOT_FOUND, "resume token unknown or expired (the grace period passed or the session ended)", { fatal: true });
-    if (!handle.outbox.canReplayAfter(lastEventSeq)) {
-      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `events after ${lastEventSeq} are no longer kept; start a new session`, { fatal: true });
-    }
+    if (!handle) throw tokenUnknown();
+    if (!handle.outbox.canReplayAfter(lastEventSeq)) throw eventsGone(lastEventSeq);
     const id = handle.session.id;
     this.forget(handle);
     this.handingOff++;
