@@ -29,7 +29,8 @@ export function toSnapshot({ sessionId, config, events, lastEventSeq, moved, rec
     lastEventSeq,
     pendingContext: moved.pending.map((p) => ({ item: p.item, delivery: p.delivery, readyAtMs: p.readyAtMs, ...(p.update ? { update: p.update } : {}) })),
     toolCalls: moved.pendingCalls,
-    tasks: moved.tasks.map((t) => ({ taskId: t.taskId, task: t.task, delivery: t.delivery, fromModel: t.fromModel, remainingMs: Math.min(t.remainingMs, 0xffffffff) })),
+    // uint32 on the wire: a deadline a model asked for past it would wrap.
+    tasks: moved.tasks.map((t) => ({ ...t, remainingMs: Math.min(t.remainingMs, 0xffffffff) })),
     playedUpToMs: moved.playedUpToMs,
     toolCallsMade: moved.callsMade,
     taskIdsMade: moved.taskIdsMade,

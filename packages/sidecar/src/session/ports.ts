@@ -1,7 +1,7 @@
 // What a session needs from the rest of the sidecar, as narrow interfaces, so
 // the micro-turn loop is tested without a network and the background and
 // tool machinery can change behind them.
-import type { BackgroundUpdate, DeliveryMode, ServerEvent, ToolSpec } from "@microturn/protocol";
+import type { BackgroundUpdate, DeliveryMode, MovedTask, PendingToolCall, ServerEvent, ToolSpec } from "@microturn/protocol";
 
 /** One event the session sends its client, before the outbox numbers it. */
 export type ServerPayload = NonNullable<ServerEvent["event"]>;
@@ -53,23 +53,11 @@ export interface SessionBackground {
   adopt(idsMade: number, tasks: readonly MovedTaskState[], conversation: ConversationEntry[]): void;
 }
 
-/** A background task that was unfinished when its session moved. */
-export interface MovedTaskState {
-  taskId: string;
-  task: string;
-  delivery: DeliveryMode;
-  fromModel: boolean;
-  /** Time left before its deadline, ms. */
-  remainingMs: number;
-}
+/** A background task that was unfinished when its session moved (handoff.proto's MovedTask). */
+export type MovedTaskState = MovedTask;
 
-/** A client tool call sent and not yet answered. */
-export interface PendingCallState {
-  callId: string;
-  name: string;
-  /** How much longer its result is waited for, ms. */
-  remainingMs: number;
-}
+/** A client tool call sent and not yet answered (handoff.proto's PendingToolCall). */
+export type PendingCallState = PendingToolCall;
 
 /** A tool call found in the model's output. */
 export interface ParsedToolCall {

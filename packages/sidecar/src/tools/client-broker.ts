@@ -1,7 +1,7 @@
 // Client-side tools: the sidecar sends a ToolCall to the SDK and waits for the
 // matching ToolResult. Tracks pending calls, their deadlines and cancellation;
 // a call always settles with an outcome, never a rejection.
-import type { ToolCall, ToolResult } from "@microturn/protocol";
+import type { PendingToolCall, ToolCall, ToolResult } from "@microturn/protocol";
 import { ToolError, errorOutcome, type ToolOutcome } from "./errors.js";
 import { timerMs } from "../timers.js";
 
@@ -62,7 +62,7 @@ export class ClientToolBroker {
   }
 
   /** Calls sent and not answered, with the time each has left: what a session that moves to another sidecar takes along. */
-  pendingCalls(now = Date.now()): { callId: string; name: string; remainingMs: number }[] {
+  pendingCalls(now = Date.now()): PendingToolCall[] {
     return [...this.pending].map(([callId, p]) => ({ callId, name: p.name, remainingMs: Math.max(1, p.deadline - now) }));
   }
 
@@ -71,7 +71,7 @@ export class ClientToolBroker {
    * results come to this broker now. Ids go on after `callsMade`. Returns each
    * call's outcome, settled as `call`'s are.
    */
-  adopt(callsMade: number, calls: readonly { callId: string; name: string; remainingMs: number }[]): Promise<ToolOutcome>[] {
+  adopt(callsMade: number, calls: readonly PendingToolCall[]): Promise<ToolOutcome>[] {
     this.calls = Math.max(this.calls, callsMade);
     return calls.map((c) => this.await(c.callId, c.name, c.remainingMs));
   }
