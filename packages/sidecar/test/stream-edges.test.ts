@@ -17,6 +17,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import type { EngineSession, OpenSessionOptions } from "../src/engines/engine.js";
 import { grpcStatusFor } from "../src/errors.js";
+import { freePort } from "../src/handoff/testing/tcp-balancer.js";
 import { createLogger } from "../src/logger.js";
 import { SidecarMetrics } from "../src/metrics.js";
 import { closeReason, startServer, WEBSOCKET_PATH, WEBSOCKET_PROTOCOL, type RunningServer } from "../src/server.js";
@@ -306,10 +307,7 @@ describe("stream edges", () => {
   it("a sidecar whose HTTP port is taken does not start half: the gRPC port is released", async () => {
     const taken = createTcpServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
-    const probe = createTcpServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    const grpcPort = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const grpcPort = await freePort();
     const httpPort = (taken.address() as AddressInfo).port;
     await expect(startServer(serverOptions(new FakeEngine(), { port: grpcPort, httpPort }))).rejects.toThrow(/EADDRINUSE/);
     const again = createTcpServer();
