@@ -74,6 +74,8 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
           key: peerKey,
           selfUrl: config.advertiseUrl,
           take: (owner, token, lastEventSeq) => peers.take(owner, token, lastEventSeq),
+          settle: (owner, token, handoverId) => peers.settle(owner, token, handoverId),
+          settleLeaseMs: config.moveLeaseMs,
           moved: (direction, ok, ms) => metrics.sessionMoved(direction, ok, ms),
         }
       : undefined;

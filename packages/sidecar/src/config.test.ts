@@ -61,6 +61,9 @@ describe("loadConfig", () => {
     expect(loadConfig([...peers, "--peer-keys-accepted", `${"n".repeat(32)},${"o".repeat(40)}`], {}).peerKeysAccepted).toBe(`${"n".repeat(32)},${"o".repeat(40)}`);
     expect(() => loadConfig([...peers, "--peer-keys-accepted", `${"n".repeat(32)},short`], {})).toThrow(/key 2 is shorter than 32 characters/);
     expect(() => loadConfig(["--peer-keys-accepted", "n".repeat(32)], {})).toThrow(/goes with --peer-key/);
+    expect(loadConfig(peers, {}).moveLeaseMs).toBe(10_000);
+    expect(loadConfig(peers, { MICROTURN_MOVE_LEASE_MS: "2500" }).moveLeaseMs).toBe(2500);
+    expect(() => loadConfig([...peers, "--move-lease-ms", "0"], {})).toThrow(/--move-lease-ms must be at least 1, got 0/);
   });
 
   it("refuses the same port for gRPC and HTTP (it failed at listen with EADDRINUSE), but not two free ones", () => {

@@ -39,6 +39,8 @@ export interface SidecarConfig {
   peerKey: string;
   /** More peer keys accepted (comma-separated), not used to seal or prove: for changing the key. */
   peerKeysAccepted: string;
+  /** How long a peer that took a session has to confirm it before another may take it instead, ms. */
+  moveLeaseMs: number;
   /** How peers reach this sidecar's gRPC port, grpc://host:port or grpcs://host:port; needed with peerKey. */
   advertiseUrl: string;
   /** PEM CA bundle peers' certificates chain to (grpcs:// peers); empty: the system's CAs. */
@@ -151,6 +153,13 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     kind: "string",
     default: "",
     help: "how the other sidecars reach this one's gRPC port: grpc://host:port, or grpcs://host:port with TLS (the pod's own address, not the balancer's)",
+  },
+  moveLeaseMs: {
+    flag: "move-lease-ms",
+    env: "MICROTURN_MOVE_LEASE_MS",
+    kind: "int",
+    default: "10000",
+    help: "with --peer-key: how long a sidecar that took a session has to confirm it holds it before another sidecar may take it instead (one that failed mid-move); until then the session's state stays here",
   },
   peerCa: { flag: "peer-ca", env: "MICROTURN_PEER_CA", kind: "string", default: "", help: "PEM CA bundle file the other sidecars' certificates chain to (grpcs:// peers; default: the system's CAs)" },
   maxSessions: { flag: "max-sessions", env: "MICROTURN_MAX_SESSIONS", kind: "int", default: "4096", help: "live sessions per sidecar" },
@@ -301,7 +310,7 @@ function validate(c: SidecarConfig): void {
     throw new ConfigError(`--background ${c.background} needs --background-url / MICROTURN_BACKGROUND_URL`);
   }
   // A tool or task deadline of 0 would time every call out at once: deadlines are at least 1 ms.
-  const positive: (keyof SidecarConfig)[] = ["maxSessions", "maxOutputTokensPerTurn", "maxQueuedChunks", "backgroundMaxConcurrent", "toolTimeoutMs", "backgroundTimeoutMs"];
+  const positive: (keyof SidecarConfig)[] = ["maxSessions", "maxOutputTokensPerTurn", "maxQueuedChunks", "backgroundMaxConcurrent", "toolTimeoutMs", "backgroundTimeoutMs", "moveLeaseMs"];
   for (const key of positive) {
     if ((c[key] as number) < 1) throw new ConfigError(`--${SETTINGS[key].flag} must be at least 1, got ${c[key]}`);
   }
@@ -312,7 +321,7 @@ function validate(c: SidecarConfig): void {
   if (c.spinWindowMs > 50) throw new ConfigError(`--spin-window-ms must be at most 50 (a window spans twice it, out of each 200 ms chunk), got ${c.spinWindowMs}`);
   // Waits: Node fires a setTimeout of 2^31 ms or more after 1 ms, and the wire
   // carries them as uint32 (SessionStarted.resume_grace_ms, GoAway.deadline_ms).
-  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs", "tlsReloadMs"] as const) {
+  for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs", "tlsReloadMs", "moveLeaseMs"] as const) {
     if (c[key] > MAX_TIMER_MS) throw new ConfigError(`--${SETTINGS[key].flag} must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest a timer waits), got ${c[key]}`);
   }
 }

@@ -226,14 +226,31 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         return;
       }
       hub.handOff(resumeToken, lastEventSeq, takerUrl).then(
-        (snapshot) => callback(null, { snapshot }),
-        (err: unknown) => {
-          const error = toSessionError(err);
-          callback({ code: grpcStatusFor(error.code), details: error.message });
-        },
+        (result) => callback(null, "movedTo" in result ? { movedTo: result.movedTo, handoverId: "" } : { snapshot: result.snapshot, handoverId: result.handoverId, movedTo: "" }),
+        (err: unknown) => callback(peerFault(err)),
       );
     };
-    server.addService(HandoffService, { take });
+    const settle: HandoffServer["settle"] = (call, callback) => {
+      const { resumeToken, handoverId, takerUrl } = call.request;
+      if (!peerKey.checkTakeProof(resumeToken, call.metadata.get(PEER_PROOF_HEADER)[0]?.toString())) {
+        logger.warn("Settle refused: the caller does not hold this sidecar's peer key", { taker: takerUrl, peer: call.getPeer() });
+        callback({ code: grpc.status.UNAUTHENTICATED, details: `Settle needs metadata ${PEER_PROOF_HEADER} made with this deployment's peer key` });
+        return;
+      }
+      try {
+        hub.settle(resumeToken, handoverId, takerUrl);
+        callback(null, {});
+      } catch (err) {
+        callback(peerFault(err));
+      }
+    };
+    server.addService(HandoffService, { take, settle });
+  }
+
+  /** A refusal of a peer's call, as the gRPC status the peer maps back (PeerClient). */
+  function peerFault(err: unknown): Partial<grpc.StatusObject> {
+    const error = toSessionError(err);
+    return { code: grpcStatusFor(error.code), details: error.message };
   }
 
   const health: grpcHealth.HealthServer = {

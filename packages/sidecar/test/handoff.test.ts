@@ -13,9 +13,10 @@ import { fileURLToPath } from "node:url";
 import { Microturn, type InteractionSession } from "@microturn/sdk";
 import { WebSocket } from "ws";
 import { afterEach, describe, expect, it } from "vitest";
-import { startSidecar, type Sidecar } from "../src/app.js";
+import { startSidecar, type Sidecar, type SidecarOverrides } from "../src/app.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "../src/background/testing/openai-server.js";
 import { loadConfig } from "../src/config.js";
+import { EchoEngine } from "../src/engines/echo/index.js";
 import { PEER_PROOF_HEADER, PeerClient } from "../src/handoff/peer-client.js";
 import { PeerKey } from "../src/handoff/peer-key.js";
 import { freePort, startTcpBalancer } from "../src/handoff/testing/tcp-balancer.js";
@@ -41,7 +42,7 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
-async function startPeer(port: number, background: OpenAiTestServer, httpPort = -1, flags: string[] = []): Promise<Sidecar> {
+async function startPeer(port: number, background: OpenAiTestServer, httpPort = -1, flags: string[] = [], overrides: SidecarOverrides = {}): Promise<Sidecar> {
   const config = loadConfig(
     [
       "--engine=echo",
@@ -57,7 +58,7 @@ async function startPeer(port: number, background: OpenAiTestServer, httpPort = 
     ],
     {},
   );
-  const sidecar = await startSidecar(config, { logger: createLogger("error") });
+  const sidecar = await startSidecar(config, { logger: createLogger("error"), ...overrides });
   sidecars.push(sidecar);
   return sidecar;
 }
@@ -97,9 +98,9 @@ async function talking(client: Microturn) {
   return { session, outputs };
 }
 
-async function moves(sidecar: Sidecar, direction: "in" | "out"): Promise<number> {
+async function moves(sidecar: Sidecar, direction: "in" | "out", result: "ok" | "failed" = "ok"): Promise<number> {
   const metric = await sidecar.metrics.registry.getSingleMetric("microturn_session_moves_total")?.get();
-  return metric?.values.find((v) => v.labels.direction === direction && v.labels.result === "ok")?.value ?? 0;
+  return metric?.values.find((v) => v.labels.direction === direction && v.labels.result === result)?.value ?? 0;
 }
 
 describe("sessions moving between sidecars", () => {
@@ -229,7 +230,62 @@ describe("sessions moving between sidecars", () => {
     expect(b.hub.size).toBe(1);
   });
 
-  it("serves Take only to callers holding the peer key", async () => {
+  it("loses nothing when the sidecar a session moves to stalls before it holds it: the client's next resume, through a third sidecar, takes it once the lease ran out", async () => {
+    const background = await startOpenAiTestServer({ kind: "stream", content: ["ok"] });
+    closers.push(() => background.close());
+    const [pa, pb, pc] = [await freePort(), await freePort(), await freePort()];
+    const lease = ["--move-lease-ms=400"];
+    // B hangs opening the engine session of a session that moves to it (a sidecar about to fail).
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    const echo = new EchoEngine();
+    const open = echo.openSession.bind(echo);
+    const [opened, closed] = [[] as string[], [] as string[]];
+    echo.openSession = async (options) => {
+      const id = options?.sessionId ?? "";
+      if (id.includes("-m")) await woken;
+      const engineSession = await open(options);
+      opened.push(id);
+      const close = engineSession.close.bind(engineSession);
+      engineSession.close = async () => (closed.push(id), close());
+      return engineSession;
+    };
+    const a = await startPeer(pa, background, -1, lease);
+    const b = await startPeer(pb, background, -1, lease, { engine: echo });
+    const c = await startPeer(pc, background, -1, lease);
+    const balancer = await startTcpBalancer(pa);
+    closers.push(() => balancer.close());
+    const { session, outputs } = await talking(new Microturn({ url: `grpc://127.0.0.1:${balancer.port}`, clock: "manual", reconnect: RECONNECT }));
+
+    // The client's connection drops and its resume reaches B, which takes the session from A and stalls.
+    balancer.point(pb);
+    balancer.cut();
+    expect(await until(() => a.hub.size === 0)).toBe(true);
+    // A keeps the state until a taker confirms it holds the session.
+    expect(a.hub.unsettled).toBe(1);
+    expect(await moves(a, "out")).toBe(0);
+    // The client gives up on B and comes back through C: refused while B's lease runs, then C takes it.
+    balancer.point(pc);
+    balancer.cut();
+    expect(await say(session, "two")).toBe("two");
+    expect(outputs).toEqual([0, 1]);
+    expect([a.hub.unsettled, b.hub.size, c.hub.size]).toEqual([0, 0, 1]);
+    expect(await moves(a, "out")).toBe(1);
+    expect(await moves(c, "in")).toBe(1);
+
+    // B wakes up: A refuses its confirmation, and B drops what it built.
+    wake();
+    for (let i = 0; i < 400 && (await moves(b, "in", "failed")) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await moves(b, "in", "failed")).toBe(1);
+    expect(opened.length).toBeGreaterThan(0);
+    expect(closed.sort()).toEqual(opened.sort());
+    expect(b.hub.size).toBe(0);
+    expect(await moves(b, "in")).toBe(0);
+    expect(await say(session, "three")).toBe("three");
+    expect(outputs).toEqual([0, 1, 2]);
+  });
+
+  it("serves Take and Settle only to callers holding the peer key", async () => {
     const { pa } = await pair();
     const client = new HandoffClient(`127.0.0.1:${pa}`, grpc.credentials.createInsecure());
     closers.push(async () => client.close());
@@ -242,6 +298,15 @@ describe("sessions moving between sidecars", () => {
     expect(await take("t")).toEqual({ code: grpc.status.UNAUTHENTICATED });
     expect(await take("t", new PeerKey("another deployment's key, 32+ chars").takeProof("t"))).toEqual({ code: grpc.status.UNAUTHENTICATED });
     expect(await take("t", new PeerKey(KEY).takeProof("t"))).toEqual({ code: grpc.status.NOT_FOUND });
+    const settle = (proof?: string) =>
+      new Promise<number>((resolve) => {
+        const metadata = new grpc.Metadata();
+        if (proof !== undefined) metadata.set(PEER_PROOF_HEADER, proof);
+        client.settle({ resumeToken: "t", handoverId: "h", takerUrl: "test" }, metadata, (err) => resolve(err ? err.code : grpc.status.OK));
+      });
+    expect(await settle()).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await settle(new PeerKey("another deployment's key, 32+ chars").takeProof("t"))).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await settle(new PeerKey(KEY).takeProof("t"))).toBe(grpc.status.NOT_FOUND);
   });
 
   it("moves a browser's session too: a WebSocket client that comes back through another sidecar goes on there", async () => {

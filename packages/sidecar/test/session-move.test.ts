@@ -5,9 +5,10 @@
 import { ErrorCode, SessionSnapshot, type ServerEvent } from "@microturn/protocol";
 import { describe, expect, it } from "vitest";
 import { EngineError } from "../src/engines/errors.js";
+import { SessionFault } from "../src/errors.js";
 import { PeerKey } from "../src/handoff/peer-key.js";
 import { createLogger } from "../src/logger.js";
-import { SessionHub } from "../src/session/session-hub.js";
+import { SessionHub, type HubHandoff } from "../src/session/session-hub.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
 import { TestClient } from "./helpers/test-client.js";
 
@@ -19,31 +20,45 @@ function sink() {
   return { events, send: (event: ServerEvent) => void events.push(event) };
 }
 
-/** Hub A holds the session, hub B takes it; A lets its queued turns run `releaseWaitMs` before it cuts them. */
-function hubs(delayMs: number, releaseWaitMs = 20) {
-  const engines = { a: new FakeEngine({ delayMs }), b: new FakeEngine({ delayMs }) };
+/** A peer's calls to `hub`, through the wire format as a real Take goes; `SessionFault`s become what PeerClient makes of them. */
+function wire(hubsByUrl: Map<string, SessionHub>, selfUrl: string, taken: string[]): Pick<HubHandoff, "take" | "settle"> {
+  const peer = (url: string) => hubsByUrl.get(url) ?? Promise.reject(new SessionFault(ErrorCode.ERROR_CODE_TIMEOUT, `${url} is gone`, { retryable: true, fatal: true }));
+  return {
+    take: async (owner, token, lastEventSeq) => {
+      taken.push(owner);
+      const result = await (await peer(owner)).handOff(token, lastEventSeq, selfUrl);
+      return "snapshot" in result ? { ...result, snapshot: SessionSnapshot.decode(SessionSnapshot.encode(result.snapshot).finish()) } : result;
+    },
+    settle: async (owner, token, handoverId) => {
+      const hub = hubsByUrl.get(owner);
+      if (!hub) return { result: "unanswered", why: `${owner} is gone` };
+      try {
+        hub.settle(token, handoverId, selfUrl);
+        return { result: "settled" };
+      } catch (err) {
+        const fault = err as SessionFault;
+        return { result: fault.code === ErrorCode.ERROR_CODE_FAILED_PRECONDITION ? "refused" : "unanswered", why: fault.message };
+      }
+    },
+  };
+}
+
+/**
+ * Hubs A, B and C (grpc://a:1, …) that take sessions from each other; A lets
+ * its queued turns run `releaseWaitMs` before it cuts them.
+ */
+function hubs(delayMs: number, releaseWaitMs = 20, handoff: Partial<HubHandoff> = {}) {
+  const engines = { a: new FakeEngine({ delayMs }), b: new FakeEngine({ delayMs }), c: new FakeEngine({ delayMs }) };
   const options = { limits: { maxOutputTokensPerTurn: 32, maxQueuedChunks: 50 }, maxSessions: 8, resumeGraceMs: 5000, recordDir: "", logger };
   const taken: string[] = [];
-  const a: SessionHub = new SessionHub({
-    ...options,
-    engine: engines.a,
-    handoff: { key: KEY, selfUrl: "grpc://a:1", take: async () => Promise.reject(new Error("a takes nothing here")), releaseWaitMs },
-  });
-  const b = new SessionHub({
-    ...options,
-    engine: engines.b,
-    handoff: {
-      key: KEY,
-      selfUrl: "grpc://b:1",
-      // Through the wire format, as a real Take goes.
-      take: async (owner, token, lastEventSeq) => {
-        taken.push(owner);
-        const snapshot = await a.handOff(token, lastEventSeq, "grpc://b:1");
-        return SessionSnapshot.decode(SessionSnapshot.encode(snapshot).finish());
-      },
-    },
-  });
-  return { a, b, engines, taken };
+  const byUrl = new Map<string, SessionHub>();
+  const hub = (name: "a" | "b" | "c") => {
+    const selfUrl = `grpc://${name}:1`;
+    const made = new SessionHub({ ...options, engine: engines[name], handoff: { key: KEY, selfUrl, releaseWaitMs, ...wire(byUrl, selfUrl, taken), ...handoff } });
+    byUrl.set(selfUrl, made);
+    return made;
+  };
+  return { a: hub("a"), b: hub("b"), c: hub("c"), engines, taken, byUrl };
 }
 
 const chunk = (seq: number, text: string) => ({ seq, startMs: seq * 200, durationMs: 200, text, toolChoice: "", userSpeaking: false, frames: [], patches: [] });
@@ -125,8 +140,8 @@ describe("a session moving between hubs", () => {
     const moved = await b.resume(handle.resumeToken, 0, sink());
     expect(moved.session.expectedSeq).toBe(1);
     expect(a.size).toBe(0);
-    // The token is spent on A: a second take finds nothing.
-    await expect(a.handOff(handle.resumeToken, 0, "grpc://c:1")).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
+    // The token is spent on A, which says where the session went.
+    expect(await a.handOff(handle.resumeToken, 0, "grpc://c:1")).toEqual({ movedTo: "grpc://b:1" });
     // A client that never heard B's started (its stream dropped during the take) comes back with the old token: B knows it.
     const again = sink();
     expect(await b.resume(handle.resumeToken, 0, again)).toBe(moved);
@@ -154,6 +169,9 @@ describe("a session moving between hubs", () => {
     };
     await expect(b.resume(handle.resumeToken, lastSeen, sink())).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_ENGINE, retryable: true, fatal: true });
     expect([a.size, b.size]).toEqual([0, 0]);
+    // B confirmed it: A no longer keeps the state, and says where the session is.
+    expect(a.unsettled).toBe(0);
+    expect(await a.handOff(handle.resumeToken, lastSeen, "grpc://c:1")).toEqual({ movedTo: "grpc://b:1" });
     // The client tries again with the same token: B builds the session from what it kept, without asking A.
     const second = sink();
     const moved = await b.resume(handle.resumeToken, lastSeen, second);
@@ -163,5 +181,100 @@ describe("a session moving between hubs", () => {
     moved.session.acceptInput(chunk(1, "two"));
     await moved.session.whenIdle();
     expect(outputs(second.events)).toEqual(["1:TWO"]);
+  });
+
+  it("loses nothing when the taker fails before it holds the session: once its lease ran out another sidecar takes it, and the late taker's confirmation is refused", async () => {
+    const { a, b, c, engines } = hubs(0, 20, { settleLeaseMs: 100 });
+    const first = sink();
+    const handle = await a.create(TestClient.config(), first);
+    handle.session.acceptInput(chunk(0, "one"));
+    await handle.session.whenIdle();
+    const lastSeen = first.events.at(-1)!.eventSeq;
+    // B takes the session, then hangs opening its engine session (a sidecar about to die).
+    let unblock!: () => void;
+    const blocked = new Promise<void>((r) => (unblock = r));
+    const open = engines.b.openSession.bind(engines.b);
+    engines.b.openSession = async (options) => {
+      await blocked;
+      return open(options);
+    };
+    const stuck = b.resume(handle.resumeToken, lastSeen, sink()).catch((err: unknown) => err);
+    for (let i = 0; i < 200 && a.size > 0; i++) await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, 40));
+    // A still keeps the state, and a draining A would wait for it.
+    expect([a.size, a.unsettled]).toEqual([0, 1]);
+    // The client gives up on B and comes back through C: refused while B's lease runs, with a retry.
+    await expect(c.resume(handle.resumeToken, lastSeen, sink())).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true, message: expect.stringContaining("grpc://b:1") });
+    await new Promise((r) => setTimeout(r, 120));
+    const third = sink();
+    const moved = await c.resume(handle.resumeToken, lastSeen, third);
+    expect(a.unsettled).toBe(0);
+    expect(moved.session.expectedSeq).toBe(1);
+    // B wakes up: its confirmation is refused, it drops what it built and tells its client to resume again.
+    unblock();
+    expect(await stuck).toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true, message: expect.stringContaining("another sidecar") });
+    expect(b.size).toBe(0);
+    expect(engines.b.sessions.every((s) => s.closed)).toBe(true);
+    // The session goes on on C only.
+    moved.session.acceptInput(chunk(1, "two"));
+    await moved.session.whenIdle();
+    expect(outputs(third.events)).toEqual(["1:TWO"]);
+    expect(await a.handOff(handle.resumeToken, lastSeen, "grpc://b:1")).toEqual({ movedTo: "grpc://c:1" });
+  });
+
+  it("gives the same hand-over again to the taker that asks twice (its first answer lost)", async () => {
+    const { a } = hubs(0);
+    const handle = await a.create(TestClient.config(), sink());
+    handle.session.acceptInput(chunk(0, "one"));
+    await handle.session.whenIdle();
+    const once = await a.handOff(handle.resumeToken, 0, "grpc://b:1");
+    const twice = await a.handOff(handle.resumeToken, 0, "grpc://b:1");
+    if (!("snapshot" in once) || !("snapshot" in twice)) throw new Error("expected the session's state");
+    expect(twice.handoverId).toBe(once.handoverId);
+    expect(twice.snapshot).toEqual(once.snapshot);
+    // Another sidecar waits while the lease runs; a confirmation naming another hand-over is refused.
+    await expect(a.handOff(handle.resumeToken, 0, "grpc://c:1")).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true });
+    expect(() => a.settle(handle.resumeToken, "another", "grpc://c:1")).toThrow(expect.objectContaining({ code: ErrorCode.ERROR_CODE_FAILED_PRECONDITION }));
+    a.settle(handle.resumeToken, once.handoverId, "grpc://b:1");
+    expect(a.unsettled).toBe(0);
+    expect(await a.handOff(handle.resumeToken, 0, "grpc://c:1")).toEqual({ movedTo: "grpc://b:1" });
+  });
+
+  it("follows a session that moved on: a client back with its first token, through a third sidecar, reaches it where it went", async () => {
+    const { a, b, c, taken } = hubs(0);
+    const first = sink();
+    const handle = await a.create(TestClient.config(), first);
+    handle.session.acceptInput(chunk(0, "one"));
+    await handle.session.whenIdle();
+    const lastSeen = first.events.at(-1)!.eventSeq;
+    // Moved to B; the client never heard B's started (its stream dropped) and comes back through C with A's token.
+    await b.resume(handle.resumeToken, lastSeen, sink());
+    const third = sink();
+    const moved = await c.resume(handle.resumeToken, lastSeen, third);
+    expect(taken).toEqual(["grpc://a:1", "grpc://a:1", "grpc://b:1"]);
+    expect([a.size, b.size, c.size]).toEqual([0, 0, 1]);
+    expect(third.events[0]).toMatchObject({ event: { $case: "started", value: { resumed: true, nextInputSeq: 1 } } });
+    moved.session.acceptInput(chunk(1, "two"));
+    await moved.session.whenIdle();
+    expect(outputs(third.events)).toEqual(["1:TWO"]);
+    // Back at A with the first token: A sends the resume on (B, then C) itself.
+    const back = sink();
+    const again = await a.resume(handle.resumeToken, third.events.at(-1)!.eventSeq, back);
+    expect(again.session.id).toBe(handle.session.id);
+    expect([a.size, b.size, c.size]).toEqual([1, 0, 0]);
+    expect(again.session.expectedSeq).toBe(2);
+  });
+
+  it("lets a second resume of a session being taken wait for the first, and gives it the session without another take", async () => {
+    const { a, b, taken } = hubs(0);
+    const handle = await a.create(TestClient.config(), sink());
+    handle.session.acceptInput(chunk(0, "one"));
+    await handle.session.whenIdle();
+    const firstTry = b.resume(handle.resumeToken, 0, sink());
+    const secondTry = b.resume(handle.resumeToken, 0, sink());
+    const [one, two] = await Promise.all([firstTry, secondTry]);
+    expect(two).toBe(one);
+    expect(taken).toEqual(["grpc://a:1"]);
+    expect(b.size).toBe(1);
   });
 });

@@ -1,8 +1,8 @@
-// The taking side of a move: calls Handoff.Take on the sidecar a resume token
-// names, one channel per peer, and turns its failures into the SessionFault
-// the resuming client is told.
+// The taking side of a move: calls Handoff.Take and Handoff.Settle on the
+// sidecar a resume token names, one channel per peer, and turns a Take's
+// failures into the SessionFault the resuming client is told.
 import * as grpc from "@grpc/grpc-js";
-import { ErrorCode, HandoffClient, type SessionSnapshot } from "@microturn/protocol";
+import { ErrorCode, HandoffClient, type SessionSnapshot, type TakeResponse } from "@microturn/protocol";
 import { SessionFault } from "../errors.js";
 import { parsePeerUrl, type PeerKey } from "./peer-key.js";
 
@@ -28,6 +28,17 @@ export interface PeerClientOptions {
   tls?: PeerTls;
 }
 
+/** What a Take gets: the session's state, or the sidecar it moved on to. */
+export type TakeResult = { snapshot: SessionSnapshot; handoverId: string } | { movedTo: string };
+
+/**
+ * How a Settle went: the owner let go of its copy (`settled`), the session
+ * went to another taker meanwhile (`refused`), or the owner could not say
+ * (`unanswered`: it is gone, or forgot the hand-over; nobody else can take
+ * the session from it then).
+ */
+export type SettleResult = { result: "settled" } | { result: "refused" | "unanswered"; why: string };
+
 /** Channels kept open to peers at most. */
 export const MAX_PEER_CHANNELS = 32;
 
@@ -48,20 +59,30 @@ export class PeerClient {
   }
 
   /** Takes the session behind `token` from the sidecar at `ownerUrl`; a SessionFault (fatal to the resume) when it cannot. */
-  async take(ownerUrl: string, token: string, lastEventSeq: number): Promise<SessionSnapshot> {
+  async take(ownerUrl: string, token: string, lastEventSeq: number): Promise<TakeResult> {
     const client = this.client(ownerUrl);
-    const metadata = new grpc.Metadata();
-    metadata.set(PEER_PROOF_HEADER, this.opts.key.takeProof(token));
-    const response = await new Promise<{ snapshot?: SessionSnapshot | undefined }>((resolve, reject) =>
+    const response = await new Promise<TakeResponse>((resolve, reject) =>
       client.take(
         { resumeToken: token, lastEventSeq, takerUrl: this.opts.selfUrl },
-        metadata,
+        this.proof(token),
         { deadline: Date.now() + this.timeoutMs },
         (err, res) => (err ? reject(this.fault(ownerUrl, err)) : resolve(res)),
       ),
     );
-    if (!response.snapshot) throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, `sidecar ${ownerUrl} handed over no session state`, { fatal: true });
-    return response.snapshot;
+    if (response.movedTo) return { movedTo: response.movedTo };
+    if (!response.snapshot || !response.handoverId) throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, `sidecar ${ownerUrl} handed over no session state`, { fatal: true });
+    return { snapshot: response.snapshot, handoverId: response.handoverId };
+  }
+
+  /** Confirms to the sidecar at `ownerUrl` that this one holds the session it handed over as `handoverId`. */
+  async settle(ownerUrl: string, token: string, handoverId: string): Promise<SettleResult> {
+    const client = this.client(ownerUrl);
+    return new Promise<SettleResult>((resolve) =>
+      client.settle({ resumeToken: token, handoverId, takerUrl: this.opts.selfUrl }, this.proof(token), { deadline: Date.now() + this.timeoutMs }, (err) => {
+        if (!err) resolve({ result: "settled" });
+        else resolve({ result: err.code === grpc.status.FAILED_PRECONDITION ? "refused" : "unanswered", why: `${grpc.status[err.code] ?? err.code}: ${err.details}` });
+      }),
+    );
   }
 
   /** Peers with a channel open now, least recently used first. */
@@ -96,6 +117,12 @@ export class PeerClient {
       this.clients.delete(url);
     }
     return client;
+  }
+
+  private proof(token: string): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    metadata.set(PEER_PROOF_HEADER, this.opts.key.takeProof(token));
+    return metadata;
   }
 
   private fault(ownerUrl: string, err: grpc.ServiceError): SessionFault {

@@ -4,6 +4,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionError, type SessionSnapshot, type SessionStarted, type ToolSpec } from "@microturn/protocol";
 import type { Engine } from "../engines/engine.js";
 import { SessionFault } from "../errors.js";
+import type { SettleResult, TakeResult } from "../handoff/peer-client.js";
 import type { PeerKey } from "../handoff/peer-key.js";
 import { fromSnapshot, toSnapshot } from "../handoff/snapshot.js";
 import type { Logger } from "../logger.js";
@@ -51,15 +52,62 @@ export interface HubHandoff {
   /** This sidecar's advertised URL, sealed into the resume tokens it gives out. */
   selfUrl: string;
   /** Takes a session from the sidecar at `ownerUrl` (PeerClient.take); throws a SessionFault when it cannot. */
-  take(ownerUrl: string, token: string, lastEventSeq: number): Promise<SessionSnapshot>;
+  take(ownerUrl: string, token: string, lastEventSeq: number): Promise<TakeResult>;
+  /** Confirms a Take to the sidecar at `ownerUrl` once the session is built here (PeerClient.settle). */
+  settle(ownerUrl: string, token: string, handoverId: string): Promise<SettleResult>;
   /** How long a session that moves away waits for its queued micro-turns; default 2 s. */
   releaseWaitMs?: number;
-  /** A move in or out, how it went, and how long it took here (in: the take and the rebuild; out: the release), ms. */
+  /**
+   * How long a taker has, once it has the state, to confirm it holds the
+   * session before another sidecar may take it instead; default 10 s.
+   */
+  settleLeaseMs?: number;
+  /**
+   * A move in or out, how it went, and how long it took here (in: the take and
+   * the rebuild; out: from the Take until the taker confirmed it), ms.
+   */
   moved?(direction: "in" | "out", ok: boolean, ms: number): void;
 }
 
 /** How long a session that moves to another sidecar waits for its queued micro-turns by default. */
 const RELEASE_WAIT_MS = 2_000;
+
+/** How long a taker has to confirm a hand-over by default before another sidecar may take the session. */
+const SETTLE_LEASE_MS = 10_000;
+
+/** Peers a resume follows at most when the session moved on from the sidecar its token names. */
+const MAX_MOVED_HOPS = 4;
+
+/**
+ * A session handed to a peer, under each token it answered to. Until the
+ * peer settles, the state is kept here: the same peer may take it again (its
+ * answer was lost), and once its lease ran out so may another (the first then
+ * died before it held the session). Once settled, the entry only says where
+ * the session went, for the resume grace period: a client that comes back
+ * with an old token anywhere is sent on there.
+ */
+interface Handover {
+  /** Names this hand-over in Settle; a new one when another taker gets the session. */
+  id: string;
+  takerUrl: string;
+  sessionId: string;
+  /** The state handed over (a promise while the session is still being released); dropped once settled. */
+  snapshot: Promise<SessionSnapshot> | undefined;
+  /** The snapshot's events are those after this event_seq. */
+  afterSeq: number;
+  settled: boolean;
+  /** performance.now() when the taker's lease runs out (none while the state is not sent yet). */
+  leaseEnds: number;
+  /** performance.now() at the first Take. */
+  started: number;
+  tokens: string[];
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** A refusal a resuming client gets while its session is on its way elsewhere: it tries again. */
+function movingNow(takerUrl: string): SessionFault {
+  return new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, `the session is moving to sidecar ${takerUrl} now; resume again`, { retryable: true, fatal: true });
+}
 
 function recordingError(err: Error): SessionError {
   return {
@@ -119,8 +167,12 @@ export class SessionHub {
   private draining = false;
   /** Sessions whose engine session is still opening. */
   private opening = 0;
-  /** Sessions being handed to a peer now (taken out of the maps, their state not yet sent). */
-  private handingOff = 0;
+  /** Sessions handed to peers, by every token they answered to (handOff, settle). */
+  private readonly handedOut = new Map<string, Handover>();
+  /** The hand-overs in `handedOut`, once each. */
+  private readonly handovers = new Set<Handover>();
+  /** Resumes taking a session from a peer now, by token: a second resume of it waits for the first. */
+  private readonly taking = new Map<string, Promise<unknown>>();
   /**
    * Sessions taken from a peer that could not be built here (the engine
    * failed), by the token the client resumed with: its next resume tries
@@ -168,9 +220,11 @@ export class SessionHub {
     return this.opts.handoff !== undefined;
   }
 
-  /** Sessions held, and those still being handed to a peer: a draining sidecar stops when none is left. */
+  /** Sessions held, and those handed to a peer that has not confirmed it yet: a draining sidecar stops when none is left. */
   get unsettled(): number {
-    return this.byId.size + this.handingOff;
+    let handing = 0;
+    for (const out of this.handovers) if (!out.settled) handing++;
+    return this.byId.size + handing;
   }
 
   sessions(): IterableIterator<SessionHandle> {
@@ -206,7 +260,7 @@ export class SessionHub {
     id: string,
     config: SessionConfig,
     announce: (handle: SessionHandle) => void,
-    moved?: { session: MovedSession; recordingParts: number },
+    moved?: { session: MovedSession; recordingParts: number; confirm: () => Promise<void> },
   ): Promise<SessionHandle> {
     // A config the engine cannot serve is refused before an engine session is opened for it.
     const speech = new Speech(config, this.opts.engine.capabilities);
@@ -228,6 +282,15 @@ export class SessionHub {
       const plain = engineSession;
       engineSession = (await openCarryingSession(plain, systemPrompt, promptTokens, moved.session.conversation, reopen)).fresh;
       await plain.close().catch(() => undefined);
+    }
+    if (moved) {
+      // The sidecar it came from keeps the state until this one holds the session: nothing before this point may lose it.
+      try {
+        await moved.confirm();
+      } catch (err) {
+        await engineSession.close().catch(() => undefined);
+        throw err;
+      }
     }
     const capacityTokens = engineSession.stats().capacityTokens;
     if (capacityTokens > 0 && promptTokens > capacityTokens / 2) {
@@ -292,30 +355,95 @@ export class SessionHub {
   async resume(token: string, lastEventSeq: number, sink: EventSink): Promise<SessionHandle> {
     const handle = this.byToken.get(token);
     if (handle) return this.resumeHere(handle, lastEventSeq, sink);
+    const inFlight = this.taking.get(token);
+    if (inFlight) {
+      // The client gave up on a resume still taking its session (its stream dropped): this one gets the session once it is here.
+      await inFlight.catch(() => undefined);
+      return this.resume(token, lastEventSeq, sink);
+    }
     const handoff = this.opts.handoff;
     const parked = this.parked.get(token);
-    const owner = handoff?.key.ownerOf(token);
-    if (!handoff || (!parked && (owner === undefined || owner === handoff.selfUrl))) throw tokenUnknown();
+    // Where the session is: the sidecar the token names, or (a session this sidecar handed on) the one it went to.
+    const handed = this.handedOut.get(token);
+    if (handed && !handed.settled) throw movingNow(handed.takerUrl);
+    const source = handed?.takerUrl ?? handoff?.key.ownerOf(token);
+    if (!handoff || (!parked && (source === undefined || source === handoff.selfUrl))) throw tokenUnknown();
     if (parked && lastEventSeq < parked.afterSeq) throw eventsGone(lastEventSeq);
     this.checkRoom();
     this.opening++;
-    const started = performance.now();
-    let snapshot = parked?.snapshot;
+    const taking = this.takeHere(handoff, token, source!, parked, lastEventSeq, sink);
+    this.taking.set(token, taking);
     try {
-      snapshot ??= await handoff.take(owner!, token, lastEventSeq);
-      const moved = await this.adopt(token, snapshot, lastEventSeq, sink);
+      return await taking;
+    } finally {
+      this.taking.delete(token);
+      this.opening--;
+    }
+  }
+
+  /**
+   * Takes the session behind `token` from the sidecar at `source` (following
+   * it on where it moved on), builds it here, confirms it to the sidecar it
+   * came from, and only then lets it run and speak to the client. A session
+   * kept here (`parked`) is built from what was kept.
+   */
+  private async takeHere(
+    handoff: HubHandoff,
+    token: string,
+    source: string,
+    parked: { snapshot: SessionSnapshot; afterSeq: number } | undefined,
+    lastEventSeq: number,
+    sink: EventSink,
+  ): Promise<SessionHandle> {
+    const started = performance.now();
+    let taken: { snapshot: SessionSnapshot; handoverId: string; from: string } | undefined;
+    // A parked session was confirmed when it was parked.
+    let confirm = (parked ? "done" : "pending") as "pending" | "done" | "refused";
+    const settle = async () => {
+      if (confirm !== "pending" || !taken) return;
+      const settled = await handoff.settle(taken.from, token, taken.handoverId);
+      if (settled.result === "refused") {
+        confirm = "refused";
+        throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, `the session went to another sidecar while this one was taking it (${settled.why}); resume again`, {
+          retryable: true,
+          fatal: true,
+        });
+      }
+      confirm = "done";
+      // The owner is gone or forgot the hand-over: nobody else can take the session from it, so it goes on here.
+      if (settled.result === "unanswered") this.opts.logger.warn("could not confirm a move to the sidecar the session came from; it goes on here", { from: taken.from, why: settled.why });
+    };
+    try {
+      taken = parked ? undefined : await this.takeFollowing(handoff, source, token, lastEventSeq);
+      const snapshot = parked?.snapshot ?? taken!.snapshot;
+      const moved = await this.adopt(token, snapshot, lastEventSeq, sink, settle);
       if (parked) this.unpark(token);
       handoff.moved?.("in", true, performance.now() - started);
-      this.opts.logger.info("session moved here from another sidecar", { session: moved.session.id, from: owner, lastEventSeq, nextInputSeq: moved.session.expectedSeq });
+      this.opts.logger.info("session moved here from another sidecar", { session: moved.session.id, from: taken?.from ?? "kept here", lastEventSeq, nextInputSeq: moved.session.expectedSeq });
       return moved;
     } catch (err) {
       handoff.moved?.("in", false, performance.now() - started);
-      this.opts.logger.warn("could not take a session from another sidecar", { from: owner, error: (err as Error).message });
-      // Taken but not built (the owner has let it go): kept here for the client's next try.
-      if (snapshot && !(SessionFault.isInstance(err) && err.code === ErrorCode.ERROR_CODE_INTERNAL)) throw this.park(token, snapshot, parked?.afterSeq ?? lastEventSeq, err);
+      this.opts.logger.warn("could not take a session from another sidecar", { from: taken?.from ?? source, error: (err as Error).message });
+      const snapshot = parked?.snapshot ?? taken?.snapshot;
+      // Taken but not built (the engine failed): confirmed and kept here for the client's next try, unless another sidecar has it by now.
+      if (snapshot && confirm !== "refused" && !(SessionFault.isInstance(err) && err.code === ErrorCode.ERROR_CODE_INTERNAL)) {
+        await settle();
+        throw this.park(token, snapshot, parked?.afterSeq ?? lastEventSeq, err);
+      }
       throw err;
-    } finally {
-      this.opening--;
+    }
+  }
+
+  /** Takes the session from `source`, or from the sidecar it moved on to from there. */
+  private async takeFollowing(handoff: HubHandoff, source: string, token: string, lastEventSeq: number) {
+    let from = source;
+    for (let hops = 0; ; hops++) {
+      const result = await handoff.take(from, token, lastEventSeq);
+      if ("snapshot" in result) return { ...result, from };
+      // Moved here, and not here any more (this sidecar restarted): nothing holds it.
+      if (result.movedTo === handoff.selfUrl || hops === MAX_MOVED_HOPS) throw tokenUnknown();
+      this.opts.logger.info("the session moved on from the sidecar its token names; following it", { from, to: result.movedTo });
+      from = result.movedTo;
     }
   }
 
@@ -357,8 +485,12 @@ export class SessionHub {
     return handle;
   }
 
-  /** A session taken from another sidecar: built here, its missed events replayed to the client, then its work goes on. */
-  private async adopt(token: string, snapshot: SessionSnapshot, lastEventSeq: number, sink: EventSink): Promise<SessionHandle> {
+  /**
+   * A session taken from another sidecar: built here, `confirm`ed to the
+   * sidecar it came from, its missed events replayed to the client, then its
+   * work goes on.
+   */
+  private async adopt(token: string, snapshot: SessionSnapshot, lastEventSeq: number, sink: EventSink, confirm: () => Promise<void>): Promise<SessionHandle> {
     let parts;
     try {
       parts = fromSnapshot(snapshot);
@@ -370,7 +502,7 @@ export class SessionHub {
       sink.send({ eventSeq: 0, event: { $case: "started", value: this.startedPayload(handle, true) } });
       handle.outbox.attach(sink, lastEventSeq);
     };
-    const handle = await this.build(parts.sessionId, parts.config, announce, { session: parts.moved, recordingParts: parts.recordingParts });
+    const handle = await this.build(parts.sessionId, parts.config, announce, { session: parts.moved, recordingParts: parts.recordingParts, confirm });
     handle.previousToken = token;
     this.byToken.set(token, handle);
     handle.session.resumeMoved(parts.moved);
@@ -380,36 +512,117 @@ export class SessionHub {
   /**
    * A peer takes the session behind `token` (its client resumed there): the
    * stream holding it here ends, its queued micro-turns get `releaseWaitMs`,
-   * and its state goes to the peer with the events after `lastEventSeq`. From
-   * here on the session is the peer's.
+   * and its state goes to the peer with the events after `lastEventSeq`. The
+   * state is kept until the peer settles (see Handover). A session that moved
+   * on from here is answered with where it went.
    */
-  async handOff(token: string, lastEventSeq: number, takerUrl: string): Promise<SessionSnapshot> {
+  async handOff(token: string, lastEventSeq: number, takerUrl: string): Promise<TakeResult> {
     const handle = this.byToken.get(token);
-    if (!handle) throw tokenUnknown();
-    if (!handle.outbox.canReplayAfter(lastEventSeq)) throw eventsGone(lastEventSeq);
+    if (handle) {
+      if (!handle.outbox.canReplayAfter(lastEventSeq)) throw eventsGone(lastEventSeq);
+      this.forget(handle);
+      this.opts.spinWait?.forget(handle);
+      clearTimeout(handle.graceTimer);
+      const stream = handle.owner;
+      handle.owner = undefined;
+      stream?.superseded();
+      handle.outbox.detach();
+      const tokens = [handle.resumeToken, ...(handle.previousToken === undefined ? [] : [handle.previousToken])];
+      return this.handOut(this.handover(handle.session.id, tokens, takerUrl, lastEventSeq, this.release(handle, lastEventSeq, takerUrl)));
+    }
+    const parked = this.parked.get(token);
+    if (parked) {
+      // Taken here and not built: it goes on to the peer as it came.
+      if (lastEventSeq < parked.afterSeq) throw eventsGone(lastEventSeq);
+      this.unpark(token);
+      return this.handOut(this.handover(parked.snapshot.sessionId, [token], takerUrl, parked.afterSeq, Promise.resolve(parked.snapshot)));
+    }
+    const out = this.handedOut.get(token);
+    if (!out) throw tokenUnknown();
+    if (out.settled) return { movedTo: out.takerUrl };
+    if (out.takerUrl !== takerUrl) {
+      if (performance.now() < out.leaseEnds) throw movingNow(out.takerUrl);
+      this.opts.logger.warn("handing a session to another sidecar: the one it went to did not confirm it in time", { session: out.sessionId, from: out.takerUrl, to: takerUrl });
+      out.id = randomBytes(12).toString("base64url");
+      out.takerUrl = takerUrl;
+    }
+    // The same taker asking again (it never got the answer), or a new one.
+    if (lastEventSeq < out.afterSeq) throw eventsGone(lastEventSeq);
+    return this.handOut(out);
+  }
+
+  /** The peer confirms it holds the session handed over as `handoverId`: the state kept for it goes. */
+  settle(token: string, handoverId: string, takerUrl: string): void {
+    const out = this.handedOut.get(token);
+    if (!out) throw tokenUnknown();
+    if (out.id !== handoverId) {
+      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `the session went to sidecar ${out.takerUrl}: ${takerUrl} did not confirm it within its lease`, { fatal: true });
+    }
+    if (out.settled) return;
+    out.settled = true;
+    out.snapshot = undefined;
+    this.opts.handoff?.moved?.("out", true, performance.now() - out.started);
+    this.opts.logger.info("session moved to another sidecar", { session: out.sessionId, to: takerUrl });
+    // From here on the entry is where the session went, for clients that come back with an old token.
+    clearTimeout(out.timer);
+    out.timer = setTimeout(() => this.dropHandover(out), timerMs(this.opts.resumeGraceMs));
+    out.timer.unref();
+  }
+
+  /** Registers a hand-over of a session no longer held here under its tokens. */
+  private handover(sessionId: string, tokens: string[], takerUrl: string, afterSeq: number, snapshot: Promise<SessionSnapshot>): Handover {
+    const out: Handover = {
+      id: randomBytes(12).toString("base64url"),
+      takerUrl,
+      sessionId,
+      snapshot,
+      afterSeq,
+      settled: false,
+      leaseEnds: Infinity,
+      started: performance.now(),
+      tokens,
+      timer: undefined,
+    };
+    for (const token of tokens) this.handedOut.set(token, out);
+    this.handovers.add(out);
+    // Never confirmed within the grace period: no client came back for it, and the taker does not hold it.
+    out.timer = setTimeout(() => {
+      this.dropHandover(out);
+      this.opts.handoff?.moved?.("out", false, performance.now() - out.started);
+      this.opts.logger.error("session lost: handed to another sidecar, which never confirmed it", { session: sessionId, to: out.takerUrl });
+    }, timerMs(this.opts.resumeGraceMs));
+    out.timer.unref();
+    snapshot.catch(() => this.dropHandover(out));
+    return out;
+  }
+
+  /** The state of `out` for its taker, whose lease starts once it is sent. */
+  private async handOut(out: Handover): Promise<TakeResult> {
+    const handoverId = out.id;
+    const snapshot = await out.snapshot!;
+    out.leaseEnds = performance.now() + (this.opts.handoff?.settleLeaseMs ?? SETTLE_LEASE_MS);
+    return { snapshot, handoverId };
+  }
+
+  private dropHandover(out: Handover): void {
+    clearTimeout(out.timer);
+    this.handovers.delete(out);
+    for (const token of out.tokens) if (this.handedOut.get(token) === out) this.handedOut.delete(token);
+  }
+
+  /** Stops a session that moves away and gives its state, with the events after `lastEventSeq`. */
+  private async release(handle: SessionHandle, lastEventSeq: number, takerUrl: string): Promise<SessionSnapshot> {
     const id = handle.session.id;
-    this.forget(handle);
-    this.handingOff++;
-    this.opts.spinWait?.forget(handle);
-    clearTimeout(handle.graceTimer);
-    const stream = handle.owner;
-    handle.owner = undefined;
-    stream?.superseded();
-    handle.outbox.detach();
-    const started = performance.now();
     try {
       const moved = await handle.session.release(this.opts.handoff?.releaseWaitMs ?? RELEASE_WAIT_MS);
       await handle.recorder?.close();
       const events = handle.outbox.eventsAfter(lastEventSeq);
-      this.opts.handoff?.moved?.("out", true, performance.now() - started);
-      this.opts.logger.info("session moved to another sidecar", { session: id, to: takerUrl, replayedEvents: events.length, queuedChunks: moved.queuedInput.length, tasks: moved.tasks.length });
+      this.opts.logger.info("session handed to another sidecar", { session: id, to: takerUrl, replayedEvents: events.length, queuedChunks: moved.queuedInput.length, tasks: moved.tasks.length });
       return toSnapshot({ sessionId: id, config: handle.config, events, lastEventSeq: handle.outbox.lastEventSeq, moved, recordingParts: handle.recordingParts });
     } catch (err) {
-      this.opts.handoff?.moved?.("out", false, performance.now() - started);
+      this.opts.handoff?.moved?.("out", false, 0);
       this.opts.logger.error("session lost while moving to another sidecar", { session: id, to: takerUrl, error: String(err) });
       throw err;
-    } finally {
-      this.handingOff--;
     }
   }
 
@@ -465,6 +678,10 @@ export class SessionHub {
     for (const [token, { snapshot }] of this.parked) {
       this.unpark(token);
       this.opts.logger.warn("session lost: taken from another sidecar and not built here before the sidecar stopped", { session: snapshot.sessionId });
+    }
+    for (const out of this.handovers) {
+      if (!out.settled) this.opts.logger.warn("a session handed to another sidecar was not confirmed before this one stopped; the taker keeps it if it built it", { session: out.sessionId, to: out.takerUrl });
+      this.dropHandover(out);
     }
     await Promise.all([...this.byId.values()].map((h) => this.end(h, reason)));
   }

@@ -20,10 +20,28 @@ class TakeRequest(_message.Message):
     def __init__(self, resume_token: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., taker_url: _Optional[str] = ...) -> None: ...
 
 class TakeResponse(_message.Message):
-    __slots__ = ("snapshot",)
+    __slots__ = ("snapshot", "handover_id", "moved_to")
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    HANDOVER_ID_FIELD_NUMBER: _ClassVar[int]
+    MOVED_TO_FIELD_NUMBER: _ClassVar[int]
     snapshot: SessionSnapshot
-    def __init__(self, snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ...) -> None: ...
+    handover_id: str
+    moved_to: str
+    def __init__(self, snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ..., handover_id: _Optional[str] = ..., moved_to: _Optional[str] = ...) -> None: ...
+
+class SettleRequest(_message.Message):
+    __slots__ = ("resume_token", "handover_id", "taker_url")
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    HANDOVER_ID_FIELD_NUMBER: _ClassVar[int]
+    TAKER_URL_FIELD_NUMBER: _ClassVar[int]
+    resume_token: str
+    handover_id: str
+    taker_url: str
+    def __init__(self, resume_token: _Optional[str] = ..., handover_id: _Optional[str] = ..., taker_url: _Optional[str] = ...) -> None: ...
+
+class SettleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class SessionSnapshot(_message.Message):
     __slots__ = ("session_id", "config", "next_input_seq", "input_time_ms", "chunks", "conversation", "events", "last_event_seq", "pending_context", "tool_calls", "tasks", "played_up_to_ms", "tool_calls_made", "task_ids_made", "output_end_ms", "queued_input", "recording_parts")

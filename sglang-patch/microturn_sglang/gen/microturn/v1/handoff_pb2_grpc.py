@@ -27,7 +27,13 @@ if _version_not_supported:
 
 
 class HandoffStub:
-    """The sidecar-to-sidecar service.
+    """The sidecar-to-sidecar service. A move has two steps, so that a taker that
+    fails between them loses nothing: Take hands the state over and the owner
+    keeps a copy; Settle, once the taker has the session built, lets the owner
+    drop it. Until then the same taker may Take again, and once the taker's
+    lease has run out another sidecar may (the late taker's Settle is then
+    refused and it drops what it built). Both calls carry metadata
+    `x-microturn-peer`, a MAC of the resume token under the peer key.
     """
 
     def __init__(self, channel):
@@ -41,16 +47,36 @@ class HandoffStub:
                 request_serializer=microturn_dot_v1_dot_handoff__pb2.TakeRequest.SerializeToString,
                 response_deserializer=microturn_dot_v1_dot_handoff__pb2.TakeResponse.FromString,
                 _registered_method=True)
+        self.Settle = channel.unary_unary(
+                '/microturn.v1.Handoff/Settle',
+                request_serializer=microturn_dot_v1_dot_handoff__pb2.SettleRequest.SerializeToString,
+                response_deserializer=microturn_dot_v1_dot_handoff__pb2.SettleResponse.FromString,
+                _registered_method=True)
 
 
 class HandoffServicer:
-    """The sidecar-to-sidecar service.
+    """The sidecar-to-sidecar service. A move has two steps, so that a taker that
+    fails between them loses nothing: Take hands the state over and the owner
+    keeps a copy; Settle, once the taker has the session built, lets the owner
+    drop it. Until then the same taker may Take again, and once the taker's
+    lease has run out another sidecar may (the late taker's Settle is then
+    refused and it drops what it built). Both calls carry metadata
+    `x-microturn-peer`, a MAC of the resume token under the peer key.
     """
 
     def Take(self, request, context):
         """Hands a session over: the owner lets go of it (its stream, if any, ends
-        with "resumed on another sidecar") and returns its state. Called with
-        metadata `x-microturn-peer`, a MAC of the resume token under the peer key.
+        with "resumed on another sidecar") and returns its state. A session that
+        already moved on is answered with where it went (moved_to) instead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Settle(self, request, context):
+        """The taker holds the session now: the owner drops its copy of the state
+        and answers later Takes of the token with moved_to. Refused with
+        FAILED_PRECONDITION when the session went to another taker meanwhile.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -64,6 +90,11 @@ def add_HandoffServicer_to_server(servicer, server):
                     request_deserializer=microturn_dot_v1_dot_handoff__pb2.TakeRequest.FromString,
                     response_serializer=microturn_dot_v1_dot_handoff__pb2.TakeResponse.SerializeToString,
             ),
+            'Settle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Settle,
+                    request_deserializer=microturn_dot_v1_dot_handoff__pb2.SettleRequest.FromString,
+                    response_serializer=microturn_dot_v1_dot_handoff__pb2.SettleResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'microturn.v1.Handoff', rpc_method_handlers)
@@ -73,7 +104,13 @@ def add_HandoffServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Handoff:
-    """The sidecar-to-sidecar service.
+    """The sidecar-to-sidecar service. A move has two steps, so that a taker that
+    fails between them loses nothing: Take hands the state over and the owner
+    keeps a copy; Settle, once the taker has the session built, lets the owner
+    drop it. Until then the same taker may Take again, and once the taker's
+    lease has run out another sidecar may (the late taker's Settle is then
+    refused and it drops what it built). Both calls carry metadata
+    `x-microturn-peer`, a MAC of the resume token under the peer key.
     """
 
     @staticmethod
@@ -93,6 +130,33 @@ class Handoff:
             '/microturn.v1.Handoff/Take',
             microturn_dot_v1_dot_handoff__pb2.TakeRequest.SerializeToString,
             microturn_dot_v1_dot_handoff__pb2.TakeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Settle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microturn.v1.Handoff/Settle',
+            microturn_dot_v1_dot_handoff__pb2.SettleRequest.SerializeToString,
+            microturn_dot_v1_dot_handoff__pb2.SettleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,10 +39,33 @@ export interface TakeRequest {
   takerUrl: string;
 }
 
-/** The session, now the taker's. */
+/** The session, now the taker's; or where it went. */
 export interface TakeResponse {
-  /** Everything the taker needs to go on with the session. */
-  snapshot?: SessionSnapshot | undefined;
+  /** Everything the taker needs to go on with the session; absent with moved_to. */
+  snapshot?:
+    | SessionSnapshot
+    | undefined;
+  /** Names this hand-over in Settle. */
+  handoverId: string;
+  /**
+   * Set instead of a snapshot when the session already moved to another
+   * sidecar (its advertised URL): take it from there, with the same token.
+   */
+  movedTo: string;
+}
+
+/** The taker confirms a hand-over. */
+export interface SettleRequest {
+  /** The token the session was taken with. */
+  resumeToken: string;
+  /** TakeResponse.handover_id. */
+  handoverId: string;
+  /** The taking sidecar's advertised URL. */
+  takerUrl: string;
+}
+
+/** Empty: the hand-over is settled. */
+export interface SettleResponse {
 }
 
 /**
@@ -260,13 +283,19 @@ export const TakeRequest: MessageFns<TakeRequest> = {
 };
 
 function createBaseTakeResponse(): TakeResponse {
-  return { snapshot: undefined };
+  return { snapshot: undefined, handoverId: "", movedTo: "" };
 }
 
 export const TakeResponse: MessageFns<TakeResponse> = {
   encode(message: TakeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.snapshot !== undefined) {
       SessionSnapshot.encode(message.snapshot, writer.uint32(10).fork()).join();
+    }
+    if (message.handoverId !== "") {
+      writer.uint32(18).string(message.handoverId);
+    }
+    if (message.movedTo !== "") {
+      writer.uint32(26).string(message.movedTo);
     }
     return writer;
   },
@@ -292,6 +321,22 @@ export const TakeResponse: MessageFns<TakeResponse> = {
             message.snapshot = SessionSnapshot.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.handoverId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.movedTo = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -305,13 +350,31 @@ export const TakeResponse: MessageFns<TakeResponse> = {
   },
 
   fromJSON(object: any): TakeResponse {
-    return { snapshot: isSet(object.snapshot) ? SessionSnapshot.fromJSON(object.snapshot) : undefined };
+    return {
+      snapshot: isSet(object.snapshot) ? SessionSnapshot.fromJSON(object.snapshot) : undefined,
+      handoverId: isSet(object.handoverId)
+        ? globalThis.String(object.handoverId)
+        : isSet(object.handover_id)
+        ? globalThis.String(object.handover_id)
+        : "",
+      movedTo: isSet(object.movedTo)
+        ? globalThis.String(object.movedTo)
+        : isSet(object.moved_to)
+        ? globalThis.String(object.moved_to)
+        : "",
+    };
   },
 
   toJSON(message: TakeResponse): unknown {
     const obj: any = {};
     if (message.snapshot !== undefined) {
       obj.snapshot = SessionSnapshot.toJSON(message.snapshot);
+    }
+    if (message.handoverId !== "") {
+      obj.handoverId = message.handoverId;
+    }
+    if (message.movedTo !== "") {
+      obj.movedTo = message.movedTo;
     }
     return obj;
   },
@@ -324,6 +387,173 @@ export const TakeResponse: MessageFns<TakeResponse> = {
     message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
       ? SessionSnapshot.fromPartial(object.snapshot)
       : undefined;
+    message.handoverId = object.handoverId ?? "";
+    message.movedTo = object.movedTo ?? "";
+    return message;
+  },
+};
+
+function createBaseSettleRequest(): SettleRequest {
+  return { resumeToken: "", handoverId: "", takerUrl: "" };
+}
+
+export const SettleRequest: MessageFns<SettleRequest> = {
+  encode(message: SettleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resumeToken !== "") {
+      writer.uint32(10).string(message.resumeToken);
+    }
+    if (message.handoverId !== "") {
+      writer.uint32(18).string(message.handoverId);
+    }
+    if (message.takerUrl !== "") {
+      writer.uint32(26).string(message.takerUrl);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SettleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSettleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resumeToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.handoverId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.takerUrl = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SettleRequest {
+    return {
+      resumeToken: isSet(object.resumeToken)
+        ? globalThis.String(object.resumeToken)
+        : isSet(object.resume_token)
+        ? globalThis.String(object.resume_token)
+        : "",
+      handoverId: isSet(object.handoverId)
+        ? globalThis.String(object.handoverId)
+        : isSet(object.handover_id)
+        ? globalThis.String(object.handover_id)
+        : "",
+      takerUrl: isSet(object.takerUrl)
+        ? globalThis.String(object.takerUrl)
+        : isSet(object.taker_url)
+        ? globalThis.String(object.taker_url)
+        : "",
+    };
+  },
+
+  toJSON(message: SettleRequest): unknown {
+    const obj: any = {};
+    if (message.resumeToken !== "") {
+      obj.resumeToken = message.resumeToken;
+    }
+    if (message.handoverId !== "") {
+      obj.handoverId = message.handoverId;
+    }
+    if (message.takerUrl !== "") {
+      obj.takerUrl = message.takerUrl;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SettleRequest>, I>>(base?: I): SettleRequest {
+    return SettleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SettleRequest>, I>>(object: I): SettleRequest {
+    const message = createBaseSettleRequest();
+    message.resumeToken = object.resumeToken ?? "";
+    message.handoverId = object.handoverId ?? "";
+    message.takerUrl = object.takerUrl ?? "";
+    return message;
+  },
+};
+
+function createBaseSettleResponse(): SettleResponse {
+  return {};
+}
+
+export const SettleResponse: MessageFns<SettleResponse> = {
+  encode(_: SettleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SettleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSettleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): SettleResponse {
+    return {};
+  },
+
+  toJSON(_: SettleResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SettleResponse>, I>>(base?: I): SettleResponse {
+    return SettleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SettleResponse>, I>>(_: I): SettleResponse {
+    const message = createBaseSettleResponse();
     return message;
   },
 };
@@ -1227,13 +1457,21 @@ export const MovedTask: MessageFns<MovedTask> = {
   },
 };
 
-/** The sidecar-to-sidecar service. */
+/**
+ * The sidecar-to-sidecar service. A move has two steps, so that a taker that
+ * fails between them loses nothing: Take hands the state over and the owner
+ * keeps a copy; Settle, once the taker has the session built, lets the owner
+ * drop it. Until then the same taker may Take again, and once the taker's
+ * lease has run out another sidecar may (the late taker's Settle is then
+ * refused and it drops what it built). Both calls carry metadata
+ * `x-microturn-peer`, a MAC of the resume token under the peer key.
+ */
 export type HandoffService = typeof HandoffService;
 export const HandoffService = {
   /**
    * Hands a session over: the owner lets go of it (its stream, if any, ends
-   * with "resumed on another sidecar") and returns its state. Called with
-   * metadata `x-microturn-peer`, a MAC of the resume token under the peer key.
+   * with "resumed on another sidecar") and returns its state. A session that
+   * already moved on is answered with where it went (moved_to) instead.
    */
   take: {
     path: "/microturn.v1.Handoff/Take" as const,
@@ -1244,22 +1482,42 @@ export const HandoffService = {
     responseSerialize: (value: TakeResponse): Buffer => Buffer.from(TakeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TakeResponse => TakeResponse.decode(value),
   },
+  /**
+   * The taker holds the session now: the owner drops its copy of the state
+   * and answers later Takes of the token with moved_to. Refused with
+   * FAILED_PRECONDITION when the session went to another taker meanwhile.
+   */
+  settle: {
+    path: "/microturn.v1.Handoff/Settle" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SettleRequest): Buffer => Buffer.from(SettleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SettleRequest => SettleRequest.decode(value),
+    responseSerialize: (value: SettleResponse): Buffer => Buffer.from(SettleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SettleResponse => SettleResponse.decode(value),
+  },
 } as const;
 
 export interface HandoffServer extends UntypedServiceImplementation {
   /**
    * Hands a session over: the owner lets go of it (its stream, if any, ends
-   * with "resumed on another sidecar") and returns its state. Called with
-   * metadata `x-microturn-peer`, a MAC of the resume token under the peer key.
+   * with "resumed on another sidecar") and returns its state. A session that
+   * already moved on is answered with where it went (moved_to) instead.
    */
   take: handleUnaryCall<TakeRequest, TakeResponse>;
+  /**
+   * The taker holds the session now: the owner drops its copy of the state
+   * and answers later Takes of the token with moved_to. Refused with
+   * FAILED_PRECONDITION when the session went to another taker meanwhile.
+   */
+  settle: handleUnaryCall<SettleRequest, SettleResponse>;
 }
 
 export interface HandoffClient extends Client {
   /**
    * Hands a session over: the owner lets go of it (its stream, if any, ends
-   * with "resumed on another sidecar") and returns its state. Called with
-   * metadata `x-microturn-peer`, a MAC of the resume token under the peer key.
+   * with "resumed on another sidecar") and returns its state. A session that
+   * already moved on is answered with where it went (moved_to) instead.
    */
   take(request: TakeRequest, callback: (error: ServiceError | null, response: TakeResponse) => void): ClientUnaryCall;
   take(
@@ -1272,6 +1530,26 @@ export interface HandoffClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TakeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The taker holds the session now: the owner drops its copy of the state
+   * and answers later Takes of the token with moved_to. Refused with
+   * FAILED_PRECONDITION when the session went to another taker meanwhile.
+   */
+  settle(
+    request: SettleRequest,
+    callback: (error: ServiceError | null, response: SettleResponse) => void,
+  ): ClientUnaryCall;
+  settle(
+    request: SettleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SettleResponse) => void,
+  ): ClientUnaryCall;
+  settle(
+    request: SettleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SettleResponse) => void,
   ): ClientUnaryCall;
 }
 
