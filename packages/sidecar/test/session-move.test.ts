@@ -222,6 +222,38 @@ describe("a session moving between hubs", () => {
     expect(await a.handOff(handle.resumeToken, lastSeen, "grpc://b:1")).toEqual({ movedTo: "grpc://c:1" });
   });
 
+  it("takes a session back when the sidecar it went to let its lease pass and the client comes back", async () => {
+    const { a, b, engines } = hubs(0, 20, { settleLeaseMs: 50 });
+    const first = sink();
+    const handle = await a.create(TestClient.config(), first);
+    handle.session.acceptInput(chunk(0, "one"));
+    await handle.session.whenIdle();
+    const lastSeen = first.events.at(-1)!.eventSeq;
+    let unblock!: () => void;
+    const blocked = new Promise<void>((r) => (unblock = r));
+    const open = engines.b.openSession.bind(engines.b);
+    engines.b.openSession = async (options) => (await blocked, open(options));
+    const stuck = b.resume(handle.resumeToken, lastSeen, sink()).catch((err: unknown) => err);
+    for (let i = 0; i < 200 && a.size > 0; i++) await new Promise((r) => setTimeout(r, 1));
+    // Back on A while B's lease runs: refused with a retry; after it, A builds the session again from what it kept.
+    await expect(a.resume(handle.resumeToken, lastSeen, sink())).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true });
+    await new Promise((r) => setTimeout(r, 80));
+    const back = sink();
+    const again = await a.resume(handle.resumeToken, lastSeen, back);
+    expect([a.size, a.unsettled]).toEqual([1, 1]);
+    expect(back.events[0]).toMatchObject({ event: { $case: "started", value: { resumed: true, nextInputSeq: 1 } } });
+    unblock();
+    expect(await stuck).toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true });
+    expect(b.size).toBe(0);
+    again.session.acceptInput(chunk(1, "two"));
+    await again.session.whenIdle();
+    expect(outputs(back.events)).toEqual(["1:TWO"]);
+    // The hand-over is gone with the session's return: a peer's Take finds the session itself.
+    const taken = await b.resume(again.resumeToken, back.events.at(-1)!.eventSeq, sink());
+    expect(taken.session.expectedSeq).toBe(2);
+    expect([a.size, a.unsettled, b.size]).toEqual([0, 0, 1]);
+  });
+
   it("gives the same hand-over again to the taker that asks twice (its first answer lost)", async () => {
     const { a } = hubs(0);
     const handle = await a.create(TestClient.config(), sink());

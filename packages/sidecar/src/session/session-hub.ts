@@ -363,11 +363,12 @@ export class SessionHub {
     }
     const handoff = this.opts.handoff;
     const parked = this.parked.get(token);
-    // Where the session is: the sidecar the token names, or (a session this sidecar handed on) the one it went to.
+    // Where the session is: the sidecar the token names, or (one this sidecar handed on) the one it went to,
+    // or here still, when the sidecar it was handed to let its lease pass without confirming it.
     const handed = this.handedOut.get(token);
-    if (handed && !handed.settled) throw movingNow(handed.takerUrl);
-    const source = handed?.takerUrl ?? handoff?.key.ownerOf(token);
-    if (!handoff || (!parked && (source === undefined || source === handoff.selfUrl))) throw tokenUnknown();
+    if (handed && !handed.settled && performance.now() < handed.leaseEnds) throw movingNow(handed.takerUrl);
+    const source = handed ? (handed.settled ? handed.takerUrl : handoff?.selfUrl) : handoff?.key.ownerOf(token);
+    if (!handoff || (!parked && (source === undefined || (source === handoff.selfUrl && !handed)))) throw tokenUnknown();
     if (parked && lastEventSeq < parked.afterSeq) throw eventsGone(lastEventSeq);
     this.checkRoom();
     this.opening++;
@@ -401,7 +402,7 @@ export class SessionHub {
     let confirm = (parked ? "done" : "pending") as "pending" | "done" | "refused";
     const settle = async () => {
       if (confirm !== "pending" || !taken) return;
-      const settled = await handoff.settle(taken.from, token, taken.handoverId);
+      const settled = taken.from === handoff.selfUrl ? this.settleOwn(token, taken.handoverId) : await handoff.settle(taken.from, token, taken.handoverId);
       if (settled.result === "refused") {
         confirm = "refused";
         throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, `the session went to another sidecar while this one was taking it (${settled.why}); resume again`, {
@@ -438,7 +439,8 @@ export class SessionHub {
   private async takeFollowing(handoff: HubHandoff, source: string, token: string, lastEventSeq: number) {
     let from = source;
     for (let hops = 0; ; hops++) {
-      const result = await handoff.take(from, token, lastEventSeq);
+      // Taken back from its own hand-over (see resume): no call to make.
+      const result = from === handoff.selfUrl ? await this.handOff(token, lastEventSeq, from) : await handoff.take(from, token, lastEventSeq);
       if ("snapshot" in result) return { ...result, from };
       // Moved here, and not here any more (this sidecar restarted): nothing holds it.
       if (result.movedTo === handoff.selfUrl || hops === MAX_MOVED_HOPS) throw tokenUnknown();
@@ -554,7 +556,11 @@ export class SessionHub {
   /** The peer confirms it holds the session handed over as `handoverId`: the state kept for it goes. */
   settle(token: string, handoverId: string, takerUrl: string): void {
     const out = this.handedOut.get(token);
-    if (!out) throw tokenUnknown();
+    if (!out) {
+      // Taken back (the taker's lease passed and the client came back here): the late taker must let go.
+      if (this.byToken.has(token)) throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `the session is back on this sidecar: ${takerUrl} did not confirm it within its lease`, { fatal: true });
+      throw tokenUnknown();
+    }
     if (out.id !== handoverId) {
       throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `the session went to sidecar ${out.takerUrl}: ${takerUrl} did not confirm it within its lease`, { fatal: true });
     }
@@ -567,6 +573,15 @@ export class SessionHub {
     clearTimeout(out.timer);
     out.timer = setTimeout(() => this.dropHandover(out), timerMs(this.opts.resumeGraceMs));
     out.timer.unref();
+  }
+
+  /** Settles a hand-over this sidecar made to itself: the session came back before its taker confirmed it. */
+  private settleOwn(token: string, handoverId: string): SettleResult {
+    const out = this.handedOut.get(token);
+    if (out?.id !== handoverId) return { result: "refused", why: `the session went to sidecar ${out?.takerUrl ?? "(none)"}` };
+    this.dropHandover(out);
+    this.opts.logger.warn("session taken back: the sidecar it was handed to did not confirm it in time", { session: out.sessionId });
+    return { result: "settled" };
   }
 
   /** Registers a hand-over of a session no longer held here under its tokens. */
