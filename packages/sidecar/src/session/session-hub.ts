@@ -220,11 +220,14 @@ export class SessionHub {
     return this.opts.handoff !== undefined;
   }
 
-  /** Sessions held, and those handed to a peer that has not confirmed it yet: a draining sidecar stops when none is left. */
+  /**
+   * Sessions held, kept (taken and not built), and handed to a peer that has
+   * not confirmed it yet: a draining sidecar stops when none is left.
+   */
   get unsettled(): number {
     let handing = 0;
     for (const out of this.handovers) if (!out.settled) handing++;
-    return this.byId.size + handing;
+    return this.byId.size + this.parked.size + handing;
   }
 
   sessions(): IterableIterator<SessionHandle> {
@@ -604,7 +607,7 @@ export class SessionHub {
     out.timer = setTimeout(() => {
       this.dropHandover(out);
       this.opts.handoff?.moved?.("out", false, performance.now() - out.started);
-      this.opts.logger.error("session lost: handed to another sidecar, which never confirmed it", { session: sessionId, to: out.takerUrl });
+      this.opts.logger.error("session lost unless the sidecar it was handed to holds it: that one never confirmed it", { session: sessionId, to: out.takerUrl });
     }, timerMs(this.opts.resumeGraceMs));
     out.timer.unref();
     snapshot.catch(() => this.dropHandover(out));
