@@ -2,6 +2,7 @@ import { ErrorCode } from "@microturn/protocol";
 import { describe, expect, it } from "vitest";
 import { MAX_PEER_CHANNELS, PeerClient } from "./peer-client.js";
 import { PeerKey } from "./peer-key.js";
+import { freePort } from "./testing/tcp-balancer.js";
 
 describe("PeerClient", () => {
   it("keeps channels to the peers used most lately, closing the rest", async () => {
@@ -22,6 +23,14 @@ describe("PeerClient", () => {
     const key = new PeerKey("a peer key of at least thirty-two characters");
     const client = new PeerClient({ key, selfUrl: "grpc://127.0.0.1:1" });
     await expect(client.take("http://elsewhere:80", "t", 0)).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_INTERNAL, fatal: true });
+    client.close();
+  });
+
+  it("reports a Settle the owner could not answer as unanswered, not refused: the taker goes on with the session", async () => {
+    const key = new PeerKey("a peer key of at least thirty-two characters");
+    const client = new PeerClient({ key, selfUrl: "grpc://127.0.0.1:1", timeoutMs: 200 });
+    const owner = `grpc://127.0.0.1:${await freePort()}`;
+    expect(await client.settle(owner, key.mintToken(owner), "h")).toMatchObject({ result: "unanswered", why: expect.stringMatching(/UNAVAILABLE|DEADLINE_EXCEEDED/) });
     client.close();
   });
 });
