@@ -7,7 +7,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import { connect } from "node:net";
 import type { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
-import { ClientEvent, ErrorCode, grpcHealth, HandoffService, InteractionService, ServerEvent, type HandoffServer, type InteractionServer } from "@microturn/protocol";
+import { ClientEvent, ErrorCode, grpcHealth, HandoffService, InteractionService, ServerEvent, SettleResult, type HandoffServer, type InteractionServer } from "@microturn/protocol";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ConfigError } from "./config.js";
 import { grpcStatusFor, toSessionError } from "./errors.js";
@@ -227,30 +227,26 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       hub.handOff(resumeToken, lastEventSeq, takerUrl).then(
         (result) => callback(null, "movedTo" in result ? { movedTo: result.movedTo, handoverId: "" } : { snapshot: result.snapshot, handoverId: result.handoverId, movedTo: "" }),
-        (err: unknown) => callback(peerFault(err)),
+        (err: unknown) => {
+          const error = toSessionError(err);
+          callback({ code: grpcStatusFor(error.code), details: error.message });
+        },
       );
     };
     const settle: HandoffServer["settle"] = (call, callback) => {
-      const { resumeToken, handoverId, takerUrl } = call.request;
-      if (!peerKey.checkTakeProof(resumeToken, call.metadata.get(PEER_PROOF_HEADER)[0]?.toString())) {
-        logger.warn("Settle refused: the caller does not hold this sidecar's peer key", { taker: takerUrl, peer: call.getPeer() });
-        callback({ code: grpc.status.UNAUTHENTICATED, details: `Settle needs metadata ${PEER_PROOF_HEADER} made with this deployment's peer key` });
-        return;
-      }
-      try {
-        hub.settle(resumeToken, handoverId, takerUrl);
-        callback(null, {});
-      } catch (err) {
-        callback(peerFault(err));
-      }
+      const { settlements, takerUrl } = call.request;
+      const outcomes = settlements.map(({ resumeToken, handoverId, proof }) => {
+        if (!peerKey.checkTakeProof(resumeToken, proof)) {
+          logger.warn("settlement refused: the caller does not hold this sidecar's peer key", { taker: takerUrl, peer: call.getPeer() });
+          return { result: SettleResult.SETTLE_RESULT_UNAUTHENTICATED, reason: "the settlement's proof was not made with this deployment's peer key" };
+        }
+        const settled = hub.settle(resumeToken, handoverId, takerUrl);
+        if (settled.result === "settled") return { result: SettleResult.SETTLE_RESULT_SETTLED, reason: "" };
+        return { result: settled.result === "refused" ? SettleResult.SETTLE_RESULT_REFUSED : SettleResult.SETTLE_RESULT_UNKNOWN, reason: settled.why };
+      });
+      callback(null, { outcomes });
     };
     server.addService(HandoffService, { take, settle });
-  }
-
-  /** A refusal of a peer's call, as the gRPC status the peer maps back (PeerClient). */
-  function peerFault(err: unknown): Partial<grpc.StatusObject> {
-    const error = toSessionError(err);
-    return { code: grpcStatusFor(error.code), details: error.message };
   }
 
   const health: grpcHealth.HealthServer = {

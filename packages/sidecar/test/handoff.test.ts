@@ -5,7 +5,7 @@
 // sidecar, which takes the session over; the conversation goes on with
 // nothing lost or doubled.
 import * as grpc from "@grpc/grpc-js";
-import { ErrorCode, HandoffClient, type SessionSnapshot } from "@microturn/protocol";
+import { ErrorCode, HandoffClient, SettleResult, type SessionSnapshot, type SettleOutcome } from "@microturn/protocol";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -298,15 +298,16 @@ describe("sessions moving between sidecars", () => {
     expect(await take("t")).toEqual({ code: grpc.status.UNAUTHENTICATED });
     expect(await take("t", new PeerKey("another deployment's key, 32+ chars").takeProof("t"))).toEqual({ code: grpc.status.UNAUTHENTICATED });
     expect(await take("t", new PeerKey(KEY).takeProof("t"))).toEqual({ code: grpc.status.NOT_FOUND });
-    const settle = (proof?: string) =>
-      new Promise<number>((resolve) => {
-        const metadata = new grpc.Metadata();
-        if (proof !== undefined) metadata.set(PEER_PROOF_HEADER, proof);
-        client.settle({ resumeToken: "t", handoverId: "h", takerUrl: "test" }, metadata, (err) => resolve(err ? err.code : grpc.status.OK));
-      });
-    expect(await settle()).toBe(grpc.status.UNAUTHENTICATED);
-    expect(await settle(new PeerKey("another deployment's key, 32+ chars").takeProof("t"))).toBe(grpc.status.UNAUTHENTICATED);
-    expect(await settle(new PeerKey(KEY).takeProof("t"))).toBe(grpc.status.NOT_FOUND);
+    const settle = (proofs: string[]) =>
+      new Promise<SettleOutcome[]>((resolve, reject) =>
+        client.settle({ settlements: proofs.map((proof) => ({ resumeToken: "t", handoverId: "h", proof })), takerUrl: "test" }, (err, res) => (err ? reject(err) : resolve(res.outcomes))),
+      );
+    // Each settlement is checked on its own proof.
+    expect(await settle(["", new PeerKey("another deployment's key, 32+ chars").takeProof("t"), new PeerKey(KEY).takeProof("t")])).toEqual([
+      { result: SettleResult.SETTLE_RESULT_UNAUTHENTICATED, reason: expect.stringContaining("peer key") },
+      { result: SettleResult.SETTLE_RESULT_UNAUTHENTICATED, reason: expect.stringContaining("peer key") },
+      { result: SettleResult.SETTLE_RESULT_UNKNOWN, reason: expect.stringContaining("no such hand-over") },
+    ]);
   });
 
   it("moves a browser's session too: a WebSocket client that comes back through another sidecar goes on there", async () => {

@@ -29,17 +29,7 @@ function wire(hubsByUrl: Map<string, SessionHub>, selfUrl: string, taken: string
       const result = await (await peer(owner)).handOff(token, lastEventSeq, selfUrl);
       return "snapshot" in result ? { ...result, snapshot: SessionSnapshot.decode(SessionSnapshot.encode(result.snapshot).finish()) } : result;
     },
-    settle: async (owner, token, handoverId) => {
-      const hub = hubsByUrl.get(owner);
-      if (!hub) return { result: "unanswered", why: `${owner} is gone` };
-      try {
-        hub.settle(token, handoverId, selfUrl);
-        return { result: "settled" };
-      } catch (err) {
-        const fault = err as SessionFault;
-        return { result: fault.code === ErrorCode.ERROR_CODE_FAILED_PRECONDITION ? "refused" : "unanswered", why: fault.message };
-      }
-    },
+    settle: async (owner, token, handoverId) => hubsByUrl.get(owner)?.settle(token, handoverId, selfUrl) ?? { result: "unanswered", why: `${owner} is gone` },
   };
 }
 
@@ -266,8 +256,8 @@ describe("a session moving between hubs", () => {
     expect(twice.snapshot).toEqual(once.snapshot);
     // Another sidecar waits while the lease runs; a confirmation naming another hand-over is refused.
     await expect(a.handOff(handle.resumeToken, 0, "grpc://c:1")).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true });
-    expect(() => a.settle(handle.resumeToken, "another", "grpc://c:1")).toThrow(expect.objectContaining({ code: ErrorCode.ERROR_CODE_FAILED_PRECONDITION }));
-    a.settle(handle.resumeToken, once.handoverId, "grpc://b:1");
+    expect(a.settle(handle.resumeToken, "another", "grpc://c:1")).toMatchObject({ result: "refused" });
+    expect(a.settle(handle.resumeToken, once.handoverId, "grpc://b:1")).toEqual({ result: "settled" });
     expect(a.unsettled).toBe(0);
     expect(await a.handOff(handle.resumeToken, 0, "grpc://c:1")).toEqual({ movedTo: "grpc://b:1" });
   });

@@ -2,7 +2,7 @@
 // sidecar a resume token names, one channel per peer, and turns a Take's
 // failures into the SessionFault the resuming client is told.
 import * as grpc from "@grpc/grpc-js";
-import { ErrorCode, HandoffClient, type SessionSnapshot, type TakeResponse } from "@microturn/protocol";
+import { ErrorCode, HandoffClient, SettleResult as SettleOutcomeResult, type SessionSnapshot, type TakeResponse } from "@microturn/protocol";
 import { SessionFault } from "../errors.js";
 import { parsePeerUrl, type PeerKey } from "./peer-key.js";
 
@@ -39,6 +39,15 @@ export type TakeResult = { snapshot: SessionSnapshot; handoverId: string } | { m
  */
 export type SettleResult = { result: "settled" } | { result: "refused" | "unanswered"; why: string };
 
+/** Settlements sent in one Settle call at most. */
+export const MAX_SETTLEMENTS_PER_CALL = 256;
+
+interface PendingSettlement {
+  token: string;
+  handoverId: string;
+  resolve: (result: SettleResult) => void;
+}
+
 /** Channels kept open to peers at most. */
 export const MAX_PEER_CHANNELS = 32;
 
@@ -52,6 +61,8 @@ const STATUS_FAULTS: Partial<Record<grpc.status, { code: ErrorCode; retryable: b
 
 export class PeerClient {
   private readonly clients = new Map<string, HandoffClient>();
+  /** Settlements waiting for this turn of the event loop to end, by owner. */
+  private readonly settling = new Map<string, PendingSettlement[]>();
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: PeerClientOptions) {
@@ -74,15 +85,45 @@ export class PeerClient {
     return { snapshot: response.snapshot, handoverId: response.handoverId };
   }
 
-  /** Confirms to the sidecar at `ownerUrl` that this one holds the session it handed over as `handoverId`. */
-  async settle(ownerUrl: string, token: string, handoverId: string): Promise<SettleResult> {
-    const client = this.client(ownerUrl);
-    return new Promise<SettleResult>((resolve) =>
-      client.settle({ resumeToken: token, handoverId, takerUrl: this.opts.selfUrl }, this.proof(token), { deadline: Date.now() + this.timeoutMs }, (err) => {
-        if (!err) resolve({ result: "settled" });
-        else resolve({ result: err.code === grpc.status.FAILED_PRECONDITION ? "refused" : "unanswered", why: `${grpc.status[err.code] ?? err.code}: ${err.details}` });
-      }),
-    );
+  /**
+   * Confirms to the sidecar at `ownerUrl` that this one holds the session it
+   * handed over as `handoverId`. Settlements to one owner made in the same
+   * turn of the event loop go in one call (many sessions move at once in a
+   * rolling restart).
+   */
+  settle(ownerUrl: string, token: string, handoverId: string): Promise<SettleResult> {
+    return new Promise((resolve) => {
+      let batch = this.settling.get(ownerUrl);
+      if (!batch) {
+        batch = [];
+        this.settling.set(ownerUrl, batch);
+        setImmediate(() => this.flushSettlements(ownerUrl, batch!));
+      }
+      batch.push({ token, handoverId, resolve });
+      if (batch.length >= MAX_SETTLEMENTS_PER_CALL) this.flushSettlements(ownerUrl, batch);
+    });
+  }
+
+  private flushSettlements(ownerUrl: string, batch: PendingSettlement[]): void {
+    if (this.settling.get(ownerUrl) !== batch) return;
+    this.settling.delete(ownerUrl);
+    const settlements = batch.map(({ token, handoverId }) => ({ resumeToken: token, handoverId, proof: this.opts.key.takeProof(token) }));
+    this.client(ownerUrl).settle({ settlements, takerUrl: this.opts.selfUrl }, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, response) => {
+      batch.forEach(({ resolve }, i) => {
+        if (err) return resolve({ result: "unanswered", why: `${grpc.status[err.code] ?? err.code}: ${err.details}` });
+        const outcome = response.outcomes[i];
+        switch (outcome?.result) {
+          case SettleOutcomeResult.SETTLE_RESULT_SETTLED:
+            return resolve({ result: "settled" });
+          // A proof the owner does not accept settles nothing: the owner keeps its copy, so this sidecar must let go.
+          case SettleOutcomeResult.SETTLE_RESULT_REFUSED:
+          case SettleOutcomeResult.SETTLE_RESULT_UNAUTHENTICATED:
+            return resolve({ result: "refused", why: outcome.reason });
+          default:
+            return resolve({ result: "unanswered", why: outcome?.reason || `sidecar ${ownerUrl} gave no outcome for this settlement` });
+        }
+      });
+    });
   }
 
   /** Peers with a channel open now, least recently used first. */

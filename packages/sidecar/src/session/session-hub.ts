@@ -557,17 +557,15 @@ export class SessionHub {
   }
 
   /** The peer confirms it holds the session handed over as `handoverId`: the state kept for it goes. */
-  settle(token: string, handoverId: string, takerUrl: string): void {
+  settle(token: string, handoverId: string, takerUrl: string): SettleResult {
     const out = this.handedOut.get(token);
     if (!out) {
       // Taken back (the taker's lease passed and the client came back here): the late taker must let go.
-      if (this.byToken.has(token)) throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `the session is back on this sidecar: ${takerUrl} did not confirm it within its lease`, { fatal: true });
-      throw tokenUnknown();
+      if (this.byToken.has(token)) return { result: "refused", why: `the session is back on this sidecar: ${takerUrl} did not confirm it within its lease` };
+      return { result: "unanswered", why: "no such hand-over here (it expired, or this sidecar restarted)" };
     }
-    if (out.id !== handoverId) {
-      throw new SessionFault(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `the session went to sidecar ${out.takerUrl}: ${takerUrl} did not confirm it within its lease`, { fatal: true });
-    }
-    if (out.settled) return;
+    if (out.id !== handoverId) return { result: "refused", why: `the session went to sidecar ${out.takerUrl}: ${takerUrl} did not confirm it within its lease` };
+    if (out.settled) return { result: "settled" };
     out.settled = true;
     out.snapshot = undefined;
     this.opts.handoff?.moved?.("out", true, performance.now() - out.started);
@@ -576,6 +574,7 @@ export class SessionHub {
     clearTimeout(out.timer);
     out.timer = setTimeout(() => this.dropHandover(out), timerMs(this.opts.resumeGraceMs));
     out.timer.unref();
+    return { result: "settled" };
   }
 
   /** Settles a hand-over this sidecar made to itself: the session came back before its taker confirmed it. */

@@ -2,12 +2,26 @@
 from microturn_sglang.gen.microturn.v1 import common_pb2 as _common_pb2
 from microturn_sglang.gen.microturn.v1 import interaction_pb2 as _interaction_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class SettleResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SETTLE_RESULT_UNSPECIFIED: _ClassVar[SettleResult]
+    SETTLE_RESULT_SETTLED: _ClassVar[SettleResult]
+    SETTLE_RESULT_REFUSED: _ClassVar[SettleResult]
+    SETTLE_RESULT_UNKNOWN: _ClassVar[SettleResult]
+    SETTLE_RESULT_UNAUTHENTICATED: _ClassVar[SettleResult]
+SETTLE_RESULT_UNSPECIFIED: SettleResult
+SETTLE_RESULT_SETTLED: SettleResult
+SETTLE_RESULT_REFUSED: SettleResult
+SETTLE_RESULT_UNKNOWN: SettleResult
+SETTLE_RESULT_UNAUTHENTICATED: SettleResult
 
 class TakeRequest(_message.Message):
     __slots__ = ("resume_token", "last_event_seq", "taker_url")
@@ -30,18 +44,36 @@ class TakeResponse(_message.Message):
     def __init__(self, snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ..., handover_id: _Optional[str] = ..., moved_to: _Optional[str] = ...) -> None: ...
 
 class SettleRequest(_message.Message):
-    __slots__ = ("resume_token", "handover_id", "taker_url")
+    __slots__ = ("settlements", "taker_url")
+    SETTLEMENTS_FIELD_NUMBER: _ClassVar[int]
+    TAKER_URL_FIELD_NUMBER: _ClassVar[int]
+    settlements: _containers.RepeatedCompositeFieldContainer[Settlement]
+    taker_url: str
+    def __init__(self, settlements: _Optional[_Iterable[_Union[Settlement, _Mapping]]] = ..., taker_url: _Optional[str] = ...) -> None: ...
+
+class Settlement(_message.Message):
+    __slots__ = ("resume_token", "handover_id", "proof")
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     HANDOVER_ID_FIELD_NUMBER: _ClassVar[int]
-    TAKER_URL_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     resume_token: str
     handover_id: str
-    taker_url: str
-    def __init__(self, resume_token: _Optional[str] = ..., handover_id: _Optional[str] = ..., taker_url: _Optional[str] = ...) -> None: ...
+    proof: str
+    def __init__(self, resume_token: _Optional[str] = ..., handover_id: _Optional[str] = ..., proof: _Optional[str] = ...) -> None: ...
 
 class SettleResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[SettleOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[SettleOutcome, _Mapping]]] = ...) -> None: ...
+
+class SettleOutcome(_message.Message):
+    __slots__ = ("result", "reason")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    result: SettleResult
+    reason: str
+    def __init__(self, result: _Optional[_Union[SettleResult, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SessionSnapshot(_message.Message):
     __slots__ = ("session_id", "config", "next_input_seq", "input_time_ms", "chunks", "conversation", "events", "last_event_seq", "pending_context", "tool_calls", "tasks", "played_up_to_ms", "tool_calls_made", "task_ids_made", "output_end_ms", "queued_input", "recording_parts")

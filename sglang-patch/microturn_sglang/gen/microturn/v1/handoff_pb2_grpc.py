@@ -32,8 +32,9 @@ class HandoffStub:
     keeps a copy; Settle, once the taker has the session built, lets the owner
     drop it. Until then the same taker may Take again, and once the taker's
     lease has run out another sidecar may (the late taker's Settle is then
-    refused and it drops what it built). Both calls carry metadata
-    `x-microturn-peer`, a MAC of the resume token under the peer key.
+    refused and it drops what it built). Take carries metadata
+    `x-microturn-peer`, a MAC of the resume token under the peer key; each
+    settlement carries the same MAC of its token.
     """
 
     def __init__(self, channel):
@@ -60,8 +61,9 @@ class HandoffServicer:
     keeps a copy; Settle, once the taker has the session built, lets the owner
     drop it. Until then the same taker may Take again, and once the taker's
     lease has run out another sidecar may (the late taker's Settle is then
-    refused and it drops what it built). Both calls carry metadata
-    `x-microturn-peer`, a MAC of the resume token under the peer key.
+    refused and it drops what it built). Take carries metadata
+    `x-microturn-peer`, a MAC of the resume token under the peer key; each
+    settlement carries the same MAC of its token.
     """
 
     def Take(self, request, context):
@@ -74,9 +76,9 @@ class HandoffServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Settle(self, request, context):
-        """The taker holds the session now: the owner drops its copy of the state
-        and answers later Takes of the token with moved_to. Refused with
-        FAILED_PRECONDITION when the session went to another taker meanwhile.
+        """The taker holds these sessions now: the owner drops its copies of their
+        state and answers later Takes of their tokens with moved_to. Each
+        settlement carries its own proof and gets its own outcome.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,8 +111,9 @@ class Handoff:
     keeps a copy; Settle, once the taker has the session built, lets the owner
     drop it. Until then the same taker may Take again, and once the taker's
     lease has run out another sidecar may (the late taker's Settle is then
-    refused and it drops what it built). Both calls carry metadata
-    `x-microturn-peer`, a MAC of the resume token under the peer key.
+    refused and it drops what it built). Take carries metadata
+    `x-microturn-peer`, a MAC of the resume token under the peer key; each
+    settlement carries the same MAC of its token.
     """
 
     @staticmethod

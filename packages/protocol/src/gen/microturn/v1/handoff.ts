@@ -29,6 +29,63 @@ import {
   SessionConfig,
 } from "./interaction.js";
 
+/** How a settlement went. */
+export enum SettleResult {
+  /** SETTLE_RESULT_UNSPECIFIED - Not set. */
+  SETTLE_RESULT_UNSPECIFIED = 0,
+  /** SETTLE_RESULT_SETTLED - The owner dropped its copy: the session is the taker's. */
+  SETTLE_RESULT_SETTLED = 1,
+  /** SETTLE_RESULT_REFUSED - The session went to another taker (or back to the owner) meanwhile: the taker drops what it built. */
+  SETTLE_RESULT_REFUSED = 2,
+  /** SETTLE_RESULT_UNKNOWN - The owner knows no such hand-over (it restarted, or its record expired): nobody else can take the session from it. */
+  SETTLE_RESULT_UNKNOWN = 3,
+  /** SETTLE_RESULT_UNAUTHENTICATED - The proof does not match the peer key. */
+  SETTLE_RESULT_UNAUTHENTICATED = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function settleResultFromJSON(object: any): SettleResult {
+  switch (object) {
+    case 0:
+    case "SETTLE_RESULT_UNSPECIFIED":
+      return SettleResult.SETTLE_RESULT_UNSPECIFIED;
+    case 1:
+    case "SETTLE_RESULT_SETTLED":
+      return SettleResult.SETTLE_RESULT_SETTLED;
+    case 2:
+    case "SETTLE_RESULT_REFUSED":
+      return SettleResult.SETTLE_RESULT_REFUSED;
+    case 3:
+    case "SETTLE_RESULT_UNKNOWN":
+      return SettleResult.SETTLE_RESULT_UNKNOWN;
+    case 4:
+    case "SETTLE_RESULT_UNAUTHENTICATED":
+      return SettleResult.SETTLE_RESULT_UNAUTHENTICATED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SettleResult.UNRECOGNIZED;
+  }
+}
+
+export function settleResultToJSON(object: SettleResult): string {
+  switch (object) {
+    case SettleResult.SETTLE_RESULT_UNSPECIFIED:
+      return "SETTLE_RESULT_UNSPECIFIED";
+    case SettleResult.SETTLE_RESULT_SETTLED:
+      return "SETTLE_RESULT_SETTLED";
+    case SettleResult.SETTLE_RESULT_REFUSED:
+      return "SETTLE_RESULT_REFUSED";
+    case SettleResult.SETTLE_RESULT_UNKNOWN:
+      return "SETTLE_RESULT_UNKNOWN";
+    case SettleResult.SETTLE_RESULT_UNAUTHENTICATED:
+      return "SETTLE_RESULT_UNAUTHENTICATED";
+    case SettleResult.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Which session, and from where the client's stream goes on. */
 export interface TakeRequest {
   /** The token the client resumed with. */
@@ -54,18 +111,39 @@ export interface TakeResponse {
   movedTo: string;
 }
 
-/** The taker confirms a hand-over. */
+/**
+ * The taker confirms hand-overs from one owner; sessions built at about the
+ * same time are confirmed in one call.
+ */
 export interface SettleRequest {
-  /** The token the session was taken with. */
-  resumeToken: string;
-  /** TakeResponse.handover_id. */
-  handoverId: string;
+  /** The hand-overs confirmed. */
+  settlements: Settlement[];
   /** The taking sidecar's advertised URL. */
   takerUrl: string;
 }
 
-/** Empty: the hand-over is settled. */
+/** One hand-over confirmed. */
+export interface Settlement {
+  /** The token the session was taken with. */
+  resumeToken: string;
+  /** TakeResponse.handover_id. */
+  handoverId: string;
+  /** A MAC of resume_token under the peer key, as in x-microturn-peer. */
+  proof: string;
+}
+
+/** What became of each settlement, in the request's order. */
 export interface SettleResponse {
+  /** One per settlement. */
+  outcomes: SettleOutcome[];
+}
+
+/** What became of one settlement. */
+export interface SettleOutcome {
+  /** How it went. */
+  result: SettleResult;
+  /** Why, when not settled. */
+  reason: string;
 }
 
 /**
@@ -394,19 +472,16 @@ export const TakeResponse: MessageFns<TakeResponse> = {
 };
 
 function createBaseSettleRequest(): SettleRequest {
-  return { resumeToken: "", handoverId: "", takerUrl: "" };
+  return { settlements: [], takerUrl: "" };
 }
 
 export const SettleRequest: MessageFns<SettleRequest> = {
   encode(message: SettleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.resumeToken !== "") {
-      writer.uint32(10).string(message.resumeToken);
-    }
-    if (message.handoverId !== "") {
-      writer.uint32(18).string(message.handoverId);
+    for (const v of message.settlements) {
+      Settlement.encode(v!, writer.uint32(10).fork()).join();
     }
     if (message.takerUrl !== "") {
-      writer.uint32(26).string(message.takerUrl);
+      writer.uint32(18).string(message.takerUrl);
     }
     return writer;
   },
@@ -421,6 +496,100 @@ export const SettleRequest: MessageFns<SettleRequest> = {
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseSettleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.settlements.push(Settlement.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.takerUrl = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SettleRequest {
+    return {
+      settlements: globalThis.Array.isArray(object?.settlements)
+        ? object.settlements.map((e: any) => Settlement.fromJSON(e))
+        : [],
+      takerUrl: isSet(object.takerUrl)
+        ? globalThis.String(object.takerUrl)
+        : isSet(object.taker_url)
+        ? globalThis.String(object.taker_url)
+        : "",
+    };
+  },
+
+  toJSON(message: SettleRequest): unknown {
+    const obj: any = {};
+    if (message.settlements?.length) {
+      obj.settlements = message.settlements.map((e) => Settlement.toJSON(e));
+    }
+    if (message.takerUrl !== "") {
+      obj.takerUrl = message.takerUrl;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SettleRequest>, I>>(base?: I): SettleRequest {
+    return SettleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SettleRequest>, I>>(object: I): SettleRequest {
+    const message = createBaseSettleRequest();
+    message.settlements = object.settlements?.map((e) => Settlement.fromPartial(e)) || [];
+    message.takerUrl = object.takerUrl ?? "";
+    return message;
+  },
+};
+
+function createBaseSettlement(): Settlement {
+  return { resumeToken: "", handoverId: "", proof: "" };
+}
+
+export const Settlement: MessageFns<Settlement> = {
+  encode(message: Settlement, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resumeToken !== "") {
+      writer.uint32(10).string(message.resumeToken);
+    }
+    if (message.handoverId !== "") {
+      writer.uint32(18).string(message.handoverId);
+    }
+    if (message.proof !== "") {
+      writer.uint32(26).string(message.proof);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Settlement {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSettlement();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -445,7 +614,7 @@ export const SettleRequest: MessageFns<SettleRequest> = {
               break;
             }
 
-            message.takerUrl = reader.string();
+            message.proof = reader.string();
             continue;
           }
         }
@@ -460,7 +629,7 @@ export const SettleRequest: MessageFns<SettleRequest> = {
     }
   },
 
-  fromJSON(object: any): SettleRequest {
+  fromJSON(object: any): Settlement {
     return {
       resumeToken: isSet(object.resumeToken)
         ? globalThis.String(object.resumeToken)
@@ -472,15 +641,11 @@ export const SettleRequest: MessageFns<SettleRequest> = {
         : isSet(object.handover_id)
         ? globalThis.String(object.handover_id)
         : "",
-      takerUrl: isSet(object.takerUrl)
-        ? globalThis.String(object.takerUrl)
-        : isSet(object.taker_url)
-        ? globalThis.String(object.taker_url)
-        : "",
+      proof: isSet(object.proof) ? globalThis.String(object.proof) : "",
     };
   },
 
-  toJSON(message: SettleRequest): unknown {
+  toJSON(message: Settlement): unknown {
     const obj: any = {};
     if (message.resumeToken !== "") {
       obj.resumeToken = message.resumeToken;
@@ -488,30 +653,33 @@ export const SettleRequest: MessageFns<SettleRequest> = {
     if (message.handoverId !== "") {
       obj.handoverId = message.handoverId;
     }
-    if (message.takerUrl !== "") {
-      obj.takerUrl = message.takerUrl;
+    if (message.proof !== "") {
+      obj.proof = message.proof;
     }
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<SettleRequest>, I>>(base?: I): SettleRequest {
-    return SettleRequest.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<Settlement>, I>>(base?: I): Settlement {
+    return Settlement.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<SettleRequest>, I>>(object: I): SettleRequest {
-    const message = createBaseSettleRequest();
+  fromPartial<I extends Exact<DeepPartial<Settlement>, I>>(object: I): Settlement {
+    const message = createBaseSettlement();
     message.resumeToken = object.resumeToken ?? "";
     message.handoverId = object.handoverId ?? "";
-    message.takerUrl = object.takerUrl ?? "";
+    message.proof = object.proof ?? "";
     return message;
   },
 };
 
 function createBaseSettleResponse(): SettleResponse {
-  return {};
+  return { outcomes: [] };
 }
 
 export const SettleResponse: MessageFns<SettleResponse> = {
-  encode(_: SettleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: SettleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.outcomes) {
+      SettleOutcome.encode(v!, writer.uint32(10).fork()).join();
+    }
     return writer;
   },
 
@@ -528,6 +696,14 @@ export const SettleResponse: MessageFns<SettleResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.outcomes.push(SettleOutcome.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -540,20 +716,113 @@ export const SettleResponse: MessageFns<SettleResponse> = {
     }
   },
 
-  fromJSON(_: any): SettleResponse {
-    return {};
+  fromJSON(object: any): SettleResponse {
+    return {
+      outcomes: globalThis.Array.isArray(object?.outcomes)
+        ? object.outcomes.map((e: any) => SettleOutcome.fromJSON(e))
+        : [],
+    };
   },
 
-  toJSON(_: SettleResponse): unknown {
+  toJSON(message: SettleResponse): unknown {
     const obj: any = {};
+    if (message.outcomes?.length) {
+      obj.outcomes = message.outcomes.map((e) => SettleOutcome.toJSON(e));
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<SettleResponse>, I>>(base?: I): SettleResponse {
     return SettleResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<SettleResponse>, I>>(_: I): SettleResponse {
+  fromPartial<I extends Exact<DeepPartial<SettleResponse>, I>>(object: I): SettleResponse {
     const message = createBaseSettleResponse();
+    message.outcomes = object.outcomes?.map((e) => SettleOutcome.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSettleOutcome(): SettleOutcome {
+  return { result: 0, reason: "" };
+}
+
+export const SettleOutcome: MessageFns<SettleOutcome> = {
+  encode(message: SettleOutcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.result !== 0) {
+      writer.uint32(8).int32(message.result);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SettleOutcome {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSettleOutcome();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.result = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SettleOutcome {
+    return {
+      result: isSet(object.result) ? settleResultFromJSON(object.result) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: SettleOutcome): unknown {
+    const obj: any = {};
+    if (message.result !== 0) {
+      obj.result = settleResultToJSON(message.result);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SettleOutcome>, I>>(base?: I): SettleOutcome {
+    return SettleOutcome.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SettleOutcome>, I>>(object: I): SettleOutcome {
+    const message = createBaseSettleOutcome();
+    message.result = object.result ?? 0;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -1463,8 +1732,9 @@ export const MovedTask: MessageFns<MovedTask> = {
  * keeps a copy; Settle, once the taker has the session built, lets the owner
  * drop it. Until then the same taker may Take again, and once the taker's
  * lease has run out another sidecar may (the late taker's Settle is then
- * refused and it drops what it built). Both calls carry metadata
- * `x-microturn-peer`, a MAC of the resume token under the peer key.
+ * refused and it drops what it built). Take carries metadata
+ * `x-microturn-peer`, a MAC of the resume token under the peer key; each
+ * settlement carries the same MAC of its token.
  */
 export type HandoffService = typeof HandoffService;
 export const HandoffService = {
@@ -1483,9 +1753,9 @@ export const HandoffService = {
     responseDeserialize: (value: Buffer): TakeResponse => TakeResponse.decode(value),
   },
   /**
-   * The taker holds the session now: the owner drops its copy of the state
-   * and answers later Takes of the token with moved_to. Refused with
-   * FAILED_PRECONDITION when the session went to another taker meanwhile.
+   * The taker holds these sessions now: the owner drops its copies of their
+   * state and answers later Takes of their tokens with moved_to. Each
+   * settlement carries its own proof and gets its own outcome.
    */
   settle: {
     path: "/microturn.v1.Handoff/Settle" as const,
@@ -1506,9 +1776,9 @@ export interface HandoffServer extends UntypedServiceImplementation {
    */
   take: handleUnaryCall<TakeRequest, TakeResponse>;
   /**
-   * The taker holds the session now: the owner drops its copy of the state
-   * and answers later Takes of the token with moved_to. Refused with
-   * FAILED_PRECONDITION when the session went to another taker meanwhile.
+   * The taker holds these sessions now: the owner drops its copies of their
+   * state and answers later Takes of their tokens with moved_to. Each
+   * settlement carries its own proof and gets its own outcome.
    */
   settle: handleUnaryCall<SettleRequest, SettleResponse>;
 }
@@ -1532,9 +1802,9 @@ export interface HandoffClient extends Client {
     callback: (error: ServiceError | null, response: TakeResponse) => void,
   ): ClientUnaryCall;
   /**
-   * The taker holds the session now: the owner drops its copy of the state
-   * and answers later Takes of the token with moved_to. Refused with
-   * FAILED_PRECONDITION when the session went to another taker meanwhile.
+   * The taker holds these sessions now: the owner drops its copies of their
+   * state and answers later Takes of their tokens with moved_to. Each
+   * settlement carries its own proof and gets its own outcome.
    */
   settle(
     request: SettleRequest,
