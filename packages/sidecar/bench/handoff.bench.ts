@@ -7,7 +7,14 @@
 // the longest wait for an answer around the move against before it, how long
 // A's drain took, and whether every chunk was answered exactly once.
 //
-//   npm run bench:handoff -- --sessions=1,100,400 --warmup=3 --after=3
+// --scenario=taker-dies: a third sidecar C, and B is killed (SIGKILL) in the
+// middle of taking A's sessions, the balancer then sending new connections to
+// C. The sessions B already held die with it (a sidecar that dies loses its
+// sessions); every other one must go on on C, with nothing lost or doubled,
+// the ones B had taken and not confirmed included (A hands them again once
+// B's lease, --move-lease-ms, passed).
+//
+//   npm run bench:handoff -- --sessions=1,100,400 --warmup=3 --after=3 [--scenario=drain|taker-dies]
 import type { ChildProcess } from "node:child_process";
 import { Microturn, type InteractionSession } from "@microturn/sdk";
 import { freePort, startTcpBalancer } from "../src/handoff/testing/tcp-balancer.js";
@@ -21,6 +28,11 @@ const warmupS = Number(args.get("warmup") ?? 3);
 const afterS = Number(args.get("after") ?? 3);
 const CHUNK_MS = 200;
 const PEER_KEY = "bench-handoff-peer-key-0123456789abcdef";
+const scenario = args.get("scenario") ?? "drain";
+if (scenario !== "drain" && scenario !== "taker-dies") throw new Error(`--scenario must be drain or taker-dies, got ${scenario}`);
+/** taker-dies: B is killed once this share of the sessions resumed on it. */
+const killAt = Number(args.get("kill-at") ?? 0.3);
+const LEASE_MS = 1000;
 
 interface Tracked {
   session: InteractionSession;
@@ -36,21 +48,47 @@ interface Tracked {
   resumedAt?: number;
   moving: boolean;
   failed?: string;
+  /** taker-dies: the session had resumed on B when B was killed. */
+  onB?: boolean;
+  /** Answers received before B was killed, by seq (taker-dies: what a session B held had got). */
+  answeredAtKill?: number;
 }
 
-async function startPeer(port: number): Promise<ChildProcess> {
+async function startPeer(port: number, metricsPort = -1): Promise<ChildProcess> {
   const { child } = await startServerProcess(
-    sidecarArgv([`--port=${port}`, `--peer-key=${PEER_KEY}`, `--advertise-url=grpc://127.0.0.1:${port}`, "--drain-ms=30000", "--background=none", `--log-level=${process.env.HANDOFF_LOG_LEVEL ?? "error"}`]),
+    sidecarArgv([
+      `--port=${port}`,
+      `--metrics-port=${metricsPort}`,
+      `--peer-key=${PEER_KEY}`,
+      `--advertise-url=grpc://127.0.0.1:${port}`,
+      "--drain-ms=30000",
+      `--move-lease-ms=${LEASE_MS}`,
+      "--background=none",
+      `--log-level=${process.env.HANDOFF_LOG_LEVEL ?? "error"}`,
+    ]),
   );
   return child;
+}
+
+/** A sidecar's `microturn_session_moves_total` for one direction and result, from its /metrics. */
+async function movesCounted(metricsPort: number, direction: string, result: string): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const match = new RegExp(`microturn_session_moves_total\\{direction="${direction}",result="${result}"\\} (\\d+)`).exec(text);
+    return match ? Number(match[1]) : 0;
+  } catch {
+    return undefined;
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fmt = (ms: number | undefined) => (ms === undefined ? "   -   " : ms.toFixed(1).padStart(7));
 
 async function level(n: number) {
-  const [pa, pb] = [await freePort(), await freePort()];
-  const [a, b] = [await startPeer(pa), await startPeer(pb)];
+  const dies = scenario === "taker-dies";
+  const [pa, pb, pc, ma] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [a, b] = [await startPeer(pa, dies ? ma : -1), await startPeer(pb)];
+  const c = dies ? await startPeer(pc) : undefined;
   const balancer = await startTcpBalancer(pa);
   const tracked: Tracked[] = [];
   let moved = false;
@@ -104,11 +142,28 @@ async function level(n: number) {
     const t0 = performance.now();
     const exited = new Promise<number>((resolve) => a.once("exit", () => resolve(performance.now() - t0)));
     a.kill("SIGTERM");
+    let handedAgain: number | undefined;
+    let killedAfter: number | undefined;
+    if (dies) {
+      // B dies once a share of the sessions resumed on it: the rest are on A, being taken, or taken and not confirmed.
+      const onB = Math.max(1, Math.ceil(n * killAt));
+      while (tracked.filter((t) => t.resumedAt !== undefined).length < onB && performance.now() - t0 < 30_000) await sleep(2);
+      b.kill("SIGKILL");
+      killedAfter = performance.now() - t0;
+      balancer.point(pc);
+      for (const t of tracked) {
+        t.onB = t.resumedAt !== undefined;
+        t.answeredAtKill = t.answers.size;
+      }
+      // A's count of sessions handed again (to C) after B let their leases pass, read until A exits.
+      const reader = setInterval(() => void movesCounted(ma, "out", "handed_again").then((v) => (handedAgain = v ?? handedAgain)), 100);
+      void exited.finally(() => clearInterval(reader));
+    }
     const drainMs = await Promise.race([exited, sleep(35_000).then(() => Number.NaN)]);
     clearInterval(sampler);
     const load = process.cpuUsage(loadBefore);
     const loadCpu = (load.user + load.system) / 1000;
-    const bCpu = (cpuMs(b.pid) ?? Number.NaN) - cpuBefore.b;
+    const bCpu = dies ? Number.NaN : (cpuMs(b.pid) ?? Number.NaN) - cpuBefore.b;
     await sleep(afterS * 1000);
     for (const timer of timers) clearInterval(timer);
     await sleep(1000);
@@ -120,7 +175,13 @@ async function level(n: number) {
     let doubled = 0;
     let failed = 0;
     let notMoved = 0;
+    // taker-dies: the sessions B held when it died are counted apart (they die with it).
+    let diedWithB = 0;
     for (const t of tracked) {
+      if (t.onB) {
+        diedWithB++;
+        continue;
+      }
       if (t.failed) failed++;
       if (t.goAwayAt === undefined || t.resumedAt === undefined) notMoved++;
       else away.add(t.resumedAt - t.goAwayAt);
@@ -147,30 +208,42 @@ async function level(n: number) {
       taker_cpu_ms: bCpu,
       // The clients (SDK sessions reconnecting, the balancer) in this process, same window.
       clients_cpu_ms: loadCpu,
-      chunks: tracked.reduce((sum, t) => sum + t.sent, 0),
+      chunks: tracked.reduce((sum, t) => sum + (t.onB ? 0 : t.sent), 0),
+      ...(dies ? { killed_b_after_ms: killedAfter, died_with_b: diedWithB, handed_again: handedAgain } : {}),
       lost,
       doubled,
       failed,
       not_moved: notMoved,
     };
+    const taker = dies ? "B or C" : "B";
     console.log(
-      `sessions ${String(n).padStart(4)} | away (GoAway → resumed on B) p50 ${fmt(row.away_p50_ms)} p99 ${fmt(row.away_p99_ms)} max ${fmt(row.away_max_ms)} ms` +
+      `sessions ${String(n).padStart(4)} | away (GoAway → resumed on ${taker}) p50 ${fmt(row.away_p50_ms)} p99 ${fmt(row.away_p99_ms)} max ${fmt(row.away_max_ms)} ms` +
         ` | longest wait for an answer: before p99 ${fmt(row.worst_wait_before_p99_ms)}, around the move p50 ${fmt(row.worst_wait_around_p50_ms)} p99 ${fmt(row.worst_wait_around_p99_ms)} ms` +
         ` | A drained in ${fmt(drainMs)} ms, CPU A ${fmt(row.owner_cpu_ms)} B ${fmt(row.taker_cpu_ms)} clients ${fmt(row.clients_cpu_ms)} ms | ${row.chunks} chunks: ${lost} lost, ${doubled} doubled, ${failed} sessions failed, ${notMoved} not moved`,
     );
+    if (dies) {
+      console.log(
+        `  B killed ${fmt(killedAfter)} ms after A's SIGTERM: ${diedWithB} sessions held by B died with it (left out above); A handed ${handedAgain ?? "?"} sessions again that B had taken and not confirmed`,
+      );
+    }
     const reasons = new Map<string, number>();
-    for (const t of tracked) if (t.failed) reasons.set(t.failed, (reasons.get(t.failed) ?? 0) + 1);
+    for (const t of tracked) if (t.failed && !t.onB) reasons.set(t.failed, (reasons.get(t.failed) ?? 0) + 1);
     for (const [reason, count] of reasons) console.log(`  ${count} sessions failed: ${reason}`);
     return row;
   } finally {
     await Promise.all(tracked.map((t) => t.session.close({ timeoutMs: 1000 }).catch(() => undefined)));
     a.kill("SIGKILL");
     b.kill("SIGKILL");
+    c?.kill("SIGKILL");
     await balancer.close();
   }
 }
 
-console.log(`bench:handoff — two sidecars (echo engine) behind a TCP balancer, sessions at real-time pace; A drains (SIGTERM) after ${warmupS} s, B takes its sessions (node ${process.version})`);
+console.log(
+  scenario === "taker-dies"
+    ? `bench:handoff --scenario=taker-dies — three sidecars (echo engine) behind a TCP balancer, sessions at real-time pace; A drains (SIGTERM) after ${warmupS} s, B takes its sessions and is killed once ${killAt * 100}% resumed on it, C takes the rest (lease ${LEASE_MS} ms; node ${process.version})`
+    : `bench:handoff — two sidecars (echo engine) behind a TCP balancer, sessions at real-time pace; A drains (SIGTERM) after ${warmupS} s, B takes its sessions (node ${process.version})`,
+);
 const rows = [];
 for (const n of levels) rows.push(await level(n));
-console.log(JSON.stringify({ bench: "handoff", levels: rows }));
+console.log(JSON.stringify({ bench: "handoff", scenario, levels: rows }));

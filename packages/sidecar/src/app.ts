@@ -76,7 +76,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
           take: (owner, token, lastEventSeq) => peers.take(owner, token, lastEventSeq),
           settle: (owner, token, handoverId) => peers.settle(owner, token, handoverId),
           settleLeaseMs: config.moveLeaseMs,
-          moved: (direction, ok, ms) => metrics.sessionMoved(direction, ok, ms),
+          moved: (direction, result, ms) => metrics.sessionMoved(direction, result, ms),
         }
       : undefined;
   const hub = new SessionHub({

@@ -64,6 +64,8 @@ describe("loadConfig", () => {
     expect(loadConfig(peers, {}).moveLeaseMs).toBe(10_000);
     expect(loadConfig(peers, { MICROTURN_MOVE_LEASE_MS: "2500" }).moveLeaseMs).toBe(2500);
     expect(() => loadConfig([...peers, "--move-lease-ms", "0"], {})).toThrow(/--move-lease-ms must be at least 1, got 0/);
+    expect(() => loadConfig([...peers, "--resume-grace-ms", "5000"], {})).toThrow(/--move-lease-ms \(10000\) must be shorter than --resume-grace-ms \(5000\)/);
+    expect(loadConfig([...peers, "--resume-grace-ms", "5000", "--move-lease-ms", "2000"], {}).moveLeaseMs).toBe(2000);
   });
 
   it("refuses the same port for gRPC and HTTP (it failed at listen with EADDRINUSE), but not two free ones", () => {

@@ -297,6 +297,12 @@ function validate(c: SidecarConfig): void {
       );
     }
   }
+  // A session whose taker failed mid-move is handed again only after the lease: within the grace period, or never.
+  if (c.peerKey && c.moveLeaseMs >= c.resumeGraceMs) {
+    throw new ConfigError(
+      `--move-lease-ms (${c.moveLeaseMs}) must be shorter than --resume-grace-ms (${c.resumeGraceMs}): a session whose new sidecar failed mid-move can move again only after the lease, and its client resumes only within the grace period`,
+    );
+  }
   if (c.peerKeysAccepted) {
     if (!c.peerKey) throw new ConfigError("--peer-keys-accepted / MICROTURN_PEER_KEYS_ACCEPTED goes with --peer-key: give the key in use too");
     const short = c.peerKeysAccepted.split(",").findIndex((k) => k.length < MIN_PEER_KEY_CHARS);

@@ -3,6 +3,7 @@
 import { ErrorCode } from "@microturn/protocol";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { SessionObserver } from "./session/interaction-session.js";
+import type { MoveResult } from "./session/session-hub.js";
 
 const MS_BUCKETS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 
@@ -70,22 +71,22 @@ export class SidecarMetrics {
 
   private readonly moves = new Counter({
     name: "microturn_session_moves_total",
-    help: "Sessions moved between sidecars: taken from a peer (in) or handed to one (out), and whether the move worked",
+    help: "Sessions moved between sidecars: taken from a peer (in) or handed to one (out), and whether the move worked (handed_again: handed out once more after the first taker failed to confirm it within its lease)",
     labelNames: ["direction", "result"],
     registers: [this.registry],
   });
 
   private readonly moveMs = new Histogram({
     name: "microturn_session_move_ms",
-    help: "Time a move took on this sidecar, ms: taking a session in (the Take call and the rebuild) or handing one out (its queued turns, the release)",
+    help: "Time a move took on this sidecar, ms: taking a session in (the Take call and the rebuild) or handing one out (from the Take until the taker confirmed it)",
     labelNames: ["direction"],
     buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
     registers: [this.registry],
   });
 
-  sessionMoved(direction: "in" | "out", ok: boolean, ms: number): void {
-    this.moves.inc({ direction, result: ok ? "ok" : "failed" });
-    observeFinite(this.moveMs.labels(direction), ms);
+  sessionMoved(direction: "in" | "out", result: MoveResult, ms?: number): void {
+    this.moves.inc({ direction, result });
+    if (ms !== undefined) observeFinite(this.moveMs.labels(direction), ms);
   }
 
   /** The certificate now served (at start and after each reload). */

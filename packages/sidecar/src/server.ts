@@ -219,13 +219,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const peerKey = opts.peerKey;
   if (peerKey) {
     const take: HandoffServer["take"] = (call, callback) => {
-      const { resumeToken, lastEventSeq, takerUrl } = call.request;
+      const { resumeToken, lastEventSeq, takerUrl, settles } = call.request;
       if (!peerKey.checkTakeProof(resumeToken, call.metadata.get(PEER_PROOF_HEADER)[0]?.toString())) {
         logger.warn("Take refused: the caller does not hold this sidecar's peer key", { taker: takerUrl, peer: call.getPeer() });
         callback({ code: grpc.status.UNAUTHENTICATED, details: `Take needs metadata ${PEER_PROOF_HEADER} made with this deployment's peer key` });
         return;
       }
-      hub.handOff(resumeToken, lastEventSeq, takerUrl).then(
+      hub.handOff(resumeToken, lastEventSeq, takerUrl, settles).then(
         (result) => callback(null, "movedTo" in result ? { movedTo: result.movedTo, handoverId: "" } : { snapshot: result.snapshot, handoverId: result.handoverId, movedTo: "" }),
         (err: unknown) => {
           const error = toSessionError(err);

@@ -20,8 +20,12 @@ function sink() {
   return { events, send: (event: ServerEvent) => void events.push(event) };
 }
 
-/** A peer's calls to `hub`, through the wire format as a real Take goes; `SessionFault`s become what PeerClient makes of them. */
-function wire(hubsByUrl: Map<string, SessionHub>, selfUrl: string, taken: string[]): Pick<HubHandoff, "take" | "settle"> {
+/**
+ * A peer's calls to `hub`, through the wire format as a real Take goes. A
+ * settlement waits for `gates.get(selfUrl)` first, when there is one (a slow
+ * network, an overloaded owner).
+ */
+function wire(hubsByUrl: Map<string, SessionHub>, selfUrl: string, taken: string[], gates: Map<string, Promise<void>>): Pick<HubHandoff, "take" | "settle"> {
   const peer = (url: string) => hubsByUrl.get(url) ?? Promise.reject(new SessionFault(ErrorCode.ERROR_CODE_TIMEOUT, `${url} is gone`, { retryable: true, fatal: true }));
   return {
     take: async (owner, token, lastEventSeq) => {
@@ -29,7 +33,10 @@ function wire(hubsByUrl: Map<string, SessionHub>, selfUrl: string, taken: string
       const result = await (await peer(owner)).handOff(token, lastEventSeq, selfUrl);
       return "snapshot" in result ? { ...result, snapshot: SessionSnapshot.decode(SessionSnapshot.encode(result.snapshot).finish()) } : result;
     },
-    settle: async (owner, token, handoverId) => hubsByUrl.get(owner)?.settle(token, handoverId, selfUrl) ?? { result: "unanswered", why: `${owner} is gone` },
+    settle: async (owner, token, handoverId) => {
+      await gates.get(selfUrl);
+      return hubsByUrl.get(owner)?.settle(token, handoverId, selfUrl) ?? { result: "unreachable", why: `${owner} is gone` };
+    },
   };
 }
 
@@ -37,18 +44,36 @@ function wire(hubsByUrl: Map<string, SessionHub>, selfUrl: string, taken: string
  * Hubs A, B and C (grpc://a:1, …) that take sessions from each other; A lets
  * its queued turns run `releaseWaitMs` before it cuts them.
  */
-function hubs(delayMs: number, releaseWaitMs = 20, handoff: Partial<HubHandoff> = {}) {
+function hubs(delayMs: number, releaseWaitMs = 20, handoff: Partial<HubHandoff> = {}, only: Partial<Record<"a" | "b" | "c", Partial<HubHandoff>>> = {}) {
   const engines = { a: new FakeEngine({ delayMs }), b: new FakeEngine({ delayMs }), c: new FakeEngine({ delayMs }) };
   const options = { limits: { maxOutputTokensPerTurn: 32, maxQueuedChunks: 50 }, maxSessions: 8, resumeGraceMs: 5000, recordDir: "", logger };
   const taken: string[] = [];
   const byUrl = new Map<string, SessionHub>();
+  const gates = new Map<string, Promise<void>>();
   const hub = (name: "a" | "b" | "c") => {
     const selfUrl = `grpc://${name}:1`;
-    const made = new SessionHub({ ...options, engine: engines[name], handoff: { key: KEY, selfUrl, releaseWaitMs, ...wire(byUrl, selfUrl, taken), ...handoff } });
+    const made = new SessionHub({ ...options, engine: engines[name], handoff: { key: KEY, selfUrl, releaseWaitMs, ...wire(byUrl, selfUrl, taken, gates), ...handoff, ...only[name] } });
     byUrl.set(selfUrl, made);
     return made;
   };
-  return { a: hub("a"), b: hub("b"), c: hub("c"), engines, taken, byUrl };
+  /** Holds `name`'s settlements until the returned function is called. */
+  const holdSettlements = (name: "a" | "b" | "c") => {
+    let release!: () => void;
+    gates.set(`grpc://${name}:1`, new Promise<void>((r) => (release = r)));
+    return () => {
+      gates.delete(`grpc://${name}:1`);
+      release();
+    };
+  };
+  /** Makes `name`'s engine hang opening sessions until the returned function is called. */
+  const hangEngine = (name: "a" | "b" | "c") => {
+    let release!: () => void;
+    const blocked = new Promise<void>((r) => (release = r));
+    const open = engines[name].openSession.bind(engines[name]);
+    engines[name].openSession = async (options) => (await blocked, open(options));
+    return release;
+  };
+  return { a: hub("a"), b: hub("b"), c: hub("c"), engines, taken, byUrl, holdSettlements, hangEngine };
 }
 
 const chunk = (seq: number, text: string) => ({ seq, startMs: seq * 200, durationMs: 200, text, toolChoice: "", userSpeaking: false, frames: [], patches: [] });
@@ -174,21 +199,16 @@ describe("a session moving between hubs", () => {
   });
 
   it("loses nothing when the taker fails before it holds the session: once its lease ran out another sidecar takes it, and the late taker's confirmation is refused", async () => {
-    const { a, b, c, engines } = hubs(0, 20, { settleLeaseMs: 100 });
+    const { a, b, c, engines, holdSettlements } = hubs(0, 20, { settleLeaseMs: 100 });
     const first = sink();
     const handle = await a.create(TestClient.config(), first);
     handle.session.acceptInput(chunk(0, "one"));
     await handle.session.whenIdle();
     const lastSeen = first.events.at(-1)!.eventSeq;
-    // B takes the session, then hangs opening its engine session (a sidecar about to die).
-    let unblock!: () => void;
-    const blocked = new Promise<void>((r) => (unblock = r));
-    const open = engines.b.openSession.bind(engines.b);
-    engines.b.openSession = async (options) => {
-      await blocked;
-      return open(options);
-    };
-    const stuck = b.resume(handle.resumeToken, lastSeen, sink()).catch((err: unknown) => err);
+    // B takes the session and builds it, but its settlement does not get through (a sidecar about to die).
+    const unblock = holdSettlements("b");
+    const bSink = sink();
+    const stuck = b.resume(handle.resumeToken, lastSeen, bSink).catch((err: unknown) => err);
     for (let i = 0; i < 200 && a.size > 0; i++) await new Promise((r) => setTimeout(r, 1));
     await new Promise((r) => setTimeout(r, 40));
     // A still keeps the state, and a draining A would wait for it.
@@ -200,11 +220,14 @@ describe("a session moving between hubs", () => {
     const moved = await c.resume(handle.resumeToken, lastSeen, third);
     expect(a.unsettled).toBe(0);
     expect(moved.session.expectedSeq).toBe(1);
-    // B wakes up: its confirmation is refused, it drops what it built and tells its client to resume again.
+    // B's settlement gets through late: refused, B drops what it built and tells its client to resume again.
     unblock();
     expect(await stuck).toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true, message: expect.stringContaining("another sidecar") });
     expect(b.size).toBe(0);
+    expect(engines.b.sessions.length).toBeGreaterThan(0);
     expect(engines.b.sessions.every((s) => s.closed)).toBe(true);
+    // B never spoke to its client.
+    expect(bSink.events).toEqual([]);
     // The session goes on on C only.
     moved.session.acceptInput(chunk(1, "two"));
     await moved.session.whenIdle();
@@ -213,16 +236,13 @@ describe("a session moving between hubs", () => {
   });
 
   it("takes a session back when the sidecar it went to let its lease pass and the client comes back", async () => {
-    const { a, b, engines } = hubs(0, 20, { settleLeaseMs: 50 });
+    const { a, b, engines, holdSettlements } = hubs(0, 20, { settleLeaseMs: 50 });
     const first = sink();
     const handle = await a.create(TestClient.config(), first);
     handle.session.acceptInput(chunk(0, "one"));
     await handle.session.whenIdle();
     const lastSeen = first.events.at(-1)!.eventSeq;
-    let unblock!: () => void;
-    const blocked = new Promise<void>((r) => (unblock = r));
-    const open = engines.b.openSession.bind(engines.b);
-    engines.b.openSession = async (options) => (await blocked, open(options));
+    const unblock = holdSettlements("b");
     const stuck = b.resume(handle.resumeToken, lastSeen, sink()).catch((err: unknown) => err);
     for (let i = 0; i < 200 && a.size > 0; i++) await new Promise((r) => setTimeout(r, 1));
     // Back on A while B's lease runs: refused with a retry; after it, A builds the session again from what it kept.
@@ -232,16 +252,81 @@ describe("a session moving between hubs", () => {
     const again = await a.resume(handle.resumeToken, lastSeen, back);
     expect([a.size, a.unsettled]).toEqual([1, 1]);
     expect(back.events[0]).toMatchObject({ event: { $case: "started", value: { resumed: true, nextInputSeq: 1 } } });
-    unblock();
-    expect(await stuck).toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true });
-    expect(b.size).toBe(0);
     again.session.acceptInput(chunk(1, "two"));
     await again.session.whenIdle();
     expect(outputs(back.events)).toEqual(["1:TWO"]);
-    // The hand-over is gone with the session's return: a peer's Take finds the session itself.
-    const taken = await b.resume(again.resumeToken, back.events.at(-1)!.eventSeq, sink());
-    expect(taken.session.expectedSeq).toBe(2);
-    expect([a.size, a.unsettled, b.size]).toEqual([0, 0, 1]);
+    // Ended on A before B's settlement gets through: A still remembers that the session came back, and refuses it.
+    await a.end(again, "done");
+    unblock();
+    expect(await stuck).toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, retryable: true, message: expect.stringContaining("back on this sidecar") });
+    expect(b.size).toBe(0);
+    expect(engines.b.sessions.every((s) => s.closed)).toBe(true);
+    // Nobody holds the session now: a Take of the first token is answered "not found", not sent round in circles.
+    await expect(a.handOff(handle.resumeToken, lastSeen, "grpc://c:1")).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_NOT_FOUND });
+  });
+
+  it("gives up a take whose engine does not open the session within the lease: the owner still has it for the client's next try", async () => {
+    const { a, b, c, engines, hangEngine } = hubs(0, 20, { settleLeaseMs: 60 });
+    const first = sink();
+    const handle = await a.create(TestClient.config(), first);
+    handle.session.acceptInput(chunk(0, "one"));
+    await handle.session.whenIdle();
+    const lastSeen = first.events.at(-1)!.eventSeq;
+    const unblock = hangEngine("b");
+    // Two resumes on B: the second waits for the first, and gets its failure rather than taking the session again.
+    const [one, two] = await Promise.all([b.resume(handle.resumeToken, lastSeen, sink()).catch((err: unknown) => err), b.resume(handle.resumeToken, lastSeen, sink()).catch((err: unknown) => err)]);
+    for (const failure of [one, two]) expect(failure).toMatchObject({ code: ErrorCode.ERROR_CODE_ENGINE, retryable: true, message: expect.stringContaining("did not open the moved session within 60 ms") });
+    expect([a.unsettled, b.unsettled]).toEqual([1, 0]);
+    const third = sink();
+    const moved = await c.resume(handle.resumeToken, lastSeen, third);
+    expect(moved.session.expectedSeq).toBe(1);
+    // B's engine opens at last: what B built is closed at the confirmation it no longer makes.
+    unblock();
+    for (let i = 0; i < 100 && !(engines.b.sessions.length > 0 && engines.b.sessions.every((s) => s.closed)); i++) await new Promise((r) => setTimeout(r, 2));
+    expect(engines.b.sessions.length).toBeGreaterThan(0);
+    expect(engines.b.sessions.every((s) => s.closed)).toBe(true);
+    expect(b.size).toBe(0);
+    expect(a.unsettled).toBe(0);
+  });
+
+  it("hands on a session it is still taking only once it holds it, and a draining taker sends the session it took on at once", async () => {
+    const { a, b, holdSettlements } = hubs(0);
+    const handle = await a.create(TestClient.config(), sink());
+    handle.session.acceptInput(chunk(0, "one"));
+    await handle.session.whenIdle();
+    const unblock = holdSettlements("b");
+    const bSink = sink();
+    const taking = b.resume(handle.resumeToken, 0, bSink);
+    for (let i = 0; i < 200 && a.size > 0; i++) await new Promise((r) => setTimeout(r, 1));
+    // B drains meanwhile: the take counts as a session it must settle before it stops.
+    b.drain(1000);
+    expect(b.unsettled).toBe(1);
+    // C asks B for it (the owner sent it there): B answers once its own take is done.
+    const handedOn = b.handOff(handle.resumeToken, 0, "grpc://c:1");
+    await new Promise((r) => setTimeout(r, 20));
+    unblock();
+    const moved = await taking;
+    expect(cases(bSink.events).slice(0, 1)).toEqual(["started"]);
+    expect(cases(bSink.events)).toContain("goAway");
+    const result = await handedOn;
+    expect("snapshot" in result && result.snapshot.sessionId).toBe(moved.session.id);
+  });
+
+  it("moves sessions to and from sidecars from before Settle: an owner that keeps no copy, a taker that does not confirm", async () => {
+    const { a, b } = hubs(0, 20, {}, { b: { take: async (_owner, token, lastEventSeq) => a.handOff(token, lastEventSeq, "grpc://b:1", false) } });
+    const handle = await a.create(TestClient.config(), sink());
+    handle.session.acceptInput(chunk(0, "one"));
+    await handle.session.whenIdle();
+    // A taker that will not confirm: A lets go as soon as the state is sent, and gives no hand-over id.
+    const result = await a.handOff(handle.resumeToken, 0, "grpc://old:1", false);
+    expect("snapshot" in result && result.handoverId).toBe("");
+    expect(a.unsettled).toBe(0);
+    expect(await a.handOff(handle.resumeToken, 0, "grpc://c:1")).toEqual({ movedTo: "grpc://old:1" });
+    // An owner that gives no hand-over id: the taker builds the session without a settlement.
+    const second = await a.create(TestClient.config(), sink());
+    const moved = await b.resume(second.resumeToken, 0, sink());
+    expect(moved.session.id).toBe(second.session.id);
+    expect([a.unsettled, b.size]).toEqual([0, 1]);
   });
 
   it("gives the same hand-over again to the taker that asks twice (its first answer lost)", async () => {

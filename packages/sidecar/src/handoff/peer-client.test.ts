@@ -27,11 +27,11 @@ describe("PeerClient", () => {
     client.close();
   });
 
-  it("reports a Settle the owner could not answer as unanswered, not refused: the taker goes on with the session", async () => {
+  it("reports a Settle that reached no owner as unreachable, not refused", async () => {
     const key = new PeerKey("a peer key of at least thirty-two characters");
     const client = new PeerClient({ key, selfUrl: "grpc://127.0.0.1:1", timeoutMs: 200 });
     const owner = `grpc://127.0.0.1:${await freePort()}`;
-    expect(await client.settle(owner, key.mintToken(owner), "h")).toMatchObject({ result: "unanswered", why: expect.stringMatching(/UNAVAILABLE|DEADLINE_EXCEEDED/) });
+    expect(await client.settle(owner, key.mintToken(owner), "h")).toMatchObject({ result: "unreachable", why: expect.stringMatching(/UNAVAILABLE|DEADLINE_EXCEEDED/) });
     client.close();
   });
 
@@ -61,8 +61,8 @@ describe("PeerClient", () => {
       { result: "settled" },
       { result: "refused", why: "because b" },
       { result: "refused", why: "because c" },
-      { result: "unanswered", why: "because d" },
-      { result: "unanswered", why: expect.stringContaining("gave no outcome") },
+      { result: "unknown", why: "because d" },
+      { result: "unreachable", why: expect.stringContaining("gave no outcome") },
     ]);
     // A settlement made later goes in a call of its own.
     expect(await client.settle(owner, tokens[0]!, "a")).toEqual({ result: "settled" });

@@ -28,16 +28,21 @@ export interface PeerClientOptions {
   tls?: PeerTls;
 }
 
-/** What a Take gets: the session's state, or the sidecar it moved on to. */
+/**
+ * What a Take gets: the session's state, or the sidecar it moved on to. An
+ * empty `handoverId` comes from an owner from before Settle, which kept no
+ * copy: there is nothing to confirm.
+ */
 export type TakeResult = { snapshot: SessionSnapshot; handoverId: string } | { movedTo: string };
 
 /**
- * How a Settle went: the owner let go of its copy (`settled`), the session
- * went to another taker meanwhile (`refused`), or the owner could not say
- * (`unanswered`: it is gone, or forgot the hand-over; nobody else can take
- * the session from it then).
+ * How a settlement went: the owner let go of its copy (`settled`), the
+ * session went to another taker or back to the owner meanwhile (`refused`),
+ * the owner knows no such hand-over (`unknown`: it restarted, or its record
+ * expired; nobody can take the session from it then), or the call failed
+ * (`unreachable`: worth trying again while the lease lasts).
  */
-export type SettleResult = { result: "settled" } | { result: "refused" | "unanswered"; why: string };
+export type SettleResult = { result: "settled" } | { result: "refused" | "unknown" | "unreachable"; why: string };
 
 /** Settlements sent in one Settle call at most. */
 export const MAX_SETTLEMENTS_PER_CALL = 256;
@@ -74,14 +79,14 @@ export class PeerClient {
     const client = this.client(ownerUrl);
     const response = await new Promise<TakeResponse>((resolve, reject) =>
       client.take(
-        { resumeToken: token, lastEventSeq, takerUrl: this.opts.selfUrl },
+        { resumeToken: token, lastEventSeq, takerUrl: this.opts.selfUrl, settles: true },
         this.proof(token),
         { deadline: Date.now() + this.timeoutMs },
         (err, res) => (err ? reject(this.fault(ownerUrl, err)) : resolve(res)),
       ),
     );
     if (response.movedTo) return { movedTo: response.movedTo };
-    if (!response.snapshot || !response.handoverId) throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, `sidecar ${ownerUrl} handed over no session state`, { fatal: true });
+    if (!response.snapshot) throw new SessionFault(ErrorCode.ERROR_CODE_INTERNAL, `sidecar ${ownerUrl} handed over no session state`, { fatal: true });
     return { snapshot: response.snapshot, handoverId: response.handoverId };
   }
 
@@ -110,7 +115,7 @@ export class PeerClient {
     const settlements = batch.map(({ token, handoverId }) => ({ resumeToken: token, handoverId, proof: this.opts.key.takeProof(token) }));
     this.client(ownerUrl).settle({ settlements, takerUrl: this.opts.selfUrl }, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, response) => {
       batch.forEach(({ resolve }, i) => {
-        if (err) return resolve({ result: "unanswered", why: `${grpc.status[err.code] ?? err.code}: ${err.details}` });
+        if (err) return resolve({ result: "unreachable", why: `${grpc.status[err.code] ?? err.code}: ${err.details}` });
         const outcome = response.outcomes[i];
         switch (outcome?.result) {
           case SettleOutcomeResult.SETTLE_RESULT_SETTLED:
@@ -119,8 +124,10 @@ export class PeerClient {
           case SettleOutcomeResult.SETTLE_RESULT_REFUSED:
           case SettleOutcomeResult.SETTLE_RESULT_UNAUTHENTICATED:
             return resolve({ result: "refused", why: outcome.reason });
+          case SettleOutcomeResult.SETTLE_RESULT_UNKNOWN:
+            return resolve({ result: "unknown", why: outcome.reason });
           default:
-            return resolve({ result: "unanswered", why: outcome?.reason || `sidecar ${ownerUrl} gave no outcome for this settlement` });
+            return resolve({ result: "unreachable", why: `sidecar ${ownerUrl} gave no outcome for this settlement` });
         }
       });
     });

@@ -65,9 +65,14 @@ export interface HubHandoff {
   /**
    * A move in or out, how it went, and how long it took here (in: the take and
    * the rebuild; out: from the Take until the taker confirmed it), ms.
+   * `handed_again`: a session handed out again, to another taker or back to
+   * this sidecar, after the first taker let its lease pass (it failed mid-move).
    */
-  moved?(direction: "in" | "out", ok: boolean, ms: number): void;
+  moved?(direction: "in" | "out", result: MoveResult, ms?: number): void;
 }
+
+/** How a move went (HubHandoff.moved). */
+export type MoveResult = "ok" | "failed" | "handed_again";
 
 /** How long a session that moves to another sidecar waits for its queued micro-turns by default. */
 const RELEASE_WAIT_MS = 2_000;
@@ -103,6 +108,14 @@ interface Handover {
   tokens: string[];
   timer: NodeJS.Timeout | undefined;
 }
+
+/** A take whose engine did not open the session within the lease: the owner keeps it, the client tries again. */
+function abandonedMove(leaseMs: number): SessionFault {
+  return new SessionFault(ErrorCode.ERROR_CODE_ENGINE, `the engine did not open the moved session within ${leaseMs} ms; resume again`, { retryable: true, fatal: true });
+}
+
+/** How long a peer's Take waits for a take of the same session running here before it is told to try again. */
+const TAKE_IN_FLIGHT_WAIT_MS = 2_000;
 
 /** A refusal a resuming client gets while its session is on its way elsewhere: it tries again. */
 function movingNow(takerUrl: string): SessionFault {
@@ -165,6 +178,8 @@ export class SessionHub {
   private readonly byId = new Map<string, SessionHandle>();
   private readonly byToken = new Map<string, SessionHandle>();
   private draining = false;
+  /** The drain's deadline given to clients, once draining. */
+  private drainDeadlineMs: number | undefined;
   /** Sessions whose engine session is still opening. */
   private opening = 0;
   /** Sessions handed to peers, by every token they answered to (handOff, settle). */
@@ -221,13 +236,14 @@ export class SessionHub {
   }
 
   /**
-   * Sessions held, kept (taken and not built), and handed to a peer that has
-   * not confirmed it yet: a draining sidecar stops when none is left.
+   * Sessions held, opening or being taken, kept (taken and not built), and
+   * handed to a peer that has not confirmed it yet: a draining sidecar stops
+   * when none is left.
    */
   get unsettled(): number {
     let handing = 0;
     for (const out of this.handovers) if (!out.settled) handing++;
-    return this.byId.size + this.parked.size + handing;
+    return this.byId.size + this.opening + this.parked.size + handing;
   }
 
   sessions(): IterableIterator<SessionHandle> {
@@ -347,6 +363,8 @@ export class SessionHub {
     this.byId.set(id, handle);
     this.byToken.set(token, handle);
     announce(handle);
+    // Begun before the drain: sent on at once, as the sessions held when it began were.
+    if (this.drainDeadlineMs !== undefined) this.goAway(handle, this.drainDeadlineMs);
     return handle;
   }
 
@@ -360,8 +378,13 @@ export class SessionHub {
     if (handle) return this.resumeHere(handle, lastEventSeq, sink);
     const inFlight = this.taking.get(token);
     if (inFlight) {
-      // The client gave up on a resume still taking its session (its stream dropped): this one gets the session once it is here.
-      await inFlight.catch(() => undefined);
+      // The client gave up on a resume still taking its session (its stream dropped): this one gets the
+      // session once it is here, or that take's failure (trying again could take it from where it went since).
+      const failure = await inFlight.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      if (failure !== undefined) throw failure;
       return this.resume(token, lastEventSeq, sink);
     }
     const handoff = this.opts.handoff;
@@ -400,12 +423,29 @@ export class SessionHub {
     sink: EventSink,
   ): Promise<SessionHandle> {
     const started = performance.now();
+    const leaseMs = handoff.settleLeaseMs ?? SETTLE_LEASE_MS;
     let taken: { snapshot: SessionSnapshot; handoverId: string; from: string } | undefined;
-    // A parked session was confirmed when it was parked.
-    let confirm = (parked ? "done" : "pending") as "pending" | "done" | "refused";
+    // pending: to confirm; done: confirmed (a parked session was when it was parked), or nothing to confirm;
+    // refused: the session went elsewhere; abandoned: the build outlasted the lease and was given up.
+    let confirm = (parked ? "done" : "pending") as "pending" | "confirming" | "done" | "refused" | "abandoned";
     const settle = async () => {
+      if (confirm === "abandoned") throw abandonedMove(leaseMs);
       if (confirm !== "pending" || !taken) return;
-      const settled = taken.from === handoff.selfUrl ? this.settleOwn(token, taken.handoverId) : await handoff.settle(taken.from, token, taken.handoverId);
+      // An owner from before Settle kept no copy: the session is this sidecar's already.
+      if (!taken.handoverId) {
+        confirm = "done";
+        return;
+      }
+      confirm = "confirming";
+      const once = () => (taken!.from === handoff.selfUrl ? this.settleOwn(token, taken!.handoverId) : handoff.settle(taken!.from, token, taken!.handoverId));
+      let settled = await once();
+      // A call that failed is tried again while the lease lasts: going on unconfirmed while the owner is
+      // alive could let it hand the session to another sidecar after the lease.
+      const until = performance.now() + leaseMs;
+      for (let waitMs = 50; settled.result === "unreachable" && performance.now() < until; waitMs = Math.min(2 * waitMs, 1000)) {
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        settled = await once();
+      }
       if (settled.result === "refused") {
         confirm = "refused";
         throw new SessionFault(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, `the session went to another sidecar while this one was taking it (${settled.why}); resume again`, {
@@ -414,23 +454,47 @@ export class SessionHub {
         });
       }
       confirm = "done";
-      // The owner is gone or forgot the hand-over: nobody else can take the session from it, so it goes on here.
-      if (settled.result === "unanswered") this.opts.logger.warn("could not confirm a move to the sidecar the session came from; it goes on here", { from: taken.from, why: settled.why });
+      // The owner forgot the hand-over or stayed out of reach for the whole lease: nobody can take the session from it, so it goes on here.
+      if (settled.result !== "settled") this.opts.logger.warn("could not confirm a move to the sidecar the session came from; it goes on here", { from: taken.from, why: settled.why });
     };
     try {
       taken = parked ? undefined : await this.takeFollowing(handoff, source, token, lastEventSeq);
       const snapshot = parked?.snapshot ?? taken!.snapshot;
-      const moved = await this.adopt(token, snapshot, lastEventSeq, sink, settle);
+      const adopting = this.adopt(token, snapshot, lastEventSeq, sink, settle);
+      let moved: SessionHandle;
+      if (confirm === "pending") {
+        // An engine that does not open the session within the lease: the owner may hand it elsewhere after it, so this
+        // sidecar gives up (what it was building closes when it gets as far as the confirmation) and the client tries again.
+        adopting.catch(() => undefined);
+        let timer: NodeJS.Timeout | undefined;
+        const outlasted = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            if (confirm !== "pending") return;
+            confirm = "abandoned";
+            reject(abandonedMove(leaseMs));
+          }, timerMs(leaseMs));
+          timer.unref();
+        });
+        outlasted.catch(() => undefined);
+        try {
+          moved = await Promise.race([adopting, outlasted]);
+        } finally {
+          clearTimeout(timer);
+        }
+      } else {
+        moved = await adopting;
+      }
       if (parked) this.unpark(token);
-      handoff.moved?.("in", true, performance.now() - started);
+      handoff.moved?.("in", "ok", performance.now() - started);
       this.opts.logger.info("session moved here from another sidecar", { session: moved.session.id, from: taken?.from ?? "kept here", lastEventSeq, nextInputSeq: moved.session.expectedSeq });
       return moved;
     } catch (err) {
-      handoff.moved?.("in", false, performance.now() - started);
+      handoff.moved?.("in", "failed", performance.now() - started);
       this.opts.logger.warn("could not take a session from another sidecar", { from: taken?.from ?? source, error: (err as Error).message });
       const snapshot = parked?.snapshot ?? taken?.snapshot;
-      // Taken but not built (the engine failed): confirmed and kept here for the client's next try, unless another sidecar has it by now.
-      if (snapshot && confirm !== "refused" && !(SessionFault.isInstance(err) && err.code === ErrorCode.ERROR_CODE_INTERNAL)) {
+      // Taken but not built (the engine failed): confirmed and kept here for the client's next try, unless another
+      // sidecar has it by now or the owner still keeps it (the build was given up before confirming).
+      if (snapshot && (confirm === "pending" || confirm === "done") && !(SessionFault.isInstance(err) && err.code === ErrorCode.ERROR_CODE_INTERNAL)) {
         await settle();
         throw this.park(token, snapshot, parked?.afterSeq ?? lastEventSeq, err);
       }
@@ -521,8 +585,15 @@ export class SessionHub {
    * state is kept until the peer settles (see Handover). A session that moved
    * on from here is answered with where it went.
    */
-  async handOff(token: string, lastEventSeq: number, takerUrl: string): Promise<TakeResult> {
+  async handOff(token: string, lastEventSeq: number, takerUrl: string, settles = true): Promise<TakeResult> {
     const handle = this.byToken.get(token);
+    const inFlight = handle ? undefined : this.taking.get(token);
+    if (inFlight) {
+      // Being taken here now (from its owner, or built from what was kept): handed on once that is done.
+      await waitAtMost(inFlight.catch(() => undefined), TAKE_IN_FLIGHT_WAIT_MS);
+      if (this.taking.has(token)) throw movingNow(this.opts.handoff?.selfUrl ?? "this one");
+      return this.handOff(token, lastEventSeq, takerUrl, settles);
+    }
     if (handle) {
       if (!handle.outbox.canReplayAfter(lastEventSeq)) throw eventsGone(lastEventSeq);
       this.forget(handle);
@@ -533,27 +604,34 @@ export class SessionHub {
       stream?.superseded();
       handle.outbox.detach();
       const tokens = [handle.resumeToken, ...(handle.previousToken === undefined ? [] : [handle.previousToken])];
-      return this.handOut(this.handover(handle.session.id, tokens, takerUrl, lastEventSeq, this.release(handle, lastEventSeq, takerUrl)));
+      return this.handOut(this.handover(handle.session.id, tokens, takerUrl, lastEventSeq, this.release(handle, lastEventSeq, takerUrl)), settles);
     }
     const parked = this.parked.get(token);
     if (parked) {
       // Taken here and not built: it goes on to the peer as it came.
       if (lastEventSeq < parked.afterSeq) throw eventsGone(lastEventSeq);
       this.unpark(token);
-      return this.handOut(this.handover(parked.snapshot.sessionId, [token], takerUrl, parked.afterSeq, Promise.resolve(parked.snapshot)));
+      return this.handOut(this.handover(parked.snapshot.sessionId, [token], takerUrl, parked.afterSeq, Promise.resolve(parked.snapshot)), settles);
     }
     const out = this.handedOut.get(token);
     if (!out) throw tokenUnknown();
-    if (out.settled) return { movedTo: out.takerUrl };
+    if (out.settled) {
+      // Taken back here and gone since (ended, or lost): nowhere to send the resume.
+      if (out.takerUrl === this.opts.handoff?.selfUrl) throw tokenUnknown();
+      return { movedTo: out.takerUrl };
+    }
     if (out.takerUrl !== takerUrl) {
       if (performance.now() < out.leaseEnds) throw movingNow(out.takerUrl);
       this.opts.logger.warn("handing a session to another sidecar: the one it went to did not confirm it in time", { session: out.sessionId, from: out.takerUrl, to: takerUrl });
+      this.opts.handoff?.moved?.("out", "handed_again");
       out.id = randomBytes(12).toString("base64url");
       out.takerUrl = takerUrl;
+      // The new taker gets a whole grace period before the hand-over is given up.
+      this.expireUnsettled(out);
     }
     // The same taker asking again (it never got the answer), or a new one.
     if (lastEventSeq < out.afterSeq) throw eventsGone(lastEventSeq);
-    return this.handOut(out);
+    return this.handOut(out, settles);
   }
 
   /** The peer confirms it holds the session handed over as `handoverId`: the state kept for it goes. */
@@ -561,19 +639,18 @@ export class SessionHub {
     const out = this.handedOut.get(token);
     if (!out) {
       // Taken back (the taker's lease passed and the client came back here): the late taker must let go.
-      if (this.byToken.has(token)) return { result: "refused", why: `the session is back on this sidecar: ${takerUrl} did not confirm it within its lease` };
-      return { result: "unanswered", why: "no such hand-over here (it expired, or this sidecar restarted)" };
+      if (this.byToken.has(token) || this.parked.has(token)) return { result: "refused", why: `the session is back on this sidecar: ${takerUrl} did not confirm it within its lease` };
+      return { result: "unknown", why: "no such hand-over here (it expired, or this sidecar restarted)" };
     }
-    if (out.id !== handoverId) return { result: "refused", why: `the session went to sidecar ${out.takerUrl}: ${takerUrl} did not confirm it within its lease` };
-    if (out.settled) return { result: "settled" };
-    out.settled = true;
-    out.snapshot = undefined;
-    this.opts.handoff?.moved?.("out", true, performance.now() - out.started);
-    this.opts.logger.info("session moved to another sidecar", { session: out.sessionId, to: takerUrl });
-    // From here on the entry is where the session went, for clients that come back with an old token.
-    clearTimeout(out.timer);
-    out.timer = setTimeout(() => this.dropHandover(out), timerMs(this.opts.resumeGraceMs));
-    out.timer.unref();
+    if (out.id !== handoverId) {
+      const where = out.takerUrl === this.opts.handoff?.selfUrl ? "is back on this sidecar" : `went to sidecar ${out.takerUrl}`;
+      return { result: "refused", why: `the session ${where}: ${takerUrl} did not confirm it within its lease` };
+    }
+    if (!out.settled) {
+      this.opts.handoff?.moved?.("out", "ok", performance.now() - out.started);
+      this.opts.logger.info("session moved to another sidecar", { session: out.sessionId, to: takerUrl });
+      this.markSettled(out);
+    }
     return { result: "settled" };
   }
 
@@ -581,9 +658,19 @@ export class SessionHub {
   private settleOwn(token: string, handoverId: string): SettleResult {
     const out = this.handedOut.get(token);
     if (out?.id !== handoverId) return { result: "refused", why: `the session went to sidecar ${out?.takerUrl ?? "(none)"}` };
-    this.dropHandover(out);
+    // Kept as a record that the session is here, so the first taker's late settlement is refused.
+    this.markSettled(out);
     this.opts.logger.warn("session taken back: the sidecar it was handed to did not confirm it in time", { session: out.sessionId });
     return { result: "settled" };
+  }
+
+  /** The taker holds the session: the state kept for it goes, and the entry says where it went, for the grace period. */
+  private markSettled(out: Handover): void {
+    out.settled = true;
+    out.snapshot = undefined;
+    clearTimeout(out.timer);
+    out.timer = setTimeout(() => this.dropHandover(out), timerMs(this.opts.resumeGraceMs));
+    out.timer.unref();
   }
 
   /** Registers a hand-over of a session no longer held here under its tokens. */
@@ -602,23 +689,38 @@ export class SessionHub {
     };
     for (const token of tokens) this.handedOut.set(token, out);
     this.handovers.add(out);
-    // Never confirmed within the grace period: no client came back for it, and the taker does not hold it.
-    out.timer = setTimeout(() => {
-      this.dropHandover(out);
-      this.opts.handoff?.moved?.("out", false, performance.now() - out.started);
-      this.opts.logger.error("session lost unless the sidecar it was handed to holds it: that one never confirmed it", { session: sessionId, to: out.takerUrl });
-    }, timerMs(this.opts.resumeGraceMs));
-    out.timer.unref();
+    this.expireUnsettled(out);
     snapshot.catch(() => this.dropHandover(out));
     return out;
   }
 
-  /** The state of `out` for its taker, whose lease starts once it is sent. */
-  private async handOut(out: Handover): Promise<TakeResult> {
+  /** Gives `out` up if it is not settled within the grace period: no client came back for it, and its taker did not confirm it. */
+  private expireUnsettled(out: Handover): void {
+    clearTimeout(out.timer);
+    out.timer = setTimeout(() => {
+      this.dropHandover(out);
+      this.opts.handoff?.moved?.("out", "failed");
+      this.opts.logger.error("session lost unless the sidecar it was handed to holds it: that one never confirmed it", { session: out.sessionId, to: out.takerUrl });
+    }, timerMs(this.opts.resumeGraceMs));
+    out.timer.unref();
+  }
+
+  /**
+   * The state of `out` for its taker, whose lease starts once it is sent. A
+   * taker from before Settle (`settles` false) will not confirm: the session
+   * is its own as soon as the state is sent, and it gets no hand-over id.
+   */
+  private async handOut(out: Handover, settles: boolean): Promise<TakeResult> {
     const handoverId = out.id;
     const snapshot = await out.snapshot!;
     out.leaseEnds = performance.now() + (this.opts.handoff?.settleLeaseMs ?? SETTLE_LEASE_MS);
-    return { snapshot, handoverId };
+    if (settles) return { snapshot, handoverId };
+    if (out.id === handoverId && !out.settled) {
+      this.opts.handoff?.moved?.("out", "ok", performance.now() - out.started);
+      this.opts.logger.info("session moved to another sidecar (one that does not confirm moves)", { session: out.sessionId, to: out.takerUrl });
+      this.markSettled(out);
+    }
+    return { snapshot, handoverId: "" };
   }
 
   private dropHandover(out: Handover): void {
@@ -637,7 +739,7 @@ export class SessionHub {
       this.opts.logger.info("session handed to another sidecar", { session: id, to: takerUrl, replayedEvents: events.length, queuedChunks: moved.queuedInput.length, tasks: moved.tasks.length });
       return toSnapshot({ sessionId: id, config: handle.config, events, lastEventSeq: handle.outbox.lastEventSeq, moved, recordingParts: handle.recordingParts });
     } catch (err) {
-      this.opts.handoff?.moved?.("out", false, 0);
+      this.opts.handoff?.moved?.("out", "failed");
       this.opts.logger.error("session lost while moving to another sidecar", { session: id, to: takerUrl, error: String(err) });
       throw err;
     }
@@ -686,9 +788,12 @@ export class SessionHub {
   /** Stops taking sessions and tells every attached client to resume elsewhere. */
   drain(deadlineMs: number): void {
     this.draining = true;
-    for (const handle of this.byId.values()) {
-      handle.outbox.push({ $case: "goAway", value: { reason: "sidecar shutting down", resumeToken: handle.resumeToken, deadlineMs } });
-    }
+    this.drainDeadlineMs = deadlineMs;
+    for (const handle of this.byId.values()) this.goAway(handle, deadlineMs);
+  }
+
+  private goAway(handle: SessionHandle, deadlineMs: number): void {
+    handle.outbox.push({ $case: "goAway", value: { reason: "sidecar shutting down", resumeToken: handle.resumeToken, deadlineMs } });
   }
 
   async closeAll(reason: string): Promise<void> {

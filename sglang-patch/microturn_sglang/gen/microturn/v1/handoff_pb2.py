@@ -27,37 +27,37 @@ from microturn_sglang.gen.microturn.v1 import common_pb2 as microturn_dot_v1_dot
 from microturn_sglang.gen.microturn.v1 import interaction_pb2 as microturn_dot_v1_dot_interaction__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amicroturn/v1/handoff.proto\x12\x0cmicroturn.v1\x1a\x19microturn/v1/common.proto\x1a\x1emicroturn/v1/interaction.proto\"N\n\x0bTakeRequest\x12\x14\n\x0cresume_token\x18\x01 \x01(\t\x12\x16\n\x0elast_event_seq\x18\x02 \x01(\x04\x12\x11\n\ttaker_url\x18\x03 \x01(\t\"f\n\x0cTakeResponse\x12/\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1d.microturn.v1.SessionSnapshot\x12\x13\n\x0bhandover_id\x18\x02 \x01(\t\x12\x10\n\x08moved_to\x18\x03 \x01(\t\"Q\n\rSettleRequest\x12-\n\x0bsettlements\x18\x01 \x03(\x0b\x32\x18.microturn.v1.Settlement\x12\x11\n\ttaker_url\x18\x02 \x01(\t\"F\n\nSettlement\x12\x14\n\x0cresume_token\x18\x01 \x01(\t\x12\x13\n\x0bhandover_id\x18\x02 \x01(\t\x12\r\n\x05proof\x18\x03 \x01(\t\"?\n\x0eSettleResponse\x12-\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1b.microturn.v1.SettleOutcome\"K\n\rSettleOutcome\x12*\n\x06result\x18\x01 \x01(\x0e\x32\x1a.microturn.v1.SettleResult\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xc5\x04\n\x0fSessionSnapshot\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.microturn.v1.SessionConfig\x12\x16\n\x0enext_input_seq\x18\x03 \x01(\x04\x12\x15\n\rinput_time_ms\x18\x04 \x01(\x01\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\x04\x12\x34\n\x0c\x63onversation\x18\x06 \x03(\x0b\x32\x1e.microturn.v1.ConversationLine\x12)\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x19.microturn.v1.ServerEvent\x12\x16\n\x0elast_event_seq\x18\x08 \x01(\x04\x12\x35\n\x0fpending_context\x18\t \x03(\x0b\x32\x1c.microturn.v1.PendingContext\x12\x31\n\ntool_calls\x18\n \x03(\x0b\x32\x1d.microturn.v1.PendingToolCall\x12&\n\x05tasks\x18\x0b \x03(\x0b\x32\x17.microturn.v1.MovedTask\x12\x17\n\x0fplayed_up_to_ms\x18\x0c \x01(\x01\x12\x17\n\x0ftool_calls_made\x18\r \x01(\r\x12\x15\n\rtask_ids_made\x18\x0e \x01(\r\x12\x15\n\routput_end_ms\x18\x0f \x01(\x01\x12.\n\x0cqueued_input\x18\x10 \x03(\x0b\x32\x18.microturn.v1.InputChunk\x12\x17\n\x0frecording_parts\x18\x11 \x01(\r\"Z\n\x10\x43onversationLine\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08start_ms\x18\x03 \x01(\x01\x12\x10\n\x03seq\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x06\n\x04_seq\"\xac\x01\n\x0ePendingContext\x12\'\n\x04item\x18\x01 \x01(\x0b\x32\x19.microturn.v1.ContextItem\x12,\n\x08\x64\x65livery\x18\x02 \x01(\x0e\x32\x1a.microturn.v1.DeliveryMode\x12\x13\n\x0bready_at_ms\x18\x03 \x01(\x01\x12.\n\x06update\x18\x04 \x01(\x0b\x32\x1e.microturn.v1.BackgroundUpdate\"F\n\x0fPendingToolCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cremaining_ms\x18\x03 \x01(\r\"\x82\x01\n\tMovedTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12,\n\x08\x64\x65livery\x18\x03 \x01(\x0e\x32\x1a.microturn.v1.DeliveryMode\x12\x12\n\nfrom_model\x18\x04 \x01(\x08\x12\x14\n\x0cremaining_ms\x18\x05 \x01(\r*\xa1\x01\n\x0cSettleResult\x12\x1d\n\x19SETTLE_RESULT_UNSPECIFIED\x10\x00\x12\x19\n\x15SETTLE_RESULT_SETTLED\x10\x01\x12\x19\n\x15SETTLE_RESULT_REFUSED\x10\x02\x12\x19\n\x15SETTLE_RESULT_UNKNOWN\x10\x03\x12!\n\x1dSETTLE_RESULT_UNAUTHENTICATED\x10\x04\x32\x8d\x01\n\x07Handoff\x12=\n\x04Take\x12\x19.microturn.v1.TakeRequest\x1a\x1a.microturn.v1.TakeResponse\x12\x43\n\x06Settle\x12\x1b.microturn.v1.SettleRequest\x1a\x1c.microturn.v1.SettleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amicroturn/v1/handoff.proto\x12\x0cmicroturn.v1\x1a\x19microturn/v1/common.proto\x1a\x1emicroturn/v1/interaction.proto\"_\n\x0bTakeRequest\x12\x14\n\x0cresume_token\x18\x01 \x01(\t\x12\x16\n\x0elast_event_seq\x18\x02 \x01(\x04\x12\x11\n\ttaker_url\x18\x03 \x01(\t\x12\x0f\n\x07settles\x18\x04 \x01(\x08\"f\n\x0cTakeResponse\x12/\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1d.microturn.v1.SessionSnapshot\x12\x13\n\x0bhandover_id\x18\x02 \x01(\t\x12\x10\n\x08moved_to\x18\x03 \x01(\t\"Q\n\rSettleRequest\x12-\n\x0bsettlements\x18\x01 \x03(\x0b\x32\x18.microturn.v1.Settlement\x12\x11\n\ttaker_url\x18\x02 \x01(\t\"F\n\nSettlement\x12\x14\n\x0cresume_token\x18\x01 \x01(\t\x12\x13\n\x0bhandover_id\x18\x02 \x01(\t\x12\r\n\x05proof\x18\x03 \x01(\t\"?\n\x0eSettleResponse\x12-\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1b.microturn.v1.SettleOutcome\"K\n\rSettleOutcome\x12*\n\x06result\x18\x01 \x01(\x0e\x32\x1a.microturn.v1.SettleResult\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xc5\x04\n\x0fSessionSnapshot\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.microturn.v1.SessionConfig\x12\x16\n\x0enext_input_seq\x18\x03 \x01(\x04\x12\x15\n\rinput_time_ms\x18\x04 \x01(\x01\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\x04\x12\x34\n\x0c\x63onversation\x18\x06 \x03(\x0b\x32\x1e.microturn.v1.ConversationLine\x12)\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x19.microturn.v1.ServerEvent\x12\x16\n\x0elast_event_seq\x18\x08 \x01(\x04\x12\x35\n\x0fpending_context\x18\t \x03(\x0b\x32\x1c.microturn.v1.PendingContext\x12\x31\n\ntool_calls\x18\n \x03(\x0b\x32\x1d.microturn.v1.PendingToolCall\x12&\n\x05tasks\x18\x0b \x03(\x0b\x32\x17.microturn.v1.MovedTask\x12\x17\n\x0fplayed_up_to_ms\x18\x0c \x01(\x01\x12\x17\n\x0ftool_calls_made\x18\r \x01(\r\x12\x15\n\rtask_ids_made\x18\x0e \x01(\r\x12\x15\n\routput_end_ms\x18\x0f \x01(\x01\x12.\n\x0cqueued_input\x18\x10 \x03(\x0b\x32\x18.microturn.v1.InputChunk\x12\x17\n\x0frecording_parts\x18\x11 \x01(\r\"Z\n\x10\x43onversationLine\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08start_ms\x18\x03 \x01(\x01\x12\x10\n\x03seq\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x06\n\x04_seq\"\xac\x01\n\x0ePendingContext\x12\'\n\x04item\x18\x01 \x01(\x0b\x32\x19.microturn.v1.ContextItem\x12,\n\x08\x64\x65livery\x18\x02 \x01(\x0e\x32\x1a.microturn.v1.DeliveryMode\x12\x13\n\x0bready_at_ms\x18\x03 \x01(\x01\x12.\n\x06update\x18\x04 \x01(\x0b\x32\x1e.microturn.v1.BackgroundUpdate\"F\n\x0fPendingToolCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cremaining_ms\x18\x03 \x01(\r\"\x82\x01\n\tMovedTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12,\n\x08\x64\x65livery\x18\x03 \x01(\x0e\x32\x1a.microturn.v1.DeliveryMode\x12\x12\n\nfrom_model\x18\x04 \x01(\x08\x12\x14\n\x0cremaining_ms\x18\x05 \x01(\r*\xa1\x01\n\x0cSettleResult\x12\x1d\n\x19SETTLE_RESULT_UNSPECIFIED\x10\x00\x12\x19\n\x15SETTLE_RESULT_SETTLED\x10\x01\x12\x19\n\x15SETTLE_RESULT_REFUSED\x10\x02\x12\x19\n\x15SETTLE_RESULT_UNKNOWN\x10\x03\x12!\n\x1dSETTLE_RESULT_UNAUTHENTICATED\x10\x04\x32\x8d\x01\n\x07Handoff\x12=\n\x04Take\x12\x19.microturn.v1.TakeRequest\x1a\x1a.microturn.v1.TakeResponse\x12\x43\n\x06Settle\x12\x1b.microturn.v1.SettleRequest\x1a\x1c.microturn.v1.SettleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'microturn.v1.handoff_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SETTLERESULT']._serialized_start=1641
-  _globals['_SETTLERESULT']._serialized_end=1802
+  _globals['_SETTLERESULT']._serialized_start=1658
+  _globals['_SETTLERESULT']._serialized_end=1819
   _globals['_TAKEREQUEST']._serialized_start=103
-  _globals['_TAKEREQUEST']._serialized_end=181
-  _globals['_TAKERESPONSE']._serialized_start=183
-  _globals['_TAKERESPONSE']._serialized_end=285
-  _globals['_SETTLEREQUEST']._serialized_start=287
-  _globals['_SETTLEREQUEST']._serialized_end=368
-  _globals['_SETTLEMENT']._serialized_start=370
-  _globals['_SETTLEMENT']._serialized_end=440
-  _globals['_SETTLERESPONSE']._serialized_start=442
-  _globals['_SETTLERESPONSE']._serialized_end=505
-  _globals['_SETTLEOUTCOME']._serialized_start=507
-  _globals['_SETTLEOUTCOME']._serialized_end=582
-  _globals['_SESSIONSNAPSHOT']._serialized_start=585
-  _globals['_SESSIONSNAPSHOT']._serialized_end=1166
-  _globals['_CONVERSATIONLINE']._serialized_start=1168
-  _globals['_CONVERSATIONLINE']._serialized_end=1258
-  _globals['_PENDINGCONTEXT']._serialized_start=1261
-  _globals['_PENDINGCONTEXT']._serialized_end=1433
-  _globals['_PENDINGTOOLCALL']._serialized_start=1435
-  _globals['_PENDINGTOOLCALL']._serialized_end=1505
-  _globals['_MOVEDTASK']._serialized_start=1508
-  _globals['_MOVEDTASK']._serialized_end=1638
-  _globals['_HANDOFF']._serialized_start=1805
-  _globals['_HANDOFF']._serialized_end=1946
+  _globals['_TAKEREQUEST']._serialized_end=198
+  _globals['_TAKERESPONSE']._serialized_start=200
+  _globals['_TAKERESPONSE']._serialized_end=302
+  _globals['_SETTLEREQUEST']._serialized_start=304
+  _globals['_SETTLEREQUEST']._serialized_end=385
+  _globals['_SETTLEMENT']._serialized_start=387
+  _globals['_SETTLEMENT']._serialized_end=457
+  _globals['_SETTLERESPONSE']._serialized_start=459
+  _globals['_SETTLERESPONSE']._serialized_end=522
+  _globals['_SETTLEOUTCOME']._serialized_start=524
+  _globals['_SETTLEOUTCOME']._serialized_end=599
+  _globals['_SESSIONSNAPSHOT']._serialized_start=602
+  _globals['_SESSIONSNAPSHOT']._serialized_end=1183
+  _globals['_CONVERSATIONLINE']._serialized_start=1185
+  _globals['_CONVERSATIONLINE']._serialized_end=1275
+  _globals['_PENDINGCONTEXT']._serialized_start=1278
+  _globals['_PENDINGCONTEXT']._serialized_end=1450
+  _globals['_PENDINGTOOLCALL']._serialized_start=1452
+  _globals['_PENDINGTOOLCALL']._serialized_end=1522
+  _globals['_MOVEDTASK']._serialized_start=1525
+  _globals['_MOVEDTASK']._serialized_end=1655
+  _globals['_HANDOFF']._serialized_start=1822
+  _globals['_HANDOFF']._serialized_end=1963
 # @@protoc_insertion_point(module_scope)

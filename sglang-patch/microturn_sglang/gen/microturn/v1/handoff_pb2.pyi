@@ -24,14 +24,16 @@ SETTLE_RESULT_UNKNOWN: SettleResult
 SETTLE_RESULT_UNAUTHENTICATED: SettleResult
 
 class TakeRequest(_message.Message):
-    __slots__ = ("resume_token", "last_event_seq", "taker_url")
+    __slots__ = ("resume_token", "last_event_seq", "taker_url", "settles")
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     TAKER_URL_FIELD_NUMBER: _ClassVar[int]
+    SETTLES_FIELD_NUMBER: _ClassVar[int]
     resume_token: str
     last_event_seq: int
     taker_url: str
-    def __init__(self, resume_token: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., taker_url: _Optional[str] = ...) -> None: ...
+    settles: bool
+    def __init__(self, resume_token: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., taker_url: _Optional[str] = ..., settles: _Optional[bool] = ...) -> None: ...
 
 class TakeResponse(_message.Message):
     __slots__ = ("snapshot", "handover_id", "moved_to")

@@ -94,6 +94,11 @@ export interface TakeRequest {
   lastEventSeq: number;
   /** The taking sidecar's advertised URL, for the owner's log. */
   takerUrl: string;
+  /**
+   * The taker confirms with Settle. Sidecars from before Settle leave it
+   * false: the owner then lets go of the session as soon as its state is sent.
+   */
+  settles: boolean;
 }
 
 /** The session, now the taker's; or where it went. */
@@ -102,7 +107,10 @@ export interface TakeResponse {
   snapshot?:
     | SessionSnapshot
     | undefined;
-  /** Names this hand-over in Settle. */
+  /**
+   * Names this hand-over in Settle; empty from an owner from before Settle,
+   * which kept no copy (the taker has nothing to confirm).
+   */
   handoverId: string;
   /**
    * Set instead of a snapshot when the session already moved to another
@@ -248,7 +256,7 @@ export interface MovedTask {
 }
 
 function createBaseTakeRequest(): TakeRequest {
-  return { resumeToken: "", lastEventSeq: 0, takerUrl: "" };
+  return { resumeToken: "", lastEventSeq: 0, takerUrl: "", settles: false };
 }
 
 export const TakeRequest: MessageFns<TakeRequest> = {
@@ -261,6 +269,9 @@ export const TakeRequest: MessageFns<TakeRequest> = {
     }
     if (message.takerUrl !== "") {
       writer.uint32(26).string(message.takerUrl);
+    }
+    if (message.settles !== false) {
+      writer.uint32(32).bool(message.settles);
     }
     return writer;
   },
@@ -302,6 +313,14 @@ export const TakeRequest: MessageFns<TakeRequest> = {
             message.takerUrl = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.settles = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -331,6 +350,7 @@ export const TakeRequest: MessageFns<TakeRequest> = {
         : isSet(object.taker_url)
         ? globalThis.String(object.taker_url)
         : "",
+      settles: isSet(object.settles) ? globalThis.Boolean(object.settles) : false,
     };
   },
 
@@ -345,6 +365,9 @@ export const TakeRequest: MessageFns<TakeRequest> = {
     if (message.takerUrl !== "") {
       obj.takerUrl = message.takerUrl;
     }
+    if (message.settles !== false) {
+      obj.settles = message.settles;
+    }
     return obj;
   },
 
@@ -356,6 +379,7 @@ export const TakeRequest: MessageFns<TakeRequest> = {
     message.resumeToken = object.resumeToken ?? "";
     message.lastEventSeq = object.lastEventSeq ?? 0;
     message.takerUrl = object.takerUrl ?? "";
+    message.settles = object.settles ?? false;
     return message;
   },
 };
