@@ -8,14 +8,17 @@
 // A's drain took, and whether every chunk was answered exactly once.
 //
 // --scenario=taker-dies: a third sidecar C, and B is killed (SIGKILL) in the
-// middle of taking A's sessions, the balancer then sending new connections to
-// C. The sessions B already held die with it (a sidecar that dies loses its
-// sessions); every other one must go on on C, with nothing lost or doubled,
-// the ones B had taken and not confirmed included (A hands them again once
-// B's lease, --move-lease-ms, passed).
+// middle of taking A's sessions (once A counts --kill-at of them confirmed), the
+// balancer then sending new connections to C. The sessions B had confirmed
+// die with it (a sidecar that dies loses its sessions); every other one must
+// go on on C, with nothing lost or doubled, the ones B had taken and not
+// confirmed included (A hands them again once B's lease, --move-lease-ms,
+// passed). The sessions that did not come back are checked against A's count
+// of the moves B confirmed.
 //
-//   npm run bench:handoff -- --sessions=1,100,400 --warmup=3 --after=3 [--scenario=drain|taker-dies]
-import type { ChildProcess } from "node:child_process";
+//   npm run bench:handoff -- --sessions=1,100,400 --warmup=3 --after=3 [--scenario=drain|taker-dies --kill-at=0.3]
+//   HANDOFF_LOG_LEVEL=info shows the sidecars' logs; HANDOFF_DEBUG=1 what the sessions that did not come back last saw
+import { spawn, type ChildProcess } from "node:child_process";
 import { Microturn, type InteractionSession } from "@microturn/sdk";
 import { freePort, startTcpBalancer } from "../src/handoff/testing/tcp-balancer.js";
 import { LatencyStats } from "../src/session/latency-stats.js";
@@ -30,8 +33,33 @@ const CHUNK_MS = 200;
 const PEER_KEY = "bench-handoff-peer-key-0123456789abcdef";
 const scenario = args.get("scenario") ?? "drain";
 if (scenario !== "drain" && scenario !== "taker-dies") throw new Error(`--scenario must be drain or taker-dies, got ${scenario}`);
-/** taker-dies: B is killed once this share of the sessions resumed on it. */
+/** taker-dies: B is killed once A counts this share of the sessions as confirmed by it. */
 const killAt = Number(args.get("kill-at") ?? 0.3);
+
+/**
+ * Kills `pid` once the sidecar whose metrics are on `metricsPort` counts
+ * `moves` confirmed moves out. A process of its own: the bench's own loop,
+ * busy with hundreds of clients reconnecting, would look too late.
+ */
+function killWhenMoved(pid: number, metricsPort: number, moves: number): Promise<void> {
+  const pattern = String.raw`microturn_session_moves_total\{direction="out",result="ok"\} (\d+)`;
+  const script = `
+    const target = ${moves};
+    const pattern = new RegExp(${JSON.stringify(pattern)});
+    const poll = async () => {
+      try {
+        const text = await (await fetch("http://127.0.0.1:${metricsPort}/metrics")).text();
+        const m = pattern.exec(text);
+        if (m && Number(m[1]) >= target) { process.kill(${pid}, "SIGKILL"); return; }
+      } catch {}
+      setTimeout(poll, 2);
+    };
+    poll();
+    // Never more than 30 s: a move that stalls still ends the level.
+    setTimeout(() => { try { process.kill(${pid}, "SIGKILL"); } catch {} process.exit(0); }, 30000).unref();`;
+  const watcher = spawn(process.execPath, ["-e", script], { stdio: "inherit" });
+  return new Promise((resolve) => watcher.once("exit", () => resolve()));
+}
 const LEASE_MS = 1000;
 
 interface Tracked {
@@ -48,10 +76,10 @@ interface Tracked {
   resumedAt?: number;
   moving: boolean;
   failed?: string;
-  /** taker-dies: the session had resumed on B when B was killed. */
-  onB?: boolean;
-  /** Answers received before B was killed, by seq (taker-dies: what a session B held had got). */
-  answeredAtKill?: number;
+  /** taker-dies: the session never came back after B was killed (it was B's). */
+  diedWithB?: boolean;
+  /** The last reconnect attempt's number and the error before it. */
+  lastAttempt?: string;
 }
 
 async function startPeer(port: number, metricsPort = -1): Promise<ChildProcess> {
@@ -86,9 +114,9 @@ const fmt = (ms: number | undefined) => (ms === undefined ? "   -   " : ms.toFix
 
 async function level(n: number) {
   const dies = scenario === "taker-dies";
-  const [pa, pb, pc, ma] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [pa, pb, pc, ma, mc] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const [a, b] = [await startPeer(pa, dies ? ma : -1), await startPeer(pb)];
-  const c = dies ? await startPeer(pc) : undefined;
+  const c = dies ? await startPeer(pc, mc) : undefined;
   const balancer = await startTcpBalancer(pa);
   const tracked: Tracked[] = [];
   let moved = false;
@@ -107,6 +135,7 @@ async function level(n: number) {
         t.goAwayAt = performance.now();
         t.moving = true;
       });
+      session.on("reconnecting", ({ attempt, error }) => (t.lastAttempt = `attempt ${attempt} after: ${error?.message.replace(/[0-9a-f-]{36}|127\.0\.0\.1:\d+/g, "…") ?? "GoAway"}`));
       session.on("reconnected", () => {
         t.resumedAt = performance.now();
         t.moving = false;
@@ -143,18 +172,16 @@ async function level(n: number) {
     const exited = new Promise<number>((resolve) => a.once("exit", () => resolve(performance.now() - t0)));
     a.kill("SIGTERM");
     let handedAgain: number | undefined;
-    let killedAfter: number | undefined;
+    let killedAt: number | undefined;
+    let confirmedByB: number | undefined;
     if (dies) {
-      // B dies once a share of the sessions resumed on it: the rest are on A, being taken, or taken and not confirmed.
-      const onB = Math.max(1, Math.ceil(n * killAt));
-      while (tracked.filter((t) => t.resumedAt !== undefined).length < onB && performance.now() - t0 < 30_000) await sleep(2);
-      b.kill("SIGKILL");
-      killedAfter = performance.now() - t0;
+      // B dies in the middle of the move: sessions are on A, on their way to B, taken and not confirmed, or B's.
+      await killWhenMoved(b.pid!, ma, Math.max(1, Math.floor(n * killAt)));
+      killedAt = performance.now();
       balancer.point(pc);
-      for (const t of tracked) {
-        t.onB = t.resumedAt !== undefined;
-        t.answeredAtKill = t.answers.size;
-      }
+      // What B confirmed before it died (C confirms nothing before a client of it has come back and been taken there).
+      await sleep(20);
+      confirmedByB = await movesCounted(ma, "out", "ok");
       // A's count of sessions handed again (to C) after B let their leases pass, read until A exits.
       const reader = setInterval(() => void movesCounted(ma, "out", "handed_again").then((v) => (handedAgain = v ?? handedAgain)), 100);
       void exited.finally(() => clearInterval(reader));
@@ -164,6 +191,7 @@ async function level(n: number) {
     const load = process.cpuUsage(loadBefore);
     const loadCpu = (load.user + load.system) / 1000;
     const bCpu = dies ? Number.NaN : (cpuMs(b.pid) ?? Number.NaN) - cpuBefore.b;
+    const takenByC = dies ? await movesCounted(mc, "in", "ok") : undefined;
     await sleep(afterS * 1000);
     for (const timer of timers) clearInterval(timer);
     await sleep(1000);
@@ -178,7 +206,9 @@ async function level(n: number) {
     // taker-dies: the sessions B held when it died are counted apart (they die with it).
     let diedWithB = 0;
     for (const t of tracked) {
-      if (t.onB) {
+      // Never back after the kill: the session was B's when it died.
+      if (killedAt !== undefined && !(t.resumedAt !== undefined && t.resumedAt > killedAt)) {
+        t.diedWithB = true;
         diedWithB++;
         continue;
       }
@@ -208,8 +238,10 @@ async function level(n: number) {
       taker_cpu_ms: bCpu,
       // The clients (SDK sessions reconnecting, the balancer) in this process, same window.
       clients_cpu_ms: loadCpu,
-      chunks: tracked.reduce((sum, t) => sum + (t.onB ? 0 : t.sent), 0),
-      ...(dies ? { killed_b_after_ms: killedAfter, died_with_b: diedWithB, handed_again: handedAgain } : {}),
+      chunks: tracked.reduce((sum, t) => sum + (t.diedWithB ? 0 : t.sent), 0),
+      ...(dies
+        ? { killed_b_after_ms: killedAt! - t0, died_with_b: diedWithB, confirmed_by_b: confirmedByB, taken_by_c: takenByC, handed_again: handedAgain, lost_sessions: diedWithB - (confirmedByB ?? Number.NaN) }
+        : {}),
       lost,
       doubled,
       failed,
@@ -223,12 +255,18 @@ async function level(n: number) {
     );
     if (dies) {
       console.log(
-        `  B killed ${fmt(killedAfter)} ms after A's SIGTERM: ${diedWithB} sessions held by B died with it (left out above); A handed ${handedAgain ?? "?"} sessions again that B had taken and not confirmed`,
+        `  B killed ${fmt(killedAt! - t0)} ms after A's SIGTERM: ${diedWithB} sessions never came back (left out above), B had confirmed ${confirmedByB ?? "?"} (A's count): ${row.lost_sessions} lost beyond B's own;` +
+          ` C took ${takenByC ?? "?"}, ${handedAgain ?? "?"} of them handed again by A after B had taken them and not confirmed`,
       );
     }
     const reasons = new Map<string, number>();
-    for (const t of tracked) if (t.failed && !t.onB) reasons.set(t.failed, (reasons.get(t.failed) ?? 0) + 1);
+    for (const t of tracked) if (t.failed && !t.diedWithB) reasons.set(t.failed, (reasons.get(t.failed) ?? 0) + 1);
     for (const [reason, count] of reasons) console.log(`  ${count} sessions failed: ${reason}`);
+    if (process.env.HANDOFF_DEBUG) {
+      const stuck = new Map<string, number>();
+      for (const t of tracked) if (t.diedWithB) stuck.set(`${t.failed ?? "open"} | ${t.lastAttempt}`, (stuck.get(`${t.failed ?? "open"} | ${t.lastAttempt}`) ?? 0) + 1);
+      for (const [what, count] of stuck) console.log(`  never came back: ${count} × ${what}`);
+    }
     return row;
   } finally {
     await Promise.all(tracked.map((t) => t.session.close({ timeoutMs: 1000 }).catch(() => undefined)));
@@ -241,7 +279,7 @@ async function level(n: number) {
 
 console.log(
   scenario === "taker-dies"
-    ? `bench:handoff --scenario=taker-dies — three sidecars (echo engine) behind a TCP balancer, sessions at real-time pace; A drains (SIGTERM) after ${warmupS} s, B takes its sessions and is killed once ${killAt * 100}% resumed on it, C takes the rest (lease ${LEASE_MS} ms; node ${process.version})`
+    ? `bench:handoff --scenario=taker-dies — three sidecars (echo engine) behind a TCP balancer, sessions at real-time pace; A drains (SIGTERM) after ${warmupS} s, B takes its sessions and is killed once it confirmed ${killAt * 100}% of them, C takes the rest (lease ${LEASE_MS} ms; node ${process.version})`
     : `bench:handoff — two sidecars (echo engine) behind a TCP balancer, sessions at real-time pace; A drains (SIGTERM) after ${warmupS} s, B takes its sessions (node ${process.version})`,
 );
 const rows = [];

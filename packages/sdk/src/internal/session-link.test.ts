@@ -215,6 +215,19 @@ describe("resume after a dropped stream", () => {
     fake = await startFakeSidecar();
   });
 
+  it("reaches a server that comes back while it retries: each attempt after a failed one opens a new connection", async () => {
+    const port = Number(new URL(fake.url).port);
+    const session = await connect({ maxAttempts: 10, initialDelayMs: 20, maxDelayMs: 50 });
+    const closed = new Promise<unknown>((resolve) => session.on("close", ({ error }) => resolve(error)));
+    await fake.kill();
+    // Back on the same port after the first attempts failed to connect (a channel would now wait a second or more
+    // before it tried again); a new sidecar that does not know the session, so the resume is refused, not lost.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    fake = await startFakeSidecar({ port });
+    const error = await closed;
+    expect(NotFoundError.isInstance(error)).toBe(true);
+  });
+
   it("does not reconnect when reconnect is disabled", async () => {
     const session = await connect({ enabled: false });
     const closed = new Promise<unknown>((resolve) => session.on("close", ({ error }) => resolve(error)));

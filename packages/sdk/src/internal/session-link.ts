@@ -253,8 +253,10 @@ export class SessionLink {
       this.callbacks.reconnecting({ attempt, delayMs, error: lastError });
       try {
         await sleep(delayMs, this.lifetime.signal);
-        // Refused by a server that is draining or full: a new connection lets a balancer pick another one.
-        if (ResourceExhaustedError.isInstance(lastError)) this.transport.renew?.();
+        // After a failed attempt, or refused by a server that is draining or full: a new connection. A balancer can
+        // take it to another server, and it does not wait out the old one's reconnect backoff (grpc-js waits a
+        // second and more between connects after one failed: a server that died would use up the attempts).
+        if (attempt > 1 || ResourceExhaustedError.isInstance(lastError)) this.transport.renew?.();
         const started = await this.openStream(
           { $case: "resume", value: { protocolVersion: PROTOCOL_VERSION, resumeToken: this.resumeToken, lastEventSeq: this.lastEventSeq } },
           this.options.reconnect.attemptTimeoutMs,
