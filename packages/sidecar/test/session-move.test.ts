@@ -313,7 +313,7 @@ describe("a session moving between hubs", () => {
   });
 
   it("moves sessions to and from sidecars from before Settle: an owner that keeps no copy, a taker that does not confirm", async () => {
-    const { a, b } = hubs(0, 20, {}, { b: { take: async (_owner, token, lastEventSeq) => a.handOff(token, lastEventSeq, "grpc://b:1", false) } });
+    const { a, b, hangEngine } = hubs(0, 20, { settleLeaseMs: 30 }, { b: { take: async (_owner, token, lastEventSeq) => a.handOff(token, lastEventSeq, "grpc://b:1", false) } });
     const handle = await a.create(TestClient.config(), sink());
     handle.session.acceptInput(chunk(0, "one"));
     await handle.session.whenIdle();
@@ -322,8 +322,11 @@ describe("a session moving between hubs", () => {
     expect("snapshot" in result && result.handoverId).toBe("");
     expect(a.unsettled).toBe(0);
     expect(await a.handOff(handle.resumeToken, 0, "grpc://c:1")).toEqual({ movedTo: "grpc://old:1" });
-    // An owner that gives no hand-over id: the taker builds the session without a settlement.
+    // An owner that gives no hand-over id: the taker builds the session without a settlement, and waits for an
+    // engine slower than its lease (giving up would lose the session: that owner kept no copy).
     const second = await a.create(TestClient.config(), sink());
+    const unblock = hangEngine("b");
+    setTimeout(unblock, 80);
     const moved = await b.resume(second.resumeToken, 0, sink());
     expect(moved.session.id).toBe(second.session.id);
     expect([a.unsettled, b.size]).toEqual([0, 1]);

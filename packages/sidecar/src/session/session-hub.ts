@@ -462,7 +462,8 @@ export class SessionHub {
       const snapshot = parked?.snapshot ?? taken!.snapshot;
       const adopting = this.adopt(token, snapshot, lastEventSeq, sink, settle);
       let moved: SessionHandle;
-      if (confirm === "pending") {
+      // (An owner from before Settle kept no copy: given up, the session would be lost, so it is waited for.)
+      if (confirm === "pending" && taken?.handoverId) {
         // An engine that does not open the session within the lease: the owner may hand it elsewhere after it, so this
         // sidecar gives up (what it was building closes when it gets as far as the confirmation) and the client tries again.
         adopting.catch(() => undefined);
@@ -587,7 +588,8 @@ export class SessionHub {
    */
   async handOff(token: string, lastEventSeq: number, takerUrl: string, settles = true): Promise<TakeResult> {
     const handle = this.byToken.get(token);
-    const inFlight = handle ? undefined : this.taking.get(token);
+    // (This sidecar taking a session back from its own hand-over calls this from inside that take.)
+    const inFlight = handle || takerUrl === this.opts.handoff?.selfUrl ? undefined : this.taking.get(token);
     if (inFlight) {
       // Being taken here now (from its owner, or built from what was kept): handed on once that is done.
       await waitAtMost(inFlight.catch(() => undefined), TAKE_IN_FLIGHT_WAIT_MS);
