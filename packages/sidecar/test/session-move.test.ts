@@ -76,6 +76,15 @@ function hubs(delayMs: number, releaseWaitMs = 20, handoff: Partial<HubHandoff> 
   return { a: hub("a"), b: hub("b"), c: hub("c"), engines, taken, byUrl, holdSettlements, hangEngine };
 }
 
+/** A session on `hub` that said "one" and was answered; `lastSeen` is the client's last event_seq. */
+async function talkingOn(hub: SessionHub) {
+  const first = sink();
+  const handle = await hub.create(TestClient.config(), first);
+  handle.session.acceptInput(chunk(0, "one"));
+  await handle.session.whenIdle();
+  return { handle, first, lastSeen: first.events.at(-1)!.eventSeq };
+}
+
 const chunk = (seq: number, text: string) => ({ seq, startMs: seq * 200, durationMs: 200, text, toolChoice: "", userSpeaking: false, frames: [], patches: [] });
 const cases = (events: ServerEvent[]) => events.map((e) => e.event?.$case);
 const outputs = (events: ServerEvent[]) => events.flatMap((e) => (e.event?.$case === "output" ? [`${e.event.value.seq}:${e.event.value.text}`] : []));
@@ -169,11 +178,7 @@ describe("a session moving between hubs", () => {
 
   it("keeps a session it took but could not build (its engine failed) for the client's next try", async () => {
     const { a, b, engines, taken } = hubs(0);
-    const first = sink();
-    const handle = await a.create(TestClient.config(), first);
-    handle.session.acceptInput(chunk(0, "one"));
-    await handle.session.whenIdle();
-    const lastSeen = first.events.at(-1)!.eventSeq;
+    const { handle, lastSeen } = await talkingOn(a);
     // B's engine refuses the next session it is asked to open, once.
     const open = engines.b.openSession.bind(engines.b);
     let refuse = true;
@@ -200,11 +205,7 @@ describe("a session moving between hubs", () => {
 
   it("loses nothing when the taker fails before it holds the session: once its lease ran out another sidecar takes it, and the late taker's confirmation is refused", async () => {
     const { a, b, c, engines, holdSettlements } = hubs(0, 20, { settleLeaseMs: 100 });
-    const first = sink();
-    const handle = await a.create(TestClient.config(), first);
-    handle.session.acceptInput(chunk(0, "one"));
-    await handle.session.whenIdle();
-    const lastSeen = first.events.at(-1)!.eventSeq;
+    const { handle, lastSeen } = await talkingOn(a);
     // B takes the session and builds it, but its settlement does not get through (a sidecar about to die).
     const unblock = holdSettlements("b");
     const bSink = sink();
@@ -237,11 +238,7 @@ describe("a session moving between hubs", () => {
 
   it("takes a session back when the sidecar it went to let its lease pass and the client comes back", async () => {
     const { a, b, engines, holdSettlements } = hubs(0, 20, { settleLeaseMs: 50 });
-    const first = sink();
-    const handle = await a.create(TestClient.config(), first);
-    handle.session.acceptInput(chunk(0, "one"));
-    await handle.session.whenIdle();
-    const lastSeen = first.events.at(-1)!.eventSeq;
+    const { handle, lastSeen } = await talkingOn(a);
     const unblock = holdSettlements("b");
     const stuck = b.resume(handle.resumeToken, lastSeen, sink()).catch((err: unknown) => err);
     for (let i = 0; i < 200 && a.size > 0; i++) await new Promise((r) => setTimeout(r, 1));
@@ -267,11 +264,7 @@ describe("a session moving between hubs", () => {
 
   it("gives up a take whose engine does not open the session within the lease: the owner still has it for the client's next try", async () => {
     const { a, b, c, engines, hangEngine } = hubs(0, 20, { settleLeaseMs: 60 });
-    const first = sink();
-    const handle = await a.create(TestClient.config(), first);
-    handle.session.acceptInput(chunk(0, "one"));
-    await handle.session.whenIdle();
-    const lastSeen = first.events.at(-1)!.eventSeq;
+    const { handle, lastSeen } = await talkingOn(a);
     const unblock = hangEngine("b");
     // Two resumes on B: the second waits for the first, and gets its failure rather than taking the session again.
     const [one, two] = await Promise.all([b.resume(handle.resumeToken, lastSeen, sink()).catch((err: unknown) => err), b.resume(handle.resumeToken, lastSeen, sink()).catch((err: unknown) => err)]);
@@ -352,11 +345,7 @@ describe("a session moving between hubs", () => {
 
   it("follows a session that moved on: a client back with its first token, through a third sidecar, reaches it where it went", async () => {
     const { a, b, c, taken } = hubs(0);
-    const first = sink();
-    const handle = await a.create(TestClient.config(), first);
-    handle.session.acceptInput(chunk(0, "one"));
-    await handle.session.whenIdle();
-    const lastSeen = first.events.at(-1)!.eventSeq;
+    const { handle, lastSeen } = await talkingOn(a);
     // Moved to B; the client never heard B's started (its stream dropped) and comes back through C with A's token.
     await b.resume(handle.resumeToken, lastSeen, sink());
     const third = sink();
