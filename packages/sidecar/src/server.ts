@@ -235,15 +235,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     };
     const settle: HandoffServer["settle"] = (call, callback) => {
       const { settlements, takerUrl } = call.request;
+      let refused = 0;
       const outcomes = settlements.map(({ resumeToken, handoverId, proof }) => {
         if (!peerKey.checkTakeProof(resumeToken, proof)) {
-          logger.warn("settlement refused: the caller does not hold this sidecar's peer key", { taker: takerUrl, peer: call.getPeer() });
+          refused++;
           return { result: SettleResult.SETTLE_RESULT_UNAUTHENTICATED, reason: "the settlement's proof was not made with this deployment's peer key" };
         }
         const settled = hub.settle(resumeToken, handoverId, takerUrl);
         if (settled.result === "settled") return { result: SettleResult.SETTLE_RESULT_SETTLED, reason: "" };
         return { result: settled.result === "refused" ? SettleResult.SETTLE_RESULT_REFUSED : SettleResult.SETTLE_RESULT_UNKNOWN, reason: settled.why };
       });
+      if (refused > 0) logger.warn("settlements refused: the caller does not hold this sidecar's peer key", { taker: takerUrl, peer: call.getPeer(), refused });
       callback(null, { outcomes });
     };
     server.addService(HandoffService, { take, settle });
