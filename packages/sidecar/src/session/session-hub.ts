@@ -622,6 +622,8 @@ export class SessionHub {
       if (out.takerUrl === this.opts.handoff?.selfUrl) throw tokenUnknown();
       return { movedTo: out.takerUrl };
     }
+    // The same taker asking again (it never got the answer), or a new one.
+    if (lastEventSeq < out.afterSeq) throw eventsGone(lastEventSeq);
     if (out.takerUrl !== takerUrl) {
       if (performance.now() < out.leaseEnds) throw movingNow(out.takerUrl);
       this.opts.logger.warn("handing a session to another sidecar: the one it went to did not confirm it in time", { session: out.sessionId, from: out.takerUrl, to: takerUrl });
@@ -631,8 +633,6 @@ export class SessionHub {
       // The new taker gets a whole grace period before the hand-over is given up.
       this.expireUnsettled(out);
     }
-    // The same taker asking again (it never got the answer), or a new one.
-    if (lastEventSeq < out.afterSeq) throw eventsGone(lastEventSeq);
     return this.handOut(out, settles);
   }
 
