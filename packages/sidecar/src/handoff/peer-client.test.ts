@@ -24,6 +24,8 @@ describe("PeerClient", () => {
     const key = new PeerKey("a peer key of at least thirty-two characters");
     const client = new PeerClient({ key, selfUrl: "grpc://127.0.0.1:1" });
     await expect(client.take("http://elsewhere:80", "t", 0)).rejects.toMatchObject({ code: ErrorCode.ERROR_CODE_INTERNAL, fatal: true });
+    // A settlement to it is not sent, and says why, rather than throwing out of the batch.
+    expect(await client.settle("http://elsewhere:80", "t", "h")).toMatchObject({ result: "unreachable", why: expect.stringContaining("not a grpc://") });
     client.close();
   });
 

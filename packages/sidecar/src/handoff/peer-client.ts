@@ -113,7 +113,15 @@ export class PeerClient {
     if (this.settling.get(ownerUrl) !== batch) return;
     this.settling.delete(ownerUrl);
     const settlements = batch.map(({ token, handoverId }) => ({ resumeToken: token, handoverId, proof: this.opts.key.takeProof(token) }));
-    this.client(ownerUrl).settle({ settlements, takerUrl: this.opts.selfUrl }, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, response) => {
+    let client: HandoffClient;
+    try {
+      client = this.client(ownerUrl);
+    } catch (err) {
+      // (A URL a Take to the same owner would have refused first.)
+      for (const { resolve } of batch) resolve({ result: "unreachable", why: (err as Error).message });
+      return;
+    }
+    client.settle({ settlements, takerUrl: this.opts.selfUrl }, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, response) => {
       batch.forEach(({ resolve }, i) => {
         if (err) return resolve({ result: "unreachable", why: `${grpc.status[err.code] ?? err.code}: ${err.details}` });
         const outcome = response.outcomes[i];
