@@ -147,6 +147,9 @@ export class PeerClient {
   }
 
   close(): void {
+    // Settlements not sent yet go nowhere now (the sidecar is stopping).
+    for (const batch of this.settling.values()) for (const { resolve } of batch) resolve({ result: "unreachable", why: "this sidecar is stopping" });
+    this.settling.clear();
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
   }
