@@ -296,7 +296,13 @@ describe("a session moving between hubs", () => {
     expect(b.unsettled).toBe(1);
     // C asks B for it (the owner sent it there): B answers once its own take is done.
     const handedOn = b.handOff(handle.resumeToken, 0, "grpc://c:1");
+    let answered = false;
+    handedOn.then(
+      () => (answered = true),
+      () => (answered = true),
+    );
     await new Promise((r) => setTimeout(r, 20));
+    expect(answered).toBe(false);
     unblock();
     const moved = await taking;
     expect(cases(bSink.events).slice(0, 1)).toEqual(["started"]);
