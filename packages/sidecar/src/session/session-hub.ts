@@ -177,7 +177,6 @@ export class SessionHandle {
 export class SessionHub {
   private readonly byId = new Map<string, SessionHandle>();
   private readonly byToken = new Map<string, SessionHandle>();
-  private draining = false;
   /** The drain's deadline given to clients, once draining. */
   private drainDeadlineMs: number | undefined;
   /** Sessions whose engine session is still opening. */
@@ -219,6 +218,10 @@ export class SessionHub {
 
   get resumeGraceMs(): number {
     return this.opts.resumeGraceMs;
+  }
+
+  private get draining(): boolean {
+    return this.drainDeadlineMs !== undefined;
   }
 
   /** Refuses a new session (started or moving here) while draining or full. */
@@ -789,7 +792,6 @@ export class SessionHub {
 
   /** Stops taking sessions and tells every attached client to resume elsewhere. */
   drain(deadlineMs: number): void {
-    this.draining = true;
     this.drainDeadlineMs = deadlineMs;
     for (const handle of this.byId.values()) this.goAway(handle, deadlineMs);
   }
