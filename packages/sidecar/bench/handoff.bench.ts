@@ -42,7 +42,7 @@ const killAt = Number(args.get("kill-at") ?? 0.3);
  * busy with hundreds of clients reconnecting, would look too late.
  */
 function killWhenMoved(pid: number, metricsPort: number, moves: number): Promise<void> {
-  const pattern = String.raw`microturn_session_moves_total\{direction="out",result="ok"\} (\d+)`;
+  const pattern = movesPattern("out", "ok");
   const script = `
     const target = ${moves};
     const pattern = new RegExp(${JSON.stringify(pattern)});
@@ -98,11 +98,16 @@ async function startPeer(port: number, metricsPort = -1): Promise<ChildProcess> 
   return child;
 }
 
+/** The /metrics line of `microturn_session_moves_total` for one direction and result, its count captured (a RegExp source). */
+function movesPattern(direction: string, result: string): string {
+  return String.raw`microturn_session_moves_total\{direction="${direction}",result="${result}"\} (\d+)`;
+}
+
 /** A sidecar's `microturn_session_moves_total` for one direction and result, from its /metrics. */
 async function movesCounted(metricsPort: number, direction: string, result: string): Promise<number | undefined> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const match = new RegExp(`microturn_session_moves_total\\{direction="${direction}",result="${result}"\\} (\\d+)`).exec(text);
+    const match = new RegExp(movesPattern(direction, result)).exec(text);
     return match ? Number(match[1]) : 0;
   } catch {
     return undefined;
