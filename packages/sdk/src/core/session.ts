@@ -187,7 +187,8 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
       this.onLinkClosed(error as MicroturnError, false);
       throw error;
     }
-    this.clock?.start();
+    // Events read with SessionStarted may already have closed the session (it ended, or failed for good).
+    if (!this.closed) this.clock?.start();
     return this;
   }
 

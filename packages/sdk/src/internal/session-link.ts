@@ -69,6 +69,8 @@ export class SessionLink {
   private readonly pendingControl: ClientEvent[] = [];
   private readonly lifetime = new AbortController();
   private endWaiter: (() => void) | undefined;
+  /** The resume attempt whose stream is opening (for `reconnected`). */
+  private resumeAttempt = 0;
 
   constructor(
     private readonly transport: Transport,
@@ -84,11 +86,9 @@ export class SessionLink {
   async start(start: SessionStart, signal?: AbortSignal): Promise<SessionStarted> {
     this.state = "connecting";
     try {
-      const started = await this.openStream({ $case: "start", value: start }, this.options.connectTimeoutMs, signal);
-      this.sessionId = started.sessionId;
-      this.resumeToken = started.resumeToken;
-      this.state = "open";
-      return started;
+      // The link is open once SessionStarted arrives (see opened()), not when this resumes: events in the same read
+      // (a GoAway, the stream's end) are handled as on an open link.
+      return await this.openStream({ $case: "start", value: start }, this.options.connectTimeoutMs, signal);
     } catch (error) {
       this.teardown();
       throw error;
@@ -183,7 +183,14 @@ export class SessionLink {
           waiter.reject(new ProtocolVersionError(PROTOCOL_VERSION, body.value.protocolVersion));
           return;
         }
+        const resumed = this.state === "reconnecting";
+        const resentChunks = this.opened(body.value);
         waiter.resolve(body.value);
+        this.callbacks.event(event);
+        if (resumed && this.state === "open") {
+          this.callbacks.reconnected({ attempt: this.resumeAttempt, sessionId: this.sessionId, resentChunks });
+        }
+        return;
       } else if (body.$case === "error") {
         this.waiter = undefined;
         const typed = errorFromSessionError(body.value, { sessionId: this.sessionId });
@@ -257,14 +264,14 @@ export class SessionLink {
         // take it to another server, and it does not wait out the old one's reconnect backoff (grpc-js waits a
         // second and more between connects after one failed: a server that died would use up the attempts).
         if (attempt > 1 || ResourceExhaustedError.isInstance(lastError)) this.transport.renew?.();
-        const started = await this.openStream(
+        this.resumeAttempt = attempt;
+        // Resolved once SessionStarted arrived, by when opened() has resent what the server lacks and
+        // `reconnected` was told; a GoAway read with it may already have begun the next resume.
+        await this.openStream(
           { $case: "resume", value: { protocolVersion: PROTOCOL_VERSION, resumeToken: this.resumeToken, lastEventSeq: this.lastEventSeq } },
           this.options.reconnect.attemptTimeoutMs,
           this.lifetime.signal,
         );
-        if (this.state !== "reconnecting") return;
-        const resentChunks = this.afterResume(started);
-        this.callbacks.reconnected({ attempt, sessionId: this.sessionId, resentChunks });
         return;
       } catch (error) {
         if (this.lifetime.signal.aborted || this.state !== "reconnecting") return;
@@ -275,7 +282,13 @@ export class SessionLink {
     this.finish(new ConnectionError(`could not resume the session after ${maxAttempts} attempts`, { cause: lastError }));
   }
 
-  private afterResume(started: SessionStarted): number {
+  /**
+   * SessionStarted arrived on the stream being opened: the link is open from
+   * here, before the start or resume that waits for it goes on. After a
+   * resume, chunks the server did not take and control events held meanwhile
+   * go out again; returns how many chunks.
+   */
+  private opened(started: SessionStarted): number {
     if (started.sessionId) this.sessionId = started.sessionId;
     if (started.resumeToken) this.resumeToken = started.resumeToken;
     for (const seq of this.unacked.keys()) if (seq < started.nextInputSeq) this.unacked.delete(seq);
