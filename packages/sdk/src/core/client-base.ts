@@ -1,7 +1,7 @@
 // The options object and session factory shared by the Node and browser
 // clients; each entry point supplies the transports it can build.
 import { InvalidInputError } from "./session-errors.js";
-import { InteractionSession, type SessionConfigInput, type SessionOptions } from "./session.js";
+import { InteractionSession, resolveSessionOptions, type SessionConfigInput, type SessionOptions } from "./session.js";
 import type { Transport } from "./transport.js";
 import type { WebSocketConstructor, WebSocketTlsOptions } from "./websocket-transport.js";
 import { type Endpoint, parseEndpoint } from "../internal/url.js";
@@ -49,12 +49,16 @@ export class MicroturnClientBase {
     this.url = url ?? "";
     this.endpoint = url ? parseEndpoint(url) : { kind: "grpc", address: "", tls: false };
     this.apiKey = options.apiKey ?? env("MICROTURN_API_KEY");
+    // Bad session options fail here, not at the first session.
+    resolveSessionOptions(options);
     this.options = options;
     this.makeTransport = makeTransport;
   }
 
   /** A session that is not connected yet: register tools on it, then call `connect()`. */
   session(config: SessionConfigInput = {}, options: SessionOptions = {}): InteractionSession {
+    // Checked before a transport is made: a refused session leaves no channel open.
+    resolveSessionOptions({ ...this.options, ...options });
     const transport = this.options.transport?.() ?? this.makeTransport(this.endpoint, { ...this.options, apiKey: this.apiKey });
     return new InteractionSession(transport, config, { ...this.options, ...options });
   }

@@ -416,6 +416,41 @@ describe("bad input and closed sessions", () => {
     expect(fake.session().ended).toBe(true);
   });
 
+  it("refuses options out of range at construction with InvalidInputError naming the option", async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ chunkDurationMs: -200 }, /chunkDurationMs must be an integer from 10 to 10000, got -200/],
+      [{ chunkDurationMs: 0 }, /chunkDurationMs/],
+      [{ chunkDurationMs: 10.01 }, /chunkDurationMs/],
+      [{ connectTimeoutMs: Number.NaN }, /connectTimeoutMs/],
+      [{ closeTimeoutMs: 2 ** 31 }, /closeTimeoutMs/],
+      [{ maxUnackedChunks: 0 }, /maxUnackedChunks/],
+      [{ clock: "wall" }, /clock must be "realtime" or "manual"/],
+      [{ reconnect: { jitter: 2 } }, /reconnect\.jitter must be a number from 0 to 1, got 2/],
+      [{ reconnect: { maxAttempts: -1 } }, /reconnect\.maxAttempts/],
+    ];
+    for (const [options, message] of cases) {
+      const construct = () => new Microturn({ url: fake.url, ...options });
+      expect(construct).toThrow(InvalidInputError);
+      expect(construct).toThrow(message);
+    }
+    // Per session too, before any transport is made.
+    const client = new Microturn({ url: fake.url, clock: "manual" });
+    expect(() => client.session({}, { chunkDurationMs: Number.POSITIVE_INFINITY })).toThrow(InvalidInputError);
+    const fine = client.session({}, { chunkDurationMs: 100, reconnect: { jitter: 0.5, multiplier: 1.5 } });
+    expect(fine.state).toBe("idle");
+    await fine.close();
+  });
+
+  it("a second close() resolves when the session has closed, with the first", async () => {
+    const session = await connect();
+    const first = session.close();
+    const second = session.close();
+    expect(session.state).toBe("closing");
+    await second;
+    expect(session.state).toBe("closed");
+    await first;
+  });
+
   it("sends pending input on close", async () => {
     const session = await connect();
     session.sendText("last words");

@@ -21,13 +21,13 @@ import type { Transport } from "./transport.js";
 import type { OutputAudio, SessionEvent, SessionEvents } from "./session-events.js";
 import { throwIfAborted } from "../internal/abort.js";
 import { AsyncQueue } from "../internal/async-queue.js";
-import { type ReconnectOptions, resolveReconnectOptions } from "../internal/backoff.js";
+import { type ReconnectOptions, type ResolvedReconnectOptions, resolveReconnectOptions } from "../internal/backoff.js";
 import { InputClock } from "../internal/input-clock.js";
 import { INPUT_SAMPLE_RATE_HZ, InputFramer, wireBytes } from "../internal/input-framer.js";
 import { bytesToInt16, PcmResampler, toInt16, validateSampleRate } from "../internal/pcm.js";
 import { SessionLink } from "../internal/session-link.js";
 import { type ToolDefinition, type ToolHandler, ToolRunner } from "../internal/tool-runner.js";
-import { validateMs, validateVideoFrame } from "../internal/validate.js";
+import { MAX_TIMER_MS, optionNumber, validateMs, validateVideoFrame } from "../internal/validate.js";
 
 /** SessionConfig as an app writes it: every field optional; tools come from `session.tools`. */
 export type SessionConfigInput = Partial<Omit<SessionConfig, "tools" | "inputSampleRateHz" | "chunkDurationMs">> & {
@@ -49,6 +49,27 @@ export interface SessionOptions {
   maxUnackedChunks?: number;
   /** Audio waiting to be framed beyond which sendAudio refuses more, in ms; default 60000. */
   maxPendingAudioMs?: number;
+}
+
+export interface ResolvedSessionOptions extends Required<Omit<SessionOptions, "reconnect">> {
+  reconnect: ResolvedReconnectOptions;
+}
+
+/** The options with defaults filled in; a bad value throws InvalidInputError naming it. */
+export function resolveSessionOptions(options: SessionOptions): ResolvedSessionOptions {
+  const clock = options.clock ?? "realtime";
+  if (clock !== "realtime" && clock !== "manual") throw new InvalidInputError(`clock must be "realtime" or "manual", got ${String(clock)}`);
+  const timeout = { min: 1, max: MAX_TIMER_MS };
+  const chunkDurationMs = optionNumber(options.chunkDurationMs, "chunkDurationMs", 200, { min: 10, max: 10_000 });
+  return {
+    clock,
+    chunkDurationMs,
+    reconnect: resolveReconnectOptions(options.reconnect),
+    connectTimeoutMs: optionNumber(options.connectTimeoutMs, "connectTimeoutMs", 10_000, timeout),
+    closeTimeoutMs: optionNumber(options.closeTimeoutMs, "closeTimeoutMs", 5000, timeout),
+    maxUnackedChunks: optionNumber(options.maxUnackedChunks, "maxUnackedChunks", 300, { min: 1, max: 1_000_000 }),
+    maxPendingAudioMs: optionNumber(options.maxPendingAudioMs, "maxPendingAudioMs", 60_000, { min: chunkDurationMs, max: 3_600_000 }),
+  };
 }
 
 /** How a background result is woven in: the proto enum or its short name. */
@@ -109,21 +130,19 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   private lastPlayedMs = 0;
   private closeError: MicroturnError | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
   /** Errors already dispatched as `error` events. */
   private readonly emittedErrors = new WeakSet<object>();
 
   constructor(transport: Transport, config: SessionConfigInput = {}, options: SessionOptions = {}) {
     super();
     this.config = config;
-    this.closeTimeoutMs = options.closeTimeoutMs ?? 5000;
-    this.framer = new InputFramer({ chunkDurationMs: options.chunkDurationMs, maxPendingAudioMs: options.maxPendingAudioMs });
+    const resolved = resolveSessionOptions(options);
+    this.closeTimeoutMs = resolved.closeTimeoutMs;
+    this.framer = new InputFramer({ chunkDurationMs: resolved.chunkDurationMs, maxPendingAudioMs: resolved.maxPendingAudioMs });
     this.link = new SessionLink(
       transport,
-      {
-        reconnect: resolveReconnectOptions(options.reconnect),
-        connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-        maxUnackedChunks: options.maxUnackedChunks ?? 300,
-      },
+      { reconnect: resolved.reconnect, connectTimeoutMs: resolved.connectTimeoutMs, maxUnackedChunks: resolved.maxUnackedChunks },
       {
         event: (event, error) => this.onServerEvent(event, error),
         reconnecting: (info) => this.dispatch("reconnecting", info),
@@ -131,7 +150,7 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
         closed: (error) => this.onLinkClosed(error),
       },
     );
-    if ((options.clock ?? "realtime") === "realtime") {
+    if (resolved.clock === "realtime") {
       this.clock = new InputClock(this.framer.chunkDurationMs, () => this.tick());
     }
     this.tools = {
@@ -328,6 +347,12 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   /** Ends the session: pending input is sent, SessionEnd goes out, and the server's SessionEnded is awaited. */
   async close(options: { reason?: string; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
     if (this.closed) return;
+    // A second call while the first waits for SessionEnded resolves with the first (its options are the first's).
+    this.closing ??= this.closeOnce(options);
+    return this.closing;
+  }
+
+  private async closeOnce(options: { reason?: string; signal?: AbortSignal; timeoutMs?: number }): Promise<void> {
     this.clock?.stop();
     if (this.link.state === "open" && this.hasPendingInput()) {
       try {

@@ -104,6 +104,10 @@ describe("WebSocketTransport", () => {
   it("reads close codes: 1000 clean, 4xxx gRPC, others a connection error", () => {
     expect(closeCodeError(1000, "")).toBeUndefined();
     expect(closeCodeError(4014, "down")?.name).toBe("UnavailableError");
-    expect(closeCodeError(1006, "")?.name).toBe("ConnectionError");
+    // Unreachable or gone: the class gRPC's UNAVAILABLE maps to, so apps check one class for either transport.
+    expect(closeCodeError(1006, "")?.name).toBe("UnavailableError");
+    expect(closeCodeError(1006, "")?.message).toMatch(/WebSocket closed with code 1006/);
+    expect(closeCodeError(1012, "restart")?.name).toBe("UnavailableError");
+    expect(closeCodeError(1002, "")?.name).toBe("ConnectionError");
   });
 });

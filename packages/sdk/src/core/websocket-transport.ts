@@ -5,7 +5,7 @@
 // message as the reason.
 import { ClientEvent, ServerEvent } from "@microturn/protocol";
 import { ConnectionError, type MicroturnError } from "./error.js";
-import { errorFromGrpcStatus } from "./grpc-error.js";
+import { errorFromGrpcStatus, GrpcCode } from "./grpc-error.js";
 import type { Transport, TransportHandlers, TransportStream } from "./transport.js";
 
 export const WEBSOCKET_SUBPROTOCOL = "microturn.v1";
@@ -45,10 +45,19 @@ export interface WebSocketTransportOptions {
 
 const OPEN = 1;
 
+/**
+ * Close codes that mean the server could not be reached or went away: 1001 going away, 1006 closed without a
+ * close frame (refused, dropped), 1012 restarting, 1013 try again later, 1014 bad gateway. They map to
+ * UnavailableError, as gRPC's UNAVAILABLE does, so an app checks one class whatever the transport.
+ */
+const UNREACHABLE_CLOSE_CODES = new Set([1001, 1006, 1012, 1013, 1014]);
+
 export function closeCodeError(code: number, reason: string): MicroturnError | undefined {
   if (code === 1000) return undefined;
   if (code >= 4000 && code <= 4016) return errorFromGrpcStatus({ code: code - 4000, details: reason });
-  return new ConnectionError(`WebSocket closed with code ${code}${reason ? `: ${reason}` : ""}`);
+  const message = `WebSocket closed with code ${code}${reason ? `: ${reason}` : ""}`;
+  if (UNREACHABLE_CLOSE_CODES.has(code)) return errorFromGrpcStatus({ code: GrpcCode.UNAVAILABLE, details: message });
+  return new ConnectionError(message);
 }
 
 export class WebSocketTransport implements Transport {

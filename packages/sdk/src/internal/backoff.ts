@@ -1,4 +1,5 @@
 // Reconnect delays: exponential with full jitter, capped, for a bounded number of tries.
+import { MAX_TIMER_MS, optionNumber } from "./validate.js";
 
 export interface ReconnectOptions {
   /** Reconnect at all after a dropped stream; default true. */
@@ -19,15 +20,17 @@ export interface ReconnectOptions {
 
 export type ResolvedReconnectOptions = Required<ReconnectOptions>;
 
+/** The options with defaults filled in; a bad value throws InvalidInputError naming it. */
 export function resolveReconnectOptions(options: ReconnectOptions = {}): ResolvedReconnectOptions {
+  const ms = { min: 0, max: MAX_TIMER_MS };
   return {
     enabled: options.enabled ?? true,
-    maxAttempts: options.maxAttempts ?? 6,
-    initialDelayMs: options.initialDelayMs ?? 100,
-    maxDelayMs: options.maxDelayMs ?? 5000,
-    multiplier: options.multiplier ?? 2,
-    jitter: Math.min(1, Math.max(0, options.jitter ?? 1)),
-    attemptTimeoutMs: options.attemptTimeoutMs ?? 10_000,
+    maxAttempts: optionNumber(options.maxAttempts, "reconnect.maxAttempts", 6, { min: 0, max: 1_000_000 }),
+    initialDelayMs: optionNumber(options.initialDelayMs, "reconnect.initialDelayMs", 100, ms),
+    maxDelayMs: optionNumber(options.maxDelayMs, "reconnect.maxDelayMs", 5000, ms),
+    multiplier: optionNumber(options.multiplier, "reconnect.multiplier", 2, { min: 1, max: 1000, fraction: true }),
+    jitter: optionNumber(options.jitter, "reconnect.jitter", 1, { min: 0, max: 1, fraction: true }),
+    attemptTimeoutMs: optionNumber(options.attemptTimeoutMs, "reconnect.attemptTimeoutMs", 10_000, { min: 1, max: MAX_TIMER_MS }),
   };
 }
 

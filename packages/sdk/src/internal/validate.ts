@@ -28,3 +28,27 @@ export function validateVideoFrame(rgb: unknown, width: unknown, height: unknown
     );
   }
 }
+
+/**
+ * An option's number, or `fallback` when it is not given: finite, from `min`
+ * to `max`, and a whole number unless `fraction`. Refused at construction, so
+ * a bad value does not surface later as a wire encoding failure or a timer
+ * that fires at once.
+ */
+export function optionNumber(
+  value: unknown,
+  name: string,
+  fallback: number,
+  range: { min: number; max: number; fraction?: boolean },
+): number {
+  if (value === undefined) return fallback;
+  const whole = range.fraction === true || Number.isInteger(value);
+  if (typeof value !== "number" || !Number.isFinite(value) || !whole || value < range.min || value > range.max) {
+    const kind = range.fraction === true ? "a number" : "an integer";
+    throw new InvalidInputError(`${name} must be ${kind} from ${range.min} to ${range.max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** The longest delay a timer takes (setTimeout fires at once beyond it). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
