@@ -16,20 +16,4 @@ export class Microturn extends MicroturnClientBase {
 }
 
 export type { MicroturnOptions } from "./core/client-base.js";
-export {
-  InteractionSession,
-  type ChunkParts,
-  type DelegateOptions,
-  type SessionConfigInput,
-  type SessionOptions,
-  type SessionTools,
-} from "./core/session.js";
-export type { OutputAudio, SessionEvent, SessionEventName, SessionEvents } from "./core/session-events.js";
-export { BackgroundTask, BackgroundTaskError } from "./core/background-task.js";
-export type { JsonSchema, ToolContext, ToolDefinition, ToolHandler } from "./internal/tool-runner.js";
-export type { ReconnectOptions } from "./internal/backoff.js";
-export type { Transport, TransportHandlers, TransportStream } from "./core/transport.js";
-export { WebSocketTransport, WEBSOCKET_PATH, WEBSOCKET_SUBPROTOCOL, type WebSocketConstructor } from "./core/websocket-transport.js";
-export * from "./core/error.js";
-export { InvalidInputError, ProtocolVersionError, SessionClosedError } from "./core/session-errors.js";
-export { errorFromSessionError, type SessionAPIError } from "./core/grpc-error.js";
+export * from "./common-exports.js";

@@ -1,16 +1,15 @@
 // The demo page: connects to a sidecar over WebSocket with the browser SDK,
 // streams the microphone (and typed text) as 200 ms chunks, renders the
 // session's timeline and transcript, and plays any output audio.
-import { Microturn, type InteractionSession } from "@microturn/sdk/browser";
-import type { ErrorCode, OutputMode, PcmAudio, SessionStarted, UnsupportedInput } from "@microturn/protocol";
+import { ErrorCode, Microturn, OutputMode, UnsupportedInput, type InteractionSession } from "@microturn/sdk/browser";
+import type { PcmAudio, SessionStarted } from "@microturn/protocol";
 import { OutputPlayer, startMicrophone, type Microphone } from "./audio-io.js";
 import { Timeline } from "./timeline.js";
 
 // A text-only engine gets "[audio: 200 ms]" notes instead of an error per chunk.
-// (Typed against the enum without importing the protocol runtime into the page.)
-const UNSUPPORTED_INPUT_NOTE: UnsupportedInput.UNSUPPORTED_INPUT_NOTE = 2;
-const OUTPUT_MODE_AUDIO: OutputMode.OUTPUT_MODE_AUDIO = 2;
-const ERROR_CODE_UNSUPPORTED_MODALITY: ErrorCode.ERROR_CODE_UNSUPPORTED_MODALITY = 4;
+const UNSUPPORTED_INPUT_NOTE = UnsupportedInput.UNSUPPORTED_INPUT_NOTE;
+const OUTPUT_MODE_AUDIO = OutputMode.OUTPUT_MODE_AUDIO;
+const ERROR_CODE_UNSUPPORTED_MODALITY = ErrorCode.ERROR_CODE_UNSUPPORTED_MODALITY;
 
 function byId<T extends HTMLElement>(id: string): T {
   const node = document.getElementById(id);

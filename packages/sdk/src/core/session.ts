@@ -31,8 +31,8 @@ import { MAX_TIMER_MS, optionNumber, validateMs, validateVideoFrame } from "../i
 
 /** SessionConfig as an app writes it: every field optional; tools come from `session.tools`. */
 export type SessionConfigInput = Partial<Omit<SessionConfig, "tools" | "inputSampleRateHz" | "chunkDurationMs">> & {
-  /** Tools declared up front (same as calling `session.tools.register` before connect). */
-  tools?: Array<ToolDefinition & { name: string; handler: ToolHandler }>;
+  /** Tools declared up front (same as calling `session.tools.register` before connect); each handler declares its arguments' type. */
+  tools?: Array<ToolDefinition & { name: string; handler: ToolHandler<never> }>;
 };
 
 export interface SessionOptions {
@@ -110,7 +110,8 @@ export interface ChunkParts {
 }
 
 export interface SessionTools {
-  register(name: string, definition: ToolDefinition, handler: ToolHandler): void;
+  /** `Args` types the handler's parsed arguments, e.g. `async ({ city }: { city: string }) => …`. */
+  register<Args = unknown>(name: string, definition: ToolDefinition, handler: ToolHandler<Args>): void;
   unregister(name: string): boolean;
 }
 

@@ -15,7 +15,12 @@ export interface ToolContext {
   seq: number;
 }
 
-export type ToolHandler = (args: unknown, context: ToolContext) => unknown;
+/**
+ * Runs one call of a tool. `args` is the JSON the model wrote under the tool's
+ * parameters schema, parsed; its type is the app's to declare (`Args`), as with
+ * `JSON.parse`: nothing checks it against the schema on this side.
+ */
+export type ToolHandler<Args = unknown> = (args: Args, context: ToolContext) => unknown;
 
 export interface ToolDefinition {
   description: string;
@@ -34,7 +39,7 @@ export class ToolRunner {
   private sealed = false;
 
   /** Adds a tool. Before connect it joins the tool list sent in SessionStart. */
-  register(name: string, definition: ToolDefinition, handler: ToolHandler): void {
+  register<Args>(name: string, definition: ToolDefinition, handler: ToolHandler<Args>): void {
     if (typeof name !== "string" || !NAME.test(name)) {
       throw new InvalidInputError(`tool name must match [a-zA-Z0-9_-]{1,64}, got ${JSON.stringify(name)}`);
     }
@@ -52,7 +57,8 @@ export class ToolRunner {
         timeoutMs: definition?.timeoutMs ?? 0,
       });
     }
-    this.handlers.set(name, handler);
+    // Called with the parsed arguments, whatever they are: `Args` is the handler's own claim about them.
+    this.handlers.set(name, handler as ToolHandler);
   }
 
   has(name: string): boolean {
