@@ -47,7 +47,23 @@ function unencodable(event: ServerEvent, err: unknown): ServerEvent {
   return { eventSeq: event.eventSeq, event: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INTERNAL, message, retryable: false, seq: 0, eventId: "", fatal: false } } };
 }
 
-const ConverseService = { ...InteractionService, converse: { ...InteractionService.converse, responseSerialize: encodeServerEvent } };
+/** A frame that is not a ClientEvent, kept for the stream to answer with an error instead of grpc-js cutting it. */
+class MalformedFrame {
+  constructor(readonly reason: string) {}
+}
+
+function decodeClientEvent(bytes: Buffer): ClientEvent | MalformedFrame {
+  try {
+    return ClientEvent.decode(bytes);
+  } catch (err) {
+    return new MalformedFrame(err instanceof Error ? err.message : String(err));
+  }
+}
+
+const ConverseService = {
+  ...InteractionService,
+  converse: { ...InteractionService.converse, requestDeserialize: decodeClientEvent, responseSerialize: encodeServerEvent },
+};
 
 export const WEBSOCKET_PATH = "/v1/converse";
 export const WEBSOCKET_PROTOCOL = "microturn.v1";
@@ -201,7 +217,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       metrics.streamClosed();
       stream.onClose();
     };
-    call.on("data", (event: ClientEvent) => void stream.onEvent(event));
+    call.on("data", (event: ClientEvent | MalformedFrame) => void (event instanceof MalformedFrame ? stream.onMalformed(event.reason) : stream.onEvent(event)));
     // Half-close: the client still reads until the session ends. A cancelled call, or one whose
     // connection went away, also ends its readable side, and under load its cancel can show later
     // than that: only an end that no cancel or close follows within HALF_CLOSE_SETTLE_MS ends the session.
@@ -417,17 +433,11 @@ function serveWebSocket(ws: WebSocket, hub: SessionHub, logger: Logger, metrics:
   metrics.streamOpened();
   ws.on("message", (data, isBinary) => {
     if (!isBinary) {
-      channel.send({ eventSeq: 0, event: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT, message: "send binary protobuf ClientEvent frames, not text", retryable: false, seq: 0, eventId: "", fatal: false } } });
+      void stream.onMalformed("a text frame (send binary protobuf ClientEvent frames)");
       return;
     }
-    let event: ClientEvent;
-    try {
-      event = ClientEvent.decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
-    } catch (err) {
-      channel.send({ eventSeq: 0, event: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT, message: `malformed ClientEvent frame: ${(err as Error).message}`, retryable: false, seq: 0, eventId: "", fatal: false } } });
-      return;
-    }
-    void stream.onEvent(event);
+    const event = decodeClientEvent(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
+    void (event instanceof MalformedFrame ? stream.onMalformed(event.reason) : stream.onEvent(event));
   });
   ws.on("close", () => {
     clearInterval(heartbeat);

@@ -45,6 +45,20 @@ export class ConverseStream {
   }
 
   /**
+   * A frame that did not decode as a ClientEvent (bytes that are not one, a
+   * number past what it can carry): an INVALID_ARGUMENT error in its place,
+   * in order with the events around it; the stream and session go on.
+   */
+  onMalformed(reason: string): Promise<void> {
+    const event: ClientEvent = { eventId: "", event: undefined };
+    const report = async (): Promise<void> => {
+      if (!this.ended) this.fail(new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `malformed ClientEvent frame: ${reason}`), event);
+    };
+    if (this.waiting === 0) return report();
+    return this.enqueue(report);
+  }
+
+  /**
    * The client half-closed: it sends nothing more but still reads. A session it
    * did not end with SessionEnd is ended now; then the stream ends.
    */
@@ -92,6 +106,7 @@ export class ConverseStream {
 
   private fail(err: unknown, event: ClientEvent): void {
     const error = toSessionError(err, { eventId: event.eventId });
+    this.hub.countError(error.code);
     if (this.handle) this.handle.outbox.push({ $case: "error", value: error });
     else this.channel.send({ eventSeq: 0, event: { $case: "error", value: error } });
     if (error.fatal) this.finish({ code: error.code, message: error.message });

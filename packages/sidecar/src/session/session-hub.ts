@@ -212,6 +212,11 @@ export class SessionHub {
     };
   }
 
+  /** Counts an error a stream answered with outside any session's own reporting (bad events, refused starts). */
+  countError(code: ErrorCode): void {
+    this.observer.error?.(code);
+  }
+
   get size(): number {
     return this.byId.size;
   }
