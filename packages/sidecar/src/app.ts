@@ -63,8 +63,15 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
   const metrics = new SidecarMetrics();
   const tools = new ServerToolRegistry({ defaultTimeoutMs: config.toolTimeoutMs });
   registerBuiltinTools(tools);
-  const background =
-    overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine))));
+  let background: BackgroundClient | undefined;
+  try {
+    background = overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine))));
+  } catch (err) {
+    // The engine holds a model (and llama.cpp its threads): a sidecar that cannot start lets it go.
+    peers?.close();
+    await engine.dispose().catch(() => undefined);
+    throw err;
+  }
   let serving = true;
   const spinWait = new SpinWait({ windowMs: config.spinWindowMs, maxSessions: config.spinMaxSessions });
   metrics.spinTime(() => spinWait.spinMs);

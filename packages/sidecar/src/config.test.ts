@@ -23,16 +23,23 @@ describe("loadConfig", () => {
     expect(() => loadConfig(["--background", "openai"], {})).toThrow(/needs --background-url/);
     expect(() => loadConfig(["--port", "70000"], {})).toThrow(ConfigError);
     expect(() => loadConfig(["--max-sessions", "0"], {})).toThrow(/at least 1/);
+    // A negative value after a space (parseArgs alone takes "-1" for an option), and -1 to turn HTTP off.
+    expect(loadConfig(["--metrics-port", "-1"], {}).httpPort).toBe(-1);
+    // An IPv6 host as URLs write it, or bare.
+    expect(loadConfig(["--host", "[::1]"], {}).host).toBe("::1");
+    expect(loadConfig([], { MICROTURN_HOST: "::" }).host).toBe("::");
+    expect(() => loadConfig(["--max-sessions", "-5"], {})).toThrow(/--max-sessions \/ MICROTURN_MAX_SESSIONS must be at least 1, got -5/);
+    expect(() => loadConfig(["--max-sessions", "-x"], {})).toThrow(ConfigError);
     expect(() => loadConfig(["--bogus"], {})).toThrow(ConfigError);
   });
 
   it("refuses timer settings a timer cannot wait (Node fires 2^31 ms and more after 1 ms) and tool or task deadlines of 0", () => {
     expect(loadConfig(["--resume-grace-ms", "2147483647"], {}).resumeGraceMs).toBe(2 ** 31 - 1);
     for (const flag of ["--resume-grace-ms", "--tool-timeout-ms", "--background-timeout-ms", "--drain-ms"]) {
-      expect(() => loadConfig([flag, "2147483648"], {}), flag).toThrow(new RegExp(`${flag} must be at most 2147483647`));
+      expect(() => loadConfig([flag, "2147483648"], {}), flag).toThrow(new RegExp(`${flag} / MICROTURN_\\w+ must be at most 2147483647`));
     }
-    expect(() => loadConfig(["--tool-timeout-ms", "0"], {})).toThrow(/--tool-timeout-ms must be at least 1, got 0/);
-    expect(() => loadConfig([], { MICROTURN_BACKGROUND_TIMEOUT_MS: "0" })).toThrow(/--background-timeout-ms must be at least 1/);
+    expect(() => loadConfig(["--tool-timeout-ms", "0"], {})).toThrow(/--tool-timeout-ms \/ MICROTURN_TOOL_TIMEOUT_MS must be at least 1, got 0/);
+    expect(() => loadConfig([], { MICROTURN_BACKGROUND_TIMEOUT_MS: "0" })).toThrow(/--background-timeout-ms \/ MICROTURN_BACKGROUND_TIMEOUT_MS must be at least 1/);
     // 0 still means "none" where that is what the code does with it.
     expect(loadConfig(["--resume-grace-ms", "0", "--drain-ms", "0"], {})).toMatchObject({ resumeGraceMs: 0, drainMs: 0 });
   });
@@ -40,9 +47,9 @@ describe("loadConfig", () => {
   it("spins for chunks only when asked, for up to 64 sessions unless told otherwise, within half a chunk", () => {
     expect(loadConfig([], {})).toMatchObject({ spinWindowMs: 0, spinMaxSessions: 64 });
     expect(loadConfig(["--spin-window-ms", "2"], { MICROTURN_SPIN_MAX_SESSIONS: "8" })).toMatchObject({ spinWindowMs: 2, spinMaxSessions: 8 });
-    expect(() => loadConfig(["--spin-window-ms", "51"], {})).toThrow(/--spin-window-ms must be at most 50/);
-    expect(() => loadConfig(["--spin-window-ms=-1"], {})).toThrow(/--spin-window-ms must not be negative/);
-    expect(() => loadConfig([], { MICROTURN_SPIN_MAX_SESSIONS: "-5" })).toThrow(/--spin-max-sessions must not be negative/);
+    expect(() => loadConfig(["--spin-window-ms", "51"], {})).toThrow(/--spin-window-ms \/ MICROTURN_SPIN_WINDOW_MS must be at most 50/);
+    expect(() => loadConfig(["--spin-window-ms=-1"], {})).toThrow(/--spin-window-ms \/ MICROTURN_SPIN_WINDOW_MS must not be negative/);
+    expect(() => loadConfig([], { MICROTURN_SPIN_MAX_SESSIONS: "-5" })).toThrow(/--spin-max-sessions \/ MICROTURN_SPIN_MAX_SESSIONS must not be negative/);
   });
 
   it("moves sessions between sidecars only with a peer key and an address peers can reach, in this sidecar's TLS mode", () => {
@@ -63,8 +70,8 @@ describe("loadConfig", () => {
     expect(() => loadConfig(["--peer-keys-accepted", "n".repeat(32)], {})).toThrow(/goes with --peer-key/);
     expect(loadConfig(peers, {}).moveLeaseMs).toBe(10_000);
     expect(loadConfig(peers, { MICROTURN_MOVE_LEASE_MS: "2500" }).moveLeaseMs).toBe(2500);
-    expect(() => loadConfig([...peers, "--move-lease-ms", "0"], {})).toThrow(/--move-lease-ms must be at least 1, got 0/);
-    expect(() => loadConfig([...peers, "--resume-grace-ms", "5000"], {})).toThrow(/--move-lease-ms \(10000\) must be shorter than --resume-grace-ms \(5000\)/);
+    expect(() => loadConfig([...peers, "--move-lease-ms", "0"], {})).toThrow(/--move-lease-ms \/ MICROTURN_MOVE_LEASE_MS must be at least 1, got 0/);
+    expect(() => loadConfig([...peers, "--resume-grace-ms", "5000"], {})).toThrow(/--move-lease-ms \/ MICROTURN_MOVE_LEASE_MS \(10000\) must be shorter than --resume-grace-ms \/ MICROTURN_RESUME_GRACE_MS \(5000\)/);
     expect(loadConfig([...peers, "--resume-grace-ms", "5000", "--move-lease-ms", "2000"], {}).moveLeaseMs).toBe(2000);
   });
 

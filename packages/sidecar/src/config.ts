@@ -250,7 +250,7 @@ export function loadConfig(args: string[] = [], env: NodeJS.ProcessEnv = process
   const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: "string" as const }]));
   let parsed: Record<string, string | undefined>;
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+    parsed = parseArgs({ args: joinNegativeValues(args), options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
@@ -263,6 +263,8 @@ export function loadConfig(args: string[] = [], env: NodeJS.ProcessEnv = process
     config[key] = parseValue(key, setting, raw, source);
   }
   const result = config as unknown as SidecarConfig;
+  // [::1] as URLs write it; the servers take the bare address.
+  result.host = result.host.replace(/^\[(.*)\]$/, "$1");
   if (result.background === ("" as BackgroundKind)) result.background = result.backgroundUrl ? "openai" : "embedded";
   validate(result);
   return result;
@@ -300,7 +302,7 @@ function validate(c: SidecarConfig): void {
   // A session whose taker failed mid-move is handed again only after the lease: within the grace period, or never.
   if (c.peerKey && c.moveLeaseMs >= c.resumeGraceMs) {
     throw new ConfigError(
-      `--move-lease-ms (${c.moveLeaseMs}) must be shorter than --resume-grace-ms (${c.resumeGraceMs}): a session whose new sidecar failed mid-move can move again only after the lease, and its client resumes only within the grace period`,
+      `${named("moveLeaseMs")} (${c.moveLeaseMs}) must be shorter than ${named("resumeGraceMs")} (${c.resumeGraceMs}): a session whose new sidecar failed mid-move can move again only after the lease, and its client resumes only within the grace period`,
     );
   }
   if (c.peerKeysAccepted) {
@@ -318,18 +320,42 @@ function validate(c: SidecarConfig): void {
   // A tool or task deadline of 0 would time every call out at once: deadlines are at least 1 ms.
   const positive: (keyof SidecarConfig)[] = ["maxSessions", "maxOutputTokensPerTurn", "maxQueuedChunks", "backgroundMaxConcurrent", "toolTimeoutMs", "backgroundTimeoutMs", "moveLeaseMs"];
   for (const key of positive) {
-    if ((c[key] as number) < 1) throw new ConfigError(`--${SETTINGS[key].flag} must be at least 1, got ${c[key]}`);
+    if ((c[key] as number) < 1) throw new ConfigError(`${named(key)} must be at least 1, got ${c[key]}`);
   }
   for (const key of ["resumeGraceMs", "drainMs", "sessionTokens", "rewindHorizonMs", "spinWindowMs", "spinMaxSessions", "tlsReloadMs"] as const) {
-    if (c[key] < 0) throw new ConfigError(`--${SETTINGS[key].flag} must not be negative, got ${c[key]}`);
+    if (c[key] < 0) throw new ConfigError(`${named(key)} must not be negative, got ${c[key]}`);
   }
   // A window of half a chunk or more would spin without pause.
-  if (c.spinWindowMs > 50) throw new ConfigError(`--spin-window-ms must be at most 50 (a window spans twice it, out of each 200 ms chunk), got ${c.spinWindowMs}`);
+  if (c.spinWindowMs > 50) throw new ConfigError(`${named("spinWindowMs")} must be at most 50 (a window spans twice it, out of each 200 ms chunk), got ${c.spinWindowMs}`);
   // Waits: Node fires a setTimeout of 2^31 ms or more after 1 ms, and the wire
   // carries them as uint32 (SessionStarted.resume_grace_ms, GoAway.deadline_ms).
   for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs", "tlsReloadMs", "moveLeaseMs"] as const) {
-    if (c[key] > MAX_TIMER_MS) throw new ConfigError(`--${SETTINGS[key].flag} must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest a timer waits), got ${c[key]}`);
+    if (c[key] > MAX_TIMER_MS) throw new ConfigError(`${named(key)} must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest a timer waits), got ${c[key]}`);
   }
+}
+
+/** How messages name a setting: its flag and its variable, whichever the value came from. */
+function named(key: keyof typeof SETTINGS): string {
+  return `--${SETTINGS[key].flag} / ${SETTINGS[key].env}`;
+}
+
+/**
+ * `--flag -1` as `--flag=-1`: parseArgs takes a value that starts with a dash
+ * for an option and refuses it, and -1 is a documented value (--metrics-port).
+ */
+function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    if (arg.startsWith("--") && !arg.includes("=") && next !== undefined && /^-\d+$/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 /** The text of `microturn serve --help`. */

@@ -1,7 +1,19 @@
 // `microturn serve`: runs the sidecar until SIGTERM/SIGINT, then drains live
 // sessions (GoAway with resume tokens) and exits. SIGHUP reloads TLS files.
 import { startSidecar, type Sidecar } from "./app.js";
-import type { SidecarConfig } from "./config.js";
+import { ConfigError, type SidecarConfig } from "./config.js";
+
+/**
+ * The sidecar could not start for a reason outside its settings' checks (an
+ * engine or background model it cannot reach, a model file it cannot load):
+ * `microturn` prints the message as one line and exits 1.
+ */
+export class StartupError extends Error {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = "StartupError";
+  }
+}
 
 export async function serve(config: SidecarConfig): Promise<number> {
   // SIGHUP serves renewed TLS files now rather than at the next --tls-reload-ms check. Its handler is
@@ -17,7 +29,12 @@ export async function serve(config: SidecarConfig): Promise<number> {
       // Logged and counted by reloadTls; the previous certificate stays served.
     }
   });
-  const sidecar = await startSidecar(config);
+  let sidecar: Sidecar;
+  try {
+    sidecar = await startSidecar(config);
+  } catch (err) {
+    throw err instanceof ConfigError ? err : new StartupError(err);
+  }
   started = sidecar;
   // Node ends the process on a rejection nobody handled: one stray promise of
   // one session would drop every session this sidecar holds. It is a bug all

@@ -47,6 +47,22 @@ function unencodable(event: ServerEvent, err: unknown): ServerEvent {
   return { eventSeq: event.eventSeq, event: { $case: "error", value: { code: ErrorCode.ERROR_CODE_INTERNAL, message, retryable: false, seq: 0, eventId: "", fatal: false } } };
 }
 
+/** host:port as gRPC targets and logs write it: an IPv6 address in brackets. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Why a listen failed, in a few words: the errno's code where there is one (grpc-js folds it into its message). */
+function listenFailure(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as NodeJS.ErrnoException)?.code ?? /\b(E[A-Z]{4,})\b/.exec(message)?.[1];
+  if (code === "EADDRINUSE") return "the port is in use";
+  if (code === "EADDRNOTAVAIL") return "no interface of this host has that address";
+  if (code === "EACCES") return "not allowed to listen on that port";
+  if (/Name resolution failed|ENOTFOUND|EAI_AGAIN/.test(message)) return "the host name does not resolve";
+  return message;
+}
+
 /** A frame that is not a ClientEvent, kept for the stream to answer with an error instead of grpc-js cutting it. */
 class MalformedFrame {
   constructor(readonly reason: string) {}
@@ -280,10 +296,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   server.addService(grpcHealth.HealthService, health);
 
   const credentials = opts.tls ? new ReloadableServerCredentials(opts.tls) : undefined;
-  const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.host}:${opts.port}`, credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-  );
-  const grpcAddress = `${opts.host}:${grpcPort}`;
+  let grpcPort: number;
+  try {
+    grpcPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(hostPort(opts.host, opts.port), credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+  } catch (err) {
+    throw new ConfigError(`--host / --port (MICROTURN_HOST / MICROTURN_PORT): cannot serve gRPC on ${hostPort(opts.host, opts.port)} (${listenFailure(err)})`);
+  }
+  const grpcAddress = hostPort(opts.host, grpcPort);
   if (opts.socketPath) {
     try {
       await claimSocketPath(opts.socketPath);
@@ -363,10 +384,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     } catch (err) {
       // The gRPC server is already serving: a sidecar that cannot start whole must not half run.
       server.forceShutdown();
-      throw err;
+      throw new ConfigError(
+        `--metrics-port / MICROTURN_METRICS_PORT: cannot serve HTTP (metrics, health, WebSocket) on ${hostPort(opts.host, opts.httpPort)} (${listenFailure(err)}); -1 turns it off`,
+      );
     }
     const addr = http.address();
-    httpAddress = typeof addr === "object" && addr ? `${opts.host}:${addr.port}` : undefined;
+    httpAddress = typeof addr === "object" && addr ? hostPort(opts.host, addr.port) : undefined;
   }
 
   const mode = tlsMode(opts.tls);

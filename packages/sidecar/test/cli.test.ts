@@ -72,3 +72,32 @@ describe("microturn replay", () => {
     }
   }, 25_000);
 });
+
+describe("microturn serve that cannot start", () => {
+  /** A port something else listens on. */
+  async function takenPort(): Promise<{ port: number; close: () => void }> {
+    const { createServer } = await import("node:net");
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return { port: (server.address() as { port: number }).port, close: () => server.close() };
+  }
+
+  it("says why in one line and exits: a port in use (2), an engine it cannot reach (1)", async () => {
+    const taken = await takenPort();
+    try {
+      const grpcTaken = await microturn(["serve", ...ECHO, "--port", String(taken.port), "--metrics-port", "-1"]);
+      expect(grpcTaken.code).toBe(2);
+      expect(grpcTaken.stderr).toMatch(/^microturn: --host \/ --port \(MICROTURN_HOST \/ MICROTURN_PORT\): cannot serve gRPC on 127\.0\.0\.1:\d+ \(the port is in use\)$/m);
+      expect(grpcTaken.stderr).not.toMatch(/\n\s+at /);
+
+      const httpTaken = await microturn(["serve", ...ECHO, "--port", "0"], { MICROTURN_METRICS_PORT: String(taken.port) });
+      expect(httpTaken.code).toBe(2);
+      expect(httpTaken.stderr).toMatch(/^microturn: --metrics-port \/ MICROTURN_METRICS_PORT: cannot serve HTTP .*\(the port is in use\); -1 turns it off$/m);
+    } finally {
+      taken.close();
+    }
+    const unreachable = await microturn(["serve", "--engine", "sglang-http", "--engine-url", "http://127.0.0.1:1", "--background", "none", "--port", "0", "--metrics-port", "-1"]);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^microturn: cannot start: .*http:\/\/127\.0\.0\.1:1.*ECONNREFUSED/)]);
+  }, 60_000);
+});

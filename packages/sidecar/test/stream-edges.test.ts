@@ -10,7 +10,7 @@
 // were let in).
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { connect, createServer as createTcpServer, type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ClientEvent, ErrorCode, PROTOCOL_VERSION, ServerEvent } from "@microturn/protocol";
 import { afterEach, describe, expect, it } from "vitest";
@@ -304,12 +304,29 @@ describe("stream edges", () => {
     expect((await fetch(`http://${running.httpAddress}/healthz`)).status).toBe(200);
   });
 
+  it.skipIf(!Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === "::1")))(
+    "serves both servers on an IPv6 address, written in brackets where a port follows",
+    async () => {
+      running = await startServer({ ...serverOptions(new FakeEngine()), host: "::1" });
+      expect(running.grpcAddress).toMatch(/^\[::1\]:\d+$/);
+      expect(running.httpAddress).toMatch(/^\[::1\]:\d+$/);
+      const client = new TestClient(running.grpcAddress);
+      clients.push(client);
+      client.start();
+      client.input(0, "over ipv6");
+      await client.waitCount("inputAck", 1);
+      expect(client.of("started")[0]?.sessionId).not.toBe("");
+      const health = await fetch(`http://${running.httpAddress}/healthz`);
+      expect(health.status).toBe(200);
+    },
+  );
+
   it("a sidecar whose HTTP port is taken does not start half: the gRPC port is released", async () => {
     const taken = createTcpServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
     const grpcPort = await freePort();
     const httpPort = (taken.address() as AddressInfo).port;
-    await expect(startServer(serverOptions(new FakeEngine(), { port: grpcPort, httpPort }))).rejects.toThrow(/EADDRINUSE/);
+    await expect(startServer(serverOptions(new FakeEngine(), { port: grpcPort, httpPort }))).rejects.toThrow(/--metrics-port \/ MICROTURN_METRICS_PORT: cannot serve HTTP .* \(the port is in use\)/);
     const again = createTcpServer();
     await new Promise<void>((resolve, reject) => {
       again.once("error", reject);
