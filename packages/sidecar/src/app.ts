@@ -140,8 +140,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     await engine.dispose().catch(() => undefined);
     throw err;
   }
-  const sessionsGauge = setInterval(() => metrics.sessions.set(hub.size), 1000);
-  sessionsGauge.unref();
+  metrics.holding(hub);
   const served = (material: TlsMaterial) => {
     const { subject, validTo } = describeCertificate(material);
     metrics.tlsServing(validTo);
@@ -179,7 +178,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     async shutdown() {
       reloader?.stop();
       serving = false;
-      clearInterval(sessionsGauge);
+      server.servingChanged();
       hub.drain(config.drainMs);
       const deadline = Date.now() + config.drainMs;
       // With peers a session is waited for until one has taken it (its state sent); without, until its client has left.

@@ -28,14 +28,12 @@ export class SidecarMetrics {
   private readonly errors = new Counter({ name: "microturn_errors_total", help: "Session errors sent to clients, by code", labelNames: ["code"], registers: [this.registry] });
   private readonly rollovers = new Counter({ name: "microturn_context_rollovers_total", help: "Sessions that reached the engine's capacity and went on in a fresh engine session", registers: [this.registry] });
   private readonly streams = new Gauge({ name: "microturn_streams", help: "Open Converse streams (gRPC and WebSocket)", registers: [this.registry] });
-  readonly sessions = new Gauge({ name: "microturn_sessions", help: "Live sessions, attached or waiting for resume", registers: [this.registry] });
   /** Promise rejections no code handled: bugs, counted and logged instead of ending every session. */
   readonly unhandledRejections = new Counter({
     name: "microturn_unhandled_rejections_total",
     help: "Promise rejections no code handled (bugs; each is logged with its stack)",
     registers: [this.registry],
   });
-  readonly backgroundTasks = new Gauge({ name: "microturn_background_tasks", help: "Background tasks running", registers: [this.registry] });
 
   constructor(withProcessMetrics = true) {
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: "microturn_" });
@@ -99,6 +97,26 @@ export class SidecarMetrics {
   }
 
   /** Reports the CPU time a SpinWait spent keeping the loop awake. */
+  /** Sessions and background tasks, read from the hub at each scrape. */
+  holding(read: { readonly size: number; readonly backgroundTasks: number }): void {
+    new Gauge({
+      name: "microturn_sessions",
+      help: "Live sessions, attached or waiting for resume",
+      registers: [this.registry],
+      collect() {
+        this.set(read.size);
+      },
+    });
+    new Gauge({
+      name: "microturn_background_tasks",
+      help: "Background tasks running, over all sessions",
+      registers: [this.registry],
+      collect() {
+        this.set(read.backgroundTasks);
+      },
+    });
+  }
+
   spinTime(read: () => number): void {
     new Counter({
       name: "microturn_spin_seconds_total",

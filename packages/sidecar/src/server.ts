@@ -10,6 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, ErrorCode, grpcHealth, HandoffService, InteractionService, ServerEvent, SettleResult, type HandoffServer, type InteractionServer } from "@microturn/protocol";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ConfigError } from "./config.js";
+import { healthService } from "./health.js";
 import { grpcStatusFor, toSessionError } from "./errors.js";
 import { PEER_PROOF_HEADER } from "./handoff/peer-client.js";
 import type { PeerKey } from "./handoff/peer-key.js";
@@ -118,6 +119,8 @@ export interface RunningServer {
    * takes a restart, and material that would is refused with a ConfigError.
    */
   updateTls(material: TlsMaterial): void;
+  /** isServing() may answer otherwise now: health watchers hear of it. */
+  servingChanged(): void;
   /** Stops accepting streams and closes both servers (live streams are cut). */
   close(): Promise<void>;
 }
@@ -283,17 +286,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     server.addService(HandoffService, { take, settle });
   }
 
-  const health: grpcHealth.HealthServer = {
-    check(_call, callback) {
-      const status = opts.isServing() ? grpcHealth.HealthCheckResponse_ServingStatus.SERVING : grpcHealth.HealthCheckResponse_ServingStatus.NOT_SERVING;
-      callback(null, { status });
-    },
-    watch(call) {
-      const status = opts.isServing() ? grpcHealth.HealthCheckResponse_ServingStatus.SERVING : grpcHealth.HealthCheckResponse_ServingStatus.NOT_SERVING;
-      call.write({ status });
-    },
-  };
-  server.addService(grpcHealth.HealthService, health);
+  const services = [InteractionService.converse.path.split("/")[1]!, ...(peerKey ? [HandoffService.take.path.split("/")[1]!] : [])];
+  const health = healthService(opts.isServing, services);
+  server.addService(grpcHealth.HealthService, health.impl);
 
   const credentials = opts.tls ? new ReloadableServerCredentials(opts.tls) : undefined;
   let grpcPort: number;
@@ -407,7 +402,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       (http as HttpsServer | undefined)?.setSecureContext(secureContextOptions(material));
       credentials!.update(material);
     },
+    servingChanged() {
+      health.changed();
+    },
     async close() {
+      health.close();
       wss?.clients.forEach((ws) => ws.terminate());
       await Promise.all([
         // Streams still open after a short grace are cut; resume tokens were sent by drain.

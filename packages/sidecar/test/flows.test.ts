@@ -68,8 +68,11 @@ describe("background delegation", () => {
     client.start();
     client.send({ $case: "delegate", value: { taskId: "t1", task: "slow job", delivery: DeliveryMode.DELIVERY_MODE_SILENT, timeoutMs: 0 } });
     await client.waitFor(() => background!.inFlight === 1, "request in flight");
+    // /metrics counts the session and its running task (the gauges are read at each scrape).
+    expect(await sidecar!.metrics.render()).toMatch(/^microturn_sessions 1\n[\s\S]*^microturn_background_tasks 1$/m);
     client.send({ $case: "cancelTask", value: { taskId: "t1" } });
     await client.waitFor(() => client.of("background").some((b) => b.status === TaskStatus.TASK_STATUS_CANCELLED), "cancelled");
+    expect(await sidecar!.metrics.render()).toMatch(/^microturn_background_tasks 0$/m);
     client.send({ $case: "cancelTask", value: { taskId: "nope" } });
     await client.waitCount("error", 1);
     expect(client.of("error")[0]!.code).toBe(ErrorCode.ERROR_CODE_NOT_FOUND);

@@ -485,12 +485,17 @@ export class InteractionSession {
     });
   }
 
+  /** Background tasks of this session running now. */
+  get backgroundTasks(): number {
+    return this.opts.background?.running ?? 0;
+  }
+
   private sendMetrics(): void {
     this.opts.emit({ $case: "metrics", value: this.stats.take(this.metricsContext()) });
   }
 
   private metricsContext(): SessionMetricsContext {
-    return { queueLagMs: this.queueLagMs(), positionTokens: this.positionTokens, backgroundTasks: this.opts.background?.running ?? 0, contextRollovers: this.sequence.rollovers };
+    return { queueLagMs: this.queueLagMs(), positionTokens: this.positionTokens, backgroundTasks: this.backgroundTasks, contextRollovers: this.sequence.rollovers };
   }
 
   /**

@@ -254,6 +254,13 @@ export class SessionHub {
     return this.byId.size + this.opening + this.parked.size + handing;
   }
 
+  /** Background tasks running now, over every session held here. */
+  get backgroundTasks(): number {
+    let running = 0;
+    for (const handle of this.byId.values()) running += handle.session.backgroundTasks;
+    return running;
+  }
+
   sessions(): IterableIterator<SessionHandle> {
     return this.byId.values();
   }
