@@ -168,7 +168,7 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     env: "MICROTURN_MAX_OUTPUT_TOKENS",
     kind: "int",
     default: "6",
-    help: "output tokens per 200 ms micro-turn",
+    help: "output tokens per 200 ms micro-turn: the default, and the most a session may ask for",
   },
   sessionTokens: {
     flag: "session-tokens",

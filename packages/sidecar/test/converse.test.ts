@@ -108,6 +108,19 @@ describe("Converse", () => {
     expect(engine.sessions[0]!.appends).toBe(3);
   });
 
+  it("takes a session's output budget up to the sidecar's, never past it", async () => {
+    const { connect } = await setup({ reply: () => "x".repeat(100) });
+    const [within, over] = [connect(), connect()];
+    within.start({ maxOutputTokensPerTurn: 4 });
+    over.start({ maxOutputTokensPerTurn: 4_000_000 });
+    within.input(0, "talk");
+    over.input(0, "talk");
+    await Promise.all([within.waitCount("output", 1), over.waitCount("output", 1)]);
+    // One token per character in the test engine; the sidecar's limit here is 16.
+    expect(within.of("output")[0]!.text).toHaveLength(4);
+    expect(over.of("output")[0]!.text).toHaveLength(16);
+  });
+
   it("answers input before start with FAILED_PRECONDITION and then opens normally", async () => {
     const { connect } = await setup();
     const c = connect();

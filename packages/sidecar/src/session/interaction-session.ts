@@ -506,7 +506,9 @@ export class InteractionSession {
    */
   private outputBudget(chunk: InputChunk): number {
     if (this.history.pendingOutputMs(chunk.startMs + chunk.durationMs) > chunk.durationMs) return 0;
-    return this.opts.config.maxOutputTokensPerTurn || this.opts.limits.maxOutputTokensPerTurn;
+    // The sidecar's setting is the default and the ceiling: a client may ask for less, never more.
+    const limit = this.opts.limits.maxOutputTokensPerTurn;
+    return Math.min(this.opts.config.maxOutputTokensPerTurn || limit, limit);
   }
 
   private onBackgroundUpdate(update: BackgroundUpdate): void {

@@ -476,7 +476,10 @@ export interface SessionConfig {
   tools: ToolSpec[];
   /** Delivery mode for background results that do not name one. */
   defaultDelivery: DeliveryMode;
-  /** Output budget per micro-turn in tokens; 0 takes the server default. */
+  /**
+   * Output budget per micro-turn in tokens; 0 takes the server's setting,
+   * which is also the most a session gets (a larger value is cut to it).
+   */
   maxOutputTokensPerTurn: number;
   /** Nominal chunk length in ms; 0 means 200. */
   chunkDurationMs: number;
