@@ -121,6 +121,19 @@ describe("Converse", () => {
     expect(over.of("output")[0]!.text).toHaveLength(16);
   });
 
+  it("refuses a start whose tools the model could not be shown, naming the tool; the next start opens", async () => {
+    const { connect } = await setup();
+    const bad = connect();
+    bad.start({ tools: [{ name: "bad name!", description: "", parametersJson: "", timeoutMs: 0 }] });
+    await bad.waitFor(() => bad.ended, "refused start");
+    expect(bad.status?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(bad.of("error")[0]).toMatchObject({ code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT, fatal: true });
+    expect(bad.of("error")[0]!.message).toMatch(/tool name "bad name!"/);
+    const good = connect();
+    good.start({ tools: [{ name: "lookup", description: "", parametersJson: '{"type":"object"}', timeoutMs: 0 }] });
+    await good.waitCount("started", 1);
+  });
+
   it("answers input before start with FAILED_PRECONDITION and then opens normally", async () => {
     const { connect } = await setup();
     const c = connect();

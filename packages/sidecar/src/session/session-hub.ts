@@ -16,7 +16,8 @@ import type { SessionBackground, SessionTools } from "./ports.js";
 import { SessionRecorder } from "./session-recorder.js";
 import { Speech } from "./speech.js";
 import type { SpinWait } from "./spin-wait.js";
-import { DELEGATE_TOOL_SPEC } from "../tools/delegate.js";
+import { DELEGATE_TOOL_NAME, DELEGATE_TOOL_SPEC } from "../tools/delegate.js";
+import { validateSessionConfig } from "./config-validation.js";
 import { toolPromptSection } from "../tools/prompt.js";
 import { timerMs, waitAtMost } from "../timers.js";
 
@@ -195,8 +196,11 @@ export class SessionHub {
   private readonly parked = new Map<string, { snapshot: SessionSnapshot; afterSeq: number; timer: NodeJS.Timeout }>();
 
   private readonly observer: SessionObserver;
+  /** Tool names a client may not declare: the sidecar's own (delegate whether or not a background model is set). */
+  private readonly reservedToolNames: ReadonlySet<string>;
 
   constructor(private readonly opts: SessionHubOptions) {
+    this.reservedToolNames = new Set([DELEGATE_TOOL_NAME, ...(opts.serverTools ?? []).map((t) => t.name)]);
     const metrics = opts.observer;
     this.observer = {
       ...metrics,
@@ -267,6 +271,7 @@ export class SessionHub {
 
   async create(config: SessionConfig, sink: EventSink): Promise<SessionHandle> {
     this.checkRoom();
+    validateSessionConfig(config, this.reservedToolNames);
     this.opening++;
     try {
       return await this.open(config, sink);
