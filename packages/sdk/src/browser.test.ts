@@ -3,6 +3,8 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { Microturn } from "./browser.js";
+import { InvalidInputError } from "./core/session-errors.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -32,5 +34,11 @@ describe("browser entry", () => {
   it("the Node entry does reach grpc-js (sanity check of the scan)", () => {
     const graph = importGraph(resolve(here, "index.ts"));
     expect([...graph.values()].some((specifiers) => specifiers.includes("@grpc/grpc-js"))).toBe(true);
+  });
+
+  it("refuses a URL it cannot speak to when the client is made, not at the first session", () => {
+    expect(() => new Microturn({ url: "grpc://127.0.0.1:50051" })).toThrow(InvalidInputError);
+    expect(() => new Microturn({ url: "grpc://127.0.0.1:50051" })).toThrow(/WebSocket only/);
+    expect(new Microturn({ url: "ws://127.0.0.1:9464" }).endpoint.kind).toBe("websocket");
   });
 });

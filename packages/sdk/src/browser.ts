@@ -3,14 +3,16 @@ import { MicroturnClientBase, type MicroturnOptions } from "./core/client-base.j
 import { InvalidInputError } from "./core/session-errors.js";
 import { WebSocketTransport } from "./core/websocket-transport.js";
 
+const WEBSOCKET_ONLY = "the browser client speaks WebSocket only: use a ws:// or wss:// MICROTURN_URL";
+
 export class Microturn extends MicroturnClientBase {
   constructor(options: MicroturnOptions = {}) {
     super(options, (endpoint, opts) => {
-      if (endpoint.kind !== "websocket") {
-        throw new InvalidInputError("the browser client speaks WebSocket only: use a ws:// or wss:// MICROTURN_URL");
-      }
+      if (endpoint.kind !== "websocket") throw new InvalidInputError(WEBSOCKET_ONLY);
       return new WebSocketTransport({ url: endpoint.url, apiKey: opts.apiKey, WebSocket: opts.WebSocket });
     });
+    // Refused here, not at the first session (a custom transport carries any URL).
+    if (!options.transport && this.endpoint.kind !== "websocket") throw new InvalidInputError(WEBSOCKET_ONLY);
     if (options.tls) throw new InvalidInputError("the tls option is for Node (grpcs://, or wss:// through the ws package): a browser trusts its own certificate store");
   }
 }

@@ -141,6 +141,17 @@ describe("input framing (manual clock)", () => {
     expect(fake.session().chunks[0]!.text).toBe("x");
   });
 
+  it("sendChunk with one bad part adds none of its parts", async () => {
+    const session = await connect();
+    const frame = { rgb: new Uint8Array(40 * 40 * 3), width: 40, height: 40 };
+    expect(() => session.sendChunk({ text: "lost?", audio: { samples: new Float32Array([Number.NaN]), sampleRateHz: 16_000 } })).toThrow(InvalidInputError);
+    expect(() => session.sendChunk({ text: "lost?", frames: [{ ...frame, offsetMs: -5 }] })).toThrow(/offsetMs/);
+    session.sendChunk({ text: "kept" });
+    await fake.waitFor(() => fake.session().accepted.length === 1);
+    expect(fake.session().chunks.map((c) => c.text)).toEqual(["kept"]);
+    expect(fake.session().chunks[0]!.frames).toEqual([]);
+  });
+
   it("requireToolCall sets tool_choice on the next chunk only; a blank name is refused before anything is queued", async () => {
     const session = await connect();
     expect(() => session.sendChunk({ text: "lost?", toolChoice: " " })).toThrow(/tool name/);

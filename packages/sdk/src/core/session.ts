@@ -272,11 +272,17 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   sendChunk(parts: ChunkParts = {}): InputChunk {
     this.assertOpen("sendChunk");
     this.link.assertRoomForInput();
-    for (const frame of parts.frames ?? []) validateVideoFrame(frame.rgb, frame.width, frame.height);
+    // Every part is checked before any is added: a refused chunk leaves nothing behind in the next one.
+    for (const frame of parts.frames ?? []) {
+      validateVideoFrame(frame.rgb, frame.width, frame.height);
+      validateMs(frame.offsetMs ?? 0, "offsetMs");
+    }
+    if (parts.text !== undefined && typeof parts.text !== "string") throw new InvalidInputError("sendChunk expects text to be a string");
+    const samples = parts.audio ? toInt16(parts.audio.samples) : undefined;
     if (parts.audio) validateSampleRate(parts.audio.sampleRateHz);
     if (parts.toolChoice !== undefined) validateToolName(parts.toolChoice);
     if (parts.text !== undefined) this.sendText(parts.text);
-    if (parts.audio) this.sendAudio(parts.audio.samples, parts.audio.sampleRateHz);
+    if (parts.audio) this.sendAudio(samples!, parts.audio.sampleRateHz);
     for (const frame of parts.frames ?? []) this.sendVideoFrame(frame.rgb, frame.width, frame.height, { offsetMs: frame.offsetMs ?? 0 });
     if (parts.userSpeaking !== undefined) this.setUserSpeaking(parts.userSpeaking);
     if (parts.toolChoice !== undefined) this.requireToolCall(parts.toolChoice);
