@@ -134,6 +134,20 @@ describe("Converse", () => {
     await good.waitCount("started", 1);
   });
 
+  it("refuses a chunk whose start_ms goes back in time; the same seq sent right is taken", async () => {
+    const { connect } = await setup();
+    const c = connect();
+    c.start();
+    c.input(0, "", { startMs: 1000 });
+    c.input(1, "back", { startMs: 0 });
+    c.input(1, "on", { startMs: 1200 });
+    await c.waitCount("output", 2);
+    expect(c.of("error")).toHaveLength(1);
+    expect(c.of("error")[0]).toMatchObject({ code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT, seq: 1, fatal: false });
+    expect(c.of("error")[0]!.message).toMatch(/start_ms 0 is before the previous chunk's \(1000\)/);
+    expect(c.of("output")[1]!.text).toBe("ON");
+  });
+
   it("answers input before start with FAILED_PRECONDITION and then opens normally", async () => {
     const { connect } = await setup();
     const c = connect();

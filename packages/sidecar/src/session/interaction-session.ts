@@ -125,6 +125,8 @@ export class InteractionSession {
   private closed = false;
   /** Input time reached so far (end of the last chunk taken). */
   private inputTimeMs = 0;
+  /** start_ms of the last chunk taken: input time does not go back (here; a moved session starts afresh). */
+  private lastStartMs = -Infinity;
   /** Made only when someone waits for the queue to drain (end, close): most turns need none. */
   private idle: Promise<void> | undefined;
   /** Aborts the micro-turn in flight when the session closes (a hung engine must not hold the end). */
@@ -263,6 +265,14 @@ export class InteractionSession {
         });
       }
       validateInputChunk(chunk);
+      if (chunk.startMs < this.lastStartMs) {
+        // Output is timed from input time: a chunk back in time would make the listener seem far behind, muting the model.
+        throw new SessionFault(
+          ErrorCode.ERROR_CODE_INVALID_ARGUMENT,
+          `input seq ${chunk.seq}: start_ms ${chunk.startMs} is before the previous chunk's (${this.lastStartMs}); input time only moves on`,
+          { seq: chunk.seq },
+        );
+      }
       const forceTool = chunk.toolChoice ? this.toolCalls.forcedTool(chunk) : undefined;
       if (this.queuedChunks() >= this.opts.limits.maxQueuedChunks) {
         throw new SessionFault(
@@ -272,6 +282,7 @@ export class InteractionSession {
         );
       }
       this.nextSeq = chunk.seq + 1;
+      this.lastStartMs = chunk.startMs;
       this.inputTimeMs = chunk.startMs + chunk.durationMs;
       this.queue.push({ kind: "chunk", chunk, arrivedAt: this.now(), forceTool });
       this.opts.emit({ $case: "inputAck", value: { seq: chunk.seq, duplicate: false, queueDepth: this.queue.length - 1 } });

@@ -521,7 +521,10 @@ export interface SessionResume {
 export interface InputChunk {
   /** Chunk sequence number, from 0, contiguous. */
   seq: number;
-  /** Input time at which the chunk starts, in ms since the session began. */
+  /**
+   * Input time at which the chunk starts, in ms since the session began;
+   * never less than the previous chunk's (INVALID_ARGUMENT otherwise).
+   */
   startMs: number;
   /** Input time the chunk covers, in ms (normally 200). */
   durationMs: number;
