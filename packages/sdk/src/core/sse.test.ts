@@ -34,6 +34,10 @@ describe("readSseData", () => {
     expect(out).toEqual(["héllo €"]);
   });
 
+  it("does not dispatch an event whose data is empty (a bare data: line)", async () => {
+    expect(await collect(['data:\n\ndata: {"a":1}\n\ndata:\ndata:\n\n'])).toEqual(['{"a":1}', "\n"]);
+  });
+
   it("yields a last event that lacks its blank line", async () => {
     expect(await collect(["data: one\n\ndata: two"])).toEqual(["one", "two"]);
   });

@@ -32,7 +32,8 @@ export async function* readSseData(chunks: AsyncIterable<Uint8Array | string>, o
       const payload = data.join("\n");
       data = [];
       dataChars = 0;
-      return payload;
+      // An event whose data is empty (a bare `data:`) is not dispatched, as the SSE spec has it.
+      return payload === "" ? undefined : payload;
     }
     if (line.startsWith(":")) return undefined;
     const colon = line.indexOf(":");

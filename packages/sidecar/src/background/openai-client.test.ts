@@ -181,6 +181,43 @@ describe("OpenAiChatClient", () => {
     ]);
   });
 
+  it("takes a call's id and name from its first piece when later pieces carry them as null (SGLang's stream)", async () => {
+    const piece = (id: string | null, name: string | null, args: string | null, index = 0) =>
+      JSON.stringify({ choices: [{ delta: { tool_calls: [{ index, id, type: id ? "function" : null, function: { name, arguments: args } }] }, finish_reason: null }], error: null });
+    server.setScript({
+      kind: "raw",
+      events: [piece("call_abc", "get_time", ""), piece(null, null, '{"timezone":'), piece(null, null, ' "UTC"}'), piece(null, null, null), "[DONE]"],
+    });
+    const deltas = await collect(client.streamChat(user));
+    expect(deltas.filter((d) => d.type === "tool_call")).toEqual([{ type: "tool_call", id: "call_abc", name: "get_time", argumentsJson: '{"timezone": "UTC"}' }]);
+  });
+
+  it("gives calls without an id ids unique to the answer, so rounds do not repeat them", async () => {
+    const event = JSON.stringify({ choices: [{ delta: { tool_calls: [{ index: 0, function: { name: "get_time", arguments: "{}" } }] } }] });
+    server.setScript({ kind: "raw", events: [event, "[DONE]"] });
+    const [first, second] = [await collect(client.streamChat(user)), await collect(client.streamChat(user))];
+    const ids = [first, second].map((deltas) => deltas.find((d) => d.type === "tool_call")!);
+    expect(ids[0]).toMatchObject({ name: "get_time", id: expect.stringMatching(/^call_[0-9a-f]+_0$/) });
+    expect((ids[0] as { id: string }).id).not.toBe((ids[1] as { id: string }).id);
+  });
+
+  it("reports an answer the server aborted as unavailable, not done", async () => {
+    server.setScript({ kind: "raw", events: ['{"choices":[{"delta":{"content":"It is noon, but"}}]}', '{"choices":[{"delta":{},"finish_reason":"abort"}]}', "[DONE]"] });
+    const error = await failure(client.streamChat(user));
+    expect(error.code).toBe("unavailable");
+    expect(error.message).toMatch(/aborted the request/);
+  });
+
+  it("reads error: null as no error, and a JSON answer to a streamed request as a bad response", async () => {
+    server.setScript({ kind: "raw", events: ['{"choices":[{"delta":{"content":"ok"}}],"error":null}', "[DONE]"] });
+    expect((await collect(client.streamChat(user)))[0]).toEqual({ type: "content", text: "ok" });
+    server.setScript({ kind: "status", status: 200, message: "not streaming" });
+    const error = await failure(client.streamChat(user));
+    expect(error.code).toBe("bad_response");
+    expect(error.retryable).toBe(false);
+    expect(error.message).toMatch(/answered with JSON, not an event stream/);
+  });
+
   it("cuts an answer past the cap and finishes it as length", async () => {
     server.setScript({ kind: "stream", content: Array.from({ length: 5 }, () => "z".repeat(MAX_ANSWER_CHARS / 4)) });
     const deltas = await collect(client.streamChat(user));

@@ -1,6 +1,7 @@
 // Background model over any OpenAI-compatible chat-completions endpoint
 // (SGLang, vLLM, llama.cpp server, hosted APIs): streamed SSE over a
 // keep-alive undici Pool.
+import { randomBytes } from "node:crypto";
 import { Pool, errors as undiciErrors, type Dispatcher } from "undici";
 import type { BackgroundClient, BackgroundDelta, ChatMessage, ChatUsage, StreamChatOptions } from "./client.js";
 import { BackgroundError } from "./errors.js";
@@ -34,12 +35,13 @@ interface ChunkJson {
   choices?: Array<{
     delta?: {
       content?: string | null;
-      tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string; arguments?: string } }>;
+      // Servers that keep unset fields write them as null (SGLang sends follow-up pieces with id and name null).
+      tool_calls?: Array<{ index?: number | null; id?: string | null; function?: { name?: string | null; arguments?: string | null } | null }>;
     };
     finish_reason?: string | null;
   }>;
   usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
-  error?: { message?: string };
+  error?: { message?: string } | null;
 }
 
 function joinPath(prefix: string, path: string): string {
@@ -145,6 +147,13 @@ export class OpenAiChatClient implements BackgroundClient {
       });
     }
 
+    // A server that ignored stream: true answers one JSON object: not something a retry would change.
+    const contentType = String(response.headers["content-type"] ?? "");
+    if (contentType.startsWith("application/json")) {
+      const detail = await readErrorBody(response.body).catch(() => "");
+      throw new BackgroundError("bad_response", `${what} answered with JSON, not an event stream (does it stream chat completions?)${detail === "" ? "" : `: ${detail}`}`);
+    }
+
     // Own stall watchdog: undici's bodyTimeout is coarse and not reliably armed on every chunk.
     const stream = response.body;
     let stallTimer: NodeJS.Timeout | undefined;
@@ -162,6 +171,7 @@ export class OpenAiChatClient implements BackgroundClient {
       }
     }
     const drafts = new Map<number, ToolCallDraft>();
+    const answerId = randomBytes(4).toString("hex");
     let finishReason: string | undefined;
     let usage: ChatUsage | undefined;
     let sawDone = false;
@@ -183,7 +193,7 @@ export class OpenAiChatClient implements BackgroundClient {
           throw new BackgroundError("bad_response", `${what} sent an event that is not JSON: ${data.slice(0, 200)}`, { cause: err });
         }
         if (chunk === null || typeof chunk !== "object") throw new BackgroundError("bad_response", `${what} sent an event that is not an object: ${data.slice(0, 200)}`);
-        if (chunk.error !== undefined) {
+        if (chunk.error != null) {
           throw new BackgroundError("bad_response", `${what} reported an error mid-stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
         }
         if (chunk.usage != null) {
@@ -204,7 +214,7 @@ export class OpenAiChatClient implements BackgroundClient {
           yield { type: "content", text: content };
         }
         for (const call of choice.delta?.tool_calls ?? []) {
-          let index = call.index;
+          let index = call.index ?? undefined;
           if (index === undefined) {
             // Without an index a new id starts a new call; a piece with no id continues the last one.
             const known = call.id ? indexById.get(call.id) : lastIndex;
@@ -217,12 +227,18 @@ export class OpenAiChatClient implements BackgroundClient {
             draft = { id: "", name: "", arguments: "" };
             drafts.set(index, draft);
           }
-          if (call.id !== undefined && call.id !== "") draft.id = call.id;
-          if (call.function?.name !== undefined) draft.name += call.function.name;
-          if (call.function?.arguments !== undefined) draft.arguments += call.function.arguments;
+          // The id and name come whole in the call's first piece (later ones repeat them, or leave them out or null);
+          // the arguments come in pieces.
+          if (typeof call.id === "string" && call.id !== "" && draft.id === "") draft.id = call.id;
+          const name = call.function?.name;
+          if (typeof name === "string" && name !== "" && draft.name === "") draft.name = name;
+          const args = call.function?.arguments;
+          if (typeof args === "string") draft.arguments += args;
           if (draft.arguments.length > MAX_EVENT_CHARS) throw new BackgroundError("bad_response", `${what} streamed tool-call arguments over ${MAX_EVENT_CHARS} characters`);
         }
         if (choice.finish_reason != null) finishReason = choice.finish_reason;
+        // SGLang's word for a request it gave up (an /abort_request, a scheduler that stopped): not an answer.
+        if (finishReason === "abort") throw new BackgroundError("unavailable", `${what} aborted the request`);
       }
     } catch (err) {
       throw mapTransportError(err, signal, what);
@@ -236,7 +252,8 @@ export class OpenAiChatClient implements BackgroundClient {
     }
     for (const [index, draft] of [...drafts.entries()].sort((a, b) => a[0] - b[0])) {
       if (draft.name === "") throw new BackgroundError("bad_response", `${what} streamed a tool call without a name (index ${index})`);
-      yield { type: "tool_call", id: draft.id === "" ? `call_${index}` : draft.id, name: draft.name, argumentsJson: draft.arguments === "" ? "{}" : draft.arguments };
+      // A server that gives no id gets one unique to this answer: the tool results of every round go back in one conversation.
+      yield { type: "tool_call", id: draft.id === "" ? `call_${answerId}_${index}` : draft.id, name: draft.name, argumentsJson: draft.arguments === "" ? "{}" : draft.arguments };
     }
     yield { type: "done", finishReason: finishReason ?? "stop", ...(usage === undefined ? {} : { usage }) };
   }
