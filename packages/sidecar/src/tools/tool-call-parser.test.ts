@@ -97,6 +97,41 @@ describe("ToolCallParser", () => {
     expect(long.text).toBe(" after");
   });
 
+  it("drops an over-long call the same whether it arrives whole or in pieces", () => {
+    const body = `{"name": "a", "arguments": {"x": "${"z".repeat(200)}"}}`;
+    const whole = feed(new ToolCallParser({ maxCallChars: 50 }), [`<tool_call>${body}</tool_call> after`]);
+    expect(whole.calls).toEqual([]);
+    expect(whole.errors.map((e) => e.message)).toEqual([expect.stringContaining("longer than 50")]);
+    expect(whole.text).toBe(" after");
+    const stream = `<tool_call>${body}</tool_call> after`;
+    const pieces = feed(new ToolCallParser({ maxCallChars: 50 }), stream.match(/.{1,7}/gs)!);
+    expect({ ...pieces, errors: pieces.errors.map((e) => e.message.split(":")[0]) }).toEqual({ ...whole, errors: ["tool call longer than 50 characters; dropped"] });
+  });
+
+  it("ends a call at the closing tag outside its strings: the tag quoted in an argument is part of it", () => {
+    const call = '<tool_call>{"name": "search", "arguments": {"q": "what </tool_call> means in Qwen markup"}}</tool_call>';
+    const stream = `Sure. ${call} ok`;
+    const whole = feed(new ToolCallParser(), [stream]);
+    expect(whole.errors).toEqual([]);
+    expect(whole.calls).toEqual([{ name: "search", argumentsJson: '{"q":"what </tool_call> means in Qwen markup"}' }]);
+    expect(whole.text).toBe("Sure.  ok");
+    for (let cut = 1; cut < stream.length; cut += 3) {
+      expect(feed(new ToolCallParser(), [stream.slice(0, cut), stream.slice(cut)])).toEqual(whole);
+    }
+  });
+
+  it("ends a call whose quotes do not balance at its tag after all, when no other end follows (nor at the stream's end)", () => {
+    const broken = '<tool_call>{"name": "search", "arguments": {"q": "unclosed}}</tool_call>';
+    const later = ` then ${"more words ".repeat(30)}`;
+    const out = feed(new ToolCallParser(), [`${broken}${later}`]);
+    expect(out.calls).toEqual([]);
+    expect(out.errors.map((e) => e.code)).toEqual(["malformed_call"]);
+    expect(out.text).toBe(later);
+    const atEnd = feed(new ToolCallParser(), [`${broken} bye`]);
+    expect(atEnd.errors.map((e) => e.code)).toEqual(["malformed_call"]);
+    expect(atEnd.text).toBe(" bye");
+  });
+
   it("puts its state back to a checkpoint: a call open from before continues, held text is held again", () => {
     const parser = new ToolCallParser();
     parser.push('<tool_call>{"name": "t", ');

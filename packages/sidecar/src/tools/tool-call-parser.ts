@@ -72,6 +72,40 @@ export function parseToolCallBody(body: string): ParsedToolCall {
   return { name, argumentsJson: JSON.stringify(args) };
 }
 
+/**
+ * How far past a `</tool_call>` that sits inside a JSON string the parser
+ * looks for the call's real end (the string closing, then the tag) before it
+ * takes that one as the end after all (a call whose quotes do not balance).
+ */
+export const IN_STRING_CLOSE_LOOKAHEAD = 256;
+
+/**
+ * Where the call in `body` ends: the first `</tool_call>` outside a JSON
+ * string; or the first one inside a string when no other follows within the
+ * lookahead (or the stream ended, `final`). -1: not known yet. Decided by the
+ * text alone, so every split of the stream gives the same answer.
+ */
+function callEnd(body: string, final: boolean): number {
+  const first = body.indexOf(TOOL_CALL_CLOSE);
+  if (first === -1) return -1;
+  let inString = false;
+  let inStringClose = -1;
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+      else if (c === 0x3c /* < */ && inStringClose === -1 && body.startsWith(TOOL_CALL_CLOSE, i)) inStringClose = i;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x3c && body.startsWith(TOOL_CALL_CLOSE, i)) {
+      return inStringClose !== -1 && i - inStringClose > IN_STRING_CLOSE_LOOKAHEAD ? inStringClose : i;
+    }
+    if (inStringClose !== -1 && i - inStringClose > IN_STRING_CLOSE_LOOKAHEAD) return inStringClose;
+  }
+  return final ? inStringClose : -1;
+}
+
 export class ToolCallParser {
   private buffer = "";
   private inside = false;
@@ -105,21 +139,10 @@ export class ToolCallParser {
         this.buffer = this.buffer.slice(this.buffer.length - hold);
         return out;
       }
-      const close = this.buffer.indexOf(TOOL_CALL_CLOSE);
+      // Skipping an over-long call, its text is not kept: its end is the next tag wherever it sits.
+      const close = this.overflowed ? this.buffer.indexOf(TOOL_CALL_CLOSE) : callEnd(this.buffer, false);
       if (close !== -1) {
-        const body = this.buffer.slice(0, close);
-        this.buffer = this.buffer.slice(close + TOOL_CALL_CLOSE.length);
-        this.inside = false;
-        if (this.overflowed) {
-          this.overflowed = false;
-          continue;
-        }
-        try {
-          out.calls.push(parseToolCallBody(body));
-        } catch (err) {
-          out.errors.push(err as ToolError);
-        }
-        continue;
+        if (this.closeCall(close, out)) continue;
       }
       if (!this.overflowed && this.buffer.length > this.maxCallChars) {
         out.errors.push(new ToolError("malformed_call", `tool call longer than ${this.maxCallChars} characters; dropped: ${preview(this.buffer)}`));
@@ -133,9 +156,39 @@ export class ToolCallParser {
     }
   }
 
+  /** Ends the call at `close` in the buffer: a call, or an error for a body too long or not usable. */
+  private closeCall(close: number, out: ToolCallParseResult): true {
+    const body = this.buffer.slice(0, close);
+    this.buffer = this.buffer.slice(close + TOOL_CALL_CLOSE.length);
+    this.inside = false;
+    if (this.overflowed) {
+      this.overflowed = false;
+      return true;
+    }
+    // Checked here too, not only while the call is open: a long call that arrives whole is dropped as one in pieces is.
+    if (body.length > this.maxCallChars) {
+      out.errors.push(new ToolError("malformed_call", `tool call longer than ${this.maxCallChars} characters; dropped: ${preview(body)}`));
+      return true;
+    }
+    try {
+      out.calls.push(parseToolCallBody(body));
+    } catch (err) {
+      out.errors.push(err as ToolError);
+    }
+    return true;
+  }
+
   /** End of the stream: releases held-back text; an unclosed call is an error. */
   flush(): ToolCallParseResult {
     const out: ToolCallParseResult = { text: "", calls: [], errors: [] };
+    // A call whose only end sits inside a string (its quotes never balanced) ends there after all.
+    const close = this.inside && !this.overflowed ? callEnd(this.buffer, true) : -1;
+    if (close !== -1) {
+      this.closeCall(close, out);
+      const rest = this.push("");
+      const tail = this.flush();
+      return { text: rest.text + tail.text, calls: [...out.calls, ...rest.calls, ...tail.calls], errors: [...out.errors, ...rest.errors, ...tail.errors] };
+    }
     if (this.inside) {
       if (!this.overflowed) out.errors.push(new ToolError("malformed_call", `tool call never closed with ${TOOL_CALL_CLOSE}: ${preview(this.buffer)}`));
     } else {
