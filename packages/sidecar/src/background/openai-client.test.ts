@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackgroundDelta } from "./client.js";
 import { BackgroundError } from "./errors.js";
-import { MAX_ANSWER_CHARS, OpenAiChatClient } from "./openai-client.js";
+import { MAX_ANSWER_CHARS } from "./chat-chunks.js";
+import { OpenAiChatClient } from "./openai-client.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "./testing/openai-server.js";
 
 async function collect(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundDelta[]> {

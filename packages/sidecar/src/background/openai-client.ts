@@ -1,9 +1,9 @@
 // Background model over any OpenAI-compatible chat-completions endpoint
 // (SGLang, vLLM, llama.cpp server, hosted APIs): streamed SSE over a
 // keep-alive undici Pool.
-import { randomBytes } from "node:crypto";
 import { Pool, errors as undiciErrors, type Dispatcher } from "undici";
-import type { BackgroundClient, BackgroundDelta, ChatMessage, ChatUsage, StreamChatOptions } from "./client.js";
+import { ChatChunkReader, chatCompletionBody, MAX_EVENT_CHARS } from "./chat-chunks.js";
+import type { BackgroundClient, BackgroundDelta, ChatMessage, StreamChatOptions } from "./client.js";
 import { BackgroundError } from "./errors.js";
 import { readCapped, readSseData, SseLimitError } from "@microturn/sdk";
 
@@ -31,28 +31,10 @@ interface ToolCallDraft {
 }
 
 /** One `data:` payload of a streamed chat completion, as far as this client reads it. */
-interface ChunkJson {
-  choices?: Array<{
-    delta?: {
-      content?: string | null;
-      // Servers that keep unset fields write them as null (SGLang sends follow-up pieces with id and name null).
-      tool_calls?: Array<{ index?: number | null; id?: string | null; function?: { name?: string | null; arguments?: string | null } | null }>;
-    };
-    finish_reason?: string | null;
-  }>;
-  usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
-  error?: { message?: string } | null;
-}
-
 function joinPath(prefix: string, path: string): string {
   const trimmed = prefix.replace(/\/+$/, "");
   return trimmed.endsWith("/v1") ? `${trimmed}${path.slice(3)}` : `${trimmed}${path}`;
 }
-
-/** Longest answer text kept from one task, characters; what the interaction model can weave in is far less. */
-export const MAX_ANSWER_CHARS = 200_000;
-/** Longest single streamed event, and longest tool-call arguments, characters. */
-const MAX_EVENT_CHARS = 1_000_000;
 
 function mapTransportError(err: unknown, signal: AbortSignal | undefined, what: string): BackgroundError {
   if (BackgroundError.isInstance(err)) return err;
@@ -113,15 +95,7 @@ export class OpenAiChatClient implements BackgroundClient {
     const { signal } = options;
     const what = `background model ${this.origin}`;
     if (signal?.aborted === true) throw new BackgroundError("aborted", `${what}: aborted before the request`);
-    const body: Record<string, unknown> = {
-      model: options.model ?? this.model,
-      messages,
-      stream: true,
-      stream_options: { include_usage: true },
-    };
-    if (options.tools !== undefined && options.tools.length > 0) body.tools = options.tools;
-    if (options.maxTokens !== undefined) body.max_tokens = options.maxTokens;
-    if (options.temperature !== undefined) body.temperature = options.temperature;
+    const body = chatCompletionBody(this.model, messages, options);
 
     let response: Awaited<ReturnType<Pool["request"]>>;
     try {
@@ -170,15 +144,8 @@ export class OpenAiChatClient implements BackgroundClient {
         yield chunk as Uint8Array;
       }
     }
-    const drafts = new Map<number, ToolCallDraft>();
-    const answerId = randomBytes(4).toString("hex");
-    let finishReason: string | undefined;
-    let usage: ChatUsage | undefined;
+    const reader = new ChatChunkReader(what);
     let sawDone = false;
-    let contentChars = 0;
-    /** Tool calls by their id, for servers that stream parallel calls without an index. */
-    const indexById = new Map<string, number>();
-    let lastIndex = 0;
     try {
       for await (const data of readSseData(watched(), { maxEventChars: MAX_EVENT_CHARS })) {
         // Nothing after [DONE] counts; a proxy that keeps the body open (heartbeats) must not hold a finished answer.
@@ -186,59 +153,7 @@ export class OpenAiChatClient implements BackgroundClient {
           sawDone = true;
           break;
         }
-        let chunk: ChunkJson;
-        try {
-          chunk = JSON.parse(data) as ChunkJson;
-        } catch (err) {
-          throw new BackgroundError("bad_response", `${what} sent an event that is not JSON: ${data.slice(0, 200)}`, { cause: err });
-        }
-        if (chunk === null || typeof chunk !== "object") throw new BackgroundError("bad_response", `${what} sent an event that is not an object: ${data.slice(0, 200)}`);
-        if (chunk.error != null) {
-          throw new BackgroundError("bad_response", `${what} reported an error mid-stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
-        }
-        if (chunk.usage != null) {
-          usage = { promptTokens: chunk.usage.prompt_tokens ?? 0, completionTokens: chunk.usage.completion_tokens ?? 0 };
-        }
-        const choice = chunk.choices?.[0];
-        if (choice === undefined || choice === null) continue;
-        const content = choice.delta?.content;
-        if (typeof content === "string" && content !== "") {
-          // An answer past the cap ends there, as one cut by max_tokens would (not every server takes max_tokens).
-          const room = MAX_ANSWER_CHARS - contentChars;
-          contentChars += content.length;
-          if (content.length >= room) {
-            if (room > 0) yield { type: "content", text: content.slice(0, room) };
-            finishReason = "length";
-            break;
-          }
-          yield { type: "content", text: content };
-        }
-        for (const call of choice.delta?.tool_calls ?? []) {
-          let index = call.index ?? undefined;
-          if (index === undefined) {
-            // Without an index a new id starts a new call; a piece with no id continues the last one.
-            const known = call.id ? indexById.get(call.id) : lastIndex;
-            index = known ?? (drafts.size === 0 ? 0 : Math.max(...drafts.keys()) + 1);
-          }
-          lastIndex = index;
-          if (call.id) indexById.set(call.id, index);
-          let draft = drafts.get(index);
-          if (draft === undefined) {
-            draft = { id: "", name: "", arguments: "" };
-            drafts.set(index, draft);
-          }
-          // The id and name come whole in the call's first piece (later ones repeat them, or leave them out or null);
-          // the arguments come in pieces.
-          if (typeof call.id === "string" && call.id !== "" && draft.id === "") draft.id = call.id;
-          const name = call.function?.name;
-          if (typeof name === "string" && name !== "" && draft.name === "") draft.name = name;
-          const args = call.function?.arguments;
-          if (typeof args === "string") draft.arguments += args;
-          if (draft.arguments.length > MAX_EVENT_CHARS) throw new BackgroundError("bad_response", `${what} streamed tool-call arguments over ${MAX_EVENT_CHARS} characters`);
-        }
-        if (choice.finish_reason != null) finishReason = choice.finish_reason;
-        // SGLang's word for a request it gave up (an /abort_request, a scheduler that stopped): not an answer.
-        if (finishReason === "abort") throw new BackgroundError("unavailable", `${what} aborted the request`);
+        if (yield* reader.read(data)) break;
       }
     } catch (err) {
       throw mapTransportError(err, signal, what);
@@ -247,15 +162,10 @@ export class OpenAiChatClient implements BackgroundClient {
       // Also reached when the consumer stops iterating early: never leave a half-read body.
       if (!response.body.readableEnded) response.body.destroy();
     }
-    if (!sawDone && finishReason === undefined) {
+    if (!sawDone && !reader.finished) {
       throw new BackgroundError("unavailable", `${what} closed the stream before it finished`);
     }
-    for (const [index, draft] of [...drafts.entries()].sort((a, b) => a[0] - b[0])) {
-      if (draft.name === "") throw new BackgroundError("bad_response", `${what} streamed a tool call without a name (index ${index})`);
-      // A server that gives no id gets one unique to this answer: the tool results of every round go back in one conversation.
-      yield { type: "tool_call", id: draft.id === "" ? `call_${answerId}_${index}` : draft.id, name: draft.name, argumentsJson: draft.arguments === "" ? "{}" : draft.arguments };
-    }
-    yield { type: "done", finishReason: finishReason ?? "stop", ...(usage === undefined ? {} : { usage }) };
+    yield* reader.end();
   }
 
   async close(): Promise<void> {
