@@ -8,7 +8,7 @@ import { MAX_TIMER_MS } from "./timers.js";
 export const ENGINE_KINDS = ["embedded", "sglang-http", "sglang-grpc", "echo"] as const;
 export type EngineKind = (typeof ENGINE_KINDS)[number];
 
-export const BACKGROUND_KINDS = ["none", "embedded", "openai", "sglang-grpc"] as const;
+export const BACKGROUND_KINDS = ["none", "embedded", "openai", "sglang-grpc", "sglang-smg-grpc"] as const;
 export type BackgroundKind = (typeof BACKGROUND_KINDS)[number];
 
 export interface SidecarConfig {
@@ -105,7 +105,7 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     kind: "enum",
     values: BACKGROUND_KINDS,
     default: "",
-    help: "background model transport (default: openai when --background-url is set, else embedded)",
+    help: "background model transport: openai (any /v1/chat/completions), sglang-grpc (SGLang's native gRPC, --grpc-port), sglang-smg-grpc (SGLang's SMG scheduler service, --smg-grpc-mode); default: openai when --background-url is set, else embedded",
   },
   backgroundUrl: { flag: "background-url", env: "MICROTURN_BACKGROUND_URL", kind: "string", default: "", help: "background model URL" },
   backgroundModel: { flag: "background-model", env: "MICROTURN_BACKGROUND_MODEL", kind: "string", default: "default", help: "background model name" },
@@ -314,7 +314,7 @@ function validate(c: SidecarConfig): void {
   if (c.engine.startsWith("sglang-") && !c.engineUrl) {
     throw new ConfigError(`--engine ${c.engine} needs --engine-url / MICROTURN_ENGINE_URL (where SGLang listens)`);
   }
-  if ((c.background === "openai" || c.background === "sglang-grpc") && !c.backgroundUrl) {
+  if ((c.background === "openai" || c.background === "sglang-grpc" || c.background === "sglang-smg-grpc") && !c.backgroundUrl) {
     throw new ConfigError(`--background ${c.background} needs --background-url / MICROTURN_BACKGROUND_URL`);
   }
   // A tool or task deadline of 0 would time every call out at once: deadlines are at least 1 ms.

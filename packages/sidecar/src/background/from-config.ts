@@ -4,6 +4,7 @@ import type { SidecarConfig } from "../config.js";
 import type { BackgroundClient } from "./client.js";
 import { OpenAiChatClient } from "./openai-client.js";
 import { fetchSglangTokenizer, SglangGrpcChatClient } from "./sglang-grpc-client.js";
+import { SglangRuntimeClient } from "./sglang-runtime-client.js";
 
 export async function createBackgroundClient(config: SidecarConfig, embedded?: () => Promise<BackgroundClient>): Promise<BackgroundClient | undefined> {
   switch (config.background) {
@@ -11,7 +12,9 @@ export async function createBackgroundClient(config: SidecarConfig, embedded?: (
       return undefined;
     case "openai":
       return new OpenAiChatClient({ baseUrl: config.backgroundUrl, apiKey: config.backgroundApiKey || undefined, model: config.backgroundModel });
-    case "sglang-grpc": {
+    case "sglang-grpc":
+      return new SglangRuntimeClient({ address: config.backgroundUrl, model: config.backgroundModel });
+    case "sglang-smg-grpc": {
       const address = config.backgroundUrl.replace(/^grpc:\/\//, "");
       const tokenizer = await fetchSglangTokenizer(address, { deadlineMs: 60_000 });
       return new SglangGrpcChatClient({ address, tokenizer });

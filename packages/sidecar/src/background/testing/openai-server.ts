@@ -66,29 +66,41 @@ function chunkJson(delta: Record<string, unknown>, finishReason: string | null =
   });
 }
 
+/**
+ * The SSE data payloads of a "stream" scenario, each after its delay, ending in
+ * [DONE]: what the HTTP server writes, and what an SGLang gRPC test server
+ * passes through as ChatComplete chunks.
+ */
+export async function* streamEvents(scenario: Extract<Scenario, { kind: "stream" }>): AsyncGenerator<string> {
+  const paced = async function* (data: string): AsyncGenerator<string> {
+    if (scenario.delayMs !== undefined && scenario.delayMs > 0) await sleep(scenario.delayMs);
+    yield data;
+  };
+  yield* paced(chunkJson({ role: "assistant", content: "" }));
+  for (const piece of scenario.content ?? []) yield* paced(chunkJson({ content: piece }));
+  const pieceChars = scenario.argumentPieceChars ?? 8;
+  for (const [index, call] of (scenario.toolCalls ?? []).entries()) {
+    yield* paced(chunkJson({ tool_calls: [{ index, id: call.id ?? `call_${index}`, type: "function", function: { name: call.name, arguments: "" } }] }));
+    for (let i = 0; i < call.arguments.length; i += pieceChars) {
+      yield* paced(chunkJson({ tool_calls: [{ index, function: { arguments: call.arguments.slice(i, i + pieceChars) } }] }));
+    }
+  }
+  const finish = scenario.finishReason ?? ((scenario.toolCalls?.length ?? 0) > 0 ? "tool_calls" : "stop");
+  yield* paced(chunkJson({}, finish));
+  if (scenario.usage !== undefined) {
+    yield* paced(JSON.stringify({ id: "chatcmpl-test", object: "chat.completion.chunk", choices: [], usage: scenario.usage }));
+  }
+  yield* paced("[DONE]");
+}
+
 async function streamScenario(res: ServerResponse, scenario: Extract<Scenario, { kind: "stream" }>, closed: () => boolean): Promise<void> {
   if (scenario.headersDelayMs !== undefined) await sleep(scenario.headersDelayMs);
   if (closed()) return;
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-  const send = async (data: string) => {
-    if (scenario.delayMs !== undefined && scenario.delayMs > 0) await sleep(scenario.delayMs);
-    if (!closed()) res.write(`data: ${data}\n\n`);
-  };
-  await send(chunkJson({ role: "assistant", content: "" }));
-  for (const piece of scenario.content ?? []) await send(chunkJson({ content: piece }));
-  const pieceChars = scenario.argumentPieceChars ?? 8;
-  for (const [index, call] of (scenario.toolCalls ?? []).entries()) {
-    await send(chunkJson({ tool_calls: [{ index, id: call.id ?? `call_${index}`, type: "function", function: { name: call.name, arguments: "" } }] }));
-    for (let i = 0; i < call.arguments.length; i += pieceChars) {
-      await send(chunkJson({ tool_calls: [{ index, function: { arguments: call.arguments.slice(i, i + pieceChars) } }] }));
-    }
+  for await (const data of streamEvents(scenario)) {
+    if (closed()) return;
+    res.write(`data: ${data}\n\n`);
   }
-  const finish = scenario.finishReason ?? ((scenario.toolCalls?.length ?? 0) > 0 ? "tool_calls" : "stop");
-  await send(chunkJson({}, finish));
-  if (scenario.usage !== undefined) {
-    await send(JSON.stringify({ id: "chatcmpl-test", object: "chat.completion.chunk", choices: [], usage: scenario.usage }));
-  }
-  await send("[DONE]");
   res.end();
 }
 
