@@ -35,6 +35,19 @@ describe("docker-compose.yml", () => {
     expect(compose.services.interaction!.environment!.MICROTURN_GRPC_PORT).toBe(config.engineUrl.split(":")[1]);
   });
 
+  it("sends the sidecar's image build only what its Dockerfile copies, not models, venvs or build output", () => {
+    const ignored = readFileSync(join(root, ".dockerignore"), "utf8").split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+    for (const heavy of [".git", ".venv", "models", ".models", "**/node_modules", "**/dist"]) expect(ignored).toContain(heavy);
+    const dockerfile = readFileSync(join(root, "packages/sidecar/Dockerfile"), "utf8");
+    const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    expect(sources).toContain("packages");
+    for (const source of sources) {
+      expect(existsSync(join(root, source)), source).toBe(true);
+      // A plain pattern that names the source or a folder above it would leave it out of the context.
+      expect(ignored.filter((pattern) => !pattern.includes("*") && (source === pattern || source.startsWith(`${pattern}/`))), source).toEqual([]);
+    }
+  });
+
   it("runs the interaction model with streaming sessions and gather+gemv", () => {
     const command = compose.services.interaction!.command!;
     expect(command).toContain("--enable-streaming-session");
