@@ -80,10 +80,9 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     // A sidecar that cannot start says why in one line (its cause's stack with MICROTURN_LOG_LEVEL=debug); anything else is a bug: its stack.
-    const startup = err instanceof Error && err.name === "StartupError";
-    const debug = process.env.MICROTURN_LOG_LEVEL === "debug" || process.argv.includes("--log-level=debug");
-    const cause = startup ? (err as Error).cause : undefined;
-    if (startup) process.stderr.write(`microturn: cannot start: ${(err as Error).message}\n${debug && cause instanceof Error ? `${cause.stack}\n` : ""}`);
+    const startup = err instanceof Error && err.name === "StartupError" ? (err as Error & { debug: boolean }) : undefined;
+    const cause = startup?.debug ? startup.cause : undefined;
+    if (startup) process.stderr.write(`microturn: cannot start: ${startup.message}\n${cause instanceof Error ? `${cause.stack}\n` : ""}`);
     else process.stderr.write(`microturn: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     // Exit now: whatever the failed command had started must not keep the process half running.
     process.exit(1);

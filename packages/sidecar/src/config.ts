@@ -1,6 +1,7 @@
 // Every setting of the sidecar in one typed object: command-line flags first,
 // then MICROTURN_* environment variables, then defaults. Nothing else reads
-// process.env or argv.
+// process.env or argv, save MICROTURN_MODEL_DIR (where the tiny test model is
+// cached: a tooling knob, not a setting of a running sidecar).
 import { parseArgs } from "node:util";
 import { MIN_PEER_KEY_CHARS, parsePeerUrl } from "./handoff/peer-key.js";
 import { MAX_TIMER_MS } from "./timers.js";

@@ -9,7 +9,11 @@ import { ConfigError, type SidecarConfig } from "./config.js";
  * `microturn` prints the message as one line and exits 1.
  */
 export class StartupError extends Error {
-  constructor(cause: unknown) {
+  constructor(
+    cause: unknown,
+    /** --log-level debug: the cause's stack is printed too. */
+    readonly debug: boolean,
+  ) {
     super(cause instanceof Error ? cause.message : String(cause), { cause });
     this.name = "StartupError";
   }
@@ -33,7 +37,7 @@ export async function serve(config: SidecarConfig): Promise<number> {
   try {
     sidecar = await startSidecar(config);
   } catch (err) {
-    throw err instanceof ConfigError ? err : new StartupError(err);
+    throw err instanceof ConfigError ? err : new StartupError(err, config.logLevel === "debug");
   }
   started = sidecar;
   // Node ends the process on a rejection nobody handled: one stray promise of
