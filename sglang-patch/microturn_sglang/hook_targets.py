@@ -54,6 +54,8 @@ HOOK_TARGETS = (
                "the grouped (fused Triton) runner used above the token threshold"),
     HookTarget("sglang.srt.layers.moe.moe_runner.base.DispatchMoeRunnerCore", "base",
                "runner core that consumes the standard dispatch output directly"),
+    HookTarget("sglang.srt.layers.moe.moe_runner.base.PermuteMethodPool", "call",
+               "the grouped runner's permutes, for batches with LoRA hooks (MoeRunner.run's non-fused path)"),
     HookTarget("sglang.srt.layers.moe.moe_runner.base.MoeRunnerConfig", "read",
                "activation, routed_scaling_factor, apply_router_weight_on_input"),
     HookTarget("sglang.srt.layers.moe.moe_runner.triton.TritonMoeQuantInfo", "read",

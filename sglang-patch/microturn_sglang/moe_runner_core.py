@@ -1,11 +1,12 @@
 """The gather+gemv MoE runner core inside SGLang: small batches (T <= threshold)
 of bf16/fp16 unquantized experts go to the gather+gemv kernels; anything else
 (larger T, quantized weights, biases, LoRA hooks, other activations) goes to
-SGLang's own grouped Triton runner unchanged. Imported only inside SGLang."""
+SGLang's own grouped Triton runner unchanged, LoRA hooks included. Imported only
+inside SGLang."""
 
 import os
 
-from sglang.srt.layers.moe.moe_runner.base import DispatchMoeRunnerCore, MoeRunnerConfig
+from sglang.srt.layers.moe.moe_runner.base import DispatchMoeRunnerCore, MoeRunnerConfig, PermuteMethodPool
 from sglang.srt.layers.moe.moe_runner.runner import MoeRunner
 from sglang.srt.layers.moe.token_dispatcher.standard import StandardCombineInput
 from sglang.srt.layers.moe.utils import MoeRunnerBackend, resolve_moe_runner_backend
@@ -45,7 +46,24 @@ class GatherGemvRunnerCore(DispatchMoeRunnerCore):
             and hasattr(quant_info, "w13_weight")
         )
 
+    def _grouped_with_hooks(self, dispatch_output, quant_info, hooks):
+        """SGLang's grouped Triton runner with the LoRA hooks its MoeRunner built for
+        this layer: its own non-fused path (MoeRunner.run in 0.5.23), permute, run with
+        the hooks, permute back. `_grouped.run` alone would take the fused path, which
+        has no hooks, and drop the adapter. The hooks were built from the dispatch
+        output's hidden states and topk ids, the very tensors the standard-to-triton
+        permute hands on, so they are the ones SGLang's own path would build."""
+        core = self._grouped.runner_core
+        running_state = {}
+        pre = PermuteMethodPool.get_pre_permute(dispatch_output.format.value, core.runner_backend.value)
+        runner_input = pre(dispatch_output, quant_info, self.config, running_state)
+        runner_output = core.run(runner_input, quant_info, running_state, hooks=hooks)
+        post = PermuteMethodPool.get_post_permute(core.runner_backend.value, dispatch_output.format.value)
+        return post(runner_output, quant_info, self.config, running_state)
+
     def run_from_dispatch(self, dispatch_output, quant_info, runner_config, hooks=None):
+        if hooks is not None:
+            return self._grouped_with_hooks(dispatch_output, quant_info, hooks)
         if not self._eligible(dispatch_output, quant_info, hooks):
             return self._grouped.run(dispatch_output, quant_info)
         topk = dispatch_output.topk_output

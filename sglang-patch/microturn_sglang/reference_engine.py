@@ -159,6 +159,9 @@ class ReferenceEngine:
     def append(self, session_id: str, chunk: ChunkInput) -> Iterator[TurnEvent]:
         """Claims the session (SessionBusy if a turn is in flight) before returning
         the event iterator, so the refusal reaches the caller at once."""
+        # Checked before anything is appended: NaN would fail sampling after the input went in.
+        if not chunk.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {chunk.temperature}")
         with self._lock:
             self.table.begin_append(session_id)
         return self._turn(session_id, chunk)
@@ -234,6 +237,10 @@ class ReferenceEngine:
                 with self._lock:
                     if session_id in self._closing:
                         finish = Finish.ABORT
+                        break
+                    if session.length >= self.table.max_context_tokens:
+                        # The sequence is full: the turn ends here (LENGTH), as a budget spent would,
+                        # with what it said so far, rather than failing after its output went out.
                         break
                     token = self.model.next_token(hidden, chunk.temperature, generator)
                     spoken_from = hidden  # the state that chose the token conditions its audio

@@ -226,7 +226,12 @@ class SessionKvTable:
         new_start = self.pool.alloc(new_capacity)
         relocation = Relocation(src=session.start, dst=new_start, length=session.length)
         if self._on_relocate is not None:
-            self._on_relocate(relocation)
+            try:
+                self._on_relocate(relocation)
+            except BaseException:
+                # The copy failed: the session stays where it was, and the new range goes back.
+                self.pool.free(new_start, new_capacity)
+                raise
         self.pool.free(session.start, session.capacity)
         session.start = new_start
         session.capacity = new_capacity

@@ -250,11 +250,13 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
                 raise Refusal(grpc.StatusCode.INVALID_ARGUMENT,
                               "MODALITY_VIDEO is not accepted: this engine serves a text model (input_modalities is TEXT)")
             self._refuse_in_flight(session, "an Append")
-            if request.temperature < 0:
+            if not request.temperature >= 0:  # NaN too
                 raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"temperature must be >= 0, got {request.temperature}")
             sampling = {"max_new_tokens": request.max_output_tokens, "temperature": request.temperature}
-            if request.stop:
-                sampling["stop"] = list(request.stop)
+            # SGLang's stop check (`stop_str in tail`) takes "" as found at once: empty ones mean nothing, as in the reference engine.
+            stop = [s for s in request.stop if s]
+            if stop:
+                sampling["stop"] = stop
             text = render_chunk_text(request.start_ms, request.text, request.context)
             before = session.position_tokens
             started = time.perf_counter()

@@ -144,6 +144,23 @@ def test_moe_runner_core_interface_matches():
     assert [a.arg for a in mine.args.args] == [a.arg for a in run.args.args]
 
 
+def test_grouped_runner_with_lora_hooks_is_called_as_sglang_calls_it():
+    """The path for batches with LoRA hooks repeats MoeRunner.run's non-fused
+    branch: the names and arguments it relies on must be upstream's."""
+    _, pool = resolve("sglang.srt.layers.moe.moe_runner.base.PermuteMethodPool")
+    methods = {n.name: [a.arg for a in n.args.args] for n in pool.body if isinstance(n, ast.FunctionDef)}
+    assert methods["get_pre_permute"] == ["cls", "dispatch_output_format", "runner_input_format"]
+    assert methods["get_post_permute"][0] == "cls" and len(methods["get_post_permute"]) == 3
+    _, triton = resolve("sglang.srt.layers.moe.moe_runner.triton.TritonRunnerCore.run")
+    assert [a.arg for a in triton.args.args] == ["self", "runner_input", "quant_info", "running_state", "hooks"]
+    _, runner = resolve("sglang.srt.layers.moe.moe_runner.runner.MoeRunner.run")
+    source = ast.unparse(runner)
+    for needle in ("self.runner_core.run(runner_input, quant_info, running_state, hooks=hooks)",
+                   "PermuteMethodPool.get_pre_permute(dispatch_format, runner_format)",
+                   "PermuteMethodPool.get_post_permute(runner_format, combine_format)"):
+        assert needle in source, needle
+
+
 def _class_state(cls: ast.ClassDef) -> set:
     """Fields and `self.x` attributes a class defines (dataclass fields,
     assignments anywhere in its methods), plus its properties."""

@@ -215,3 +215,27 @@ def test_audio_output_needs_an_audio_head():
     with pytest.raises(ValueError, match="audio head"):
         engine.open("s", audio_output=True)
     assert len(engine.table) == 0
+
+
+def test_a_sequence_that_fills_up_mid_answer_ends_the_turn_with_length(model):
+    """The turn ends with its summary (LENGTH) at the engine's max context, never
+    with an error after its output went out."""
+    engine = ReferenceEngine(model, num_slots=64, default_capacity_tokens=16)
+    engine.open("full")
+    text, done = run_turn(engine, "full", text="hello", max_output_tokens=100)
+    assert done.finish is Finish.LENGTH
+    assert done.position_tokens == 64 == engine.table.get("full").length
+    assert done.output_tokens == 64 - done.input_end_tokens
+    # Full: the next input is refused whole (too large), the session unchanged.
+    with pytest.raises(Exception, match="max context"):
+        run_turn(engine, "full", text="more")
+    assert engine.table.get("full").length == 64
+
+
+def test_a_nan_temperature_is_refused_before_anything_is_appended(model):
+    engine = ReferenceEngine(model, num_slots=2048)
+    engine.open("t")
+    before = engine.table.get("t").length
+    with pytest.raises(ValueError, match="temperature"):
+        engine.append("t", ChunkInput(text="hi", max_output_tokens=2, temperature=float("nan")))
+    assert engine.table.get("t").length == before and not engine.table.get("t").in_flight

@@ -67,6 +67,24 @@ def test_relocation_reports_the_copy_and_keeps_length():
     assert table.pool.free_slots == table.pool.num_slots - 64 - 32
 
 
+def test_a_relocation_whose_copy_fails_leaves_the_session_in_place_and_frees_the_new_range():
+    def fail(_relocation):
+        raise RuntimeError("copy failed")
+
+    table = SessionKvTable(SlotPool(1024), on_relocate=fail)
+    table.open("a", capacity_tokens=32)
+    table.open("b", capacity_tokens=32)
+    table.append("a", 32)
+    with pytest.raises(RuntimeError, match="copy failed"):
+        table.append("a", 1)  # "b" blocks in-place growth: a relocation, whose copy fails
+    a = table.get("a")
+    assert (a.start, a.capacity, a.length) == (0, 32, 32)
+    assert table.pool.free_slots == 1024 - 64
+    table.close("a")
+    table.close("b")
+    assert table.pool.free_slots == 1024
+
+
 def test_grow_in_place_when_neighbour_free():
     table, _, relocations = make_table()
     table.open("a", capacity_tokens=32)

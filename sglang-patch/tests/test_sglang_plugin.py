@@ -66,11 +66,40 @@ class CombineInput(NamedTuple):
     hidden_states: torch.Tensor
 
 
+class FakeTritonCore:
+    """SGLang's TritonRunnerCore as the hooked path calls it: permuted input in,
+    the hooks applied (here: added to the output) out."""
+
+    runner_backend = Backend.TRITON
+
+    def __init__(self):
+        self.hooks = []
+
+    def run(self, runner_input, quant_info, running_state, hooks=None):
+        self.hooks.append(hooks)
+        t = runner_input.topk_output
+        out = moe_reference(runner_input.hidden_states, quant_info.w13_weight, quant_info.w2_weight, t.topk_ids, t.topk_weights)
+        return out + hooks
+
+
+class FakePermuteMethodPool:
+    @staticmethod
+    def get_pre_permute(dispatch_format, runner_format):
+        assert (dispatch_format, runner_format) == ("standard", "triton")
+        return lambda dispatch_output, quant_info, config, state: dispatch_output
+
+    @staticmethod
+    def get_post_permute(runner_format, combine_format):
+        assert (runner_format, combine_format) == ("triton", "standard")
+        return lambda runner_output, quant_info, config, state: CombineInput(runner_output)
+
+
 class FakeMoeRunner:
     built = []
 
     def __init__(self, backend, config):
         self.runner_backend, self.config, self.calls = backend, config, 0
+        self.runner_core = FakeTritonCore()
         FakeMoeRunner.built.append(self)
 
     def run(self, dispatch_output, quant_info):
@@ -104,7 +133,8 @@ def fake_sglang(monkeypatch):
         "sglang.srt.plugins.hook_registry": dict(
             HookRegistry=types.SimpleNamespace(register=lambda *a: calls["hooks"].append(a)),
             HookType=types.SimpleNamespace(AFTER="after", AROUND="around")),
-        "sglang.srt.layers.moe.moe_runner.base": dict(DispatchMoeRunnerCore=DispatchMoeRunnerCore, MoeRunnerConfig=RunnerConfig),
+        "sglang.srt.layers.moe.moe_runner.base": dict(
+            DispatchMoeRunnerCore=DispatchMoeRunnerCore, MoeRunnerConfig=RunnerConfig, PermuteMethodPool=FakePermuteMethodPool),
         "sglang.srt.layers.moe.token_dispatcher.standard": dict(StandardCombineInput=CombineInput),
         "sglang.srt.layers.moe.utils": dict(
             MoeRunnerBackend=Backend, resolve_moe_runner_backend=Registered,
@@ -181,7 +211,8 @@ def dispatch(tokens, seed=0):
     weights, ids = torch.softmax(torch.randn(tokens, 8, generator=g), -1).topk(2, -1)
     topk = types.SimpleNamespace(topk_ids=ids.int(), topk_weights=weights)
     quant = types.SimpleNamespace(w13_weight=w13, w2_weight=w2, b13=None, b2=None, use_fp8_w8a8=False)
-    return types.SimpleNamespace(hidden_states=x, topk_output=topk), quant
+    standard = types.SimpleNamespace(value="standard")
+    return types.SimpleNamespace(hidden_states=x, topk_output=topk, format=standard), quant
 
 
 def rel(a, b):
@@ -202,7 +233,22 @@ def test_runner_core_small_batches_use_gather_gemv_others_fall_back(fake_sglang)
     core.run_from_dispatch(large, quant_l, core.config)
     quant.use_fp8_w8a8 = True
     core.run_from_dispatch(small, quant, core.config)
-    core.run_from_dispatch(small, dispatch(3)[1], core.config, hooks=object())
-    assert grouped.calls == 3
+    assert grouped.calls == 2
+
+
+def test_runner_core_runs_lora_hooks_through_the_grouped_runner(fake_sglang):
+    """A batch with LoRA hooks (any size) goes through the grouped runner's
+    non-fused path with those hooks: `run` alone would take the fused path and
+    drop the adapter."""
+    plugin, calls = fake_sglang
+    plugin.load()
+    core = calls["cores"][MOE_BACKEND_NAME](RunnerConfig())
+    grouped = FakeMoeRunner.built[-1]
+    small, quant = dispatch(3)
+    out = core.run_from_dispatch(small, quant, core.config, hooks=1.5).hidden_states
+    t = small.topk_output
+    expected = moe_reference(small.hidden_states, quant.w13_weight, quant.w2_weight, t.topk_ids, t.topk_weights) + 1.5
+    assert grouped.runner_core.hooks == [1.5] and grouped.calls == 0
+    assert rel(out, expected) <= 1e-3
 
 

@@ -73,11 +73,12 @@ def test_open_append_close_track_positions(incremental):
 
         sid = opened.session_id
         out = await append(stub, sid, seq=0, start_ms=12_400, duration_ms=200, text="hi", max_output_tokens=16,
-                           temperature=0.7, stop=["\n\n"],
+                           temperature=0.7, stop=["\n\n", ""],
                            context=[common_pb2.ContextItem(source=common_pb2.CONTEXT_SOURCE_TOOL, text="21", ref_id="c1")])
         sent = tm.requests[1]
         assert sent.text == '<t=12.4s><tool ref="c1">21</tool>hi'
         assert sent.session_params == {"id": sid} and sent.stream and sent.rid
+        # An empty stop string is dropped: SGLang would take it as found at once and end every turn.
         assert sent.sampling_params == {"max_new_tokens": 16, "temperature": pytest.approx(0.7), "stop": ["\n\n"]}
         deltas = [r.delta for r in out[:-1]]
         assert all(r.WhichOneof("event") == "delta" for r in out[:-1])
