@@ -446,10 +446,12 @@ export class InteractionSession {
       }
       throw err.cause;
     }
-    const { text, result, audio } = turn;
+    const { result, audio } = turn;
     // The session closed while the engine answered: SessionEnded has gone out, nothing follows it.
     if (this.closed) return;
-    this.toolCalls.endTurn(chunk.seq);
+    // The model yielded the turn (not its budget spent): text a settled call held back is this turn's.
+    const utteranceEnded = result.finishReason === FinishReason.FINISH_REASON_STOP || result.finishReason === FinishReason.FINISH_REASON_SILENT;
+    const text = turn.text + this.toolCalls.endTurn(chunk.seq, utteranceEnded);
     const turnMs = this.now() - start;
     const latencyMs = this.now() - arrivedAt;
     const spoken = this.speech.output(audio);

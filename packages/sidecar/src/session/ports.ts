@@ -65,9 +65,18 @@ export interface ParsedToolCall {
   argumentsJson: string;
 }
 
+/** Visible text, the calls that closed, and why any call was unusable. */
+export interface ExtractedText {
+  text: string;
+  calls: ParsedToolCall[];
+  errors: string[];
+}
+
 /** Splits a stream of model text into visible text and tool calls. */
 export interface ToolCallExtractor {
-  push(delta: string): { text: string; calls: ParsedToolCall[]; errors: string[] };
+  push(delta: string): ExtractedText;
+  /** The model yielded the turn: a call left open only by quotes that never balanced ends (ToolCallParser.settle). */
+  settle(): ExtractedText;
   /** True while a call has opened and not closed. */
   readonly inCall: boolean;
   /**

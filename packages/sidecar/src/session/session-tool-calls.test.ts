@@ -170,10 +170,10 @@ describe("SessionToolCalls: a call the model never closes", () => {
     expect(toolCalls.visibleText('Sure. <tool_call>{"name":"get_ti', 0)).toBe("Sure. ");
     for (let seq = 0; seq < MAX_OPEN_CALL_TURNS - 1; seq++) {
       if (seq > 0) expect(toolCalls.visibleText("me", seq)).toBe("");
-      toolCalls.endTurn(seq);
+      toolCalls.endTurn(seq, false);
     }
     expect(errors).toEqual([]);
-    toolCalls.endTurn(MAX_OPEN_CALL_TURNS - 1);
+    toolCalls.endTurn(MAX_OPEN_CALL_TURNS - 1, false);
     expect(errors).toHaveLength(1);
     expect(errors[0]!.message).toMatch(/tool call dropped, not closed within 25 micro-turns: \{"name":"get_ti/);
     expect(toolCalls.visibleText("Back to you.", MAX_OPEN_CALL_TURNS)).toBe("Back to you.");
@@ -189,12 +189,25 @@ describe("SessionToolCalls: a call the model never closes", () => {
     expect(toolCalls.visibleText("Hello", 5)).toBe("Hello");
   });
 
+  it("a call whose quotes never balance ends at its tag once the model yields the turn, and what followed is heard", () => {
+    const { toolCalls, errors } = toolCallsFor();
+    expect(toolCalls.visibleText('<tool_call>{"name": "lookup_contact", "arguments": {"name": "Ada"5"}}</tool_call> One moment.', 0)).toBe("");
+    // The budget ran out mid-utterance: more may come, the call stays open.
+    expect(toolCalls.endTurn(0, false)).toBe("");
+    expect(errors).toEqual([]);
+    // The model stopped: no more of the call is coming.
+    expect(toolCalls.endTurn(1, true)).toBe(" One moment.");
+    expect(errors.map((e) => e.code)).toEqual([ErrorCode.ERROR_CODE_INVALID_ARGUMENT]);
+    expect(errors[0]!.message).toMatch(/malformed tool call/);
+    expect(toolCalls.visibleText("Hello", 2)).toBe("Hello");
+  });
+
   it("a call that closes in time runs as usual", async () => {
     const { toolCalls, errors, sent } = toolCallsFor();
     toolCalls.visibleText('<tool_call>{"name":"lookup_contact",', 0);
-    toolCalls.endTurn(0);
+    toolCalls.endTurn(0, false);
     toolCalls.visibleText(' "arguments": {"name": "Ada"}}</tool_call>', 1);
-    toolCalls.endTurn(1);
+    toolCalls.endTurn(1, false);
     await new Promise((resolve) => setImmediate(resolve));
     expect(errors).toEqual([]);
     expect(sent.filter((e) => e.$case === "toolCall").map((e) => e.$case === "toolCall" && e.value.name)).toEqual(["lookup_contact"]);

@@ -6,7 +6,7 @@ import { SessionFault } from "../errors.js";
 import { DELEGATE_TOOL_NAME, parseDelegateArguments } from "../tools/delegate.js";
 import { ToolError } from "../tools/errors.js";
 import { resolveDelivery, type ContextDeliveries } from "./context-deliveries.js";
-import type { ConversationEntry, PendingCallState, ServerPayload, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
+import type { ConversationEntry, ExtractedText, PendingCallState, ServerPayload, SessionBackground, SessionTools, ToolCallExtractor } from "./ports.js";
 
 export interface SessionToolCallsOptions {
   capabilities: Pick<EngineCapabilities, "engine" | "forcedToolCalls">;
@@ -69,22 +69,31 @@ export class SessionToolCalls {
   visibleText(delta: string, seq: number): string {
     if (!this.extractor) return delta;
     if (!this.extractor.inCall) this.openSinceSeq = undefined;
-    const { text, calls, errors } = this.extractor.push(delta);
-    if (this.extractor.inCall) this.openSinceSeq ??= seq;
+    return this.take(this.extractor.push(delta), seq);
+  }
+
+  private take({ text, calls, errors }: ExtractedText, seq: number): string {
+    if (this.extractor?.inCall) this.openSinceSeq ??= seq;
     for (const message of errors) this.opts.reportError(new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `model emitted a malformed tool call: ${message}`, { seq }), { seq });
     for (const call of calls) this.runToolCall(call.name, call.argumentsJson, seq).catch((err: unknown) => this.opts.reportError(err, { seq }));
     return text;
   }
 
   /**
-   * After a micro-turn: a call the model opened and has not closed within
+   * After a micro-turn; returns visible text it released, for this turn's
+   * output. When the model yielded the turn (`utteranceEnded`), a call whose
+   * only end is a closing tag inside a string ends there (see
+   * ToolCallParser.settle). A call the model opened and has not closed within
    * MAX_OPEN_CALL_TURNS micro-turns is dropped, so what it says next is heard
    * again (an unclosed call would otherwise hide the rest of the session).
    */
-  endTurn(seq: number): void {
+  endTurn(seq: number, utteranceEnded: boolean): string {
+    const released = utteranceEnded && this.extractor ? this.take(this.extractor.settle(), seq) : "";
+    if (!this.extractor?.inCall) this.openSinceSeq = undefined;
     if (this.openSinceSeq !== undefined && this.extractor?.inCall && seq - this.openSinceSeq + 1 >= MAX_OPEN_CALL_TURNS) {
       this.abandonCall(seq, `not closed within ${MAX_OPEN_CALL_TURNS} micro-turns`);
     }
+    return released;
   }
 
   /**

@@ -7,7 +7,7 @@ import type { PendingCallState, SessionTools, ToolCallExtractor, ToolOutcome as 
 import { ClientToolBroker } from "./client-broker.js";
 import { ToolError, type ToolOutcome } from "./errors.js";
 import type { ServerToolRegistry } from "./registry.js";
-import { ToolCallParser } from "./tool-call-parser.js";
+import { ToolCallParser, type ToolCallParseResult } from "./tool-call-parser.js";
 
 function toPort(outcome: ToolOutcome): PortOutcome {
   return outcome.isError ? { ok: false, error: outcome.outputJson } : { ok: true, output: outcome.outputJson };
@@ -31,11 +31,10 @@ export class RegistrySessionTools implements SessionTools {
 
   createExtractor(): ToolCallExtractor {
     const parser = new ToolCallParser();
+    const extracted = ({ text, calls, errors }: ToolCallParseResult) => ({ text, calls, errors: errors.map((e) => e.message) });
     return {
-      push: (delta) => {
-        const { text, calls, errors } = parser.push(delta);
-        return { text, calls, errors: errors.map((e) => e.message) };
-      },
+      push: (delta) => extracted(parser.push(delta)),
+      settle: () => extracted(parser.settle()),
       get inCall() {
         return parser.inCall;
       },

@@ -178,6 +178,21 @@ export class ToolCallParser {
     return true;
   }
 
+  /**
+   * The model's utterance ended (it yielded the turn): a call whose only end so
+   * far is a closing tag inside a JSON string ends there after all, without
+   * waiting for the lookahead, since no more of it is coming; what followed the
+   * tag is released. Anything else stays as it is (a call still open waits).
+   */
+  settle(): ToolCallParseResult {
+    const close = this.inside && !this.overflowed ? callEnd(this.buffer, true) : -1;
+    if (close === -1) return { text: "", calls: [], errors: [] };
+    const out: ToolCallParseResult = { text: "", calls: [], errors: [] };
+    this.closeCall(close, out);
+    const rest = this.push("");
+    return { text: rest.text, calls: [...out.calls, ...rest.calls], errors: [...out.errors, ...rest.errors] };
+  }
+
   /** End of the stream: releases held-back text; an unclosed call is an error. */
   flush(): ToolCallParseResult {
     const out: ToolCallParseResult = { text: "", calls: [], errors: [] };
