@@ -436,8 +436,9 @@ describe("bad input and closed sessions", () => {
       [{ closeTimeoutMs: 2 ** 31 }, /closeTimeoutMs/],
       [{ maxUnackedChunks: 0 }, /maxUnackedChunks/],
       [{ clock: "wall" }, /clock must be "realtime" or "manual"/],
-      [{ reconnect: { jitter: 2 } }, /reconnect\.jitter must be a number from 0 to 1, got 2/],
+      [{ reconnect: { jitter: Number.NaN } }, /reconnect\.jitter must be a number from 0 to 1, got NaN/],
       [{ reconnect: { maxAttempts: -1 } }, /reconnect\.maxAttempts/],
+      [{ connectTimeoutMs: Number.NEGATIVE_INFINITY }, /connectTimeoutMs/],
     ];
     for (const [options, message] of cases) {
       const construct = () => new Microturn({ url: fake.url, ...options });
@@ -450,6 +451,14 @@ describe("bad input and closed sessions", () => {
     const fine = client.session({}, { chunkDurationMs: 100, reconnect: { jitter: 0.5, multiplier: 1.5 } });
     expect(fine.state).toBe("idle");
     await fine.close();
+    // What worked before the checks still does: Infinity for "no limit", 0 to close without waiting, jitter taken into 0..1.
+    const unlimited = client.session({}, {
+      connectTimeoutMs: Number.POSITIVE_INFINITY,
+      closeTimeoutMs: 0,
+      maxUnackedChunks: Number.POSITIVE_INFINITY,
+      reconnect: { maxAttempts: Number.POSITIVE_INFINITY, attemptTimeoutMs: Number.POSITIVE_INFINITY, maxDelayMs: Number.POSITIVE_INFINITY, jitter: 2, multiplier: 0.5 },
+    });
+    await unlimited.close();
   });
 
   it("a second close() resolves when the session has closed, with the first", async () => {

@@ -59,15 +59,17 @@ export interface ResolvedSessionOptions extends Required<Omit<SessionOptions, "r
 export function resolveSessionOptions(options: SessionOptions): ResolvedSessionOptions {
   const clock = options.clock ?? "realtime";
   if (clock !== "realtime" && clock !== "manual") throw new InvalidInputError(`clock must be "realtime" or "manual", got ${String(clock)}`);
-  const timeout = { min: 1, max: MAX_TIMER_MS };
+  // Infinity: no timeout, as race() takes it.
+  const timeout = { min: 1, max: MAX_TIMER_MS, infinite: true };
   const chunkDurationMs = optionNumber(options.chunkDurationMs, "chunkDurationMs", 200, { min: 10, max: 10_000 });
   return {
     clock,
     chunkDurationMs,
     reconnect: resolveReconnectOptions(options.reconnect),
     connectTimeoutMs: optionNumber(options.connectTimeoutMs, "connectTimeoutMs", 10_000, timeout),
-    closeTimeoutMs: optionNumber(options.closeTimeoutMs, "closeTimeoutMs", 5000, timeout),
-    maxUnackedChunks: optionNumber(options.maxUnackedChunks, "maxUnackedChunks", 300, { min: 1, max: 1_000_000 }),
+    // 0: close() sends SessionEnd and does not wait for SessionEnded.
+    closeTimeoutMs: optionNumber(options.closeTimeoutMs, "closeTimeoutMs", 5000, { ...timeout, min: 0 }),
+    maxUnackedChunks: optionNumber(options.maxUnackedChunks, "maxUnackedChunks", 300, { min: 1, max: Number.MAX_SAFE_INTEGER, infinite: true }),
     maxPendingAudioMs: optionNumber(options.maxPendingAudioMs, "maxPendingAudioMs", 60_000, { min: chunkDurationMs, max: 3_600_000 }),
   };
 }

@@ -39,13 +39,16 @@ export function optionNumber(
   value: unknown,
   name: string,
   fallback: number,
-  range: { min: number; max: number; fraction?: boolean },
+  range: { min: number; max: number; fraction?: boolean; infinite?: boolean },
 ): number {
   if (value === undefined) return fallback;
+  // Infinity where it means "no limit" (a wait without a timeout, retries without end).
+  if (range.infinite === true && value === Number.POSITIVE_INFINITY) return value;
   const whole = range.fraction === true || Number.isInteger(value);
   if (typeof value !== "number" || !Number.isFinite(value) || !whole || value < range.min || value > range.max) {
     const kind = range.fraction === true ? "a number" : "an integer";
-    throw new InvalidInputError(`${name} must be ${kind} from ${range.min} to ${range.max}, got ${String(value)}`);
+    const orInfinity = range.infinite === true ? " (or Infinity: no limit)" : "";
+    throw new InvalidInputError(`${name} must be ${kind} from ${range.min} to ${range.max}${orInfinity}, got ${String(value)}`);
   }
   return value;
 }
