@@ -65,7 +65,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
   registerBuiltinTools(tools);
   let background: BackgroundClient | undefined;
   try {
-    background = overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine))));
+    background = overrides.background === null ? undefined : (overrides.background ?? (await createBackgroundClient(config, engine.createBackgroundClient?.bind(engine), logger)));
   } catch (err) {
     // The engine holds a model (and llama.cpp its threads): a sidecar that cannot start lets it go.
     peers?.close();

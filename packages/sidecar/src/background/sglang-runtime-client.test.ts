@@ -9,6 +9,7 @@ import { ServerToolRegistry } from "../tools/registry.js";
 import type { BackgroundDelta } from "./client.js";
 import { BackgroundError } from "./errors.js";
 import { loadConfig } from "../config.js";
+import { createLogger } from "../logger.js";
 import { createBackgroundClient } from "./from-config.js";
 import { BackgroundManager } from "./manager.js";
 import { SglangRuntimeClient } from "./sglang-runtime-client.js";
@@ -95,6 +96,24 @@ describe("SglangRuntimeClient", () => {
     expect((await collect(built!.streamChat(user)))[0]).toEqual({ type: "content", text: "fine" });
     expect(server.requests.at(-1)?.model).toBe("bg2");
     await built!.close();
+  });
+
+  it("at start: refuses a port that serves another service, with the client that fits it; a server not up yet only warns", async () => {
+    server.setHealth("unimplemented");
+    const config = loadConfig(["--background", "sglang-grpc", "--background-url", server.address], {});
+    await expect(createBackgroundClient(config)).rejects.toThrow(/does not serve SGLang's native gRPC service .* use --background sglang-smg-grpc/);
+    server.setHealth("healthy");
+    const warnings: string[] = [];
+    const logger = { ...createLogger("silent"), warn: (message: string) => warnings.push(message) };
+    const later = await createBackgroundClient(loadConfig(["--background", "sglang-grpc", "--background-url", "127.0.0.1:1"], {}), undefined, logger);
+    expect(later).toBeInstanceOf(SglangRuntimeClient);
+    expect(warnings).toEqual(["background model not reachable at start; tasks fail until it is"]);
+    await later!.close();
+  });
+
+  it("ends an answer at a [DONE] chunk, were the server to send one", async () => {
+    server.setScript({ kind: "raw", events: [JSON.stringify({ choices: [{ index: 0, delta: { content: "ok" }, finish_reason: null }] }), "[DONE]"] });
+    expect(await collect(client.streamChat(user))).toEqual([{ type: "content", text: "ok" }, { type: "done", finishReason: "stop" }]);
   });
 
   it("reports a server that is down as unavailable", async () => {

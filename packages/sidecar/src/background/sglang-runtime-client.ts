@@ -30,11 +30,16 @@ const BY_STATUS: Partial<Record<GrpcStatus, BackgroundErrorCode>> = {
   [GrpcStatus.RESOURCE_EXHAUSTED]: "resource_exhausted",
 };
 
+/** What an UNIMPLEMENTED answer means here: another service on that port. */
+const WRONG_SERVICE_HINT =
+  "the server does not serve SGLang's native gRPC service (sglang.runtime.v1, --grpc-port); a server started with --smg-grpc-mode serves the SMG scheduler service instead: use --background sglang-smg-grpc for it";
+
 function mapGrpcError(err: unknown, signal: AbortSignal | undefined, what: string): BackgroundError {
   if (BackgroundError.isInstance(err)) return err;
   const grpcError = err as Partial<ServiceError>;
   if (signal?.aborted === true || grpcError.code === GrpcStatus.CANCELLED) return new BackgroundError("aborted", `${what}: aborted`, { cause: err });
   if (grpcError.code === undefined) return new BackgroundError("unavailable", `${what}: ${String((err as Error)?.message ?? err)}`, { cause: err });
+  if (grpcError.code === GrpcStatus.UNIMPLEMENTED) return new BackgroundError("bad_response", `${what}: ${WRONG_SERVICE_HINT}`, { cause: err });
   const code = BY_STATUS[grpcError.code] ?? "bad_response";
   return new BackgroundError(code, `${what}: gRPC ${GrpcStatus[grpcError.code] ?? grpcError.code}: ${grpcError.details || grpcError.message}`, { cause: err });
 }
@@ -52,6 +57,22 @@ export class SglangRuntimeClient implements BackgroundClient {
     this.client = new SglangServiceClient(this.address, options.credentials ?? grpcCredentials.createInsecure());
     this.deadlineMs = options.deadlineMs ?? 300_000;
     this.chunkTimeoutMs = options.chunkTimeoutMs ?? 60_000;
+  }
+
+  /**
+   * Asks the server's HealthCheck. Throws BackgroundError: `bad_response` when
+   * the port serves another service (the message says which client fits it),
+   * `unavailable` or `timeout` when it cannot be asked now, `unavailable` when
+   * it answers that it is not healthy.
+   */
+  async check(deadlineMs = 10_000): Promise<void> {
+    const what = `SGLang gRPC ${this.address}`;
+    const healthy = await new Promise<boolean>((resolve, reject) =>
+      this.client.healthCheck({}, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, response) =>
+        err ? reject(mapGrpcError(err, undefined, what)) : resolve(response.healthy),
+      ),
+    );
+    if (!healthy) throw new BackgroundError("unavailable", `${what} answered that it is not healthy`);
   }
 
   async *streamChat(messages: ChatMessage[], options: StreamChatOptions = {}): AsyncGenerator<BackgroundDelta> {
@@ -75,7 +96,13 @@ export class SglangRuntimeClient implements BackgroundClient {
       armStallTimer();
       for await (const chunk of call as AsyncIterable<OpenAIStreamChunk>) {
         armStallTimer();
-        if (chunk.jsonChunk.length > 0 && (yield* reader.read(chunk.jsonChunk.toString("utf8")))) break;
+        const data = chunk.jsonChunk.toString("utf8");
+        // SGLang leaves [DONE] out (the empty `finished` chunk ends the answer); were it sent, it ends it too.
+        if (data.trim() === "[DONE]") {
+          finished = true;
+          break;
+        }
+        if (data !== "" && (yield* reader.read(data))) break;
         if (chunk.finished) {
           finished = true;
           break;

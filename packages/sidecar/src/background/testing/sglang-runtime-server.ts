@@ -1,4 +1,4 @@
-// An in-process sglang.runtime.v1.SglangService (ChatComplete only) on
+// An in-process sglang.runtime.v1.SglangService (HealthCheck and ChatComplete) on
 // 127.0.0.1 for tests, answering as SGLang's native gRPC server does: each
 // chat-completion chunk its OpenAI layer would stream over HTTP goes out as one
 // OpenAIStreamChunk (no [DONE]), then an empty chunk with `finished`; a failure
@@ -18,6 +18,8 @@ export interface SglangRuntimeTestServer {
   /** Calls the client cancelled before they ended. */
   readonly cancelled: number;
   setScript(script: RuntimeScenario): void;
+  /** What HealthCheck answers: healthy (default), not healthy, or UNIMPLEMENTED (another service on the port). */
+  setHealth(health: "healthy" | "unhealthy" | "unimplemented"): void;
   close(): Promise<void>;
 }
 
@@ -25,8 +27,13 @@ export async function startSglangRuntimeTestServer(initial: RuntimeScenario = { 
   let script = initial;
   const requests: RecordedRequest["body"][] = [];
   let cancelled = 0;
+  let health: "healthy" | "unhealthy" | "unimplemented" = "healthy";
   const server = new Server();
   server.addService(SglangServiceService, {
+    healthCheck: (_call: unknown, callback: (err: { code: status; details: string } | null, response?: { healthy: boolean }) => void) => {
+      if (health === "unimplemented") callback({ code: status.UNIMPLEMENTED, details: "Method not found!" });
+      else callback(null, { healthy: health === "healthy" });
+    },
     chatComplete: (call: ServerWritableStream<OpenAIRequest, OpenAIStreamChunk>) => {
       let gone = false;
       call.on("cancelled", () => {
@@ -37,7 +44,7 @@ export async function startSglangRuntimeTestServer(initial: RuntimeScenario = { 
       requests.push(body);
       const scenario = script;
       const send = (data: string) => {
-        if (!gone && data !== "[DONE]") call.write({ jsonChunk: Buffer.from(data), finished: false });
+        if (!gone) call.write({ jsonChunk: Buffer.from(data), finished: false });
       };
       void (async () => {
         switch (scenario.kind) {
@@ -47,10 +54,12 @@ export async function startSglangRuntimeTestServer(initial: RuntimeScenario = { 
             call.emit("error", { code: scenario.code, details: scenario.details });
             return;
           case "raw":
+            // Verbatim, as a test wants them (a [DONE] included).
             for (const data of scenario.events) send(data);
             break;
           case "stream":
-            for await (const data of streamEvents(scenario)) send(data);
+            // As SGLang's bridge does: the SSE events but [DONE].
+            for await (const data of streamEvents(scenario)) if (data !== "[DONE]") send(data);
             break;
         }
         if (gone) return;
@@ -70,6 +79,9 @@ export async function startSglangRuntimeTestServer(initial: RuntimeScenario = { 
     },
     setScript(next) {
       script = next;
+    },
+    setHealth(next) {
+      health = next;
     },
     close: () =>
       new Promise<void>((resolve) => {

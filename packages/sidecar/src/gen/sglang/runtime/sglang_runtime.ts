@@ -12,9 +12,12 @@ import {
   Client,
   type ClientOptions,
   type ClientReadableStream,
+  type ClientUnaryCall,
   type handleServerStreamingCall,
+  type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
+  type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 
@@ -26,10 +29,17 @@ export const protobufFileName = "runtime/sglang_runtime.proto";
  * Vendored from SGLang (github.com/sgl-project/sglang, proto/sglang/runtime/v1/sglang.proto,
  * Apache License 2.0, see ../LICENSE): the native gRPC service SGLang 0.5.23 serves with
  * --grpc-port (its Rust server, sglang.srt.rust_extensions._grpc). Only what the sidecar calls is
- * kept, unmodified: ChatComplete and its two messages (the same in every upstream version seen,
- * and in the method table of 0.5.23's server). gRPC needs no more of a service than the methods
- * a client calls. Re-vendor; never edit.
+ * kept, unmodified: HealthCheck and ChatComplete with their messages (the same in every upstream
+ * version seen, and both in the method table of 0.5.23's server). gRPC needs no more of a service
+ * than the methods a client calls. Re-vendor; never edit.
  */
+
+export interface HealthCheckRequest {
+}
+
+export interface HealthCheckResponse {
+  healthy: boolean;
+}
 
 export interface OpenAIRequest {
   jsonBody: Buffer;
@@ -45,6 +55,125 @@ export interface OpenAIStreamChunk {
   jsonChunk: Buffer;
   finished: boolean;
 }
+
+function createBaseHealthCheckRequest(): HealthCheckRequest {
+  return {};
+}
+
+export const HealthCheckRequest: MessageFns<HealthCheckRequest> = {
+  encode(_: HealthCheckRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HealthCheckRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHealthCheckRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): HealthCheckRequest {
+    return {};
+  },
+
+  toJSON(_: HealthCheckRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HealthCheckRequest>, I>>(base?: I): HealthCheckRequest {
+    return HealthCheckRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HealthCheckRequest>, I>>(_: I): HealthCheckRequest {
+    const message = createBaseHealthCheckRequest();
+    return message;
+  },
+};
+
+function createBaseHealthCheckResponse(): HealthCheckResponse {
+  return { healthy: false };
+}
+
+export const HealthCheckResponse: MessageFns<HealthCheckResponse> = {
+  encode(message: HealthCheckResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.healthy !== false) {
+      writer.uint32(8).bool(message.healthy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HealthCheckResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHealthCheckResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.healthy = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HealthCheckResponse {
+    return { healthy: isSet(object.healthy) ? globalThis.Boolean(object.healthy) : false };
+  },
+
+  toJSON(message: HealthCheckResponse): unknown {
+    const obj: any = {};
+    if (message.healthy !== false) {
+      obj.healthy = message.healthy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HealthCheckResponse>, I>>(base?: I): HealthCheckResponse {
+    return HealthCheckResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HealthCheckResponse>, I>>(object: I): HealthCheckResponse {
+    const message = createBaseHealthCheckResponse();
+    message.healthy = object.healthy ?? false;
+    return message;
+  },
+};
 
 function createBaseOpenAIRequest(): OpenAIRequest {
   return { jsonBody: Buffer.alloc(0), traceHeaders: {} };
@@ -356,6 +485,15 @@ export const OpenAIStreamChunk: MessageFns<OpenAIStreamChunk> = {
 
 export type SglangServiceService = typeof SglangServiceService;
 export const SglangServiceService = {
+  healthCheck: {
+    path: "/sglang.runtime.v1.SglangService/HealthCheck" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HealthCheckRequest): Buffer => Buffer.from(HealthCheckRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HealthCheckRequest => HealthCheckRequest.decode(value),
+    responseSerialize: (value: HealthCheckResponse): Buffer => Buffer.from(HealthCheckResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HealthCheckResponse => HealthCheckResponse.decode(value),
+  },
   /** OpenAI-compatible RPCs (JSON pass-through) */
   chatComplete: {
     path: "/sglang.runtime.v1.SglangService/ChatComplete" as const,
@@ -369,11 +507,27 @@ export const SglangServiceService = {
 } as const;
 
 export interface SglangServiceServer extends UntypedServiceImplementation {
+  healthCheck: handleUnaryCall<HealthCheckRequest, HealthCheckResponse>;
   /** OpenAI-compatible RPCs (JSON pass-through) */
   chatComplete: handleServerStreamingCall<OpenAIRequest, OpenAIStreamChunk>;
 }
 
 export interface SglangServiceClient extends Client {
+  healthCheck(
+    request: HealthCheckRequest,
+    callback: (error: ServiceError | null, response: HealthCheckResponse) => void,
+  ): ClientUnaryCall;
+  healthCheck(
+    request: HealthCheckRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HealthCheckResponse) => void,
+  ): ClientUnaryCall;
+  healthCheck(
+    request: HealthCheckRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HealthCheckResponse) => void,
+  ): ClientUnaryCall;
   /** OpenAI-compatible RPCs (JSON pass-through) */
   chatComplete(request: OpenAIRequest, options?: Partial<CallOptions>): ClientReadableStream<OpenAIStreamChunk>;
   chatComplete(
