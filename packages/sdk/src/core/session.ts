@@ -209,8 +209,10 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
       this.onLinkClosed(error as MicroturnError, false);
       throw error;
     }
-    // Events read with SessionStarted may already have closed the session (it ended, or failed for good).
-    if (!this.closed) this.clock?.start();
+    // Events read with SessionStarted may already have closed the session (it failed for good, or ended): connect()
+    // says so as it would have before SessionStarted, rather than hand back a session no call can use.
+    if (this.closed) throw this.closeError ?? new SessionClosedError("the session ended as soon as it started");
+    if (this.link.state !== "closing") this.clock?.start();
     return this;
   }
 

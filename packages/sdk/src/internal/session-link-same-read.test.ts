@@ -123,7 +123,10 @@ describe("events read with SessionStarted", () => {
     const transport = new OneReadTransport([() => [started("t0"), fatal, "close"]]);
     const session = new InteractionSession(transport, {}, { clock: "realtime" });
     const seen = track(session);
-    await session.connect();
+    // connect() fails with the error the session closed with (the `error` and `close` events have told listeners too).
+    const refused = await session.connect().catch((error: unknown) => error);
+    expect((refused as Error).name).toBe("InternalServerError");
+    expect((refused as Error).message).toBe("engine failed");
     expect(session.state).toBe("closed");
     expect(transport.closed).toBe(1);
     expect(seen).toEqual(["started", "error engine failed", "close InternalServerError"]);
@@ -138,7 +141,7 @@ describe("events read with SessionStarted", () => {
     const transport = new OneReadTransport([() => [started("t0"), ended, "close"]]);
     const session = new InteractionSession(transport, {}, options);
     const seen = track(session);
-    await session.connect();
+    await expect(session.connect()).rejects.toThrow(/ended as soon as it started/);
     expect(session.state).toBe("closed");
     expect(seen).toEqual(["started", "ended", "close clean"]);
   });
