@@ -146,6 +146,8 @@ describe("input framing (manual clock)", () => {
     const frame = { rgb: new Uint8Array(40 * 40 * 3), width: 40, height: 40 };
     expect(() => session.sendChunk({ text: "lost?", audio: { samples: new Float32Array([Number.NaN]), sampleRateHz: 16_000 } })).toThrow(InvalidInputError);
     expect(() => session.sendChunk({ text: "lost?", frames: [{ ...frame, offsetMs: -5 }] })).toThrow(/offsetMs/);
+    // More audio than may wait to be framed (60 s by default).
+    expect(() => session.sendChunk({ text: "lost?", audio: { samples: new Int16Array(16_000 * 61), sampleRateHz: 16_000 } })).toThrow(/waiting to be framed/);
     session.sendChunk({ text: "kept" });
     await fake.waitFor(() => fake.session().accepted.length === 1);
     expect(fake.session().chunks.map((c) => c.text)).toEqual(["kept"]);

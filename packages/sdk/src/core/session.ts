@@ -212,7 +212,8 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     // Events read with SessionStarted may already have closed the session (it failed for good, or ended): connect()
     // says so as it would have before SessionStarted, rather than hand back a session no call can use.
     if (this.closed) throw this.closeError ?? new SessionClosedError("the session ended as soon as it started");
-    if (this.link.state !== "closing") this.clock?.start();
+    // (A `started` listener may have called close() meanwhile.)
+    if (this.state !== "closing") this.clock?.start();
     return this;
   }
 
@@ -283,7 +284,11 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     }
     if (parts.text !== undefined && typeof parts.text !== "string") throw new InvalidInputError("sendChunk expects text to be a string");
     const samples = parts.audio ? toInt16(parts.audio.samples) : undefined;
-    if (parts.audio) validateSampleRate(parts.audio.sampleRateHz);
+    if (parts.audio) {
+      const rate = validateSampleRate(parts.audio.sampleRateHz);
+      // At 16 kHz, about as many samples as the resampler will give (it may hold a few back).
+      this.framer.assertRoomForAudio(Math.ceil((samples!.length * INPUT_SAMPLE_RATE_HZ) / rate));
+    }
     if (parts.toolChoice !== undefined) validateToolName(parts.toolChoice);
     if (parts.text !== undefined) this.sendText(parts.text);
     if (parts.audio) this.sendAudio(samples!, parts.audio.sampleRateHz);

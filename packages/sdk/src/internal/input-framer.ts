@@ -54,13 +54,18 @@ export class InputFramer {
     this.text.push(text);
   }
 
-  addAudio(samples16k: Int16Array): void {
-    if (this.audioSamples + samples16k.length > this.maxPendingSamples) {
+  /** Throws when `samples16k` more samples would pass the pending-audio limit. */
+  assertRoomForAudio(samples16k: number): void {
+    if (this.audioSamples + samples16k > this.maxPendingSamples) {
       throw new InvalidInputError(
         `more than ${(this.maxPendingSamples * 1000) / INPUT_SAMPLE_RATE_HZ} ms of audio is waiting to be framed; ` +
           "send audio no faster than the chunk clock, or flush chunks",
       );
     }
+  }
+
+  addAudio(samples16k: Int16Array): void {
+    this.assertRoomForAudio(samples16k.length);
     if (samples16k.length === 0) return;
     this.audio.push(samples16k.slice());
     this.audioSamples += samples16k.length;
