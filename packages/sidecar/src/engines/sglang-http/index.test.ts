@@ -60,7 +60,7 @@ describe("sglang-http engine", () => {
       inputModalities: [Modality.MODALITY_TEXT],
       outputModalities: [Modality.MODALITY_TEXT],
       supportsRewind: false,
-      maxContextTokens: 2048,
+      maxContextTokens: 2047, // SGLang refuses an input of max_req_input_len tokens
       randomWeights: false,
     });
     expect(await engine.health()).toEqual({ serving: true, activeSessions: 0 });
@@ -144,12 +144,15 @@ describe("sglang-http engine", () => {
 
   it("maps failures to engine error codes", async () => {
     const { server, engine } = await setup({ tokenDelayMs: 10, maxReqInputLen: 64 }, { sessionTimeoutS: 0.5 });
-    const session = await engine.openSession({ capacityTokens: 64 });
+    const session = await engine.openSession({ capacityTokens: 63 });
     const audio = { frames: 16, channels: 80, codes: new Uint8Array(640) };
     expect((await engineError(turn(session, chunk(0, "x", { audio }), { maxOutputTokens: 1 }))).code).toBe("unsupported_modality");
     expect((await engineError(turn(session, chunk(0, "x"), { maxOutputTokens: -1 }))).code).toBe("invalid_argument");
     expect((await engineError(turn(session, chunk(0, "y".repeat(80)), { maxOutputTokens: 1 }))).code).toBe("too_large");
-    expect((await engineError(engine.openSession({ capacityTokens: 65 }))).code).toBe("too_large");
+    expect((await engineError(engine.openSession({ capacityTokens: 64 }))).code).toBe("too_large");
+    // Greedy unless asked: SGLang's default temperature (1.0) would sample.
+    const generate = server.requests.filter((r) => r.path === "/generate").at(-1)!.body as { sampling_params: Record<string, unknown> };
+    expect(generate.sampling_params.temperature).toBe(0);
     expect((await engineError(engine.openSession({ sessionId: session.id }))).code).toBe("invalid_argument");
 
     // One append in flight.
@@ -158,6 +161,8 @@ describe("sglang-http engine", () => {
     const busy = await engineError(turn(session, chunk(1, "x"), { maxOutputTokens: 1 }));
     expect(busy.code).toBe("busy");
     expect(busy.retryable).toBe(true);
+    // A rewind while the append runs is refused the same way (engines.md), even one to where the session is.
+    expect((await engineError(session.rewind(session.positionTokens))).code).toBe("busy");
     for (let step = await running.next(); !step.done; step = await running.next());
 
     // The server reaps the idle session: unknown_session.
@@ -167,7 +172,7 @@ describe("sglang-http engine", () => {
     expect(gone.sessionId).toBe(session.id);
 
     server.injectAbort({ message: "The request queue is full.", statusCode: 503 });
-    const other = await engine.openSession({ capacityTokens: 64 });
+    const other = await engine.openSession({ capacityTokens: 63 });
     expect((await engineError(turn(other, chunk(0, "x"), { maxOutputTokens: 1 }))).code).toBe("unavailable");
     await other.close();
     expect((await engineError(turn(other, chunk(1, "x"), { maxOutputTokens: 1 }))).code).toBe("session_closed");

@@ -63,7 +63,8 @@ export async function createSglangHttpEngine(options: SglangHttpEngineOptions): 
 }
 
 function capabilitiesOf(model: SglangModelInfo, server: SglangServerInfo | undefined, options: SglangHttpEngineOptions): EngineCapabilities {
-  const limit = server?.max_req_input_len ?? server?.context_length ?? options.maxContextTokens;
+  // SGLang refuses an input of max_req_input_len tokens or more: a session holds one fewer.
+  const limit = server?.max_req_input_len !== undefined ? server.max_req_input_len - 1 : (server?.context_length ?? options.maxContextTokens);
   if (typeof limit !== "number" || limit <= 0) {
     throw new EngineError("invalid_argument", "sglang-http: the server does not report its context length; set maxContextTokens.");
   }

@@ -58,7 +58,8 @@ export class SglangHttpSession implements EngineSession {
       const sampling = {
         max_new_tokens: options.maxOutputTokens,
         ...(options.stop && options.stop.length > 0 ? { stop: options.stop } : {}),
-        ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+        // Greedy unless asked, as every engine is: SGLang's own default (1.0) would sample, turn by turn differently.
+        temperature: options.temperature ?? 0,
       };
       for await (const delta of this.stream.append(text, sampling, { signal: turn.signal })) {
         firstEventMs ??= performance.now() - started;
@@ -114,6 +115,7 @@ export class SglangHttpSession implements EngineSession {
 
   async rewind(positionTokens: number): Promise<number> {
     if (this.closed) throw new EngineError("session_closed", `sglang-http: session ${this.id} is closed.`, { sessionId: this.id });
+    if (this.inFlight) throw new EngineError("busy", `sglang-http: session ${this.id} has an append in flight.`, { sessionId: this.id });
     if (!Number.isInteger(positionTokens) || positionTokens < 0 || positionTokens > this.position) {
       throw new EngineError(
         "rewind_out_of_range",
