@@ -2,6 +2,7 @@
 // The loop runs on input time, so replay goes in lockstep (each chunk's answer
 // before the next event) and the same engine gives the same outputs.
 import { createReadStream, existsSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import * as grpc from "@grpc/grpc-js";
@@ -161,8 +162,11 @@ export interface ReplayResult {
 /** Replays events against a fresh in-process sidecar; returns what it answered. */
 export async function replayEvents(events: ClientEvent[], config: SidecarConfig, overrides: SidecarOverrides = {}, options: ReplayOptions = {}): Promise<ReplayResult> {
   const answerTimeoutMs = options.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
-  // The in-process server is this replay's alone: no API key (its own client sends none), no HTTP, no recording.
-  const sidecar = await startSidecar({ ...config, port: 0, httpPort: -1, recordDir: "", apiKey: "" }, { logger: createLogger("warn"), ...overrides });
+  // The in-process server is this replay's alone: no API key (its own client sends none), no HTTP, no recording,
+  // no TLS (its client speaks plaintext), no Unix socket (a live sidecar's may be named) and no peers.
+  const own: Partial<SidecarConfig> = { port: 0, httpPort: -1, recordDir: "", apiKey: "", tlsCert: "", tlsKey: "", tlsClientCa: "", socket: "" };
+  const noPeers: Partial<SidecarConfig> = { peerKey: "", peerKeysAccepted: "", advertiseUrl: "", peerCa: "" };
+  const sidecar = await startSidecar({ ...config, ...own, ...noPeers }, { logger: createLogger("warn"), ...overrides });
   const client = new InteractionClient(sidecar.server.grpcAddress, grpc.credentials.createInsecure());
   const call = client.converse();
   const received: ServerEvent[] = [];
@@ -277,7 +281,16 @@ function describeError(error: SessionError): string {
  * (`<session id>.part2.jsonl`, …, up to the first one missing), their events
  * in order. Warnings name their file.
  */
-export async function readSessionRecording(path: string): Promise<Recording & { files: string[] }> {
+/** Recording files of `sessionId` beside the first, numbered past `part`. */
+async function laterParts(dir: string, sessionId: string, part: number): Promise<string[]> {
+  const prefix = `${sessionId}.part`;
+  const names = await readdir(dir);
+  return names
+    .filter((name) => name.startsWith(prefix) && name.endsWith(".jsonl") && Number(name.slice(prefix.length, -".jsonl".length)) > part)
+    .sort();
+}
+
+export async function readSessionRecording(path: string): Promise<Recording & { files: string[]; missingPart?: number }> {
   const first = await readRecordingFile(path);
   const { sessionId } = first.header;
   if (first.header.part !== undefined) {
@@ -288,7 +301,16 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
   const warnings = first.warnings.map((w) => `${path}: ${w}`);
   for (let part = 2; ; part++) {
     const next = join(dirname(path), recordingFileName(sessionId, part));
-    if (!existsSync(next)) break;
+    if (!existsSync(next)) {
+      // A part missing before later ones (a sidecar on the way could not write its file): what follows the gap
+      // cannot be replayed as the session went, and is not; say so rather than replay a shortened session quietly.
+      const later = await laterParts(dirname(path), sessionId, part);
+      if (later.length > 0) {
+        warnings.push(`part ${part} of session ${sessionId} is missing; not replayed after it: ${later.join(", ")}`);
+        return { header: first.header, events, warnings, files, missingPart: part };
+      }
+      break;
+    }
     const more = await readRecordingFile(next);
     if (more.header.sessionId !== sessionId || more.header.part !== part) {
       throw new RecordingError(`${next}: expected part ${part} of session ${sessionId}, its header says part ${more.header.part ?? 1} of ${more.header.sessionId}`);
@@ -301,7 +323,7 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
 }
 
 export async function replayFile(path: string, config: SidecarConfig): Promise<number> {
-  const { header, events, warnings, files } = await readSessionRecording(path);
+  const { header, events, warnings, files, missingPart } = await readSessionRecording(path);
   for (const warning of warnings) process.stderr.write(`microturn replay: warning: ${warning}\n`);
   const parts = files.length > 1 ? ` from ${files.length} files (the session moved between sidecars: ${files.join(", ")})` : "";
   process.stdout.write(`replaying ${events.length} events of session ${header.sessionId} (recorded ${header.startedAt})${parts} on engine ${config.engine}\n`);
@@ -314,5 +336,7 @@ export async function replayFile(path: string, config: SidecarConfig): Promise<n
   const errors = result.events.filter((e) => e.event?.$case === "error").length;
   process.stdout.write(`${JSON.stringify({ replay: path, outputs: outputs.length, errors, timedOut, unsent, text: outputs.map((o) => o.text).join("") })}\n`);
   for (const problem of problems) process.stderr.write(`microturn replay: ${problem}\n`);
-  return problems.length > 0 ? 1 : 0;
+  // A session replayed only up to a missing part did not go through whole.
+  if (missingPart !== undefined) process.stderr.write(`microturn replay: replayed only up to the missing part ${missingPart}\n`);
+  return problems.length > 0 || missingPart !== undefined ? 1 : 0;
 }

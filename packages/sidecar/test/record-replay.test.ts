@@ -126,6 +126,17 @@ describe("replay", () => {
     expect(result.problems).toEqual([]);
   }, 10_000);
 
+  it("replays on its own plaintext server whatever TLS, socket and peer settings the sidecar's environment has", async () => {
+    const engine = new FakeEngine({ reply });
+    const deployed = loadConfig(
+      ["--port", "0", "--metrics-port=-1", "--background", "none", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem", "--socket", "/nonexistent/dir/s.sock"],
+      {},
+    );
+    const result = await replayEvents([start(), input(0, "hi"), end()], deployed, { engine, logger: createLogger("error") });
+    expect(result.outputs.map((o) => o.text)).toEqual(["0:hi"]);
+    expect(result.problems).toEqual([]);
+  }, 10_000);
+
   it("stops as soon as the stream ends early, and says why", async () => {
     const started = Date.now();
     const result = await replayEvents([start("9.0"), input(0), input(1), input(2), end()], config(), { engine: new FakeEngine({ reply }), logger: createLogger("error") });
@@ -205,7 +216,12 @@ describe("a recording in parts (a session that moved between sidecars)", () => {
     const recording = await readSessionRecording(join(dir, "s1.jsonl"));
     expect(recording.files.map((f) => f.slice(dir!.length + 1))).toEqual(["s1.jsonl", "s1.part2.jsonl", "s1.part3.jsonl"]);
     expect(recording.events.map((e) => (e.event?.$case === "input" ? e.event.value.text : ""))).toEqual(["a", "b", "c"]);
-    expect(recording.warnings).toEqual([expect.stringMatching(/s1\.part3\.jsonl: recording line 3 is not JSON and is the last line/)]);
+    // A part after the gap is not replayed, and that is said (the replay then exits 1).
+    expect(recording.missingPart).toBe(4);
+    expect(recording.warnings).toEqual([
+      expect.stringMatching(/s1\.part3\.jsonl: recording line 3 is not JSON and is the last line/),
+      "part 4 of session s1 is missing; not replayed after it: s1.part5.jsonl",
+    ]);
   });
 
   it("refuses a later part given as the recording, and a part whose header does not match its name", async () => {
