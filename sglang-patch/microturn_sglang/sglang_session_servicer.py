@@ -20,7 +20,7 @@ import grpc
 
 from microturn_sglang import session_rewind
 from microturn_sglang.chunk_text import render_chunk_text
-from microturn_sglang.engine_servicer import ENGINE_NAME, PROTOCOL_VERSION, _major
+from microturn_sglang.engine_servicer import ENGINE_NAME, ERROR_CODE_TRAILER, PROTOCOL_VERSION, _major
 from microturn_sglang.gen.microturn.v1 import common_pb2, engine_pb2, engine_pb2_grpc
 
 DEFAULT_IDLE_TIMEOUT_MS = 60_000
@@ -49,19 +49,42 @@ _MESSAGE_CODES = (
 )
 
 
-class Refusal(Exception):
-    """A request the servicer answers with a gRPC status instead of output."""
+# The engine code each status stands for, sent in the microturn-error-code trailer as the
+# reference servicer does: the status alone cannot tell a busy session from a server that
+# cannot rewind, nor a full sequence from a full queue.
+_ENGINE_CODES = {
+    grpc.StatusCode.NOT_FOUND: "unknown_session",
+    grpc.StatusCode.ALREADY_EXISTS: "invalid_argument",
+    grpc.StatusCode.FAILED_PRECONDITION: "busy",
+    grpc.StatusCode.OUT_OF_RANGE: "rewind_out_of_range",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "too_large",
+    grpc.StatusCode.INVALID_ARGUMENT: "invalid_argument",
+    grpc.StatusCode.UNAVAILABLE: "unavailable",
+}
 
-    def __init__(self, code: grpc.StatusCode, message: str):
+
+class Refusal(Exception):
+    """A request the servicer answers with a gRPC status instead of output, and the
+    engine code for the microturn-error-code trailer (by default the status's)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, engine_code: Optional[str] = None):
         super().__init__(message)
         self.code = code
+        self.engine_code = engine_code or _ENGINE_CODES.get(code, "internal")
 
 
 def refusal_for(message: str, default: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT) -> Refusal:
     for needle, code in _MESSAGE_CODES:
         if needle in message:
-            return Refusal(code, message)
+            # Refusals that are no busy session, though FAILED_PRECONDITION too.
+            not_busy = needle in (_OFFSET_REFUSED, "Streaming sessions are disabled")
+            return Refusal(code, message, "invalid_argument" if not_busy else None)
     return Refusal(default, message)
+
+
+async def _refuse(context, err: Refusal) -> None:
+    context.set_trailing_metadata(((ERROR_CODE_TRAILER, err.engine_code),))
+    await context.abort(err.code, str(err))
 
 
 @dataclass
@@ -143,7 +166,7 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
         try:
             return await coro_fn()
         except Refusal as err:
-            await context.abort(err.code, str(err))
+            await _refuse(context, err)
 
     async def _generate(self, session: _Session, text: str, sampling: dict, turn: _Turn):
         """Streams one session request; yields each new piece of text with the
@@ -164,8 +187,11 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
                 reason = meta.get("finish_reason")
                 finished = reason is not None
                 if isinstance(reason, dict) and reason.get("type") == "abort" and not session.closing:
-                    if reason.get("status_code") is not None:
-                        refusal = refusal_for(str(reason.get("message") or "request aborted by SGLang"))
+                    status_code = reason.get("status_code")
+                    if status_code is not None:
+                        # A 5xx abort (the queue is full, the scheduler gave up) may pass: retry, not a bad request.
+                        default = grpc.StatusCode.UNAVAILABLE if int(status_code) >= 500 else grpc.StatusCode.INVALID_ARGUMENT
+                        refusal = refusal_for(str(reason.get("message") or "request aborted by SGLang"), default)
                         if refusal.code == grpc.StatusCode.NOT_FOUND:
                             self.sessions.pop(session.session_id, None)  # SGLang reaped or is closing it
                         raise refusal
@@ -199,7 +225,7 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
         if _major(request.protocol_version) != _major(PROTOCOL_VERSION):
             raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
                           f"protocol_version {request.protocol_version!r} is not compatible "
-                          f"with the engine's {PROTOCOL_VERSION}")
+                          f"with the engine's {PROTOCOL_VERSION}", "invalid_argument")
         if request.audio_output:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT,
                           "audio_output is not served: this engine's output_modalities is TEXT")
@@ -270,7 +296,7 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             self._settle_rewind(session, turn, None)
             yield engine_pb2.AppendResponse(done=self._done(session, before, started, turn))
         except Refusal as err:
-            await context.abort(err.code, str(err))
+            await _refuse(context, err)
 
     @staticmethod
     def _refuse_in_flight(session: _Session, what: str) -> None:
@@ -328,7 +354,8 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
         if not self.supports_rewind:
             raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
                           "Rewind needs the microturn plugin's session hooks in SGLang's scheduler (stock 0.5.23 "
-                          "streaming sessions refuse session_params.offset); capabilities.supports_rewind is false")
+                          "streaming sessions refuse session_params.offset); capabilities.supports_rewind is false",
+                          "invalid_argument")
         self._refuse_in_flight(session, "Rewind")
         target, position = request.position_tokens, session.position_tokens
         if target > position:

@@ -82,6 +82,8 @@ class FakeTokenizerManager:
         self.rewind_hook = rewind_hook
         self.sessions: Dict[str, FakeSession] = {}
         self.replies: List[str] = []  # scripted model outputs, one per request with max_new_tokens > 0
+        # (status_code, message): the next generate request is aborted so, as SGLang aborts one it cannot queue.
+        self.abort_next = None
         self.requests: List[GenerateReqInput] = []
         self.aborted: List[str] = []
         self.closed: List[str] = []
@@ -131,6 +133,11 @@ class FakeTokenizerManager:
             return self._out(rid, "", [], new_tokens, 0, {"type": "abort", "message": message, "status_code": 400,
                                                          "err_type": "BadRequestError"})
 
+        if self.abort_next is not None:
+            status_code, message = self.abort_next
+            self.abort_next = None
+            yield self._out(rid, "", [], new_tokens, 0, {"type": "abort", "message": message, "status_code": status_code})
+            return
         if session is None:
             yield refused(f"Invalid request: session id {sid} does not exist")
             return

@@ -57,6 +57,13 @@ async def code_of(coro):
     return info.value.code(), info.value.details()
 
 
+async def engine_code_of(coro):
+    """The microturn-error-code trailer the refusal carried (what the sidecar's adapter maps first)."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await coro
+    return dict(info.value.trailing_metadata() or ()).get("microturn-error-code")
+
+
 @pytest.mark.parametrize("incremental", [False, True], ids=["cumulative", "incremental"])
 def test_open_append_close_track_positions(incremental):
     async def scenario(stub, tm):
@@ -126,11 +133,20 @@ def test_refusals_map_to_status_codes_and_the_server_stays_up():
         code = grpc.StatusCode
         old_major = stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version="2.0"))
         assert (await code_of(old_major))[0] == code.FAILED_PRECONDITION
+        # Each refusal names its engine code: FAILED_PRECONDITION alone reads as a busy session.
+        old_again = stub.OpenSession(engine_pb2.OpenSessionRequest(protocol_version="2.0"))
+        assert await engine_code_of(old_again) == "invalid_argument"
+        assert await engine_code_of(append(stub, "nope", text="x")) == "unknown_session"
         assert (await code_of(append(stub, "nope", text="x")))[0] == code.NOT_FOUND
         assert (await code_of(stub.CloseSession(engine_pb2.CloseSessionRequest(session_id="nope"))))[0] == code.NOT_FOUND
         assert (await code_of(stub.Rewind(engine_pb2.RewindRequest(session_id="nope"))))[0] == code.NOT_FOUND
         sid = (await open_session(stub, session_id="s1")).session_id
         assert (await code_of(open_session(stub, session_id="s1")))[0] == code.ALREADY_EXISTS
+        assert await engine_code_of(open_session(stub, session_id="s1")) == "invalid_argument"
+        # SGLang aborting a request it cannot take now (503: the queue is full) may pass: unavailable, retryable.
+        tm.abort_next = (503, "The request queue is full.")
+        full = await code_of(append(stub, sid, text="x", max_output_tokens=2))
+        assert full == (code.UNAVAILABLE, "The request queue is full.")
         assert (await code_of(open_session(stub, capacity_tokens=513)))[0] == code.RESOURCE_EXHAUSTED
         speak = await code_of(open_session(stub, audio_output=True))
         assert speak[0] == code.INVALID_ARGUMENT and "output_modalities is TEXT" in speak[1]
@@ -183,6 +199,7 @@ def test_second_append_in_flight_is_refused_and_cancel_aborts():
         assert first.delta.text == "a"
         busy = await code_of(append(stub, sid, text="again"))
         assert busy[0] == grpc.StatusCode.FAILED_PRECONDITION and "in flight" in busy[1]
+        assert await engine_code_of(append(stub, sid, text="again")) == "busy"
         rid = tm.requests[-1].rid
         call.cancel()
         for _ in range(100):

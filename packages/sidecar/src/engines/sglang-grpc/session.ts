@@ -122,6 +122,9 @@ export class SglangGrpcSession implements EngineSession {
     if (!Number.isInteger(positionTokens) || positionTokens < 0) {
       throw new EngineError("invalid_argument", `rewind position must be a non-negative integer, got ${positionTokens}`, { sessionId: this.id });
     }
+    // Nothing to take back: answered here, as on every engine (a server without rewind would refuse even this,
+    // and a turn retried before any output rewinds to where it began).
+    if (positionTokens === this.position) return this.position;
     const client = this.init.client;
     const response = await unary(client.rewind.bind(client), { sessionId: this.id, positionTokens }, {
       operation: "rewind", timeoutMs: this.init.timeoutMs, signal, sessionId: this.id,
