@@ -192,6 +192,16 @@ describe("embedded engine on the tiny model", () => {
     return done.inputTokens;
   }
 
+  it("leaves room for the conversation past a system prompt longer than the capacity asked for, and refuses one past the model", async () => {
+    const long = "a rather long system prompt with many words in it ".repeat(40);
+    const s = (await engine.openSession({ capacityTokens: 256, systemPrompt: long })) as EmbeddedSession;
+    expect(s.capacityTokens - s.positionTokens).toBeGreaterThanOrEqual(64);
+    const { done } = await run(s, chunk(0, "hi"), { maxOutputTokens: 2 });
+    expect(done.positionTokens).toBeGreaterThan(done.inputEndTokens - done.inputTokens);
+    await s.close();
+    await expectCode(engine.openSession({ systemPrompt: long.repeat(Math.ceil((engine.capabilities.maxContextTokens * 4) / long.length)) }), "too_large");
+  });
+
   it("fills the sequence exactly to its capacity without llama.cpp erasing its beginning (the system prompt)", async () => {
     const s = (await engine.openSession({ capacityTokens: 256, systemPrompt: "SYSTEM PROMPT IS HERE" })) as EmbeddedSession;
     expect(s.capacityTokens).toBe(255);

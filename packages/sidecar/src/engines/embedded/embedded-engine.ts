@@ -32,6 +32,10 @@ export interface EmbeddedEngineOptions {
 }
 
 const MIN_CAPACITY_TOKENS = 256;
+/** Tokens a session keeps for the conversation past its system prompt, at least (a few chunks' worth). */
+const MIN_CONVERSATION_TOKENS = 64;
+/** llama.cpp sizes contexts in steps of this many cells. */
+const CONTEXT_STEP_TOKENS = 256;
 
 export class EmbeddedEngine implements Engine {
   readonly capabilities: EngineCapabilities;
@@ -89,7 +93,17 @@ export class EmbeddedEngine implements Engine {
     const opening = [this.model.tokens.bos, ...this.model.tokenize(options.systemPrompt ?? "", false)].filter(
       (t): t is NonNullable<typeof t> => t != null,
     );
-    const capacityTokens = Math.max(MIN_CAPACITY_TOKENS, requested, opening.length + 1);
+    // Room for the conversation past the system prompt, whatever was asked: a session that holds only its prompt
+    // could take no chunk (and a rollover would open the same one again).
+    const needed = opening.length + MIN_CONVERSATION_TOKENS;
+    const asked = Math.max(MIN_CAPACITY_TOKENS, requested);
+    const capacityTokens = asked >= needed ? asked : Math.ceil(needed / CONTEXT_STEP_TOKENS) * CONTEXT_STEP_TOKENS;
+    if (capacityTokens > this.capabilities.maxContextTokens) {
+      throw new EngineError(
+        "too_large",
+        `the system prompt (${opening.length} tokens) leaves less than ${MIN_CONVERSATION_TOKENS} of the model's ${this.capabilities.maxContextTokens} tokens for the conversation`,
+      );
+    }
     // llama.cpp keeps one cell of a context free, so the session holds one token less (EmbeddedSession.capacityTokens);
     // asking for one more cell would round the context up to the next 256 and cost that much KV memory.
     const contextSize = capacityTokens;
@@ -107,6 +121,7 @@ export class EmbeddedEngine implements Engine {
     // The slot is taken only now; another open may have raced us to the limit.
     if (this.disposed || this.sessions.size >= this.options.maxSessions || this.sessions.has(id)) {
       await context.dispose();
+      if (this.sessions.has(id)) throw new EngineError("invalid_argument", `session ${id} is already open`, { sessionId: id });
       throw new EngineError("unavailable", "engine disposed or session limit reached while opening");
     }
     const session = new EmbeddedSession({
