@@ -1,25 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BackgroundDelta } from "./client.js";
 import { BackgroundError } from "./errors.js";
 import { MAX_ANSWER_CHARS } from "./chat-chunks.js";
 import { OpenAiChatClient } from "./openai-client.js";
 import { startOpenAiTestServer, type OpenAiTestServer } from "./testing/openai-server.js";
-
-async function collect(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundDelta[]> {
-  const out: BackgroundDelta[] = [];
-  for await (const delta of stream) out.push(delta);
-  return out;
-}
-
-async function failure(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundError> {
-  try {
-    await collect(stream);
-  } catch (err) {
-    if (BackgroundError.isInstance(err)) return err;
-    throw err;
-  }
-  throw new Error("stream did not fail");
-}
+import { collect, failure } from "./testing/deltas.js";
 
 const user = [{ role: "user" as const, content: "hello" }];
 

@@ -11,25 +11,10 @@ import { startSglangGrpcTestServer, type SglangGrpcTestServer } from "./testing/
 import { tinyChatTokenizer, tinyTokenizerFiles } from "./testing/tiny-tokenizer.js";
 import { writeZip } from "./testing/zip-writer.js";
 import { readZipEntries } from "./zip-reader.js";
+import { collect, failure } from "./testing/deltas.js";
 
 const tokenizer = tinyChatTokenizer();
 const idsOf = (text: string) => (tokenizer as unknown as { tokenizer: { encode(t: string, o: object): { ids: number[] } } }).tokenizer.encode(text, { add_special_tokens: false }).ids;
-
-async function collect(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundDelta[]> {
-  const out: BackgroundDelta[] = [];
-  for await (const d of stream) out.push(d);
-  return out;
-}
-
-async function failure(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundError> {
-  try {
-    await collect(stream);
-  } catch (err) {
-    if (BackgroundError.isInstance(err)) return err;
-    throw err;
-  }
-  throw new Error("stream did not fail");
-}
 
 const text = (deltas: BackgroundDelta[]) => deltas.filter((d) => d.type === "content").map((d) => (d as { text: string }).text).join("");
 

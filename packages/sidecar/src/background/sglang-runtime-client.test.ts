@@ -6,30 +6,13 @@ import { TaskStatus, type BackgroundUpdate } from "@microturn/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registerBuiltinTools } from "../tools/builtins.js";
 import { ServerToolRegistry } from "../tools/registry.js";
-import type { BackgroundDelta } from "./client.js";
-import { BackgroundError } from "./errors.js";
 import { loadConfig } from "../config.js";
 import { createLogger } from "../logger.js";
 import { createBackgroundClient } from "./from-config.js";
 import { BackgroundManager } from "./manager.js";
 import { SglangRuntimeClient } from "./sglang-runtime-client.js";
 import { startSglangRuntimeTestServer, type SglangRuntimeTestServer } from "./testing/sglang-runtime-server.js";
-
-async function collect(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundDelta[]> {
-  const out: BackgroundDelta[] = [];
-  for await (const d of stream) out.push(d);
-  return out;
-}
-
-async function failure(stream: AsyncIterable<BackgroundDelta>): Promise<BackgroundError> {
-  try {
-    await collect(stream);
-  } catch (err) {
-    if (BackgroundError.isInstance(err)) return err;
-    throw err;
-  }
-  throw new Error("stream did not fail");
-}
+import { collect, failure } from "./testing/deltas.js";
 
 const user = [{ role: "user" as const, content: "hi" }];
 
