@@ -142,7 +142,8 @@ export class ToolCallParser {
       // Skipping an over-long call, its text is not kept: its end is the next tag wherever it sits.
       const close = this.overflowed ? this.buffer.indexOf(TOOL_CALL_CLOSE) : callEnd(this.buffer, false);
       if (close !== -1) {
-        if (this.closeCall(close, out)) continue;
+        this.closeCall(close, out);
+        continue;
       }
       if (!this.overflowed && this.buffer.length > this.maxCallChars) {
         out.errors.push(new ToolError("malformed_call", `tool call longer than ${this.maxCallChars} characters; dropped: ${preview(this.buffer)}`));
@@ -157,25 +158,24 @@ export class ToolCallParser {
   }
 
   /** Ends the call at `close` in the buffer: a call, or an error for a body too long or not usable. */
-  private closeCall(close: number, out: ToolCallParseResult): true {
+  private closeCall(close: number, out: ToolCallParseResult): void {
     const body = this.buffer.slice(0, close);
     this.buffer = this.buffer.slice(close + TOOL_CALL_CLOSE.length);
     this.inside = false;
     if (this.overflowed) {
       this.overflowed = false;
-      return true;
+      return;
     }
     // Checked here too, not only while the call is open: a long call that arrives whole is dropped as one in pieces is.
     if (body.length > this.maxCallChars) {
       out.errors.push(new ToolError("malformed_call", `tool call longer than ${this.maxCallChars} characters; dropped: ${preview(body)}`));
-      return true;
+      return;
     }
     try {
       out.calls.push(parseToolCallBody(body));
     } catch (err) {
       out.errors.push(err as ToolError);
     }
-    return true;
   }
 
   /**
@@ -185,29 +185,30 @@ export class ToolCallParser {
    * tag is released. Anything else stays as it is (a call still open waits).
    */
   settle(): ToolCallParseResult {
-    const close = this.inside && !this.overflowed ? callEnd(this.buffer, true) : -1;
-    if (close === -1) return { text: "", calls: [], errors: [] };
     const out: ToolCallParseResult = { text: "", calls: [], errors: [] };
-    this.closeCall(close, out);
-    const rest = this.push("");
-    return { text: rest.text, calls: [...out.calls, ...rest.calls], errors: [...out.errors, ...rest.errors] };
+    for (let close = this.pendingEnd(); close !== -1; close = this.pendingEnd()) {
+      this.closeCall(close, out);
+      const rest = this.push("");
+      out.text += rest.text;
+      out.calls.push(...rest.calls);
+      out.errors.push(...rest.errors);
+    }
+    return out;
+  }
+
+  /** The end of the open call were no more text to come; -1 when it has none. */
+  private pendingEnd(): number {
+    return this.inside && !this.overflowed ? callEnd(this.buffer, true) : -1;
   }
 
   /** End of the stream: releases held-back text; an unclosed call is an error. */
   flush(): ToolCallParseResult {
-    const out: ToolCallParseResult = { text: "", calls: [], errors: [] };
     // A call whose only end sits inside a string (its quotes never balanced) ends there after all.
-    const close = this.inside && !this.overflowed ? callEnd(this.buffer, true) : -1;
-    if (close !== -1) {
-      this.closeCall(close, out);
-      const rest = this.push("");
-      const tail = this.flush();
-      return { text: rest.text + tail.text, calls: [...out.calls, ...rest.calls, ...tail.calls], errors: [...out.errors, ...rest.errors, ...tail.errors] };
-    }
+    const out = this.settle();
     if (this.inside) {
       if (!this.overflowed) out.errors.push(new ToolError("malformed_call", `tool call never closed with ${TOOL_CALL_CLOSE}: ${preview(this.buffer)}`));
     } else {
-      out.text = this.buffer;
+      out.text += this.buffer;
     }
     this.reset();
     return out;
