@@ -132,6 +132,14 @@ describe("input framing (manual clock)", () => {
     expect(lengths).toEqual([3200, 1600]);
   });
 
+  it("keeps every sample when the input rate changes: the old rate's resampler gives up what it held back", async () => {
+    const session = await connect();
+    // 100 ms at 48 kHz, then 100 ms at 16 kHz: 200 ms in all, one whole chunk.
+    session.sendAudio(new Float32Array(4800).fill(0.25), 48_000);
+    session.sendAudio(new Int16Array(1600).fill(100), 16_000);
+    expect(session.pendingAudioMs).toBe(200);
+  });
+
   it("sendChunk sends one chunk from its parts", async () => {
     const session = await connect();
     const chunk = session.sendChunk({ text: "x", audio: { samples: new Int16Array(3200), sampleRateHz: 16_000 }, userSpeaking: true });

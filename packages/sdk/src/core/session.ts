@@ -231,6 +231,8 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     const int16 = toInt16(samples);
     let resampler = this.resamplers.get(rate);
     if (!resampler) {
+      // The previous rate's stream ends here: what its filter held back (a couple of ms) is audio too.
+      for (const previous of this.resamplers.values()) this.framer.addAudio(previous.flush());
       resampler = new PcmResampler(rate, INPUT_SAMPLE_RATE_HZ);
       this.resamplers.clear();
       this.resamplers.set(rate, resampler);

@@ -59,6 +59,11 @@ export class PcmResampler {
     if (!this.resampler || input.length === 0) return input;
     return float32ToPcm16(this.resampler.push(pcm16ToFloat32(input)));
   }
+
+  /** The input ended (or its rate changes): the output its filter still held back. */
+  flush(): Int16Array {
+    return this.resampler ? float32ToPcm16(this.resampler.flush()) : new Int16Array(0);
+  }
 }
 
 /** Little-endian bytes of int16 samples (every platform the SDK runs on is little-endian). */
