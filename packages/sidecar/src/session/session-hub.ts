@@ -229,6 +229,11 @@ export class SessionHub {
     return this.opts.resumeGraceMs;
   }
 
+  /** How long a taker has to confirm a hand-over (HubHandoff.settleLeaseMs). */
+  private get settleLeaseMs(): number {
+    return this.opts.handoff?.settleLeaseMs ?? SETTLE_LEASE_MS;
+  }
+
   private get draining(): boolean {
     return this.drainDeadlineMs !== undefined;
   }
@@ -443,7 +448,7 @@ export class SessionHub {
     sink: EventSink,
   ): Promise<SessionHandle> {
     const started = performance.now();
-    const leaseMs = handoff.settleLeaseMs ?? SETTLE_LEASE_MS;
+    const leaseMs = this.settleLeaseMs;
     let taken: { snapshot: SessionSnapshot; handoverId: string; from: string } | undefined;
     // pending: to confirm; done: confirmed (a parked session was when it was parked), or nothing to confirm;
     // refused: the session went elsewhere; abandoned: the build outlasted the lease and was given up.
@@ -481,30 +486,19 @@ export class SessionHub {
       taken = parked ? undefined : await this.takeFollowing(handoff, source, token, lastEventSeq);
       const snapshot = parked?.snapshot ?? taken!.snapshot;
       const adopting = this.adopt(token, snapshot, lastEventSeq, sink, settle);
-      let moved: SessionHandle;
       // (An owner from before Settle kept no copy: given up, the session would be lost, so it is waited for.)
       if (confirm === "pending" && taken?.handoverId) {
         // An engine that does not open the session within the lease: the owner may hand it elsewhere after it, so this
         // sidecar gives up (what it was building closes when it gets as far as the confirmation) and the client tries again.
         adopting.catch(() => undefined);
-        let timer: NodeJS.Timeout | undefined;
-        const outlasted = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            if (confirm !== "pending") return;
-            confirm = "abandoned";
-            reject(abandonedMove(leaseMs));
-          }, timerMs(leaseMs));
-          timer.unref();
-        });
-        outlasted.catch(() => undefined);
-        try {
-          moved = await Promise.race([adopting, outlasted]);
-        } finally {
-          clearTimeout(timer);
+        let built = false;
+        await waitAtMost(adopting.then(() => (built = true)), leaseMs);
+        if (!built && confirm === "pending") {
+          confirm = "abandoned";
+          throw abandonedMove(leaseMs);
         }
-      } else {
-        moved = await adopting;
       }
+      const moved = await adopting;
       if (parked) this.unpark(token);
       handoff.moved?.("in", "ok", performance.now() - started);
       this.opts.logger.info("session moved here from another sidecar", { session: moved.session.id, from: taken?.from ?? "kept here", lastEventSeq, nextInputSeq: moved.session.expectedSeq });
@@ -668,11 +662,7 @@ export class SessionHub {
       const where = out.takerUrl === this.opts.handoff?.selfUrl ? "is back on this sidecar" : `went to sidecar ${out.takerUrl}`;
       return { result: "refused", why: `the session ${where}: ${takerUrl} did not confirm it within its lease` };
     }
-    if (!out.settled) {
-      this.opts.handoff?.moved?.("out", "ok", performance.now() - out.started);
-      this.opts.logger.info("session moved to another sidecar", { session: out.sessionId, to: takerUrl });
-      this.markSettled(out);
-    }
+    if (!out.settled) this.movedOut(out, "session moved to another sidecar");
     return { result: "settled" };
   }
 
@@ -684,6 +674,13 @@ export class SessionHub {
     this.markSettled(out);
     this.opts.logger.warn("session taken back: the sidecar it was handed to did not confirm it in time", { session: out.sessionId });
     return { result: "settled" };
+  }
+
+  /** A move out went through: counted and logged, and settled. */
+  private movedOut(out: Handover, message: string): void {
+    this.opts.handoff?.moved?.("out", "ok", performance.now() - out.started);
+    this.opts.logger.info(message, { session: out.sessionId, to: out.takerUrl });
+    this.markSettled(out);
   }
 
   /** The taker holds the session: the state kept for it goes, and the entry says where it went, for the grace period. */
@@ -735,13 +732,9 @@ export class SessionHub {
   private async handOut(out: Handover, settles: boolean): Promise<TakeResult> {
     const handoverId = out.id;
     const snapshot = await out.snapshot!;
-    out.leaseEnds = performance.now() + (this.opts.handoff?.settleLeaseMs ?? SETTLE_LEASE_MS);
+    out.leaseEnds = performance.now() + this.settleLeaseMs;
     if (settles) return { snapshot, handoverId };
-    if (out.id === handoverId && !out.settled) {
-      this.opts.handoff?.moved?.("out", "ok", performance.now() - out.started);
-      this.opts.logger.info("session moved to another sidecar (one that does not confirm moves)", { session: out.sessionId, to: out.takerUrl });
-      this.markSettled(out);
-    }
+    if (out.id === handoverId && !out.settled) this.movedOut(out, "session moved to another sidecar (one that does not confirm moves)");
     return { snapshot, handoverId: "" };
   }
 
