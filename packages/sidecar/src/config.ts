@@ -315,7 +315,8 @@ function validate(c: SidecarConfig): void {
   if (c.engine.startsWith("sglang-") && !c.engineUrl) {
     throw new ConfigError(`--engine ${c.engine} needs --engine-url / MICROTURN_ENGINE_URL (where SGLang listens)`);
   }
-  if ((c.background === "openai" || c.background === "sglang-grpc" || c.background === "sglang-smg-grpc") && !c.backgroundUrl) {
+  // Every network client needs an address; none and embedded need none.
+  if (c.background !== "none" && c.background !== "embedded" && !c.backgroundUrl) {
     throw new ConfigError(`--background ${c.background} needs --background-url / MICROTURN_BACKGROUND_URL`);
   }
   // A tool or task deadline of 0 would time every call out at once: deadlines are at least 1 ms.

@@ -96,7 +96,6 @@ export class SidecarMetrics {
     this.tlsReloads.inc({ result });
   }
 
-  /** Reports the CPU time a SpinWait spent keeping the loop awake. */
   /** Sessions and background tasks, read from the hub at each scrape. */
   holding(read: { readonly size: number; readonly backgroundTasks: number }): void {
     new Gauge({
@@ -117,6 +116,7 @@ export class SidecarMetrics {
     });
   }
 
+  /** Reports the CPU time a SpinWait spent keeping the loop awake. */
   spinTime(read: () => number): void {
     new Counter({
       name: "microturn_spin_seconds_total",

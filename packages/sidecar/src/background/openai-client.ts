@@ -24,13 +24,6 @@ export interface OpenAiChatClientOptions {
   headers?: Record<string, string>;
 }
 
-interface ToolCallDraft {
-  id: string;
-  name: string;
-  arguments: string;
-}
-
-/** One `data:` payload of a streamed chat completion, as far as this client reads it. */
 function joinPath(prefix: string, path: string): string {
   const trimmed = prefix.replace(/\/+$/, "");
   return trimmed.endsWith("/v1") ? `${trimmed}${path.slice(3)}` : `${trimmed}${path}`;

@@ -4,12 +4,13 @@
 // decodes output incrementally, and reads tool calls from the text with the
 // same Hermes-style parser as the interaction model's output.
 import { createHash, randomUUID } from "node:crypto";
-import { credentials as grpcCredentials, status as GrpcStatus, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
+import { credentials as grpcCredentials, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
 import { GenerateRequest, SglangSchedulerClient, type GenerateResponse } from "../gen/sglang/sglang_scheduler.js";
 import { ToolCallParser } from "../tools/tool-call-parser.js";
 import { HfChatTokenizer, type ChatTokenizer } from "./chat-tokenizer.js";
 import type { BackgroundClient, BackgroundDelta, ChatMessage, StreamChatOptions } from "./client.js";
-import { BackgroundError, type BackgroundErrorCode } from "./errors.js";
+import { BackgroundError } from "./errors.js";
+import { backgroundErrorFromGrpc } from "./grpc-errors.js";
 import { readZipEntries } from "./zip-reader.js";
 
 export interface SglangGrpcChatClientOptions {
@@ -24,18 +25,6 @@ export interface SglangGrpcChatClientOptions {
   temperature?: number;
   /** Deadline of one whole generation, ms. Default 300000. */
   deadlineMs?: number;
-}
-
-function mapGrpcError(err: ServiceError, signal: AbortSignal | undefined, what: string): BackgroundError {
-  if (signal?.aborted === true || err.code === GrpcStatus.CANCELLED) return new BackgroundError("aborted", `${what}: aborted`, { cause: err });
-  const byCode: Partial<Record<GrpcStatus, BackgroundErrorCode>> = {
-    [GrpcStatus.UNAVAILABLE]: "unavailable",
-    [GrpcStatus.DEADLINE_EXCEEDED]: "timeout",
-    [GrpcStatus.INVALID_ARGUMENT]: "invalid_argument",
-    [GrpcStatus.RESOURCE_EXHAUSTED]: "resource_exhausted",
-  };
-  const code = byCode[err.code] ?? "bad_response";
-  return new BackgroundError(code, `${what}: gRPC ${GrpcStatus[err.code] ?? err.code}: ${err.details || err.message}`, { cause: err });
 }
 
 /**
@@ -59,7 +48,7 @@ export async function fetchSglangTokenizer(
       if (chunk.sha256 !== "") sha256 = chunk.sha256;
     }
   } catch (err) {
-    throw mapGrpcError(err as ServiceError, options.signal, what);
+    throw backgroundErrorFromGrpc(err as ServiceError, options.signal, what);
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
     client.close();
@@ -154,7 +143,7 @@ export class SglangGrpcChatClient implements BackgroundClient {
         }
       }
     } catch (err) {
-      throw mapGrpcError(err as ServiceError, signal, what);
+      throw backgroundErrorFromGrpc(err as ServiceError, signal, what);
     } finally {
       signal?.removeEventListener("abort", onAbort);
       call.cancel();

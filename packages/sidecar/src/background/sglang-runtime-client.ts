@@ -8,7 +8,8 @@ import { credentials as grpcCredentials, Metadata, status as GrpcStatus, type Ch
 import { SglangServiceClient, type OpenAIStreamChunk } from "../gen/sglang/runtime/sglang_runtime.js";
 import { ChatChunkReader, chatCompletionBody } from "./chat-chunks.js";
 import type { BackgroundClient, BackgroundDelta, ChatMessage, StreamChatOptions } from "./client.js";
-import { BackgroundError, type BackgroundErrorCode } from "./errors.js";
+import { BackgroundError } from "./errors.js";
+import { backgroundErrorFromGrpc } from "./grpc-errors.js";
 
 export interface SglangRuntimeClientOptions {
   /** host:port of SGLang's gRPC port (--grpc-port), e.g. 127.0.0.1:30001; a grpc:// prefix is taken off. */
@@ -23,13 +24,6 @@ export interface SglangRuntimeClientOptions {
   chunkTimeoutMs?: number;
 }
 
-const BY_STATUS: Partial<Record<GrpcStatus, BackgroundErrorCode>> = {
-  [GrpcStatus.UNAVAILABLE]: "unavailable",
-  [GrpcStatus.DEADLINE_EXCEEDED]: "timeout",
-  [GrpcStatus.INVALID_ARGUMENT]: "invalid_argument",
-  [GrpcStatus.RESOURCE_EXHAUSTED]: "resource_exhausted",
-};
-
 /** What an UNIMPLEMENTED answer means here: another service on that port. */
 const WRONG_SERVICE_HINT =
   "the server does not serve SGLang's native gRPC service (sglang.runtime.v1, --grpc-port); a server started with --smg-grpc-mode serves the SMG scheduler service instead: use --background sglang-smg-grpc for it";
@@ -37,11 +31,12 @@ const WRONG_SERVICE_HINT =
 function mapGrpcError(err: unknown, signal: AbortSignal | undefined, what: string): BackgroundError {
   if (BackgroundError.isInstance(err)) return err;
   const grpcError = err as Partial<ServiceError>;
-  if (signal?.aborted === true || grpcError.code === GrpcStatus.CANCELLED) return new BackgroundError("aborted", `${what}: aborted`, { cause: err });
-  if (grpcError.code === undefined) return new BackgroundError("unavailable", `${what}: ${String((err as Error)?.message ?? err)}`, { cause: err });
-  if (grpcError.code === GrpcStatus.UNIMPLEMENTED) return new BackgroundError("bad_response", `${what}: ${WRONG_SERVICE_HINT}`, { cause: err });
-  const code = BY_STATUS[grpcError.code] ?? "bad_response";
-  return new BackgroundError(code, `${what}: gRPC ${GrpcStatus[grpcError.code] ?? grpcError.code}: ${grpcError.details || grpcError.message}`, { cause: err });
+  if (signal?.aborted !== true) {
+    // Not a status at all (the channel failed under the call): worth trying again.
+    if (grpcError.code === undefined) return new BackgroundError("unavailable", `${what}: ${String((err as Error)?.message ?? err)}`, { cause: err });
+    if (grpcError.code === GrpcStatus.UNIMPLEMENTED) return new BackgroundError("bad_response", `${what}: ${WRONG_SERVICE_HINT}`, { cause: err });
+  }
+  return backgroundErrorFromGrpc(grpcError, signal, what);
 }
 
 export class SglangRuntimeClient implements BackgroundClient {
