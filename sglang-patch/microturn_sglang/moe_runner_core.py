@@ -29,11 +29,10 @@ class GatherGemvRunnerCore(DispatchMoeRunnerCore):
     def runner_backend(self):
         return resolve_moe_runner_backend(MOE_BACKEND_NAME)
 
-    def _eligible(self, dispatch_output, quant_info, hooks) -> bool:
+    def _eligible(self, dispatch_output, quant_info) -> bool:
         x = dispatch_output.hidden_states
         return (
-            hooks is None
-            and x.shape[0] <= THRESHOLD_TOKENS
+            x.shape[0] <= THRESHOLD_TOKENS
             and self.config.activation == "silu"
             and not self.config.apply_router_weight_on_input
             and getattr(self.config, "is_gated", True)
@@ -64,7 +63,7 @@ class GatherGemvRunnerCore(DispatchMoeRunnerCore):
     def run_from_dispatch(self, dispatch_output, quant_info, runner_config, hooks=None):
         if hooks is not None:
             return self._grouped_with_hooks(dispatch_output, quant_info, hooks)
-        if not self._eligible(dispatch_output, quant_info, hooks):
+        if not self._eligible(dispatch_output, quant_info):
             return self._grouped.run(dispatch_output, quant_info)
         topk = dispatch_output.topk_output
         # gather_gemv_moe picks the down form: split per expert for T <= 2 on an H200,
