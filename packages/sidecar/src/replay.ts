@@ -10,7 +10,7 @@ import { ClientEvent, errorCodeToJSON, InteractionClient, type OutputChunk, type
 import { startSidecar, type SidecarOverrides } from "./app.js";
 import type { SidecarConfig } from "./config.js";
 import { createLogger } from "./logger.js";
-import { RECORDING_FORMAT, recordingFileName, type RecordingHeader } from "./session/session-recorder.js";
+import { RECORDING_FORMAT, recordingFileName, recordingPartOf, type RecordingHeader } from "./session/session-recorder.js";
 import { waitAtMost } from "./timers.js";
 
 export class RecordingError extends Error {
@@ -283,11 +283,11 @@ function describeError(error: SessionError): string {
  */
 /** Recording files of `sessionId` beside the first, numbered past `part`. */
 async function laterParts(dir: string, sessionId: string, part: number): Promise<string[]> {
-  const prefix = `${sessionId}.part`;
-  const names = await readdir(dir);
-  return names
-    .filter((name) => name.startsWith(prefix) && name.endsWith(".jsonl") && Number(name.slice(prefix.length, -".jsonl".length)) > part)
-    .sort();
+  const later = (await readdir(dir)).flatMap((name) => {
+    const n = recordingPartOf(sessionId, name);
+    return n !== undefined && n > part ? [n] : [];
+  });
+  return later.sort((x, y) => x - y).map((n) => recordingFileName(sessionId, n));
 }
 
 export async function readSessionRecording(path: string): Promise<Recording & { files: string[]; missingPart?: number }> {

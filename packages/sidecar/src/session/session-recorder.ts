@@ -22,6 +22,15 @@ export function recordingFileName(sessionId: string, part = 1): string {
   return part > 1 ? `${sessionId}.part${part}.jsonl` : `${sessionId}.jsonl`;
 }
 
+/** Which part of `sessionId`'s recording `fileName` names (recordingFileName read back); undefined for another file. */
+export function recordingPartOf(sessionId: string, fileName: string): number | undefined {
+  if (fileName === recordingFileName(sessionId)) return 1;
+  const prefix = `${sessionId}.part`;
+  if (!fileName.startsWith(prefix) || !fileName.endsWith(".jsonl")) return undefined;
+  const part = Number(fileName.slice(prefix.length, -".jsonl".length));
+  return Number.isInteger(part) && part > 1 && recordingFileName(sessionId, part) === fileName ? part : undefined;
+}
+
 export interface RecordedEvent {
   /** Milliseconds since the session started (wall clock, for reference). */
   tMs: number;
