@@ -3,6 +3,7 @@
 // later (or shadow a sidecar tool) is refused at once, naming the problem.
 import { ErrorCode, type SessionConfig } from "@microturn/protocol";
 import { SessionFault } from "../errors.js";
+import { TOOL_NAME_PATTERN } from "../tools/errors.js";
 
 export const CONFIG_LIMITS = {
   /** About 64k tokens: more is a document, not instructions, and slows every context rollover. */
@@ -11,9 +12,6 @@ export const CONFIG_LIMITS = {
   maxToolDescriptionChars: 8 * 1024,
   maxToolSchemaChars: 64 * 1024,
 } as const;
-
-/** ToolSpec.name as the protocol has it. */
-const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 
 function refuse(code: ErrorCode, message: string): never {
   throw new SessionFault(code, `start.config: ${message}`, { fatal: true });
@@ -27,7 +25,7 @@ export function validateSessionConfig(config: SessionConfig, reserved: ReadonlyS
   if (config.tools.length > CONFIG_LIMITS.maxTools) refuse(ErrorCode.ERROR_CODE_TOO_LARGE, `${config.tools.length} tools, limit ${CONFIG_LIMITS.maxTools}`);
   const seen = new Set<string>();
   for (const tool of config.tools) {
-    if (!TOOL_NAME.test(tool.name)) refuse(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `tool name ${JSON.stringify(tool.name)} must match [a-zA-Z0-9_-]{1,64}`);
+    if (!TOOL_NAME_PATTERN.test(tool.name)) refuse(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `tool name ${JSON.stringify(tool.name)} must match [a-zA-Z0-9_-]{1,64}`);
     if (seen.has(tool.name)) refuse(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `tool "${tool.name}" is declared twice`);
     seen.add(tool.name);
     if (reserved.has(tool.name)) {
