@@ -11,10 +11,12 @@ import { PeerKey } from "./handoff/peer-key.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SidecarMetrics } from "./metrics.js";
 import { startServer, type RunningServer } from "./server.js";
+import type { ContextScript } from "./session/context-deliveries.js";
 import { SessionInputMedia } from "./session/input-media.js";
 import { SessionHub, type HubHandoff, type SessionHubOptions } from "./session/session-hub.js";
 import { SpinWait } from "./session/spin-wait.js";
 import { registerBuiltinTools } from "./tools/builtins.js";
+import { ClientToolBroker } from "./tools/client-broker.js";
 import { ServerToolRegistry } from "./tools/registry.js";
 import { RegistrySessionTools } from "./tools/session-tools.js";
 import { describeCertificate, loadTls, readConfigFile, TlsReloader, type TlsMaterial } from "./tls.js";
@@ -43,6 +45,12 @@ export interface SidecarOverrides {
   background?: BackgroundClient | null;
   logger?: Logger;
   hub?: Partial<Pick<SessionHubOptions, "createBackground" | "createTools" | "createMedia">>;
+  /**
+   * A replay's recorded context (replay.ts): sessions take what enters their
+   * model's context from it, and their client tools have no deadlines (the
+   * recording says how each call ended).
+   */
+  contextScript?: ContextScript;
 }
 
 export async function startSidecar(config: SidecarConfig, overrides: SidecarOverrides = {}): Promise<Sidecar> {
@@ -103,7 +111,8 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     observer: metrics.observer(),
     createMedia: () => new SessionInputMedia(),
     serverTools: tools.toolSpecs(),
-    createTools: () => new RegistrySessionTools({ registry: tools }),
+    createTools: () => new RegistrySessionTools({ registry: tools, ...(overrides.contextScript ? { broker: new ClientToolBroker({ deadlines: false }) } : {}) }),
+    ...(overrides.contextScript ? { contextScript: overrides.contextScript } : {}),
     createBackground: background
       ? () =>
           new ManagerSessionBackground(

@@ -9,7 +9,10 @@ Usage:
   microturn serve [flags]          run the sidecar (gRPC Interaction service)
   microturn demo [flags]           live ~20 s scripted session on the embedded engine
   microturn replay FILE [flags]    replay a recorded session (JSONL) against the configured engine;
-                                   exits 1, saying why, when it does not go through cleanly
+                                   exits 1, saying why, when it does not go through cleanly.
+                                   --context recorded (default): the model gets the recorded
+                                   background and tool results at the recorded micro-turns;
+                                   --context live: the replay's own tools and background answer
   microturn --help | --version
 
 Flags (each also an environment variable):
@@ -42,12 +45,13 @@ async function main(argv: string[]): Promise<number> {
         return await runDemo(loadConfig(rest, { ...process.env, MICROTURN_PORT: process.env.MICROTURN_PORT ?? "0", MICROTURN_METRICS_PORT: process.env.MICROTURN_METRICS_PORT ?? "-1" }));
       }
       case "replay": {
-        const [file, ...flags] = rest;
-        if (!file) throw new ConfigError("replay needs the recording file: microturn replay FILE");
+        const [file, ...args] = rest;
+        if (!file || file.startsWith("--")) throw new ConfigError("replay needs the recording file first: microturn replay FILE [--context recorded|live] [flags]");
+        const { mode, flags } = replayContextFlag(args);
         const { replayFile, RecordingError } = await import("./replay.js");
         const config = loadConfig(flags, { ...process.env, MICROTURN_PORT: "0", MICROTURN_METRICS_PORT: "-1" });
         try {
-          return await replayFile(file, config);
+          return await replayFile(file, config, mode);
         } catch (err) {
           // A bad or unreadable recording is the user's to fix, not a crash: one line, like a bad setting.
           if (err instanceof RecordingError) process.stderr.write(`microturn: ${file}: ${err.message}\n`);
@@ -67,6 +71,22 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/** Takes replay's own `--context recorded|live` (or `--context=…`) out of the serve flags. */
+function replayContextFlag(args: string[]): { mode: "recorded" | "live"; flags: string[] } {
+  const flags: string[] = [];
+  let mode: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--context") {
+      if (i + 1 >= args.length) throw new ConfigError("--context needs a value: recorded or live");
+      mode = args[++i];
+    } else if (arg.startsWith("--context=")) mode = arg.slice("--context=".length);
+    else flags.push(arg);
+  }
+  if (mode !== undefined && mode !== "recorded" && mode !== "live") throw new ConfigError(`--context must be recorded or live, got "${mode}"`);
+  return { mode: mode ?? "recorded", flags };
 }
 
 /** An error of a file-system call (ENOENT, EACCES, EISDIR…): its message names the call and the path. */

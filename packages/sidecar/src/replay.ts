@@ -6,11 +6,12 @@ import { readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import * as grpc from "@grpc/grpc-js";
-import { ClientEvent, errorCodeToJSON, InteractionClient, type OutputChunk, type ServerEvent, type SessionError } from "@microturn/protocol";
+import { ClientEvent, ContextItem, errorCodeToJSON, InteractionClient, type OutputChunk, type ServerEvent, type SessionError } from "@microturn/protocol";
 import { startSidecar, type SidecarOverrides } from "./app.js";
 import type { SidecarConfig } from "./config.js";
 import { createLogger } from "./logger.js";
-import { RECORDING_FORMAT, recordingFileName, recordingPartOf, type RecordingHeader } from "./session/session-recorder.js";
+import type { ContextScript } from "./session/context-deliveries.js";
+import { RECORDING_FORMATS, recordingFileName, recordingPartOf, type RecordingFormat, type RecordingHeader } from "./session/session-recorder.js";
 import { waitAtMost } from "./timers.js";
 
 export class RecordingError extends Error {
@@ -23,6 +24,11 @@ export class RecordingError extends Error {
 export interface Recording {
   header: RecordingHeader;
   events: ClientEvent[];
+  /**
+   * What entered the model's context at each boundary, by input seq; absent
+   * in a microturn-recording/1 file, which did not keep it.
+   */
+  context: Map<number, ContextItem[]> | undefined;
   /** What was wrong with the file without stopping the replay (a cut-off last line). */
   warnings: string[];
 }
@@ -58,6 +64,7 @@ export async function readRecordingFile(path: string): Promise<Recording> {
 class RecordingReader {
   private header: RecordingHeader | undefined;
   private readonly events: ClientEvent[] = [];
+  private readonly context = new Map<number, ContextItem[]>();
   /** The number of a line that was not JSON: fine only if no other line follows. */
   private cutOff: number | undefined;
 
@@ -72,7 +79,11 @@ class RecordingReader {
       return;
     }
     if (this.header === undefined) this.header = parseHeader(value, lineNumber);
-    else this.events.push(parseEvent(value, lineNumber));
+    else if (isObject(value) && "context" in value && this.header.format !== "microturn-recording/1") {
+      const { seq, items } = parseContext(value, lineNumber);
+      // A seq twice: its micro-turn ran again after the session moved (each part kept its own); the model had both.
+      this.context.set(seq, [...(this.context.get(seq) ?? []), ...items]);
+    } else this.events.push(parseEvent(value, lineNumber));
   }
 
   finish(): Recording {
@@ -80,7 +91,8 @@ class RecordingReader {
       throw new RecordingError(this.cutOff === undefined ? "recording is empty" : `recording line ${this.cutOff} is not JSON (no complete header)`);
     }
     const warnings = this.cutOff === undefined ? [] : [`recording line ${this.cutOff} is not JSON and is the last line: taken as cut off (the sidecar stopped while writing it) and skipped`];
-    return { header: this.header, events: this.events, warnings };
+    const context = this.header.format === "microturn-recording/1" ? undefined : this.context;
+    return { header: this.header, events: this.events, context, warnings };
   }
 }
 
@@ -93,14 +105,28 @@ function quote(value: unknown): string {
 
 function parseHeader(value: unknown, line: number): RecordingHeader {
   if (!isObject(value)) throw new RecordingError(`recording line ${line}: expected the header object, got ${quote(value)}`);
-  if (value.format !== RECORDING_FORMAT) throw new RecordingError(`recording line ${line}: not a ${RECORDING_FORMAT} file (format: ${quote(value.format)})`);
+  if (!RECORDING_FORMATS.includes(value.format as RecordingFormat)) {
+    throw new RecordingError(`recording line ${line}: not a microturn recording (format: ${quote(value.format)}; this sidecar reads ${RECORDING_FORMATS.join(", ")})`);
+  }
   if (typeof value.sessionId !== "string" || typeof value.startedAt !== "string") {
     throw new RecordingError(`recording line ${line}: the header needs sessionId and startedAt strings, got ${quote(value)}`);
   }
   if (value.part !== undefined && !(Number.isInteger(value.part) && (value.part as number) >= 2)) {
     throw new RecordingError(`recording line ${line}: the header's part must be an integer from 2, got ${quote(value.part)}`);
   }
-  return { format: RECORDING_FORMAT, sessionId: value.sessionId, startedAt: value.startedAt, ...(value.part !== undefined ? { part: value.part as number } : {}) };
+  return { format: value.format as RecordingFormat, sessionId: value.sessionId, startedAt: value.startedAt, ...(value.part !== undefined ? { part: value.part as number } : {}) };
+}
+
+function parseContext(value: Record<string, unknown>, line: number): { seq: number; items: ContextItem[] } {
+  const context = value.context;
+  if (typeof value.tMs !== "number" || !isObject(context) || !Number.isInteger(context.seq) || (context.seq as number) < 0 || !Array.isArray(context.items)) {
+    throw new RecordingError(`recording line ${line}: expected {"tMs": <number>, "context": {"seq": <input seq>, "items": [ … ]}}, got ${quote(value)}`);
+  }
+  const items = context.items.map((item, i) => {
+    if (!isObject(item) || typeof item.text !== "string") throw new RecordingError(`recording line ${line}: context item ${i} is not a context item: ${quote(item)}`);
+    return ContextItem.fromJSON(item);
+  });
+  return { seq: context.seq as number, items };
 }
 
 function parseEvent(value: unknown, line: number): ClientEvent {
@@ -144,6 +170,13 @@ const ANSWER_TIMEOUT_MS = 60_000;
 export interface ReplayOptions {
   /** How long one input chunk may wait for its answer; default 60 s. */
   answerTimeoutMs?: number;
+  /**
+   * The recorded context (Recording.context): the model gets each boundary's
+   * recorded background and tool results, whatever the replay's tools and
+   * background model answer and however fast. Absent: the results as they
+   * arrive in the replay (tools and tasks run again; their timing decides).
+   */
+  context?: ContextScript;
 }
 
 export interface ReplayResult {
@@ -166,7 +199,7 @@ export async function replayEvents(events: ClientEvent[], config: SidecarConfig,
   // no TLS (its client speaks plaintext), no Unix socket (a live sidecar's may be named) and no peers.
   const own: Partial<SidecarConfig> = { port: 0, httpPort: -1, recordDir: "", apiKey: "", tlsCert: "", tlsKey: "", tlsClientCa: "", socket: "" };
   const noPeers: Partial<SidecarConfig> = { peerKey: "", peerKeysAccepted: "", advertiseUrl: "", peerCa: "" };
-  const sidecar = await startSidecar({ ...config, ...own, ...noPeers }, { logger: createLogger("warn"), ...overrides });
+  const sidecar = await startSidecar({ ...config, ...own, ...noPeers }, { logger: createLogger("warn"), ...overrides, ...(options.context ? { contextScript: options.context } : {}) });
   const client = new InteractionClient(sidecar.server.grpcAddress, grpc.credentials.createInsecure());
   const call = client.converse();
   const received: ServerEvent[] = [];
@@ -275,12 +308,6 @@ function describeError(error: SessionError): string {
   return `${errorCodeToJSON(error.code).replace(/^ERROR_CODE_/, "")} (seq ${error.seq}): ${error.message}`;
 }
 
-/**
- * A session's whole recording: the file given (its first part) and, read
- * beside it, the parts the session wrote on the sidecars it moved to
- * (`<session id>.part2.jsonl`, …, up to the first one missing), their events
- * in order. Warnings name their file.
- */
 /** Recording files of `sessionId` beside the first, numbered past `part`. */
 async function laterParts(dir: string, sessionId: string, part: number): Promise<string[]> {
   const later = (await readdir(dir)).flatMap((name) => {
@@ -290,6 +317,12 @@ async function laterParts(dir: string, sessionId: string, part: number): Promise
   return later.sort((x, y) => x - y).map((n) => recordingFileName(sessionId, n));
 }
 
+/**
+ * A session's whole recording: the file given (its first part) and, read
+ * beside it, the parts the session wrote on the sidecars it moved to
+ * (`<session id>.part2.jsonl`, …, up to the first one missing), their events
+ * and context in order. Warnings name their file.
+ */
 export async function readSessionRecording(path: string): Promise<Recording & { files: string[]; missingPart?: number }> {
   const first = await readRecordingFile(path);
   const { sessionId } = first.header;
@@ -298,6 +331,7 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
   }
   const files = [path];
   const events = [...first.events];
+  let context = first.context && new Map(first.context);
   const warnings = first.warnings.map((w) => `${path}: ${w}`);
   for (let part = 2; ; part++) {
     const next = join(dirname(path), recordingFileName(sessionId, part));
@@ -307,7 +341,7 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
       const later = await laterParts(dirname(path), sessionId, part);
       if (later.length > 0) {
         warnings.push(`part ${part} of session ${sessionId} is missing; not replayed after it: ${later.join(", ")}`);
-        return { header: first.header, events, warnings, files, missingPart: part };
+        return { header: first.header, events, context, warnings, files, missingPart: part };
       }
       break;
     }
@@ -317,17 +351,36 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
     }
     files.push(next);
     events.push(...more.events);
+    // A part written by an older sidecar kept no context: the replay cannot hold the model to what it read.
+    if (context && more.context) for (const [seq, items] of more.context) context.set(seq, [...(context.get(seq) ?? []), ...items]);
+    else context = undefined;
     warnings.push(...more.warnings.map((w) => `${next}: ${w}`));
   }
-  return { header: first.header, events, warnings, files };
+  return { header: first.header, events, context, warnings, files };
 }
 
-export async function replayFile(path: string, config: SidecarConfig): Promise<number> {
-  const { header, events, warnings, files, missingPart } = await readSessionRecording(path);
+/**
+ * Where the replayed model's background and tool results come from: the
+ * recording (`recorded`, the default: the same input at the same micro-turns)
+ * or the replay's own tools and background model as they answer (`live`).
+ */
+export type ReplayContextMode = "recorded" | "live";
+
+export async function replayFile(path: string, config: SidecarConfig, mode: ReplayContextMode = "recorded"): Promise<number> {
+  const { header, events, context, warnings, files, missingPart } = await readSessionRecording(path);
   for (const warning of warnings) process.stderr.write(`microturn replay: warning: ${warning}\n`);
   const parts = files.length > 1 ? ` from ${files.length} files (the session moved between sidecars: ${files.join(", ")})` : "";
   process.stdout.write(`replaying ${events.length} events of session ${header.sessionId} (recorded ${header.startedAt})${parts} on engine ${config.engine}\n`);
-  const result = await replayEvents(events, config);
+  const script = mode === "recorded" ? context : undefined;
+  if (script) {
+    const items = [...script.values()].reduce((n, list) => n + list.length, 0);
+    process.stdout.write(`context as recorded: ${items} background and tool result${items === 1 ? "" : "s"} at ${script.size} micro-turn${script.size === 1 ? "" : "s"} (--context live lets the replay's own tools and background model answer)\n`);
+  } else if (mode === "recorded") {
+    process.stdout.write(`context live: the recording (${header.format}) kept none, so background and tool results join as they arrive in the replay\n`);
+  } else {
+    process.stdout.write("context live: background and tool results join as the replay's tools and background model answer\n");
+  }
+  const result = await replayEvents(events, config, {}, script ? { context: script } : {});
   for (const e of result.events) {
     if (e.event?.$case === "output") process.stdout.write(`seq ${String(e.event.value.seq).padStart(4)}  ${e.event.value.silent ? "(silent)" : JSON.stringify(e.event.value.text)}\n`);
     if (e.event?.$case === "error") process.stdout.write(`error     ${describeError(e.event.value)}\n`);

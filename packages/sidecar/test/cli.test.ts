@@ -53,6 +53,25 @@ describe("microturn replay", () => {
     expect(Date.now() - started).toBeLessThan(20_000);
   }, 25_000);
 
+  it("gives the model the recorded context unless --context live says otherwise", async () => {
+    const recorded = (seq: number) => JSON.stringify({ tMs: 0, context: { seq, items: [{ source: "CONTEXT_SOURCE_TOOL", text: "[tool calc result] 42", refId: "calc" }] } });
+    const lines = session().trim().split("\n");
+    const v2 = [lines[0]!.replace("microturn-recording/1", "microturn-recording/2"), lines[1], lines[2], recorded(1), ...lines.slice(3)].join("\n");
+    const file = recording("v2.jsonl", v2);
+    const asRecorded = await microturn(["replay", file, ...ECHO]);
+    expect(asRecorded.stderr).toBe("");
+    expect(asRecorded.code).toBe(0);
+    expect(asRecorded.stdout).toMatch(/^context as recorded: 1 background and tool result at 1 micro-turn /m);
+    const live = await microturn(["replay", file, "--context", "live", ...ECHO]);
+    expect(live.code).toBe(0);
+    expect(live.stdout).toMatch(/^context live: background and tool results join as the replay's tools and background model answer$/m);
+    const old = await microturn(["replay", recording("v1.jsonl", session()), ...ECHO]);
+    expect(old.stdout).toMatch(/^context live: the recording \(microturn-recording\/1\) kept none/m);
+    const bad = await microturn(["replay", file, "--context=later", ...ECHO]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('microturn: --context must be recorded or live, got "later"\n');
+  }, 40_000);
+
   it("exits 1 and says why when the stream ends before the recording does", async () => {
     const { code, stderr } = await microturn(["replay", recording("old.jsonl", session("9.0")), ...ECHO]);
     expect(code).toBe(1);

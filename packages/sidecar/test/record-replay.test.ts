@@ -4,9 +4,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { ClientEvent, ErrorCode, PROTOCOL_VERSION } from "@microturn/protocol";
+import { ClientEvent, DeliveryMode, ErrorCode, PROTOCOL_VERSION, TaskStatus } from "@microturn/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { startSidecar, type Sidecar } from "../src/app.js";
+import type { BackgroundClient, BackgroundDelta } from "../src/background/client.js";
+import { BackgroundError } from "../src/background/errors.js";
 import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
 import { readRecording, readRecordingFile, readSessionRecording, RecordingError, replayEvents } from "../src/replay.js";
@@ -74,7 +76,7 @@ describe("record and replay", () => {
 
   it("refuses a file that is not a recording", () => {
     expect(() => readRecording("")).toThrow(RecordingError);
-    expect(() => readRecording('{"format":"other"}\n')).toThrow(/not a microturn-recording/);
+    expect(() => readRecording('{"format":"other"}\n')).toThrow(/not a microturn recording \(format: "other"; this sidecar reads microturn-recording\/1, microturn-recording\/2\)/);
     expect(() => readRecording(`${HEADER}\nnot json\n${line(input(0))}\n`)).toThrow(/line 2 is not JSON/);
   });
 
@@ -193,6 +195,70 @@ describe("replay", () => {
     expect(replayed.events.flatMap((e) => (e.event?.$case === "toolCall" ? [e.event.value.callId] : []))).toEqual(client.of("toolCall").map((c) => c.callId));
     expect(engine.sessions[0]!.appended[1]!.context!.map((c) => c.text).join()).toContain("sunny");
   }, 15_000);
+});
+
+/** A background model that answers `answer` at once, or (undefined) never: it waits until the task is cancelled. */
+function backgroundModel(answer: string | undefined): BackgroundClient {
+  return {
+    async *streamChat(_messages, options): AsyncIterable<BackgroundDelta> {
+      if (answer === undefined) {
+        await new Promise<never>((_, reject) => options?.signal?.addEventListener("abort", () => reject(new BackgroundError("aborted", "cancelled"))));
+      }
+      yield { type: "content", text: answer! };
+      yield { type: "done", finishReason: "stop" };
+    },
+    close: async () => undefined,
+  };
+}
+
+describe("replay with the recorded context", () => {
+  /** Records a session whose background result entered the context at seq 2; returns its recording and the engine's sequence. */
+  async function recordDelegation(): Promise<{ recordingPath: string; sequence: string; config: ReturnType<typeof loadConfig> }> {
+    dir = mkdtempSync(join(tmpdir(), "microturn-rec-"));
+    const config = loadConfig(["--port", "0", "--metrics-port=-1", "--record-dir", dir, "--drain-ms", "0", "--max-output-tokens", "64"], {});
+    const engine = new FakeEngine({ reply });
+    sidecar = await startSidecar(config, { engine, background: backgroundModel("the river café, 8 pm"), logger: createLogger("error") });
+    const client = new TestClient(sidecar.server.grpcAddress);
+    clients.push(client);
+    client.start({ record: true });
+    client.input(0, "find dinner");
+    client.input(1, "");
+    await client.waitCount("output", 2);
+    client.send({ $case: "delegate", value: { taskId: "dinner", task: "find a dinner spot", delivery: DeliveryMode.DELIVERY_MODE_INTERRUPT, timeoutMs: 0 } });
+    await client.waitFor(() => client.of("background").some((u) => u.status === TaskStatus.TASK_STATUS_DONE), "the task's result");
+    for (const seq of [2, 3]) client.input(seq, "");
+    await client.waitCount("output", 4);
+    client.send({ $case: "end", value: { reason: "done" } });
+    await client.waitFor(() => client.ended, "end");
+    expect(client.of("error")).toEqual([]);
+    expect(client.of("background").find((u) => u.deliveredAtSeq > 0)?.deliveredAtSeq).toBe(2);
+    const sequence = engine.sessions[0]!.text;
+    expect(sequence).toContain("<2>");
+    expect(sequence.indexOf("the river café")).toBeLessThan(sequence.indexOf("<2>"));
+    expect(sequence.indexOf("the river café")).toBeGreaterThan(sequence.indexOf("<1>"));
+    const recordingPath = client.of("ended")[0]!.recordingPath;
+    await sidecar.shutdown();
+    sidecar = undefined;
+    return { recordingPath, sequence, config };
+  }
+
+  it("gives the model the recorded background result at the recorded micro-turn, though the replay's background model never answers", async () => {
+    const { recordingPath, sequence, config } = await recordDelegation();
+    const recording = await readSessionRecording(recordingPath);
+    expect(recording.header.format).toBe("microturn-recording/2");
+    expect([...recording.context!.keys()]).toEqual([2]);
+    expect(recording.context!.get(2)![0]).toMatchObject({ refId: "dinner", text: expect.stringContaining("the river café, 8 pm") });
+
+    const engine = new FakeEngine({ reply });
+    const replayed = await replayEvents(recording.events, { ...config, recordDir: "" }, { engine, background: backgroundModel(undefined), logger: createLogger("error") }, { context: recording.context! });
+    expect(replayed.problems).toEqual([]);
+    expect(engine.sessions[0]!.text).toBe(sequence);
+
+    // Without it (--context live), what the model reads depends on the replay's background model: here, nothing comes.
+    const live = new FakeEngine({ reply });
+    await replayEvents(recording.events, { ...config, recordDir: "" }, { engine: live, background: backgroundModel(undefined), logger: createLogger("error") });
+    expect(live.sessions[0]!.text).not.toContain("the river café");
+  }, 20_000);
 });
 
 const HEADER = '{"format":"microturn-recording/1","sessionId":"s","startedAt":"2024-01-01T00:00:00.000Z"}';

@@ -1,4 +1,4 @@
-import { DeliveryMode, TaskStatus, type BackgroundUpdate } from "@microturn/protocol";
+import { ContextSource, DeliveryMode, TaskStatus, type BackgroundUpdate, type ContextItem } from "@microturn/protocol";
 import { describe, expect, it } from "vitest";
 import { ContextDeliveries, resolveDelivery, WHEN_IDLE_MAX_WAIT_MS } from "./context-deliveries.js";
 
@@ -42,5 +42,38 @@ describe("ContextDeliveries", () => {
     expect(resolveDelivery(UNRECOGNIZED, SILENT)).toBe(SILENT);
     expect(resolveDelivery(UNSET, UNSET)).toBe(WHEN_IDLE);
     expect(resolveDelivery(UNSET, UNRECOGNIZED)).toBe(WHEN_IDLE);
+    // A mode number this sidecar does not know (a newer client's) counts as not set, as UNRECOGNIZED does
+    // (a recording writes both as UNRECOGNIZED); it once passed through and worded the result "undefined".
+    expect(resolveDelivery(7 as DeliveryMode, SILENT)).toBe(SILENT);
+    expect(resolveDelivery(UNSET, 7 as DeliveryMode)).toBe(WHEN_IDLE);
+  });
+
+  describe("with a recorded script (replay)", () => {
+    const boundary = (seq: number) => ({ seq, startMs: seq * 200, userActive: true, modelSpeaking: true });
+    const recorded = (refId: string, text: string, source = ContextSource.CONTEXT_SOURCE_BACKGROUND): ContextItem => ({ source, text, refId });
+
+    it("gives each boundary its recorded items, whatever has arrived and however it was delivered", () => {
+      const script = new Map([
+        [2, [recorded("a", "[background a] recorded result of a")]],
+        [3, [recorded("calc", "[tool calc result] 42", ContextSource.CONTEXT_SOURCE_TOOL)]],
+      ]);
+      const d = new ContextDeliveries(script);
+      // Arrived early and interrupt: a live session would deliver it at seq 0; the recording had it at seq 2.
+      d.addBackgroundResult(done("a", DeliveryMode.DELIVERY_MODE_INTERRUPT), DeliveryMode.DELIVERY_MODE_INTERRUPT, 0);
+      const delivered: BackgroundUpdate[] = [];
+      expect(d.take(boundary(0), (u) => delivered.push(u))).toEqual([]);
+      expect(d.take(boundary(1), (u) => delivered.push(u))).toEqual([]);
+      expect(d.take(boundary(2), (u) => delivered.push(u))).toEqual([script.get(2)![0]]);
+      // The live result the recorded item stands for is delivered with it (its client hears so), and only once.
+      expect(delivered).toMatchObject([{ taskId: "a", deliveredAtSeq: 2 }]);
+      // Not arrived yet at seq 3: the recorded item goes in all the same, and the late result is dropped when it comes.
+      expect(d.take(boundary(3), () => undefined).map((i) => i.text)).toEqual(["[tool calc result] 42"]);
+      d.addToolResult("calc", "41", 900);
+      expect(d.waiting()).toEqual([]);
+      // A result the recording never had waits, and never enters the context.
+      d.addToolResult("other", "x", 1000);
+      expect(d.take(boundary(4), () => undefined)).toEqual([]);
+      expect(d.waiting().map((p) => p.item.refId)).toEqual(["other"]);
+    });
   });
 });

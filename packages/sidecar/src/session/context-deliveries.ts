@@ -13,11 +13,27 @@ const DELIVERY_NOTE: Record<DeliveryMode, string> = {
   [DeliveryMode.UNRECOGNIZED]: "",
 };
 
-/** A result's delivery mode: its own, else the session's default, else when_idle. */
+const CHOSEN_MODES: ReadonlySet<DeliveryMode> = new Set([DeliveryMode.DELIVERY_MODE_INTERRUPT, DeliveryMode.DELIVERY_MODE_WHEN_IDLE, DeliveryMode.DELIVERY_MODE_SILENT]);
+
+/**
+ * A result's delivery mode: its own, else the session's default, else
+ * when_idle. A number this sidecar does not know (a newer client's mode) counts
+ * as not set, as UNRECOGNIZED does: a recording, which writes both as
+ * UNRECOGNIZED, replays them the same way.
+ */
 export function resolveDelivery(delivery: DeliveryMode, sessionDefault: DeliveryMode): DeliveryMode {
-  if (delivery !== DeliveryMode.DELIVERY_MODE_UNSPECIFIED && delivery !== DeliveryMode.UNRECOGNIZED) return delivery;
-  return sessionDefault === DeliveryMode.DELIVERY_MODE_UNSPECIFIED || sessionDefault === DeliveryMode.UNRECOGNIZED ? DeliveryMode.DELIVERY_MODE_WHEN_IDLE : sessionDefault;
+  if (CHOSEN_MODES.has(delivery)) return delivery;
+  return CHOSEN_MODES.has(sessionDefault) ? sessionDefault : DeliveryMode.DELIVERY_MODE_WHEN_IDLE;
 }
+
+/**
+ * What entered the model's context at each boundary of a recorded session, by
+ * input seq (`microturn replay`): a session given one takes its context from
+ * here instead of from the results that arrive, so the model reads the same
+ * input at the same micro-turn however fast the replay's tools and background
+ * model answer.
+ */
+export type ContextScript = ReadonlyMap<number, readonly ContextItem[]>;
 
 export interface PendingDelivery {
   item: ContextItem;
@@ -38,6 +54,13 @@ export interface Boundary {
 
 export class ContextDeliveries {
   private readonly pending: PendingDelivery[] = [];
+  /**
+   * With a script: recorded items delivered before the result they stand for
+   * arrived here, by source and ref id; that result is dropped when it comes.
+   */
+  private readonly owed = new Map<string, number>();
+
+  constructor(private readonly script?: ContextScript) {}
 
   /** What waits for a boundary, oldest first (copies): what a session that moves takes along. */
   waiting(): PendingDelivery[] {
@@ -51,13 +74,13 @@ export class ContextDeliveries {
 
   /** A tool's result: context at the next boundary. */
   addToolResult(name: string, text: string, readyAtMs: number): void {
-    this.pending.push({ item: { source: ContextSource.CONTEXT_SOURCE_TOOL, text: `[tool ${name} result] ${text}`, refId: name }, delivery: DeliveryMode.DELIVERY_MODE_INTERRUPT, readyAtMs });
+    this.add({ item: { source: ContextSource.CONTEXT_SOURCE_TOOL, text: `[tool ${name} result] ${text}`, refId: name }, delivery: DeliveryMode.DELIVERY_MODE_INTERRUPT, readyAtMs });
   }
 
   /** A finished (done, failed, timed out) background task, delivered per `delivery`. */
   addBackgroundResult(update: BackgroundUpdate, delivery: DeliveryMode, readyAtMs: number): void {
     const body = update.status === TaskStatus.TASK_STATUS_DONE ? update.content : `failed: ${update.errorMessage}`;
-    this.pending.push({
+    this.add({
       item: { source: ContextSource.CONTEXT_SOURCE_BACKGROUND, text: `[background ${update.taskId}${DELIVERY_NOTE[delivery]}] ${body}`, refId: update.taskId },
       delivery,
       update,
@@ -71,6 +94,7 @@ export class ContextDeliveries {
    * have waited WHEN_IDLE_MAX_WAIT_MS. `delivered` gets each background update.
    */
   take(boundary: Boundary, delivered: (update: BackgroundUpdate) => void): ContextItem[] {
+    if (this.script) return this.takeScripted(boundary.seq, delivered);
     const busy = boundary.userActive || boundary.modelSpeaking;
     const due: ContextItem[] = [];
     for (let i = 0; i < this.pending.length; ) {
@@ -85,4 +109,34 @@ export class ContextDeliveries {
     }
     return due;
   }
+
+  private add(delivery: PendingDelivery): void {
+    const key = scriptKey(delivery.item);
+    const owed = this.owed.get(key) ?? 0;
+    if (owed === 0) this.pending.push(delivery);
+    else if (owed === 1) this.owed.delete(key);
+    else this.owed.set(key, owed - 1);
+  }
+
+  /**
+   * The recorded items of this boundary, whatever has arrived. Each stands for
+   * the first waiting result of its source and ref id, which goes (its client
+   * hears it delivered); one not here yet is dropped when it comes.
+   */
+  private takeScripted(seq: number, delivered: (update: BackgroundUpdate) => void): ContextItem[] {
+    const items = this.script!.get(seq) ?? [];
+    for (const item of items) {
+      const key = scriptKey(item);
+      const i = this.pending.findIndex((p) => scriptKey(p.item) === key);
+      if (i < 0) {
+        this.owed.set(key, (this.owed.get(key) ?? 0) + 1);
+        continue;
+      }
+      const [p] = this.pending.splice(i, 1);
+      if (p!.update) delivered({ ...p!.update, content: "", deliveredAtSeq: seq });
+    }
+    return items.map((item) => ({ ...item }));
+  }
 }
+
+const scriptKey = (item: ContextItem): string => `${item.source}:${item.refId}`;

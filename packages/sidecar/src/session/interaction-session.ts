@@ -17,7 +17,7 @@ import {
 import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
 import { SessionFault, toSessionError } from "../errors.js";
 import { ConversationLog } from "./conversation-log.js";
-import { ContextDeliveries, resolveDelivery, type PendingDelivery } from "./context-deliveries.js";
+import { ContextDeliveries, resolveDelivery, type ContextScript, type PendingDelivery } from "./context-deliveries.js";
 import { EngineInput, type InputMedia } from "./engine-input.js";
 import { EngineSequence, TurnFailed, type TurnOutput } from "./engine-sequence.js";
 import { validateInputChunk } from "./input-validation.js";
@@ -76,6 +76,10 @@ export interface InteractionSessionOptions {
    */
   moved?: MovedSession;
   promptTokens?: number;
+  /** What enters the model's context at each boundary, from a recording (microturn replay); absent: what arrives. */
+  contextScript?: ContextScript;
+  /** Hears what entered the model's context at a boundary (the session's recording keeps it for replay). */
+  onContext?: (seq: number, items: readonly ContextItem[]) => void;
 }
 
 /**
@@ -112,7 +116,7 @@ export class InteractionSession {
   private readonly opts: Omit<InteractionSessionOptions, "engineSession">;
   private readonly queue: QueueItem[] = [];
   private readonly history: TurnHistory;
-  private readonly deliveries = new ContextDeliveries();
+  private readonly deliveries: ContextDeliveries;
   private readonly conversation = new ConversationLog();
   private readonly input: EngineInput;
   private readonly speech: Speech;
@@ -142,6 +146,7 @@ export class InteractionSession {
     this.id = options.id;
     this.now = options.now ?? (() => performance.now());
     this.history = new TurnHistory(options.limits.rewindHorizonMs);
+    this.deliveries = new ContextDeliveries(options.contextScript);
     this.sequence = new EngineSequence({
       session: engineSession,
       systemPrompt: options.systemPrompt ?? "",
@@ -540,7 +545,9 @@ export class InteractionSession {
       userActive: chunk.userSpeaking || chunk.text.trim() !== "",
       modelSpeaking: this.history.pendingOutputMs(chunk.startMs) > 0,
     };
-    return this.deliveries.take(boundary, (update) => this.opts.emit({ $case: "background", value: update }));
+    const items = this.deliveries.take(boundary, (update) => this.opts.emit({ $case: "background", value: update }));
+    if (items.length > 0) this.opts.onContext?.(chunk.seq, items);
+    return items;
   }
 
   /** Logged before generation, so a task delegated during this turn's output sees its input. */

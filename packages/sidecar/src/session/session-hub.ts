@@ -1,7 +1,7 @@
 // Every live session of one sidecar: creation on SessionStart, lookup by
 // resume token, the grace period of a dropped stream, and drain on shutdown.
 import { randomBytes, randomUUID } from "node:crypto";
-import { ErrorCode, PROTOCOL_VERSION, type SessionConfig, type SessionError, type SessionSnapshot, type SessionStarted, type ToolSpec } from "@microturn/protocol";
+import { ErrorCode, PROTOCOL_VERSION, type ContextItem, type SessionConfig, type SessionError, type SessionSnapshot, type SessionStarted, type ToolSpec } from "@microturn/protocol";
 import type { Engine } from "../engines/engine.js";
 import { SessionFault } from "../errors.js";
 import type { SettleResult, TakeResult } from "../handoff/peer-client.js";
@@ -10,6 +10,7 @@ import { fromSnapshot, toSnapshot } from "../handoff/snapshot.js";
 import type { Logger } from "../logger.js";
 import type { InputMedia } from "./engine-input.js";
 import { openCarryingSession } from "./context-window.js";
+import type { ContextScript } from "./context-deliveries.js";
 import { InteractionSession, type MovedSession, type SessionLimits, type SessionObserver } from "./interaction-session.js";
 import { Outbox, type EventSink, type OutboxOptions } from "./outbox.js";
 import type { SessionBackground, SessionTools } from "./ports.js";
@@ -45,6 +46,12 @@ export interface SessionHubOptions {
   spinWait?: SpinWait;
   /** Sessions move between this sidecar and its peers (handoff/); without it a resume finds only this sidecar's sessions. */
   handoff?: HubHandoff;
+  /**
+   * Every session takes what enters its model's context from this recorded
+   * script, not from the results that arrive (`microturn replay`, whose
+   * sidecar holds the one session it replays).
+   */
+  contextScript?: ContextScript;
 }
 
 /** What a hub needs to move sessions to and from its peers. */
@@ -379,6 +386,8 @@ export class SessionHub {
       tools: this.opts.createTools?.(id, config),
       observer: this.observer,
       ...(moved ? { moved: moved.session, promptTokens } : {}),
+      ...(this.opts.contextScript ? { contextScript: this.opts.contextScript } : {}),
+      ...(recorder ? { onContext: (seq: number, items: readonly ContextItem[]) => recorder.recordContext(seq, items) } : {}),
     });
     handle = new SessionHandle(session, config, token, recorder, {
       keepMs: Math.max(OUTBOX_KEEP_MS, 2 * this.opts.resumeGraceMs),

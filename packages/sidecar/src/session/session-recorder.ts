@@ -1,13 +1,24 @@
-// Writes every client event of a session, with its arrival time, to a JSONL
-// file that `microturn replay` feeds back to any engine (see replay.ts).
+// Writes every client event of a session, with its arrival time, and what
+// entered the model's context at each boundary, to a JSONL file that
+// `microturn replay` feeds back to any engine (see replay.ts).
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
-import { ClientEvent } from "@microturn/protocol";
+import { ClientEvent, ContextItem } from "@microturn/protocol";
 
-export const RECORDING_FORMAT = "microturn-recording/1";
+/** The format this sidecar writes: /2 added the context lines. */
+export const RECORDING_FORMAT = "microturn-recording/2";
+/** Formats replay reads: a /1 file has no context lines (replay then takes the results as they arrive). */
+export const RECORDING_FORMATS = ["microturn-recording/1", RECORDING_FORMAT] as const;
+export type RecordingFormat = (typeof RECORDING_FORMATS)[number];
+
+/**
+ * How far the file may fall behind the session before the recording stops
+ * (a disk that does not keep up): unwritten lines wait in memory.
+ */
+export const MAX_UNWRITTEN_BYTES = 16 * 1024 * 1024;
 
 export interface RecordingHeader {
-  format: typeof RECORDING_FORMAT;
+  format: RecordingFormat;
   sessionId: string;
   startedAt: string;
   /**
@@ -34,8 +45,17 @@ export function recordingPartOf(sessionId: string, fileName: string): number | u
 export interface RecordedEvent {
   /** Milliseconds since the session started (wall clock, for reference). */
   tMs: number;
-  /** The event in protobuf JSON form. */
+  /**
+   * The event in protobuf JSON form. An enum value this sidecar does not know
+   * is written UNRECOGNIZED, which the session treats as it treated the number.
+   */
   event: unknown;
+}
+
+/** What entered the model's context at the boundary of input `seq` (background and tool results), in order. */
+export interface RecordedContext {
+  tMs: number;
+  context: { seq: number; items: unknown[] };
 }
 
 /**
@@ -77,8 +97,29 @@ export class SessionRecorder {
 
   record(event: ClientEvent): void {
     if (!this.recording) return;
-    const line: RecordedEvent = { tMs: Math.round(performance.now() - this.t0), event: ClientEvent.toJSON(event) };
-    this.out!.write(`${JSON.stringify(line)}\n`);
+    const line: RecordedEvent = { tMs: this.elapsedMs(), event: ClientEvent.toJSON(event) };
+    this.write(line);
+  }
+
+  /** The context items delivered at input `seq`'s boundary. */
+  recordContext(seq: number, items: readonly ContextItem[]): void {
+    if (!this.recording || items.length === 0) return;
+    const line: RecordedContext = { tMs: this.elapsedMs(), context: { seq, items: items.map((item) => ContextItem.toJSON(item)) } };
+    this.write(line);
+  }
+
+  private elapsedMs(): number {
+    return Math.round(performance.now() - this.t0);
+  }
+
+  private write(line: RecordedEvent | RecordedContext): void {
+    const out = this.out!;
+    // The session does not wait for the disk: a file that falls too far behind stops, rather than hold the session's memory.
+    if (out.writableLength > MAX_UNWRITTEN_BYTES) {
+      this.fail(new Error(`the recording fell ${Math.round(out.writableLength / 1024 / 1024)} MiB behind the session (the disk does not keep up); it stops here`));
+      return;
+    }
+    out.write(`${JSON.stringify(line)}\n`);
   }
 
   /** Flushes and closes the file; returns its path, or "" when the recording failed. */

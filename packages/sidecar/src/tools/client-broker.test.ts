@@ -35,6 +35,19 @@ describe("ClientToolBroker", () => {
     }
   });
 
+  it("without deadlines (replay) waits past a call's timeout for its result", async () => {
+    const broker = new ClientToolBroker({ deadlines: false });
+    const call = broker.call("get_weather", "{}", { timeoutMs: 20 });
+    expect(call.toolCall.timeoutMs).toBe(20);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(broker.pendingCount).toBe(1);
+    broker.resolve({ callId: call.callId, outputJson: "{}", isError: false });
+    await expect(call.result).resolves.toMatchObject({ status: "ok" });
+    const cancelled = broker.call("get_weather", "{}", { timeoutMs: 20 });
+    broker.cancelAll();
+    await expect(cancelled.result).resolves.toMatchObject({ status: "cancelled" });
+  });
+
   it("rejects a result for an id it never issued with a typed error", () => {
     const broker = new ClientToolBroker();
     expect(() => broker.resolve({ callId: "call_made_up", outputJson: "", isError: false })).toThrow(/no pending tool call/);

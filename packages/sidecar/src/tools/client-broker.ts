@@ -24,7 +24,7 @@ interface Pending {
   name: string;
   /** When the result stops being waited for, Date.now() ms. */
   deadline: number;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
   settle: (outcome: ToolOutcome) => void;
 }
 
@@ -33,6 +33,7 @@ export const DEFAULT_CLIENT_TOOL_TIMEOUT_MS = 30_000;
 export class ClientToolBroker {
   private readonly pending = new Map<string, Pending>();
   private readonly defaultTimeoutMs: number;
+  private readonly deadlines: boolean;
   /**
    * Call ids are numbered per broker (one broker per session), not random: a
    * replay of a recorded session on the same engine makes the same calls in
@@ -41,8 +42,13 @@ export class ClientToolBroker {
    */
   private calls = 0;
 
-  constructor(options: { defaultTimeoutMs?: number } = {}) {
+  /**
+   * `deadlines: false` waits for each result however long it takes (replay,
+   * whose recording says how each call ended); a call still says its timeout.
+   */
+  constructor(options: { defaultTimeoutMs?: number; deadlines?: boolean } = {}) {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_CLIENT_TOOL_TIMEOUT_MS;
+    this.deadlines = options.deadlines ?? true;
   }
 
   get pendingCount(): number {
@@ -78,10 +84,12 @@ export class ClientToolBroker {
 
   private await(callId: string, name: string, timeoutMs: number): Promise<ToolOutcome> {
     return new Promise<ToolOutcome>((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(callId);
-        resolve(errorOutcome(new ToolError("timeout", `client tool "${name}" sent no result within ${timeoutMs} ms`, { toolName: name, callId })));
-      }, timerMs(timeoutMs));
+      const timer = this.deadlines
+        ? setTimeout(() => {
+            this.pending.delete(callId);
+            resolve(errorOutcome(new ToolError("timeout", `client tool "${name}" sent no result within ${timeoutMs} ms`, { toolName: name, callId })));
+          }, timerMs(timeoutMs))
+        : undefined;
       this.pending.set(callId, {
         name,
         deadline: Date.now() + timeoutMs,

@@ -487,7 +487,10 @@ export interface SessionConfig {
   unsupportedInput: UnsupportedInput;
   /** Free-form labels for logs and metrics (team, app, user id). */
   labels: { [key: string]: string };
-  /** Record the session (every client event with its time) on the server. */
+  /**
+   * Record the session on the server: every client event with its time, and
+   * the background and tool results each micro-turn gave the model.
+   */
   record: boolean;
 }
 
