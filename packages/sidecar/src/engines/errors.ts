@@ -46,3 +46,16 @@ export class EngineError extends Error {
     return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 }
+
+/**
+ * The refusal of AppendOptions.forceTool by an engine that cannot constrain
+ * decoding (capabilities.forcedToolCalls unset); thrown before anything is
+ * appended, so the session stays as it was.
+ */
+export function forcedToolRefused(engine: string, toolName: string, sessionId: string): EngineError {
+  return new EngineError(
+    "invalid_argument",
+    `${engine}: cannot force a call of tool "${toolName}": this engine does not constrain decoding (capabilities.forcedToolCalls is false); append without forceTool`,
+    { sessionId },
+  );
+}

@@ -38,6 +38,17 @@ describe("echo engine", () => {
     expect(session.positionTokens).toBe(afterFirst);
   });
 
+  it("refuses forceTool before appending anything, and the session goes on", async () => {
+    const engine = await createEchoEngine();
+    const session = await engine.openSession({ systemPrompt: "be brief" });
+    const before = session.positionTokens;
+    const refused = drain(session.append({ seq: 0, startMs: 0, durationMs: 200, text: "call someone" }, { maxOutputTokens: 4, forceTool: { name: "lookup_contact", parametersJson: "{}" } }));
+    await expect(refused).rejects.toSatisfy((err: unknown) => EngineError.isInstance(err) && err.code === "invalid_argument" && /echo.*"lookup_contact"/.test(err.message));
+    expect(session.positionTokens).toBe(before);
+    await drain(session.append({ seq: 0, startMs: 0, durationMs: 200, text: "call someone" }, { maxOutputTokens: 0 }));
+    expect(session.positionTokens).toBeGreaterThan(before);
+  });
+
   it("leaves no listener on a signal that outlives its appends (a session-long one)", async () => {
     const engine = await createEchoEngine({ tokenDelayMs: 1 });
     const session = await engine.openSession({});

@@ -12,7 +12,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { FinishReason, Modality } from "@microturn/protocol";
 import { renderChunkText } from "../chunk-text.js";
 import type { AppendOptions, Engine, EngineCapabilities, EngineChunk, EngineOutput, EngineSession, EngineSessionStats, OpenSessionOptions } from "../engine.js";
-import { EngineError } from "../errors.js";
+import { EngineError, forcedToolRefused } from "../errors.js";
 
 export interface EchoEngineOptions {
   /** Delay before each output token, ms; 0 answers at once. */
@@ -103,6 +103,7 @@ class EchoSession implements EngineSession {
     if (!Number.isInteger(options.maxOutputTokens) || options.maxOutputTokens < 0) {
       throw new EngineError("invalid_argument", `maxOutputTokens must be a non-negative integer, got ${options.maxOutputTokens}`, { sessionId: this.id });
     }
+    if (options.forceTool) throw forcedToolRefused("echo", options.forceTool.name, this.id);
     if (options.signal?.aborted) throw new EngineError("aborted", "append aborted before it started", { sessionId: this.id });
     const input = echoTokens(renderChunkText(chunk));
     for (let i = 0; i < mediaTokens; i++) input.push(MEDIA_TOKEN);

@@ -1,6 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import { FinishReason } from "@microturn/protocol";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { EchoEngine } from "../echo/index.js";
 import type { AppendOptions, AppendResult, EngineChunk, EngineSession } from "../engine.js";
 import { EngineError } from "../errors.js";
@@ -119,6 +119,81 @@ describe("sglang-grpc adapter against a StreamingSession server on loopback", ()
       expect(await codeOf(slow.openSession({ signal: aborted.signal }))).toBe("aborted");
     } finally {
       await slow.dispose();
+    }
+  });
+
+  it("refuses forceTool before sending anything, and the session goes on", async () => {
+    const session = await engine.openSession({ systemPrompt: "be brief" });
+    const before = session.positionTokens;
+    const refused = await run(session, chunk(0, "call someone"), { maxOutputTokens: 4, forceTool: { name: "lookup_contact", parametersJson: "{}" } }).catch((e: unknown) => e);
+    expect(EngineError.isInstance(refused) && refused.code).toBe("invalid_argument");
+    expect((refused as EngineError).message).toMatch(/sglang-grpc.*"lookup_contact"/);
+    expect(server.sessions.get(session.id)?.positionTokens).toBe(before);
+    expect(session.positionTokens).toBe(before);
+    const next = await run(session, chunk(0, "call someone"), { maxOutputTokens: 1 });
+    expect(next.done.inputEndTokens - next.done.inputTokens).toBe(before);
+    await session.close();
+  });
+
+  /** Appends "one two three four five six" and cancels it after its second delta; the positions the deltas reported. */
+  async function cancelAfterTwoDeltas(session: EngineSession, seq: number): Promise<number[]> {
+    const controller = new AbortController();
+    const positions: number[] = [];
+    const cancelled = (async () => {
+      for await (const out of session.append(chunk(seq, "one two three four five six"), { maxOutputTokens: 6, signal: controller.signal })) {
+        if (out.type !== "delta") continue;
+        positions.push(out.positionTokens);
+        if (positions.length === 2) controller.abort();
+      }
+    })();
+    expect(await codeOf(cancelled)).toBe("aborted");
+    return positions;
+  }
+
+  it("stands where a cancelled append began, as the servicer inside SGLang rolls the turn back", async () => {
+    const rollingBack = await startTestServer(new EchoEngine({ tokenDelayMs: 20 }), { rollBackUnfinished: true });
+    const remote = await createSglangGrpcEngine({ address: rollingBack.address, timeoutMs: 5000 });
+    try {
+      const session = await remote.openSession({ systemPrompt: "be brief" });
+      await run(session, chunk(0, "hello"), { maxOutputTokens: 1 });
+      const before = session.positionTokens;
+      const positions = await cancelAfterTwoDeltas(session, 1);
+      expect(positions.at(-1)).toBeGreaterThan(before);
+      // Right after the cancel, before any later call.
+      expect(session.positionTokens).toBe(before);
+      expect(session.stats()).toMatchObject({ positionTokens: before, appends: 1 });
+      await vi.waitFor(() => expect(rollingBack.sessions.get(session.id)?.positionTokens).toBe(before));
+      // The cancelled output is gone: rewinding into it is refused, not answered locally.
+      expect(await codeOf(session.rewind(positions.at(-1)!))).toBe("rewind_out_of_range");
+      const next = await run(session, chunk(2, "again and again"), { maxOutputTokens: 2 });
+      expect(next.done.inputEndTokens - next.done.inputTokens).toBe(before);
+      expect(session.positionTokens).toBe(rollingBack.sessions.get(session.id)?.positionTokens);
+      expect(await session.rewind(before)).toBe(before);
+      expect(rollingBack.sessions.get(session.id)?.positionTokens).toBe(before);
+    } finally {
+      await remote.dispose();
+      await rollingBack.stop();
+    }
+  });
+
+  it("after a cancelled append on a server that keeps the partial turn, a rewind to where it began reaches the server", async () => {
+    const keeping = await startTestServer(new EchoEngine({ tokenDelayMs: 20 }));
+    const remote = await createSglangGrpcEngine({ address: keeping.address, timeoutMs: 5000 });
+    try {
+      const session = await remote.openSession({ systemPrompt: "be brief" });
+      const before = session.positionTokens;
+      const positions = await cancelAfterTwoDeltas(session, 0);
+      expect(session.positionTokens).toBe(before);
+      await vi.waitFor(() => expect(keeping.sessions.get(session.id)?.positionTokens).toBeGreaterThanOrEqual(positions.at(-1)!));
+      // The server may still be winding the turn down (busy) for a moment.
+      await vi.waitFor(async () => expect(await session.rewind(before)).toBe(before));
+      expect(keeping.sessions.get(session.id)?.positionTokens).toBe(before);
+      // Confirmed now: a rewind to where the session is needs no server again.
+      await keeping.sessions.get(session.id)!.close();
+      expect(await session.rewind(before)).toBe(before);
+    } finally {
+      await remote.dispose();
+      await keeping.stop();
     }
   });
 

@@ -85,6 +85,7 @@ export class SglangGrpcEngine implements Engine {
       timeoutMs: this.timeoutMs,
       acceptsAudio: inputs.includes(Modality.MODALITY_AUDIO),
       acceptsVideo: inputs.includes(Modality.MODALITY_VIDEO),
+      supportsRewind: response.capabilities?.supportsRewind ?? this.capabilities.supportsRewind,
       onClose: (id) => this.sessions.delete(id),
     });
     this.sessions.set(session.id, session);

@@ -1,8 +1,9 @@
 // One StreamingSession session seen from the sidecar. Positions come from the
-// server's answers; the in-flight guard saves a round trip for "busy".
+// server's answers, except after an append that ended without `done` (see
+// settleUnfinished); the in-flight guard saves a round trip for "busy".
 import type { AppendResponse, StreamingSessionClient } from "@microturn/protocol";
 import type { AppendOptions, EngineChunk, EngineOutput, EngineSession, EngineSessionStats } from "../engine.js";
-import { EngineError } from "../errors.js";
+import { EngineError, forcedToolRefused, type EngineErrorCode } from "../errors.js";
 import { deadlineIn, unary } from "./call.js";
 import { toEngineError } from "./errors.js";
 
@@ -14,8 +15,15 @@ export interface GrpcSessionInit {
   timeoutMs: number;
   acceptsAudio: boolean;
   acceptsVideo: boolean;
+  /** The server's capabilities.supportsRewind. */
+  supportsRewind: boolean;
   onClose(id: string): void;
 }
+
+/** Codes of an append the server turned away before taking its input (when no delta came before them). */
+const REFUSED_BEFORE_INPUT: ReadonlySet<EngineErrorCode> = new Set([
+  "unknown_session", "session_closed", "busy", "too_large", "unsupported_modality", "invalid_argument",
+]);
 
 export class SglangGrpcSession implements EngineSession {
   readonly id: string;
@@ -25,6 +33,8 @@ export class SglangGrpcSession implements EngineSession {
   private inFlight = false;
   private appends = 0;
   private lastAppendMs = 0;
+  /** The server may hold more than `position` (see settleUnfinished): a rewind to `position` is not a no-op. */
+  private positionUnconfirmed = false;
 
   constructor(private readonly init: GrpcSessionInit) {
     this.id = init.id;
@@ -48,8 +58,10 @@ export class SglangGrpcSession implements EngineSession {
     if (!Number.isInteger(options.maxOutputTokens) || options.maxOutputTokens < 0 || options.maxOutputTokens > 0xffffffff) {
       throw new EngineError("invalid_argument", `maxOutputTokens must be a non-negative integer, got ${options.maxOutputTokens}`, { sessionId: this.id });
     }
+    if (options.forceTool) throw forcedToolRefused("sglang-grpc", options.forceTool.name, this.id);
     if (options.signal?.aborted) throw new EngineError("aborted", "append aborted before it started", { sessionId: this.id });
     this.inFlight = true;
+    const before = this.position;
     const call = this.init.client.append(
       {
         sessionId: this.id,
@@ -68,13 +80,16 @@ export class SglangGrpcSession implements EngineSession {
     );
     const onAbort = (): void => call.cancel();
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    let sawDelta = false;
     let sawDone = false;
+    let refused = false;
     try {
       for await (const message of call as AsyncIterable<AppendResponse>) {
         const event = message.event;
         // `done` is final: anything after it (a server bug) is read to the stream's end and ignored.
         if (sawDone) continue;
         if (event?.$case === "delta") {
+          sawDelta = true;
           this.position = event.value.positionTokens;
           const audio = event.value.audio;
           yield {
@@ -87,6 +102,7 @@ export class SglangGrpcSession implements EngineSession {
           const d = event.value;
           sawDone = true;
           this.position = d.positionTokens;
+          this.positionUnconfirmed = false;
           if (d.capacityTokens > 0) this.capacity = d.capacityTokens;
           this.appends++;
           this.lastAppendMs = d.appendMs;
@@ -105,12 +121,17 @@ export class SglangGrpcSession implements EngineSession {
         }
       }
     } catch (error) {
-      throw toEngineError(error, "append", this.id);
+      const failure = toEngineError(error, "append", this.id);
+      refused = !sawDelta && REFUSED_BEFORE_INPUT.has(failure.code);
+      throw failure;
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
       this.inFlight = false;
-      // The consumer stopped early: stop the server's turn too.
-      if (!sawDone) call.cancel();
+      if (!sawDone) {
+        // The consumer stopped early: stop the server's turn too.
+        call.cancel();
+        this.settleUnfinished(before, refused);
+      }
     }
     if (!sawDone) {
       throw new EngineError("internal", "sglang-grpc append: the stream ended without `done`", { sessionId: this.id });
@@ -124,13 +145,31 @@ export class SglangGrpcSession implements EngineSession {
     }
     // Nothing to take back: answered here, as on every engine (a server without rewind would refuse even this,
     // and a turn retried before any output rewinds to where it began).
-    if (positionTokens === this.position) return this.position;
+    if (positionTokens === this.position && !this.positionUnconfirmed) return this.position;
     const client = this.init.client;
     const response = await unary(client.rewind.bind(client), { sessionId: this.id, positionTokens }, {
       operation: "rewind", timeoutMs: this.init.timeoutMs, signal, sessionId: this.id,
     });
     this.position = response.positionTokens;
+    this.positionUnconfirmed = false;
     return response.positionTokens;
+  }
+
+  /**
+   * An append that ended without `done` (cancelled, past its deadline, failed)
+   * says nothing of what the server kept, and no call asks it. The servicer
+   * inside SGLang (sglang_session_servicer.py) drops such a turn whole, input
+   * included: its sequence stays where it was before the append (a rewind the
+   * turn carried is carried again, so that is where the last rewind left it).
+   * That is the position taken here, not the last delta's. The CPU reference
+   * servicer (engine_servicer.py) keeps what the turn appended instead, so
+   * unless the server refused the append before taking its input, the next
+   * rewind goes to the server even to this position: either server then
+   * stands where the turn began. The next `done` reports the position anyway.
+   */
+  private settleUnfinished(before: number, refused: boolean): void {
+    this.position = before;
+    if (!refused && this.init.supportsRewind) this.positionUnconfirmed = true;
   }
 
   async close(): Promise<void> {

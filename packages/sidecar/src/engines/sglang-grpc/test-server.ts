@@ -1,6 +1,9 @@
 // A StreamingSession server over any Engine, for the adapter's tests: real
 // grpc-js on 127.0.0.1, real sockets. A chunk whose text is `!status:N` fails
-// with gRPC status N, so every status mapping is exercised over the wire.
+// with gRPC status N, so every status mapping is exercised over the wire. An
+// Append cut short keeps what the engine kept (as the CPU reference servicer
+// does), or with `rollBackUnfinished` is dropped whole (as the servicer inside
+// SGLang does).
 import { Metadata, Server, ServerCredentials, status, type ServiceError } from "@grpc/grpc-js";
 import { PROTOCOL_VERSION, StreamingSessionService, type StreamingSessionServer } from "@microturn/protocol";
 import type { Engine, EngineSession } from "../engine.js";
@@ -28,13 +31,18 @@ function toServiceError(error: unknown): Partial<ServiceError> {
   return { code: STATUS_FOR[error.code], details: error.message, metadata };
 }
 
+export interface TestServerOptions {
+  /** An Append that ends without `done` delivered (cancelled, failed) leaves the session where it was before it. */
+  rollBackUnfinished?: boolean;
+}
+
 export interface TestServer {
   address: string;
   sessions: Map<string, EngineSession>;
   stop(): Promise<void>;
 }
 
-export async function startTestServer(engine: Engine): Promise<TestServer> {
+export async function startTestServer(engine: Engine, options: TestServerOptions = {}): Promise<TestServer> {
   const sessions = new Map<string, EngineSession>();
   const find = (id: string): EngineSession => {
     const s = sessions.get(id);
@@ -62,16 +70,27 @@ export async function startTestServer(engine: Engine): Promise<TestServer> {
       const controller = new AbortController();
       call.on("cancelled", () => controller.abort());
       void (async () => {
+        let s: EngineSession | undefined;
+        let before = 0;
+        // The turn took the session (a refused one, busy say, must not touch it), and the client got its `done`
+        // (the engine ends a cancelled turn with `done` too, but the client never gets it).
+        let took = false;
+        let finished = false;
         try {
-          const s = find(r.sessionId);
+          s = find(r.sessionId);
+          before = s.positionTokens;
           const chunk = { seq: r.seq, startMs: r.startMs, durationMs: r.durationMs, text: r.text, context: r.context, video: r.video, ...(r.audio ? { audio: r.audio } : {}) };
           for await (const out of s.append(chunk, { maxOutputTokens: r.maxOutputTokens, stop: r.stop, temperature: r.temperature, signal: controller.signal })) {
+            took = true;
             if (out.type === "delta") call.write({ event: { $case: "delta", value: { text: out.text, positionTokens: out.positionTokens } } });
             else call.write({ event: { $case: "done", value: { ...out.done, capacityTokens: s.stats().capacityTokens } } });
           }
           call.end();
+          finished = !controller.signal.aborted;
         } catch (e) {
           call.emit("error", toServiceError(e));
+        } finally {
+          if (options.rollBackUnfinished && s && took && !finished) await s.rewind(before);
         }
       })();
     },

@@ -181,6 +181,21 @@ describe("sglang-http engine", () => {
     expect((await engineError(engine.health())).code).toBe("unavailable");
   });
 
+  it("refuses forceTool before sending anything, and the session goes on", async () => {
+    const { server, engine } = await setup({ respond: () => "ok" });
+    const session = await engine.openSession();
+    await turn(session, chunk(0, "one"), { maxOutputTokens: 2 });
+    const before = session.positionTokens;
+    const sent = server.requests.length;
+    const refused = await engineError(turn(session, chunk(1, "two"), { maxOutputTokens: 4, forceTool: { name: "lookup_contact", parametersJson: "{}" } }));
+    expect(refused.code).toBe("invalid_argument");
+    expect(refused.message).toMatch(/sglang-http.*"lookup_contact"/);
+    expect(server.requests).toHaveLength(sent);
+    expect(session.positionTokens).toBe(before);
+    const next = await turn(session, chunk(1, "two"), { maxOutputTokens: 2 });
+    expect(next.done.inputEndTokens - next.done.inputTokens).toBe(before);
+  });
+
   it("aborts through the signal; the position stays at the last finished turn", async () => {
     const { server, engine } = await setup({ tokenDelayMs: 10, respond: () => "a long answer" });
     const session = await engine.openSession();

@@ -8,7 +8,7 @@ import type { StreamingSession } from "@microturn/sdk";
 import { followSignal } from "../../abort.js";
 import { renderChunkText } from "../chunk-text.js";
 import type { AppendOptions, AppendResult, EngineChunk, EngineOutput, EngineSession, EngineSessionStats } from "../engine.js";
-import { EngineError } from "../errors.js";
+import { EngineError, forcedToolRefused } from "../errors.js";
 import { toEngineError } from "./errors.js";
 
 /** A micro-turn's deadline when the engine sets none, ms (the client's progress timeout). */
@@ -167,6 +167,7 @@ export class SglangHttpSession implements EngineSession {
     if (options.temperature !== undefined && !(options.temperature >= 0)) {
       throw new EngineError("invalid_argument", `sglang-http: temperature must be >= 0, got ${options.temperature}.`, { sessionId });
     }
+    if (options.forceTool) throw forcedToolRefused("sglang-http", options.forceTool.name, sessionId);
   }
 }
 
