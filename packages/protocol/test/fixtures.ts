@@ -100,6 +100,7 @@ export const serverEvents: Record<ServerEventName, ServerEvent> = {
         resumeGraceMs: 30000,
         resumed: true,
         nextInputSeq: 8,
+        maxOutputTokensPerTurn: 12,
       },
     },
   }),

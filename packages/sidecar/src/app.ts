@@ -98,6 +98,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
     engine,
     limits: {
       maxOutputTokensPerTurn: config.maxOutputTokensPerTurn,
+      maxOutputTokensCeiling: config.maxOutputTokensCeiling,
       maxQueuedChunks: config.maxQueuedChunks,
       sessionTokens: config.sessionTokens,
       rewindHorizonMs: config.rewindHorizonMs,

@@ -47,6 +47,12 @@ describe("loadConfig", () => {
   it("spins for chunks only when asked, for up to 64 sessions unless told otherwise, within half a chunk", () => {
     expect(loadConfig([], {})).toMatchObject({ spinWindowMs: 0, spinMaxSessions: 64 });
     expect(loadConfig(["--spin-window-ms", "2"], { MICROTURN_SPIN_MAX_SESSIONS: "8" })).toMatchObject({ spinWindowMs: 2, spinMaxSessions: 8 });
+    expect(() => loadConfig(["--max-output-tokens", "16", "--max-output-tokens-ceiling", "8"], {})).toThrow(
+      /--max-output-tokens-ceiling \/ MICROTURN_MAX_OUTPUT_TOKENS_CEILING \(8\) is below --max-output-tokens \/ MICROTURN_MAX_OUTPUT_TOKENS \(16\), the default a session gets/,
+    );
+    expect(() => loadConfig(["--max-output-tokens", "4294967296"], {})).toThrow(/--max-output-tokens \/ MICROTURN_MAX_OUTPUT_TOKENS must be at most 4294967295/);
+    expect(() => loadConfig(["--max-output-tokens-ceiling=-1"], {})).toThrow(/must not be negative, got -1/);
+    expect(loadConfig(["--max-output-tokens", "6", "--max-output-tokens-ceiling", "32"], {})).toMatchObject({ maxOutputTokensPerTurn: 6, maxOutputTokensCeiling: 32 });
     expect(() => loadConfig(["--spin-window-ms", "51"], {})).toThrow(/--spin-window-ms \/ MICROTURN_SPIN_WINDOW_MS must be at most 50/);
     expect(() => loadConfig(["--spin-window-ms=-1"], {})).toThrow(/--spin-window-ms \/ MICROTURN_SPIN_WINDOW_MS must not be negative/);
     expect(() => loadConfig([], { MICROTURN_SPIN_MAX_SESSIONS: "-5" })).toThrow(/--spin-max-sessions \/ MICROTURN_SPIN_MAX_SESSIONS must not be negative/);

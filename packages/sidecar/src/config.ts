@@ -49,6 +49,8 @@ export interface SidecarConfig {
   maxSessions: number;
   /** Output budget per micro-turn, tokens. */
   maxOutputTokensPerTurn: number;
+  /** 0: maxOutputTokensPerTurn. */
+  maxOutputTokensCeiling: number;
   /** Input chunks a session may queue before QUEUE_FULL. */
   maxQueuedChunks: number;
   /** KV capacity asked of the engine per session, tokens; 0 takes the engine's default. */
@@ -169,7 +171,14 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     env: "MICROTURN_MAX_OUTPUT_TOKENS",
     kind: "int",
     default: "6",
-    help: "output tokens per 200 ms micro-turn: the default, and the most a session may ask for",
+    help: "output tokens per 200 ms micro-turn for a session that asks for no budget of its own",
+  },
+  maxOutputTokensCeiling: {
+    flag: "max-output-tokens-ceiling",
+    env: "MICROTURN_MAX_OUTPUT_TOKENS_CEILING",
+    kind: "int",
+    default: "0",
+    help: "the most output tokens per micro-turn a session may ask for; a larger ask is cut to it (0: --max-output-tokens)",
   },
   sessionTokens: {
     flag: "session-tokens",
@@ -323,6 +332,16 @@ function validate(c: SidecarConfig): void {
   const positive: (keyof SidecarConfig)[] = ["maxSessions", "maxOutputTokensPerTurn", "maxQueuedChunks", "backgroundMaxConcurrent", "toolTimeoutMs", "backgroundTimeoutMs", "moveLeaseMs"];
   for (const key of positive) {
     if ((c[key] as number) < 1) throw new ConfigError(`${named(key)} must be at least 1, got ${c[key]}`);
+  }
+  // The budget goes out as a uint32 (SessionStarted.max_output_tokens_per_turn, the engines' max_output_tokens).
+  for (const key of ["maxOutputTokensPerTurn", "maxOutputTokensCeiling"] as const) {
+    if (c[key] > 0xffffffff) throw new ConfigError(`${named(key)} must be at most 4294967295, got ${c[key]}`);
+  }
+  if (c.maxOutputTokensCeiling < 0) throw new ConfigError(`${named("maxOutputTokensCeiling")} must not be negative, got ${c.maxOutputTokensCeiling}`);
+  if (c.maxOutputTokensCeiling > 0 && c.maxOutputTokensCeiling < c.maxOutputTokensPerTurn) {
+    throw new ConfigError(
+      `${named("maxOutputTokensCeiling")} (${c.maxOutputTokensCeiling}) is below ${named("maxOutputTokensPerTurn")} (${c.maxOutputTokensPerTurn}), the default a session gets: raise the ceiling or lower the default`,
+    );
   }
   for (const key of ["resumeGraceMs", "drainMs", "sessionTokens", "rewindHorizonMs", "spinWindowMs", "spinMaxSessions", "tlsReloadMs"] as const) {
     if (c[key] < 0) throw new ConfigError(`${named(key)} must not be negative, got ${c[key]}`);

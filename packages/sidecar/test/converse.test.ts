@@ -1,7 +1,7 @@
 // The Converse service over a real gRPC socket, on a deterministic test engine:
 // ordering, acks, duplicates, gaps, bad input, barge-in rewind, resume, auth.
 import * as grpc from "@grpc/grpc-js";
-import { ErrorCode, Modality, UnsupportedInput } from "@microturn/protocol";
+import { ErrorCode, Modality, PROTOCOL_VERSION, UnsupportedInput } from "@microturn/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../src/logger.js";
 import { SidecarMetrics } from "../src/metrics.js";
@@ -14,12 +14,15 @@ import { TestClient } from "./helpers/test-client.js";
 let running: RunningServer | undefined;
 const clients: TestClient[] = [];
 
-async function setup(engineOptions: FakeEngineOptions = {}, options: { apiKey?: string; resumeGraceMs?: number; maxQueuedChunks?: number; spinWait?: SpinWait } = {}) {
+async function setup(
+  engineOptions: FakeEngineOptions = {},
+  options: { apiKey?: string; resumeGraceMs?: number; maxQueuedChunks?: number; spinWait?: SpinWait; maxOutputTokensCeiling?: number } = {},
+) {
   const engine = new FakeEngine(engineOptions);
   const logger = createLogger("error");
   const hub = new SessionHub({
     engine,
-    limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: options.maxQueuedChunks ?? 50 },
+    limits: { maxOutputTokensPerTurn: 16, maxQueuedChunks: options.maxQueuedChunks ?? 50, ...(options.maxOutputTokensCeiling ? { maxOutputTokensCeiling: options.maxOutputTokensCeiling } : {}) },
     maxSessions: 8,
     resumeGraceMs: options.resumeGraceMs ?? 5000,
     recordDir: "",
@@ -119,6 +122,28 @@ describe("Converse", () => {
     // One token per character in the test engine; the sidecar's limit here is 16.
     expect(within.of("output")[0]!.text).toHaveLength(4);
     expect(over.of("output")[0]!.text).toHaveLength(16);
+    // Each hears the budget it got.
+    expect(within.of("started")[0]!.maxOutputTokensPerTurn).toBe(4);
+    expect(over.of("started")[0]!.maxOutputTokensPerTurn).toBe(16);
+  });
+
+  it("gives a session that asks for no budget the default, and one that asks for more up to the ceiling (--max-output-tokens-ceiling)", async () => {
+    const { connect } = await setup({ reply: () => "x".repeat(100) }, { maxOutputTokensCeiling: 40 });
+    const [plain, more, over] = [connect(), connect(), connect()];
+    plain.start();
+    more.start({ maxOutputTokensPerTurn: 30 });
+    over.start({ maxOutputTokensPerTurn: 100 });
+    for (const c of [plain, more, over]) c.input(0, "talk");
+    await Promise.all([plain, more, over].map((c) => c.waitCount("output", 1)));
+    expect([plain, more, over].map((c) => c.of("output")[0]!.text.length)).toEqual([16, 30, 40]);
+    expect([plain, more, over].map((c) => c.of("started")[0]!.maxOutputTokensPerTurn)).toEqual([16, 30, 40]);
+    // A resumed session hears its budget again.
+    const token = more.of("started")[0]!.resumeToken;
+    more.close();
+    const back = connect();
+    back.send({ $case: "resume", value: { protocolVersion: PROTOCOL_VERSION, resumeToken: token, lastEventSeq: 0 } });
+    await back.waitCount("started", 1);
+    expect(back.of("started")[0]).toMatchObject({ resumed: true, maxOutputTokensPerTurn: 30 });
   });
 
   it("refuses a start whose tools the model could not be shown, naming the tool; the next start opens", async () => {

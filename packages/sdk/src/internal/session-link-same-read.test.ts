@@ -58,6 +58,7 @@ function started(token: string, nextInputSeq = 0): Body {
     resumeGraceMs: 30_000,
     resumed: token !== "t0",
     nextInputSeq,
+    maxOutputTokensPerTurn: 6,
   };
   return { $case: "started", value };
 }

@@ -12,6 +12,7 @@ import {
   PROTOCOL_VERSION,
   type ServerEvent,
   type SessionConfig,
+  type SessionStarted,
 } from "@microturn/protocol";
 import { FakeSession, type FakeSessionScript } from "./fake-session.js";
 import { attachWebSocketServer, type WebSocketServerConstructor } from "./fake-websocket.js";
@@ -166,18 +167,7 @@ export class FakeSidecar {
       const session = new FakeSession(id, `${id}-token-${this.nextId++}`, body.value.config ?? emptyConfig(), this.options);
       this.sessions.set(id, session);
       session.attach(peer);
-      session.send({
-        $case: "started",
-        value: {
-          sessionId: id,
-          resumeToken: session.resumeToken,
-          protocolVersion: this.options.protocolVersion ?? PROTOCOL_VERSION,
-          capabilities: undefined,
-          resumeGraceMs: 30_000,
-          resumed: false,
-          nextInputSeq: 0,
-        },
-      });
+      session.send({ $case: "started", value: this.started(session, false) });
       return session;
     }
     if (body.$case === "resume") {
@@ -188,23 +178,26 @@ export class FakeSidecar {
       session.attach(peer);
       peer.send({
         eventSeq: 0,
-        event: {
-          $case: "started",
-          value: {
-            sessionId: session.id,
-            resumeToken: session.resumeToken,
-            protocolVersion: this.options.protocolVersion ?? PROTOCOL_VERSION,
-            capabilities: undefined,
-            resumeGraceMs: 30_000,
-            resumed: true,
-            nextInputSeq: session.expectedSeq,
-          },
-        },
+        event: { $case: "started", value: this.started(session, true) },
       });
       for (const past of session.history) if (past.eventSeq > body.value.lastEventSeq) peer.send(past);
       return session;
     }
     return fatal(ErrorCode.ERROR_CODE_FAILED_PRECONDITION, `first event must be start or resume, got ${body.$case}`);
+  }
+
+  private started(session: FakeSession, resumed: boolean): SessionStarted {
+    return {
+      sessionId: session.id,
+      resumeToken: session.resumeToken,
+      protocolVersion: this.options.protocolVersion ?? PROTOCOL_VERSION,
+      capabilities: undefined,
+      resumeGraceMs: 30_000,
+      resumed,
+      nextInputSeq: resumed ? session.expectedSeq : 0,
+      // The sidecar's default budget when the config asks for none; the fake sets no ceiling.
+      maxOutputTokensPerTurn: session.config.maxOutputTokensPerTurn || 6,
+    };
   }
 
   private onGrpcStream(call: ServerDuplexStream<ClientEvent, ServerEvent>): void {

@@ -30,7 +30,10 @@ import { waitAtMost } from "../timers.js";
 
 
 export interface SessionLimits {
+  /** Output tokens per micro-turn for a session whose config asks for none. */
   maxOutputTokensPerTurn: number;
+  /** The most a session's config may ask for; absent or 0: maxOutputTokensPerTurn. */
+  maxOutputTokensCeiling?: number;
   maxQueuedChunks: number;
   /** KV capacity asked of the engine per session, tokens; 0 or absent takes the engine's default. */
   sessionTokens?: number;
@@ -524,9 +527,13 @@ export class InteractionSession {
    */
   private outputBudget(chunk: InputChunk): number {
     if (this.history.pendingOutputMs(chunk.startMs + chunk.durationMs) > chunk.durationMs) return 0;
-    // The sidecar's setting is the default and the ceiling: a client may ask for less, never more.
-    const limit = this.opts.limits.maxOutputTokensPerTurn;
-    return Math.min(this.opts.config.maxOutputTokensPerTurn || limit, limit);
+    return this.outputTokensPerTurn;
+  }
+
+  /** The session's output budget per micro-turn: what its config asked for, cut to the ceiling, or the default. */
+  get outputTokensPerTurn(): number {
+    const { maxOutputTokensPerTurn: fallback, maxOutputTokensCeiling } = this.opts.limits;
+    return Math.min(this.opts.config.maxOutputTokensPerTurn || fallback, maxOutputTokensCeiling || fallback);
   }
 
   private onBackgroundUpdate(update: BackgroundUpdate): void {

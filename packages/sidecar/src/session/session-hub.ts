@@ -850,6 +850,7 @@ export class SessionHub {
       resumeGraceMs: this.opts.resumeGraceMs,
       resumed,
       nextInputSeq: handle.session.expectedSeq,
+      maxOutputTokensPerTurn: handle.session.outputTokensPerTurn,
     };
   }
 }

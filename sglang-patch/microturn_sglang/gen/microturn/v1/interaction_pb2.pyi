@@ -275,7 +275,7 @@ class SessionEnd(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("session_id", "resume_token", "protocol_version", "capabilities", "resume_grace_ms", "resumed", "next_input_seq")
+    __slots__ = ("session_id", "resume_token", "protocol_version", "capabilities", "resume_grace_ms", "resumed", "next_input_seq", "max_output_tokens_per_turn")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +283,7 @@ class SessionStarted(_message.Message):
     RESUME_GRACE_MS_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     NEXT_INPUT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUT_TOKENS_PER_TURN_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     resume_token: str
     protocol_version: str
@@ -290,7 +291,8 @@ class SessionStarted(_message.Message):
     resume_grace_ms: int
     resumed: bool
     next_input_seq: int
-    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., protocol_version: _Optional[str] = ..., capabilities: _Optional[_Union[_engine_pb2.EngineCapabilities, _Mapping]] = ..., resume_grace_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., next_input_seq: _Optional[int] = ...) -> None: ...
+    max_output_tokens_per_turn: int
+    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., protocol_version: _Optional[str] = ..., capabilities: _Optional[_Union[_engine_pb2.EngineCapabilities, _Mapping]] = ..., resume_grace_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., next_input_seq: _Optional[int] = ..., max_output_tokens_per_turn: _Optional[int] = ...) -> None: ...
 
 class OutputChunk(_message.Message):
     __slots__ = ("seq", "start_ms", "duration_ms", "text", "audio", "silent", "latency_ms", "finish_reason")

@@ -477,8 +477,9 @@ export interface SessionConfig {
   /** Delivery mode for background results that do not name one. */
   defaultDelivery: DeliveryMode;
   /**
-   * Output budget per micro-turn in tokens; 0 takes the server's setting,
-   * which is also the most a session gets (a larger value is cut to it).
+   * Output budget per micro-turn in tokens; 0 takes the server's default. A
+   * value over the server's ceiling is cut to it; SessionStarted says what
+   * the session got.
    */
   maxOutputTokensPerTurn: number;
   /** Nominal chunk length in ms; 0 means 200. */
@@ -632,6 +633,11 @@ export interface SessionStarted {
   resumed: boolean;
   /** On resume: the next input seq the server expects. */
   nextInputSeq: number;
+  /**
+   * The output budget per micro-turn this session got, in tokens: what its
+   * config asked for, cut to the server's ceiling, or the server's default.
+   */
+  maxOutputTokensPerTurn: number;
 }
 
 /** One micro-turn of output. */
@@ -2859,6 +2865,7 @@ function createBaseSessionStarted(): SessionStarted {
     resumeGraceMs: 0,
     resumed: false,
     nextInputSeq: 0,
+    maxOutputTokensPerTurn: 0,
   };
 }
 
@@ -2884,6 +2891,9 @@ export const SessionStarted: MessageFns<SessionStarted> = {
     }
     if (message.nextInputSeq !== 0) {
       writer.uint32(56).uint64(message.nextInputSeq);
+    }
+    if (message.maxOutputTokensPerTurn !== 0) {
+      writer.uint32(64).uint32(message.maxOutputTokensPerTurn);
     }
     return writer;
   },
@@ -2957,6 +2967,14 @@ export const SessionStarted: MessageFns<SessionStarted> = {
             message.nextInputSeq = longToNumber(reader.uint64());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxOutputTokensPerTurn = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2998,6 +3016,11 @@ export const SessionStarted: MessageFns<SessionStarted> = {
         : isSet(object.next_input_seq)
         ? globalThis.Number(object.next_input_seq)
         : 0,
+      maxOutputTokensPerTurn: isSet(object.maxOutputTokensPerTurn)
+        ? globalThis.Number(object.maxOutputTokensPerTurn)
+        : isSet(object.max_output_tokens_per_turn)
+        ? globalThis.Number(object.max_output_tokens_per_turn)
+        : 0,
     };
   },
 
@@ -3024,6 +3047,9 @@ export const SessionStarted: MessageFns<SessionStarted> = {
     if (message.nextInputSeq !== 0) {
       obj.nextInputSeq = Math.round(message.nextInputSeq);
     }
+    if (message.maxOutputTokensPerTurn !== 0) {
+      obj.maxOutputTokensPerTurn = Math.round(message.maxOutputTokensPerTurn);
+    }
     return obj;
   },
 
@@ -3041,6 +3067,7 @@ export const SessionStarted: MessageFns<SessionStarted> = {
     message.resumeGraceMs = object.resumeGraceMs ?? 0;
     message.resumed = object.resumed ?? false;
     message.nextInputSeq = object.nextInputSeq ?? 0;
+    message.maxOutputTokensPerTurn = object.maxOutputTokensPerTurn ?? 0;
     return message;
   },
 };
