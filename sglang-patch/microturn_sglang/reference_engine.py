@@ -10,9 +10,10 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterator, List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 import torch
 
@@ -82,6 +83,41 @@ class TurnSummary:
 
 
 TurnEvent = Union[OutputPiece, TurnSummary]
+
+
+class TurnEvents(Iterator[TurnEvent]):
+    """The events of one turn whose session is claimed. Releases the claim exactly
+    once: when the turn ends or fails, or when it is closed or dropped, even before
+    its first step (a generator's ``finally`` never runs if it never started, which
+    would leave the session busy for good). Nothing is appended before the first
+    step, so a turn dropped then leaves the sequence where it was."""
+
+    def __init__(self, steps: Iterator[TurnEvent], release: Callable[[], None]):
+        self._steps = steps
+        self._release: Optional[Callable[[], None]] = release
+
+    def __next__(self) -> TurnEvent:
+        try:
+            return next(self._steps)
+        except BaseException:  # StopIteration at the end included
+            self._finish()
+            raise
+
+    def close(self) -> None:
+        """Ends the turn where it is (as a cancelled turn: what went in stays) and
+        releases the session; a close-while-in-flight then takes effect."""
+        # Not in a `finally`: a close racing a step on another thread fails (the
+        # generator is executing) and must not release the session under that step.
+        self._steps.close()
+        self._finish()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _finish(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 @dataclass
@@ -156,15 +192,16 @@ class ReferenceEngine:
         with self._lock:
             return session_id in self._voices
 
-    def append(self, session_id: str, chunk: ChunkInput) -> Iterator[TurnEvent]:
+    def append(self, session_id: str, chunk: ChunkInput) -> TurnEvents:
         """Claims the session (SessionBusy if a turn is in flight) before returning
-        the event iterator, so the refusal reaches the caller at once."""
+        the event iterator, so the refusal reaches the caller at once; the iterator
+        releases it (see TurnEvents)."""
         # Checked before anything is appended: NaN would fail sampling after the input went in.
         if not chunk.temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {chunk.temperature}")
         with self._lock:
             self.table.begin_append(session_id)
-        return self._turn(session_id, chunk)
+        return TurnEvents(self._turn(session_id, chunk), lambda: self._end_turn(session_id))
 
     def rewind(self, session_id: str, position_tokens: int) -> tuple[int, int]:
         with self._lock:
@@ -223,73 +260,73 @@ class ReferenceEngine:
         hold_back = max((len(s) for s in chunk.stop), default=1) - 1
         seed = zlib.crc32(f"{session_id}/{chunk.seq}".encode())
         generator = torch.Generator().manual_seed(seed)
-        try:
+        with self._lock:
+            voice = self._voices.get(session_id)
+            session = self.table.get(session_id)
+            past = session.length
+            hidden = self._run_input(session_id, self._embed_chunk(chunk))
+            input_end = session.length
+        input_tokens = input_end - past
+        audio_generator = torch.Generator().manual_seed(seed ^ _AUDIO_SEED_SALT) if voice else None
+        append_ms = (time.perf_counter() - t0) * 1000.0
+        for _ in range(chunk.max_output_tokens):
             with self._lock:
-                voice = self._voices.get(session_id)
-                session = self.table.get(session_id)
-                past = session.length
-                hidden = self._run_input(session_id, self._embed_chunk(chunk))
-                input_end = session.length
-            input_tokens = input_end - past
-            audio_generator = torch.Generator().manual_seed(seed ^ _AUDIO_SEED_SALT) if voice else None
-            append_ms = (time.perf_counter() - t0) * 1000.0
-            for _ in range(chunk.max_output_tokens):
-                with self._lock:
-                    if session_id in self._closing:
-                        finish = Finish.ABORT
-                        break
-                    if session.length >= self.table.max_context_tokens:
-                        # The sequence is full: the turn ends here (LENGTH), as a budget spent would,
-                        # with what it said so far, rather than failing after its output went out.
-                        break
-                    token = self.model.next_token(hidden, chunk.temperature, generator)
-                    spoken_from = hidden  # the state that chose the token conditions its audio
-                    hidden = self._run_input(session_id, self.model.embed_tokens([token]))
-                    position = session.length
-                if token == TOKEN_END_OF_TURN:
-                    finish = Finish.SILENT if output_tokens == 0 else Finish.STOP
-                    output_tokens += 1
-                    break
-                output_tokens += 1
-                # Outside the lock: only this turn touches the session's vocoder.
-                audio = self._speak(voice, spoken_from, audio_generator) if voice else b""
-                text += decoder.decode(bytes([token]) if token < 256 else b"")
-                cut = min((text.find(s) for s in chunk.stop if s and s in text), default=-1)
-                if cut >= 0:
-                    if cut > emitted or audio:
-                        yield OutputPiece(text[emitted:max(cut, emitted)], position, audio)
-                    emitted = len(text)
-                    finish = Finish.STOP
-                    break
-                safe = len(text) - hold_back
-                if safe > emitted or audio:
-                    # A speaking session gets a piece per token: its audio is not held back with the text.
-                    yield OutputPiece(text[emitted:max(safe, emitted)], position, audio)
-                    emitted = max(safe, emitted)
-            # The model yielded the turn: its utterance ends here, so the vocoder's last
-            # 37.5 ms come out now (fading), not at the start of its next utterance.
-            tail = self._flush_voice(voice) if voice and finish in (Finish.STOP, Finish.SILENT) else b""
-            rest = text[emitted:] if finish is not Finish.STOP else ""
-            if rest or tail:
-                yield OutputPiece(rest, session.length, tail)
-            yield TurnSummary(
-                finish=finish,
-                position_tokens=session.length,
-                input_end_tokens=input_end,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                append_ms=append_ms,
-                turn_ms=(time.perf_counter() - t0) * 1000.0,
-                capacity_tokens=session.capacity,
-            )
-        finally:
-            with self._lock:
-                self.table.end_append(session_id)
                 if session_id in self._closing:
-                    self._closing.discard(session_id)
-                    self._voices.pop(session_id, None)
-                    if session_id in self.table:
-                        self.table.close(session_id)
+                    finish = Finish.ABORT
+                    break
+                if session.length >= self.table.max_context_tokens:
+                    # The sequence is full: the turn ends here (LENGTH), as a budget spent would,
+                    # with what it said so far, rather than failing after its output went out.
+                    break
+                token = self.model.next_token(hidden, chunk.temperature, generator)
+                spoken_from = hidden  # the state that chose the token conditions its audio
+                hidden = self._run_input(session_id, self.model.embed_tokens([token]))
+                position = session.length
+            if token == TOKEN_END_OF_TURN:
+                finish = Finish.SILENT if output_tokens == 0 else Finish.STOP
+                output_tokens += 1
+                break
+            output_tokens += 1
+            # Outside the lock: only this turn touches the session's vocoder.
+            audio = self._speak(voice, spoken_from, audio_generator) if voice else b""
+            text += decoder.decode(bytes([token]) if token < 256 else b"")
+            cut = min((text.find(s) for s in chunk.stop if s and s in text), default=-1)
+            if cut >= 0:
+                if cut > emitted or audio:
+                    yield OutputPiece(text[emitted:max(cut, emitted)], position, audio)
+                emitted = len(text)
+                finish = Finish.STOP
+                break
+            safe = len(text) - hold_back
+            if safe > emitted or audio:
+                # A speaking session gets a piece per token: its audio is not held back with the text.
+                yield OutputPiece(text[emitted:max(safe, emitted)], position, audio)
+                emitted = max(safe, emitted)
+        # The model yielded the turn: its utterance ends here, so the vocoder's last
+        # 37.5 ms come out now (fading), not at the start of its next utterance.
+        tail = self._flush_voice(voice) if voice and finish in (Finish.STOP, Finish.SILENT) else b""
+        rest = text[emitted:] if finish is not Finish.STOP else ""
+        if rest or tail:
+            yield OutputPiece(rest, session.length, tail)
+        yield TurnSummary(
+            finish=finish,
+            position_tokens=session.length,
+            input_end_tokens=input_end,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            append_ms=append_ms,
+            turn_ms=(time.perf_counter() - t0) * 1000.0,
+            capacity_tokens=session.capacity,
+        )
+
+    def _end_turn(self, session_id: str) -> None:
+        with self._lock:
+            self.table.end_append(session_id)
+            if session_id in self._closing:
+                self._closing.discard(session_id)
+                self._voices.pop(session_id, None)
+                if session_id in self.table:
+                    self.table.close(session_id)
 
     def _flush_voice(self, voice: StreamingVocoder) -> bytes:
         return self._pcm(voice.flush())

@@ -1,3 +1,5 @@
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -239,3 +241,59 @@ def test_a_nan_temperature_is_refused_before_anything_is_appended(model):
     with pytest.raises(ValueError, match="temperature"):
         engine.append("t", ChunkInput(text="hi", max_output_tokens=2, temperature=float("nan")))
     assert engine.table.get("t").length == before and not engine.table.get("t").in_flight
+
+
+@pytest.mark.parametrize("how", ["del", "close"])
+def test_a_turn_dropped_before_its_first_step_leaves_the_session_as_it_was(model, how):
+    engine = ReferenceEngine(model, num_slots=4096)
+    engine.open("s", system_prompt="sys")
+    before = engine.table.get("s").length
+    events = engine.append("s", ChunkInput(seq=1, text="never sent", max_output_tokens=4))
+    if how == "close":
+        events.close()
+    else:
+        del events
+        gc.collect()
+    assert engine.table.get("s").length == before and not engine.table.get("s").in_flight
+    text, done = run_turn(engine, "s", seq=2, text="hi", max_output_tokens=4)
+    # The same as a session that never saw the dropped append.
+    fresh = ReferenceEngine(model, num_slots=4096)
+    fresh.open("s", system_prompt="sys")
+    fresh_text, fresh_done = run_turn(fresh, "s", seq=2, text="hi", max_output_tokens=4)
+    assert text == fresh_text
+    assert (done.input_end_tokens, done.position_tokens) == (fresh_done.input_end_tokens, fresh_done.position_tokens)
+    assert done.input_end_tokens - done.input_tokens == before
+    assert engine.rewind("s", before) == (before, done.position_tokens - before)
+
+
+@pytest.mark.parametrize("how", ["del", "close"])
+def test_a_close_waiting_on_an_unstarted_turn_takes_effect_when_it_is_dropped(model, how):
+    engine = ReferenceEngine(model, num_slots=4096)
+    engine.open("s", audio_output=True)
+    events = engine.append("s", ChunkInput(text="a", max_output_tokens=4))
+    engine.close("s")
+    if how == "close":
+        events.close()
+    else:
+        del events
+        gc.collect()
+    assert "s" not in engine.table and not engine.speaks("s")
+    assert engine.table.pool.free_slots == engine.table.pool.num_slots
+    assert engine.open("s").position_tokens == 0
+
+
+@pytest.mark.parametrize("how", ["del", "close"])
+def test_a_turn_dropped_after_its_first_step_keeps_what_went_in(model, how):
+    engine = ReferenceEngine(model, num_slots=4096)
+    engine.open("s")
+    events = engine.append("s", ChunkInput(text="abc", max_output_tokens=8))
+    next(events)
+    went_in = engine.table.get("s").length
+    if how == "close":
+        events.close()
+    else:
+        del events
+        gc.collect()
+    assert engine.table.get("s").length == went_in > 0 and not engine.table.get("s").in_flight
+    _, done = run_turn(engine, "s", text="d")
+    assert done.input_end_tokens - done.input_tokens == went_in
