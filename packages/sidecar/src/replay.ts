@@ -323,7 +323,7 @@ async function laterParts(dir: string, sessionId: string, part: number): Promise
  * (`<session id>.part2.jsonl`, …, up to the first one missing), their events
  * and context in order. Warnings name their file.
  */
-export async function readSessionRecording(path: string): Promise<Recording & { files: string[]; missingPart?: number }> {
+export async function readSessionRecording(path: string): Promise<Recording & { files: string[]; missingPart?: number; noContextIn?: string }> {
   const first = await readRecordingFile(path);
   const { sessionId } = first.header;
   if (first.header.part !== undefined) {
@@ -332,6 +332,8 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
   const files = [path];
   const events = [...first.events];
   let context = first.context && new Map(first.context);
+  /** The first file that kept no context (written by an older sidecar). */
+  let noContextIn = first.context ? undefined : path;
   const warnings = first.warnings.map((w) => `${path}: ${w}`);
   for (let part = 2; ; part++) {
     const next = join(dirname(path), recordingFileName(sessionId, part));
@@ -341,7 +343,7 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
       const later = await laterParts(dirname(path), sessionId, part);
       if (later.length > 0) {
         warnings.push(`part ${part} of session ${sessionId} is missing; not replayed after it: ${later.join(", ")}`);
-        return { header: first.header, events, context, warnings, files, missingPart: part };
+        return { header: first.header, events, context, warnings, files, missingPart: part, ...(noContextIn ? { noContextIn } : {}) };
       }
       break;
     }
@@ -354,9 +356,10 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
     // A part written by an older sidecar kept no context: the replay cannot hold the model to what it read.
     if (context && more.context) for (const [seq, items] of more.context) context.set(seq, [...(context.get(seq) ?? []), ...items]);
     else context = undefined;
+    if (!more.context) noContextIn ??= next;
     warnings.push(...more.warnings.map((w) => `${next}: ${w}`));
   }
-  return { header: first.header, events, context, warnings, files };
+  return { header: first.header, events, context, warnings, files, ...(noContextIn ? { noContextIn } : {}) };
 }
 
 /**
@@ -367,7 +370,7 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
 export type ReplayContextMode = "recorded" | "live";
 
 export async function replayFile(path: string, config: SidecarConfig, mode: ReplayContextMode = "recorded"): Promise<number> {
-  const { header, events, context, warnings, files, missingPart } = await readSessionRecording(path);
+  const { header, events, context, warnings, files, missingPart, noContextIn } = await readSessionRecording(path);
   for (const warning of warnings) process.stderr.write(`microturn replay: warning: ${warning}\n`);
   const parts = files.length > 1 ? ` from ${files.length} files (the session moved between sidecars: ${files.join(", ")})` : "";
   process.stdout.write(`replaying ${events.length} events of session ${header.sessionId} (recorded ${header.startedAt})${parts} on engine ${config.engine}\n`);
@@ -376,7 +379,7 @@ export async function replayFile(path: string, config: SidecarConfig, mode: Repl
     const items = [...script.values()].reduce((n, list) => n + list.length, 0);
     process.stdout.write(`context as recorded: ${items} background and tool result${items === 1 ? "" : "s"} at ${script.size} micro-turn${script.size === 1 ? "" : "s"} (--context live lets the replay's own tools and background model answer)\n`);
   } else if (mode === "recorded") {
-    process.stdout.write(`context live: the recording (${header.format}) kept none, so background and tool results join as they arrive in the replay\n`);
+    process.stdout.write(`context live: ${noContextIn} was written by an older sidecar (microturn-recording/1) and kept none, so background and tool results join as they arrive in the replay\n`);
   } else {
     process.stdout.write("context live: background and tool results join as the replay's tools and background model answer\n");
   }

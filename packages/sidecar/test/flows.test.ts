@@ -163,3 +163,45 @@ describe("tools", () => {
     expect(client.of("output")[1]!.text).toBe("fine");
   });
 });
+
+describe("results in the model's memory", () => {
+  const tools = [{ name: "get_weather", description: "weather", parametersJson: '{"type":"object"}', timeoutMs: 5000 }];
+  const answerTheCall = async (client: TestClient) => {
+    await client.waitCount("toolCall", 1);
+    client.send({ $case: "toolResult", value: { callId: client.of("toolCall")[0]!.callId, outputJson: '{"sky":"sunny"}', isError: false } });
+    // The result waits for the next boundary.
+    await new Promise((r) => setTimeout(r, 50));
+  };
+
+  it("keeps the results a turn gave the model through a barge-in's re-append (they were once appended again without them)", async () => {
+    const { engine, client } = await start((chunk) => (chunk.seq === 0 ? call("get_weather", {}) : chunk.seq === 1 ? "abcdefghij" : ""));
+    client.start({ tools });
+    client.input(0, "weather?");
+    client.input(1, "and?");
+    await client.waitCount("output", 2);
+    // Answered after seq 1's turn: the result goes in with seq 2.
+    await answerTheCall(client);
+    client.input(2, "later");
+    await client.waitCount("output", 3);
+    const answer = client.of("output")[1]!;
+    expect(answer.text).toBe("abcdefghij");
+    // The user heard none of the answer to seq 1: it goes, and seq 2 goes back in after it, with the result it carried.
+    client.send({ $case: "interrupt", value: { playedUpToMs: answer.startMs } });
+    client.input(3, "");
+    await client.waitCount("output", 4);
+    expect(engine.sessions[0]!.text).toBe(`<0>weather?${call("get_weather", {})}<1>and?[tool get_weather result] {"sky":"sunny"}<2>later<3>`);
+  });
+
+  it("gives the results a turn took to the next one when the turn failed before its input went in (they were lost)", async () => {
+    const { engine, client } = await start((chunk) => (chunk.seq === 0 ? call("get_weather", {}) : ""), undefined, { failBefore: (chunk) => chunk.seq === 1 });
+    client.start({ tools });
+    client.input(0, "weather?");
+    await answerTheCall(client);
+    client.input(1, "lost");
+    await client.waitCount("error", 1);
+    expect(client.of("error")[0]).toMatchObject({ seq: 1, code: ErrorCode.ERROR_CODE_INTERNAL });
+    client.input(2, "");
+    await client.waitCount("output", 2);
+    expect(engine.sessions[0]!.text).toBe(`<0>weather?${call("get_weather", {})}[tool get_weather result] {"sky":"sunny"}<2>`);
+  });
+});

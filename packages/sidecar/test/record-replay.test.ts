@@ -290,6 +290,22 @@ describe("a recording in parts (a session that moved between sidecars)", () => {
     ]);
   });
 
+  it("replays on the results as they arrive when a part kept no context (written by an older sidecar), and names it", async () => {
+    dir = mkdtempSync(join(tmpdir(), "microturn-rec-"));
+    const v2 = (part?: number) => header(part).replace("microturn-recording/1", "microturn-recording/2");
+    const context = (seq: number) => JSON.stringify({ tMs: 0, context: { seq, items: [{ source: "CONTEXT_SOURCE_TOOL", text: "[tool calc result] 42", refId: "calc" }] } });
+    writeFileSync(join(dir, "s1.jsonl"), [v2(), input(0, "a"), context(1), input(1, "b")].join("\n"));
+    writeFileSync(join(dir, "s1.part2.jsonl"), [v2(2), context(1), input(2, "c")].join("\n"));
+    const whole = await readSessionRecording(join(dir, "s1.jsonl"));
+    // Seq 1 ran on both sidecars (cut by the move, run again on the taker): the model had both.
+    expect(whole.context!.get(1)!.map((item) => item.refId)).toEqual(["calc", "calc"]);
+    expect(whole.noContextIn).toBeUndefined();
+    writeFileSync(join(dir, "s1.part2.jsonl"), [header(2), input(2, "c")].join("\n"));
+    const mixed = await readSessionRecording(join(dir, "s1.jsonl"));
+    expect(mixed.context).toBeUndefined();
+    expect(mixed.noContextIn).toBe(join(dir, "s1.part2.jsonl"));
+  });
+
   it("refuses a later part given as the recording, and a part whose header does not match its name", async () => {
     dir = mkdtempSync(join(tmpdir(), "microturn-rec-"));
     writeFileSync(join(dir, "s1.part2.jsonl"), [header(2), input(1, "b")].join("\n"));

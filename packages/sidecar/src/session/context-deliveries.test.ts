@@ -19,20 +19,32 @@ describe("ContextDeliveries", () => {
     d.addBackgroundResult(done("a", DeliveryMode.DELIVERY_MODE_WHEN_IDLE), DeliveryMode.DELIVERY_MODE_WHEN_IDLE, 0);
     d.addBackgroundResult(done("b", DeliveryMode.DELIVERY_MODE_SILENT), DeliveryMode.DELIVERY_MODE_SILENT, 0);
     d.addToolResult("calc", "42", 0);
-    const delivered: BackgroundUpdate[] = [];
-    const busy = d.take({ seq: 1, startMs: 200, userActive: true, modelSpeaking: false }, (u) => delivered.push(u));
-    expect(busy.map((i) => i.text)).toEqual(["[background b (context only; mention it only if asked)] result of b", "[tool calc result] 42"]);
-    expect(delivered).toMatchObject([{ taskId: "b", deliveredAtSeq: 1, content: "" }]);
-    expect(d.take({ seq: 2, startMs: 400, userActive: false, modelSpeaking: true }, () => undefined)).toEqual([]);
-    const late = d.take({ seq: 25, startMs: WHEN_IDLE_MAX_WAIT_MS, userActive: true, modelSpeaking: true }, (u) => delivered.push(u));
-    expect(late.map((i) => i.refId)).toEqual(["a"]);
-    expect(delivered.at(-1)).toMatchObject({ taskId: "a", deliveredAtSeq: 25 });
+    const busy = d.take({ seq: 1, startMs: 200, userActive: true, modelSpeaking: false });
+    expect(busy.map((p) => p.item.text)).toEqual(["[background b (context only; mention it only if asked)] result of b", "[tool calc result] 42"]);
+    expect(busy.map((p) => p.update?.taskId)).toEqual(["b", undefined]);
+    expect(d.take({ seq: 2, startMs: 400, userActive: false, modelSpeaking: true })).toEqual([]);
+    const late = d.take({ seq: 25, startMs: WHEN_IDLE_MAX_WAIT_MS, userActive: true, modelSpeaking: true });
+    expect(late.map((p) => p.item.refId)).toEqual(["a"]);
+  });
+
+  it("takes results given back by a failed turn first at the next boundary, each under its own mode", () => {
+    const d = new ContextDeliveries();
+    d.addToolResult("calc", "42", 0);
+    d.addBackgroundResult(done("a", DeliveryMode.DELIVERY_MODE_WHEN_IDLE), DeliveryMode.DELIVERY_MODE_WHEN_IDLE, 0);
+    const taken = d.take({ seq: 1, startMs: 200, userActive: false, modelSpeaking: false });
+    expect(taken).toHaveLength(2);
+    d.addToolResult("later", "7", 200);
+    d.giveBack(taken);
+    expect(d.waiting().map((p) => p.item.refId)).toEqual(["calc", "a", "later"]);
+    // Busy now: the when_idle result waits again; the others go.
+    expect(d.take({ seq: 2, startMs: 400, userActive: true, modelSpeaking: false }).map((p) => p.item.refId)).toEqual(["calc", "later"]);
+    expect(d.waiting().map((p) => p.item.refId)).toEqual(["a"]);
   });
 
   it("words a failed task as a failure", () => {
     const d = new ContextDeliveries();
     d.addBackgroundResult({ ...done("x", DeliveryMode.DELIVERY_MODE_INTERRUPT), status: TaskStatus.TASK_STATUS_FAILED, errorMessage: "503" }, DeliveryMode.DELIVERY_MODE_INTERRUPT, 0);
-    expect(d.take({ seq: 0, startMs: 0, userActive: true, modelSpeaking: true }, () => undefined)[0]!.text).toBe("[background x (tell the user now)] failed: 503");
+    expect(d.take({ seq: 0, startMs: 0, userActive: true, modelSpeaking: true })[0]!.item.text).toBe("[background x (tell the user now)] failed: 503");
   });
 
   it("resolves a result's delivery: its own, else the session default, else when_idle", () => {
@@ -60,19 +72,21 @@ describe("ContextDeliveries", () => {
       const d = new ContextDeliveries(script);
       // Arrived early and interrupt: a live session would deliver it at seq 0; the recording had it at seq 2.
       d.addBackgroundResult(done("a", DeliveryMode.DELIVERY_MODE_INTERRUPT), DeliveryMode.DELIVERY_MODE_INTERRUPT, 0);
-      const delivered: BackgroundUpdate[] = [];
-      expect(d.take(boundary(0), (u) => delivered.push(u))).toEqual([]);
-      expect(d.take(boundary(1), (u) => delivered.push(u))).toEqual([]);
-      expect(d.take(boundary(2), (u) => delivered.push(u))).toEqual([script.get(2)![0]]);
-      // The live result the recorded item stands for is delivered with it (its client hears so), and only once.
-      expect(delivered).toMatchObject([{ taskId: "a", deliveredAtSeq: 2 }]);
+      expect(d.take(boundary(0))).toEqual([]);
+      expect(d.take(boundary(1))).toEqual([]);
+      const atTwo = d.take(boundary(2));
+      expect(atTwo.map((p) => p.item)).toEqual([script.get(2)![0]]);
+      // The live result the recorded item stands for goes with it (its client hears it delivered), and only once.
+      expect(atTwo.map((p) => p.update?.taskId)).toEqual(["a"]);
+      expect(d.waiting()).toEqual([]);
       // Not arrived yet at seq 3: the recorded item goes in all the same, and the late result is dropped when it comes.
-      expect(d.take(boundary(3), () => undefined).map((i) => i.text)).toEqual(["[tool calc result] 42"]);
+      expect(d.take(boundary(3)).map((p) => [p.item.text, p.update])).toEqual([["[tool calc result] 42", undefined]]);
       d.addToolResult("calc", "41", 900);
       expect(d.waiting()).toEqual([]);
-      // A result the recording never had waits, and never enters the context.
+      // A result the recording never had waits, and never enters the context; nothing is given back under a script.
       d.addToolResult("other", "x", 1000);
-      expect(d.take(boundary(4), () => undefined)).toEqual([]);
+      expect(d.take(boundary(4))).toEqual([]);
+      d.giveBack(atTwo);
       expect(d.waiting().map((p) => p.item.refId)).toEqual(["other"]);
     });
   });

@@ -91,12 +91,13 @@ export class ContextDeliveries {
   /**
    * Removes and returns what is due at this boundary: interrupt and silent
    * items always; when_idle ones when neither side is speaking, or once they
-   * have waited WHEN_IDLE_MAX_WAIT_MS. `delivered` gets each background update.
+   * have waited WHEN_IDLE_MAX_WAIT_MS. The caller delivers them (each one's
+   * `update`, with deliveredAtSeq, tells the client), or gives them back.
    */
-  take(boundary: Boundary, delivered: (update: BackgroundUpdate) => void): ContextItem[] {
-    if (this.script) return this.takeScripted(boundary.seq, delivered);
+  take(boundary: Boundary): PendingDelivery[] {
+    if (this.script) return this.takeScripted(boundary.seq);
     const busy = boundary.userActive || boundary.modelSpeaking;
-    const due: ContextItem[] = [];
+    const due: PendingDelivery[] = [];
     for (let i = 0; i < this.pending.length; ) {
       const p = this.pending[i]!;
       if (p.delivery === DeliveryMode.DELIVERY_MODE_WHEN_IDLE && busy && boundary.startMs - p.readyAtMs < WHEN_IDLE_MAX_WAIT_MS) {
@@ -104,10 +105,18 @@ export class ContextDeliveries {
         continue;
       }
       this.pending.splice(i, 1);
-      due.push(p.item);
-      if (p.update) delivered({ ...p.update, content: "", deliveredAtSeq: boundary.seq });
+      due.push(p);
     }
     return due;
+  }
+
+  /**
+   * Results taken for a micro-turn that failed before they reached the model:
+   * first in line again, each under its own delivery mode. With a script the
+   * recording decides, and they are not given back.
+   */
+  giveBack(taken: readonly PendingDelivery[]): void {
+    if (!this.script) this.pending.unshift(...taken);
   }
 
   private add(delivery: PendingDelivery): void {
@@ -120,22 +129,18 @@ export class ContextDeliveries {
 
   /**
    * The recorded items of this boundary, whatever has arrived. Each stands for
-   * the first waiting result of its source and ref id, which goes (its client
-   * hears it delivered); one not here yet is dropped when it comes.
+   * the first waiting result of its source and ref id, which goes with it (its
+   * client hears it delivered); one not here yet is dropped when it comes.
    */
-  private takeScripted(seq: number, delivered: (update: BackgroundUpdate) => void): ContextItem[] {
+  private takeScripted(seq: number): PendingDelivery[] {
     const items = this.script!.get(seq) ?? [];
-    for (const item of items) {
+    return items.map((item) => {
       const key = scriptKey(item);
       const i = this.pending.findIndex((p) => scriptKey(p.item) === key);
-      if (i < 0) {
-        this.owed.set(key, (this.owed.get(key) ?? 0) + 1);
-        continue;
-      }
-      const [p] = this.pending.splice(i, 1);
-      if (p!.update) delivered({ ...p!.update, content: "", deliveredAtSeq: seq });
-    }
-    return items.map((item) => ({ ...item }));
+      if (i < 0) this.owed.set(key, (this.owed.get(key) ?? 0) + 1);
+      const live = i < 0 ? undefined : this.pending.splice(i, 1)[0]!;
+      return { item: { ...item }, delivery: DeliveryMode.DELIVERY_MODE_INTERRUPT, readyAtMs: live?.readyAtMs ?? 0, ...(live?.update ? { update: live.update } : {}) };
+    });
   }
 }
 

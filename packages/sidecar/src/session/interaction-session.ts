@@ -143,6 +143,10 @@ export class InteractionSession {
   private turnChunk: InputChunk | undefined;
   /** Set once the session moved to another sidecar: nothing more reaches its client from here. */
   private released = false;
+  /** The results the turn being set up took at its boundary (takeDeliveries), for runTurn to settle. */
+  private taken: PendingDelivery[] = [];
+  /** Results already in the conversation log (one given back by a failed turn is not logged twice). */
+  private readonly loggedContext = new WeakSet<ContextItem>();
 
   constructor({ engineSession, ...options }: InteractionSessionOptions) {
     this.opts = { ...options, emit: (event) => this.released || options.emit(event) };
@@ -428,7 +432,11 @@ export class InteractionSession {
 
   private async runTurn(chunk: InputChunk, arrivedAt: number, forceTool: ToolSpec | undefined): Promise<void> {
     const engineChunk = this.input.toEngineChunk(chunk);
+    const taken = this.taken;
+    this.taken = [];
     this.logInput(engineChunk);
+    const positionBefore = this.sequence.positionTokens;
+    const rolloversBefore = this.sequence.rollovers;
     const start = this.now();
     const maxOutputTokens = this.outputBudget(chunk);
     const signal = this.aborter.signal;
@@ -443,6 +451,10 @@ export class InteractionSession {
         (delta) => this.toolCalls.visibleText(delta, chunk.seq),
       );
     } catch (err) {
+      // The results reached the model if the input went in (the sequence moved on, or the answer was taken back
+      // and the input appended again); else they wait for the next boundary.
+      const inputIn = (err instanceof TurnFailed && err.recovered !== undefined) || (this.sequence.rollovers === rolloversBefore && this.sequence.positionTokens !== positionBefore);
+      if (!this.closed) this.settleContext(chunk.seq, taken, inputIn);
       if (!(err instanceof TurnFailed)) throw err;
       if (err.recovered && !this.closed) {
         // The answer was taken back out of the engine: the parser goes back with it, and the turn stays in
@@ -457,6 +469,7 @@ export class InteractionSession {
     const { result, audio } = turn;
     // The session closed while the engine answered: SessionEnded has gone out, nothing follows it.
     if (this.closed) return;
+    this.settleContext(chunk.seq, taken, true);
     // The model yielded the turn (not its budget spent): text a settled call held back is this turn's.
     const utteranceEnded = result.finishReason === FinishReason.FINISH_REASON_STOP || result.finishReason === FinishReason.FINISH_REASON_SILENT;
     const text = turn.text + this.toolCalls.endTurn(chunk.seq, utteranceEnded);
@@ -487,6 +500,22 @@ export class InteractionSession {
     if (this.stats.due) this.sendMetrics();
   }
 
+  /**
+   * The results a micro-turn took at its boundary, once it is known whether
+   * they reached the model: then the client hears each background result
+   * delivered and the recording keeps them; else they wait for the next
+   * boundary, first in line (a turn that failed before its input went in).
+   */
+  private settleContext(seq: number, taken: readonly PendingDelivery[], reached: boolean): void {
+    if (taken.length === 0) return;
+    if (!reached) {
+      this.deliveries.giveBack(taken);
+      return;
+    }
+    for (const p of taken) if (p.update) this.opts.emit({ $case: "background", value: { ...p.update, content: "", deliveredAtSeq: seq } });
+    this.opts.onContext?.(seq, taken.map((p) => p.item));
+  }
+
   /** A micro-turn in the history: where its input and output sit in the engine, and when its output is heard. */
   private recordTurn(
     chunk: InputChunk,
@@ -496,7 +525,8 @@ export class InteractionSession {
   ): void {
     this.history.record({
       seq: chunk.seq,
-      chunk: { ...engineChunk, context: [] },
+      // Its context goes back in with its input on a barge-in's re-append: the model keeps the results it was given.
+      chunk: engineChunk,
       inputStartTokens: at.inputStart,
       inputEndTokens: at.inputEnd,
       outputEndTokens: at.outputEnd,
@@ -544,7 +574,7 @@ export class InteractionSession {
     if (final) this.deliveries.addBackgroundResult(update, resolveDelivery(update.delivery, this.opts.config.defaultDelivery), this.inputTimeMs);
   }
 
-  /** Context whose delivery mode allows it at this boundary. */
+  /** Context whose delivery mode allows it at this boundary; the turn settles it (settleContext). */
   private takeDeliveries(chunk: InputChunk): ContextItem[] {
     const boundary = {
       seq: chunk.seq,
@@ -552,14 +582,16 @@ export class InteractionSession {
       userActive: chunk.userSpeaking || chunk.text.trim() !== "",
       modelSpeaking: this.history.pendingOutputMs(chunk.startMs) > 0,
     };
-    const items = this.deliveries.take(boundary, (update) => this.opts.emit({ $case: "background", value: update }));
-    if (items.length > 0) this.opts.onContext?.(chunk.seq, items);
-    return items;
+    this.taken = this.deliveries.take(boundary);
+    return this.taken.map((p) => p.item);
   }
 
   /** Logged before generation, so a task delegated during this turn's output sees its input. */
   private logInput(engineChunk: EngineChunk): void {
     for (const item of engineChunk.context ?? []) {
+      // A result given back by a failed turn was logged when that turn took it.
+      if (this.loggedContext.has(item)) continue;
+      this.loggedContext.add(item);
       this.conversation.push({ role: item.source === ContextSource.CONTEXT_SOURCE_TOOL ? "tool" : "background", text: item.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
     }
     if (engineChunk.text) this.conversation.push({ role: "user", text: engineChunk.text, startMs: engineChunk.startMs, seq: engineChunk.seq });

@@ -47,7 +47,7 @@ function toolCallsFor(options: { forcedToolCalls?: boolean; withTools?: boolean;
     emit: (event) => sent.push(event),
     reportError: (err, context) => errors.push(toSessionError(err, context)),
   });
-  const results = () => deliveries.take(NOW, () => undefined).map((item) => item.text);
+  const results = () => deliveries.take(NOW).map((p) => p.item.text);
   return { toolCalls, errors, sent, started, conversation, results };
 }
 

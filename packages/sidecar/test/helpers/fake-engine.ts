@@ -12,6 +12,8 @@ export interface FakeEngineOptions {
   delayMs?: number;
   /** For a chunk it returns a number n for: the engine fails (internal) after the n-th character of its answer. */
   failAfter?: (chunk: EngineChunk) => number | undefined;
+  /** For a chunk it returns true for: the engine fails (internal) before taking its input. */
+  failBefore?: (chunk: EngineChunk) => boolean;
 }
 
 export class FakeSession implements EngineSession {
@@ -41,6 +43,7 @@ export class FakeSession implements EngineSession {
     this.inFlight = true;
     try {
       if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
+      if (this.opts.failBefore?.(chunk)) throw new EngineError("internal", `the engine failed before taking seq ${chunk.seq}`);
       const start = performance.now();
       const context = (chunk.context ?? []).map((c) => c.text).join("");
       const input = `${context}<${chunk.seq}>${chunk.text ?? ""}`;
