@@ -42,7 +42,16 @@ async function main(argv: string[]): Promise<number> {
       }
       case "demo": {
         const { runDemo } = await import("./demo/demo.js");
-        return await runDemo(loadConfig(rest, { ...process.env, MICROTURN_PORT: process.env.MICROTURN_PORT ?? "0", MICROTURN_METRICS_PORT: process.env.MICROTURN_METRICS_PORT ?? "-1" }));
+        const { tmpdir } = await import("node:os");
+        const { join } = await import("node:path");
+        // The demo records its session (to replay it: microturn replay FILE), in the temp folder unless told otherwise.
+        const env = {
+          ...process.env,
+          MICROTURN_PORT: process.env.MICROTURN_PORT ?? "0",
+          MICROTURN_METRICS_PORT: process.env.MICROTURN_METRICS_PORT ?? "-1",
+          MICROTURN_RECORD_DIR: process.env.MICROTURN_RECORD_DIR ?? join(tmpdir(), "microturn-demo"),
+        };
+        return await runDemo(loadConfig(rest, env));
       }
       case "replay": {
         const [file, ...args] = rest;

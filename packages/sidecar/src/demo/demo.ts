@@ -77,6 +77,7 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
     unsupportedInput: UnsupportedInput.UNSUPPORTED_INPUT_NOTE,
     tools: [{ name: "get_weather", description: "Weather for a city", parametersJson: '{"type":"object","properties":{"city":{"type":"string","maxLength":24}},"required":["city"]}', timeoutMs: 2000 }],
     chunkDurationMs: TICK_MS,
+    record: config.recordDir !== "",
   };
   send({ $case: "start", value: { protocolVersion: PROTOCOL_VERSION, config: sessionConfig as SessionConfig } });
 
@@ -110,6 +111,7 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
   client.close();
   await sidecar.shutdown();
 
+  const recordingPath = events.flatMap((e) => (e.event?.$case === "ended" ? [e.event.value.recordingPath] : []))[0] ?? "";
   const outputs = events.filter((e) => e.event?.$case === "output").length;
   const errors = events.filter((e) => e.event?.$case === "error").length;
   timeline.summary({
@@ -124,6 +126,7 @@ export async function runDemo(config: SidecarConfig, out: NodeJS.WritableStream 
     toolCalls: events.filter((e) => e.event?.$case === "toolCall").length,
     errors,
     randomWeights: caps.randomWeights,
+    recordingPath,
   });
   return outputs === DEMO_TICKS ? 0 : 1;
 }

@@ -30,6 +30,8 @@ export interface DemoSummary {
   toolCalls: number;
   errors: number;
   randomWeights: boolean;
+  /** Where the session was recorded; "" when it was not. */
+  recordingPath: string;
 }
 
 export class Timeline {
@@ -91,6 +93,7 @@ export class Timeline {
     this.line(`   background tasks   ${s.backgroundDone} finished`);
     this.line(`   tool calls         ${s.toolCalls} (answered by the app, woven in at the next micro-turn)`);
     this.line(`   errors             ${s.errors}`);
+    if (s.recordingPath) this.line(`   recording          ${s.recordingPath} (again on any engine: npx microturn replay <file> [flags])`);
     if (s.randomWeights) this.line(dim("   (random-weight model: the words are noise; the timing and the plumbing are real)"));
   }
 }
