@@ -351,6 +351,12 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
     if (more.header.sessionId !== sessionId || more.header.part !== part) {
       throw new RecordingError(`${next}: expected part ${part} of session ${sessionId}, its header says part ${more.header.part ?? 1} of ${more.header.sessionId}`);
     }
+    // The taker's part goes on from the seq the client sent next (or one it sends again): a later first seq means
+    // the part before stopped early (its sidecar could not keep writing it), and the replay will meet the gap.
+    const [lastSeq, firstSeq] = [inputSeqs(events).at(-1), inputSeqs(more.events)[0]];
+    if (lastSeq !== undefined && firstSeq !== undefined && firstSeq > lastSeq + 1) {
+      warnings.push(`${next} starts at input seq ${firstSeq}, but the parts before it end at seq ${lastSeq}: part ${part - 1} stopped early (its sidecar could not keep writing it), so the replay meets a seq gap there`);
+    }
     files.push(next);
     events.push(...more.events);
     // A part written by an older sidecar kept no context: the replay cannot hold the model to what it read.
@@ -360,6 +366,11 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
     warnings.push(...more.warnings.map((w) => `${next}: ${w}`));
   }
   return { header: first.header, events, context, warnings, files, ...(noContextIn ? { noContextIn } : {}) };
+}
+
+/** The seqs of the input chunks among `events`, in order. */
+function inputSeqs(events: readonly ClientEvent[]): number[] {
+  return events.flatMap((e) => (e.event?.$case === "input" ? [e.event.value.seq] : []));
 }
 
 /**

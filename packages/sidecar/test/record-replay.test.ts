@@ -306,6 +306,17 @@ describe("a recording in parts (a session that moved between sidecars)", () => {
     expect(mixed.noContextIn).toBe(join(dir, "s1.part2.jsonl"));
   });
 
+  it("warns when a part ends before the next one starts (its sidecar stopped writing it early)", async () => {
+    dir = mkdtempSync(join(tmpdir(), "microturn-rec-"));
+    writeFileSync(join(dir, "s1.jsonl"), [header(), input(0, "a"), input(1, "b")].join("\n"));
+    writeFileSync(join(dir, "s1.part2.jsonl"), [header(2), input(1, "b again"), input(2, "c")].join("\n"));
+    expect((await readSessionRecording(join(dir, "s1.jsonl"))).warnings).toEqual([]);
+    writeFileSync(join(dir, "s1.part2.jsonl"), [header(2), input(5, "f")].join("\n"));
+    expect((await readSessionRecording(join(dir, "s1.jsonl"))).warnings).toEqual([
+      expect.stringMatching(/s1\.part2\.jsonl starts at input seq 5, but the parts before it end at seq 1: part 1 stopped early/),
+    ]);
+  });
+
   it("refuses a later part given as the recording, and a part whose header does not match its name", async () => {
     dir = mkdtempSync(join(tmpdir(), "microturn-rec-"));
     writeFileSync(join(dir, "s1.part2.jsonl"), [header(2), input(1, "b")].join("\n"));
