@@ -14,6 +14,14 @@ import type { AppendResponse } from "./gen/microturn/v1/engine.js";
  */
 export const PROTOCOL_VERSION = "1.0";
 
+/**
+ * The most bytes one encoded ClientEvent or ServerEvent may take, over gRPC and
+ * WebSocket alike: a larger message ends the stream (RESOURCE_EXHAUSTED, close
+ * code 1009), so clients keep each input chunk under it (about two 1080p RGB
+ * frames).
+ */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 /** Names of the events a client sends (the `ClientEvent.event` oneof cases). */
 export type ClientEventName = NonNullable<ClientEvent["event"]>["$case"];
 /** Names of the events a server sends (the `ServerEvent.event` oneof cases). */

@@ -7,7 +7,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import { connect } from "node:net";
 import type { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
-import { ClientEvent, ErrorCode, grpcHealth, HandoffService, InteractionService, ServerEvent, SettleResult, type HandoffServer, type InteractionServer } from "@microturn/protocol";
+import { ClientEvent, ErrorCode, grpcHealth, HandoffService, InteractionService, MAX_MESSAGE_BYTES, ServerEvent, SettleResult, type HandoffServer, type InteractionServer } from "@microturn/protocol";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ConfigError } from "./config.js";
 import { grpcStatusFor, toSessionError } from "./errors.js";
@@ -204,7 +204,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { hub, logger, metrics } = opts;
   const keepalive = opts.keepalive ?? KEEPALIVE;
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": 16 * 1024 * 1024,
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.keepalive_time_ms": keepalive.timeMs,
     "grpc.keepalive_timeout_ms": keepalive.timeoutMs,
   });
@@ -352,7 +352,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     http = tls
       ? createHttpsServer({ ...secureContextOptions(tls), ...(tls.clientCa ? { requestCert: true, rejectUnauthorized: false } : {}) }, listener)
       : createServer(listener);
-    wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024, handleProtocols: (protocols) => (protocols.has(WEBSOCKET_PROTOCOL) ? WEBSOCKET_PROTOCOL : false) });
+    wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, handleProtocols: (protocols) => (protocols.has(WEBSOCKET_PROTOCOL) ? WEBSOCKET_PROTOCOL : false) });
     http.on("upgrade", (req: IncomingMessage, socket, head) => {
       // Node takes its own error listener off an upgraded socket: without one a reset would end the process.
       socket.on("error", () => socket.destroy());

@@ -162,6 +162,25 @@ describe("input framing (manual clock)", () => {
     expect(fake.session().chunks[0]!.frames).toEqual([]);
   });
 
+  it("keeps a chunk under the size a message may take: a frame past it is refused, and the chunk goes out without it (the stream once died on it, resume after resume)", async () => {
+    const session = await connect();
+    const hd = { rgb: new Uint8Array(1920 * 1080 * 3), width: 1920, height: 1080 };
+    session.sendVideoFrame(hd.rgb, hd.width, hd.height);
+    session.sendVideoFrame(hd.rgb, hd.width, hd.height);
+    expect(() => session.sendVideoFrame(hd.rgb, hd.width, hd.height)).toThrow(/a 1920x1080 video frame \(5\.9 MiB\) would make chunk 0 17\.8 MiB, over the 15\.9 MiB/);
+    expect(() => session.sendChunk({ text: "lost?", frames: [hd] })).toThrow(InvalidInputError);
+    session.sendChunk({ text: "two frames" });
+    // A chunk with all three in one call is refused whole, before anything is added.
+    expect(() => session.sendChunk({ text: "lost?", frames: [hd, hd, hd] })).toThrow(/its text and video/);
+    session.sendChunk({ text: "then this" });
+    await fake.waitFor(() => fake.session().accepted.length === 2);
+    expect(fake.session().chunks.map((c) => [c.text, c.frames.length])).toEqual([
+      ["two frames", 2],
+      ["then this", 0],
+    ]);
+    expect(session.state).toBe("open");
+  });
+
   it("requireToolCall sets tool_choice on the next chunk only; a blank name is refused before anything is queued", async () => {
     const session = await connect();
     expect(() => session.sendChunk({ text: "lost?", toolChoice: " " })).toThrow(/tool name/);

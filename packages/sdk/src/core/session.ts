@@ -280,11 +280,14 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     this.assertOpen("sendChunk");
     this.link.assertRoomForInput();
     // Every part is checked before any is added: a refused chunk leaves nothing behind in the next one.
+    let frameBytes = 0;
     for (const frame of parts.frames ?? []) {
       validateVideoFrame(frame.rgb, frame.width, frame.height);
       validateMs(frame.offsetMs ?? 0, "offsetMs");
+      frameBytes += frame.rgb.length;
     }
     if (parts.text !== undefined && typeof parts.text !== "string") throw new InvalidInputError("sendChunk expects text to be a string");
+    this.framer.assertRoomForContent(frameBytes + (parts.text?.length ?? 0) * 3, "its text and video");
     const samples = parts.audio ? toInt16(parts.audio.samples) : undefined;
     if (parts.audio) {
       const rate = validateSampleRate(parts.audio.sampleRateHz);

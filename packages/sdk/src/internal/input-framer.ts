@@ -1,11 +1,17 @@
 // Frames pushed input (text, 16 kHz PCM, video frames) into InputChunks with
 // contiguous seq and startMs. Pure: the session decides when a chunk is cut
 // (timer or manual flush), which keeps framing deterministic in tests.
-import type { InputChunk, VideoFrame } from "@microturn/protocol";
+import { MAX_MESSAGE_BYTES, type InputChunk, type VideoFrame } from "@microturn/protocol";
 import { InvalidInputError } from "../core/session-errors.js";
 import { int16Bytes } from "./pcm.js";
 
 export const INPUT_SAMPLE_RATE_HZ = 16_000;
+
+/**
+ * What one chunk's text and video may add up to: a message's limit less room
+ * for its audio (2 s at 16 kHz at most) and the encoding around the parts.
+ */
+export const MAX_CHUNK_CONTENT_BYTES = MAX_MESSAGE_BYTES - 128 * 1024;
 
 /** Bytes fields are typed as Node Buffers by codegen, but the codec only needs a Uint8Array. */
 export function wireBytes(bytes: Uint8Array): Buffer {
@@ -21,6 +27,8 @@ export class InputFramer {
   private audio: Int16Array[] = [];
   private audioSamples = 0;
   private frames: VideoFrame[] = [];
+  /** Bytes of the text and frames waiting for the next cut (text counted at 3 bytes a UTF-16 unit, UTF-8's worst). */
+  private contentBytes = 0;
   private userSpeaking = false;
   private toolChoice = "";
 
@@ -50,8 +58,24 @@ export class InputFramer {
     this.toolChoice = name;
   }
 
+  /**
+   * Throws when `bytes` more of text or video would make the next chunk larger
+   * than a message may be (MAX_MESSAGE_BYTES: the stream would end on it).
+   */
+  assertRoomForContent(bytes: number, what: string): void {
+    if (this.contentBytes + bytes > MAX_CHUNK_CONTENT_BYTES) {
+      const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
+      throw new InvalidInputError(
+        `${what} (${mib(bytes)} MiB) would make chunk ${this.seq} ${mib(this.contentBytes + bytes)} MiB, over the ${mib(MAX_CHUNK_CONTENT_BYTES)} MiB ` +
+          "a chunk's text and video may take on the wire: send fewer or smaller frames per chunk (two 1080p RGB frames fit)",
+      );
+    }
+  }
+
   addText(text: string): void {
+    this.assertRoomForContent(text.length * 3, "text");
     this.text.push(text);
+    this.contentBytes += text.length * 3;
   }
 
   /** Throws when `samples16k` more samples would pass the pending-audio limit. */
@@ -72,6 +96,8 @@ export class InputFramer {
   }
 
   addFrame(frame: VideoFrame): void {
+    this.assertRoomForContent(frame.rgb.length, `a ${frame.widthPx}x${frame.heightPx} video frame`);
+    this.contentBytes += frame.rgb.length;
     this.frames.push({ ...frame, offsetMs: Math.min(Math.max(0, Math.round(frame.offsetMs)), this.chunkDurationMs - 1) });
   }
 
@@ -100,6 +126,7 @@ export class InputFramer {
     }
     this.text = [];
     this.frames = [];
+    this.contentBytes = 0;
     this.toolChoice = "";
     return chunk;
   }

@@ -9,6 +9,7 @@ import {
   ErrorCode,
   InteractionService,
   isCompatibleProtocol,
+  MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   type ServerEvent,
   type SessionConfig,
@@ -45,7 +46,8 @@ export class FakeSidecar {
   wsUrl = "";
   /** Streams opened so far (start and resume). */
   streamsOpened = 0;
-  private readonly server = new Server();
+  // The sidecar's limit on one message, as the real server has it.
+  private readonly server = new Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES });
   private closeWebSocket: (() => Promise<void>) | undefined;
   private nextId = 1;
 

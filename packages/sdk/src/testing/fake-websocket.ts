@@ -1,6 +1,6 @@
 // Serves the fake sidecar over WebSocket with the `ws` package's server,
 // which the caller passes in so the testing entry has no hard dependency on it.
-import { ClientEvent, ServerEvent } from "@microturn/protocol";
+import { ClientEvent, MAX_MESSAGE_BYTES, ServerEvent } from "@microturn/protocol";
 import type { FakePeer, FakeSidecar } from "./fake-sidecar.js";
 
 interface WsSocket {
@@ -23,6 +23,7 @@ export type WebSocketServerConstructor = new (options: {
   host: string;
   port: number;
   path: string;
+  maxPayload?: number;
   handleProtocols?: (protocols: Set<string>) => string | false;
 }) => WsServer;
 
@@ -34,6 +35,7 @@ export async function attachWebSocketServer(
     host: "127.0.0.1",
     port: 0,
     path: "/v1/converse",
+    maxPayload: MAX_MESSAGE_BYTES,
     handleProtocols: (protocols) => (protocols.has("microturn.v1") ? "microturn.v1" : false),
   });
   await new Promise<void>((resolve) => server.on("listening", resolve));
