@@ -4,7 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
-import { extname, join, normalize } from "node:path";
+import { extname, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL(".", import.meta.url));
@@ -42,10 +42,12 @@ function fileFor(pathname: string | undefined): string | undefined {
   if (pathname === undefined) return undefined;
   let path: string;
   try {
-    path = pathname === "/" ? "/index.html" : normalize(decodeURIComponent(pathname));
+    // URL paths are POSIX on every system (Windows' own normalize turns them into backslash paths).
+    path = pathname === "/" ? "/index.html" : posix.normalize(decodeURIComponent(pathname));
   } catch {
     return undefined; // malformed percent-encoding
   }
+  if (path.includes("\\")) return undefined; // a separator on Windows, never in a file the demo serves
   if (FILES.has(path) || (path.startsWith("/dist/") && !path.includes(".."))) return join(ROOT, ...path.split("/").filter(Boolean));
   return undefined;
 }

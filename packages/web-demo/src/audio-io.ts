@@ -9,12 +9,27 @@ const MIC_PROCESSOR = "microturn-mic";
 
 /** Starts capturing; `onPiece` gets ~200 ms of mono Float32 samples at `sampleRateHz`. */
 export async function startMicrophone(context: AudioContext, workletUrl: URL, onPiece: (samples: Float32Array) => void): Promise<Microphone> {
+  // Browsers give the microphone to secure pages only (https, or localhost); elsewhere mediaDevices is missing.
+  if (!navigator.mediaDevices?.getUserMedia) {
+    throw new Error(`the browser offers no microphone to this page (${location.origin}): open it over https or from localhost`);
+  }
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
   });
-  await context.audioWorklet.addModule(workletUrl.href);
-  const source = context.createMediaStreamSource(stream);
-  const capture = new AudioWorkletNode(context, MIC_PROCESSOR, { numberOfInputs: 1, numberOfOutputs: 1, channelCount: 1, channelCountMode: "explicit" });
+  const stopTracks = () => {
+    for (const track of stream.getTracks()) track.stop();
+  };
+  let source: MediaStreamAudioSourceNode;
+  let capture: AudioWorkletNode;
+  try {
+    await context.audioWorklet.addModule(workletUrl.href);
+    source = context.createMediaStreamSource(stream);
+    capture = new AudioWorkletNode(context, MIC_PROCESSOR, { numberOfInputs: 1, numberOfOutputs: 1, channelCount: 1, channelCountMode: "explicit" });
+  } catch (err) {
+    // The microphone was granted: it must not stay live when capture cannot start.
+    stopTracks();
+    throw err;
+  }
   capture.port.onmessage = (event: MessageEvent<Float32Array>) => onPiece(event.data);
   // The node only runs while the graph pulls it; a muted path to the speakers does that without echo.
   const mute = context.createGain();
@@ -24,10 +39,12 @@ export async function startMicrophone(context: AudioContext, workletUrl: URL, on
     sampleRateHz: context.sampleRate,
     stop() {
       capture.port.onmessage = null;
+      // The processor ends itself on this message (its process() returns false): one left running per stop otherwise.
+      capture.port.postMessage("stop");
       source.disconnect();
       capture.disconnect();
       mute.disconnect();
-      for (const track of stream.getTracks()) track.stop();
+      stopTracks();
     },
   };
 }

@@ -6,6 +6,7 @@
 declare const sampleRate: number;
 declare function registerProcessor(name: string, ctor: new (options?: unknown) => AudioWorkletProcessorLike): void;
 declare class AudioWorkletProcessorLike {
+  constructor(options?: unknown);
   readonly port: MessagePort;
 }
 declare const AudioWorkletProcessor: typeof AudioWorkletProcessorLike;
@@ -18,8 +19,18 @@ class MicProcessor extends AudioWorkletProcessor {
   private readonly pieceLength = Math.max(128, Math.round((sampleRate * PIECE_MS) / 1000));
   private piece = new Float32Array(this.pieceLength);
   private filled = 0;
+  /** Set by the page's "stop": process() then returns false and the browser may drop the processor. */
+  private stopped = false;
+
+  constructor(options?: unknown) {
+    super(options);
+    this.port.onmessage = (event: MessageEvent) => {
+      if (event.data === "stop") this.stopped = true;
+    };
+  }
 
   process(inputs: Float32Array[][]): boolean {
+    if (this.stopped) return false;
     const channel = inputs[0]?.[0];
     if (!channel) return true; // no input connected yet
     let offset = 0;

@@ -46,7 +46,7 @@ describe("page server", () => {
     expect(index.status).toBe(200);
     expect(index.headers.get("content-type")).toContain("text/html");
     expect(await index.text()).toContain('src="dist/main.js"');
-    for (const path of ["/package.json", "/page-server.ts", "/dist/..%2fpackage.json", "/dist/%2e%2e/serve.ts", "/test/page-server.test.ts", "/dist/%E0%A4%A"]) {
+    for (const path of ["/package.json", "/page-server.ts", "/dist/..%2fpackage.json", "/dist/%2e%2e/serve.ts", "/test/page-server.test.ts", "/dist/%E0%A4%A", "/dist/..%5Cpackage.json", "/dist/%5C..%5Cserve.ts"]) {
       expect((await fetch(new URL(path, p.url))).status, path).toBe(404);
     }
     expect((await fetch(p.url, { method: "POST", body: "x" })).status).toBe(404);
