@@ -9,7 +9,7 @@ export class Microturn extends MicroturnClientBase {
   constructor(options: MicroturnOptions = {}) {
     super(options, (endpoint, opts) => {
       if (endpoint.kind !== "websocket") throw new InvalidInputError(WEBSOCKET_ONLY);
-      return new WebSocketTransport({ url: endpoint.url, apiKey: opts.apiKey, WebSocket: opts.WebSocket });
+      return new WebSocketTransport({ url: endpoint.url, apiKey: opts.apiKey, WebSocket: opts.WebSocket, ...(opts.ackTimeoutMs !== undefined ? { ackTimeoutMs: opts.ackTimeoutMs } : {}) });
     });
     // Refused here, not at the first session (a custom transport carries any URL).
     if (!options.transport && this.endpoint.kind !== "websocket") throw new InvalidInputError(WEBSOCKET_ONLY);

@@ -13,7 +13,7 @@ export class Microturn extends MicroturnClientBase {
     super(options, (endpoint, opts) =>
       endpoint.kind === "grpc"
         ? new GrpcTransport({ address: endpoint.address, tls: endpoint.tls, apiKey: opts.apiKey, ...(tlsCreds ? { credentials: tlsCreds } : {}) })
-        : new WebSocketTransport({ url: endpoint.url, apiKey: opts.apiKey, WebSocket: opts.WebSocket, ...(opts.tls ? { tls: opts.tls } : {}) }),
+        : new WebSocketTransport({ url: endpoint.url, apiKey: opts.apiKey, WebSocket: opts.WebSocket, ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.ackTimeoutMs !== undefined ? { ackTimeoutMs: opts.ackTimeoutMs } : {}) }),
     );
     if (options.tls && !options.transport) {
       const secure = this.endpoint.kind === "grpc" ? this.endpoint.tls : this.endpoint.url.startsWith("wss:");

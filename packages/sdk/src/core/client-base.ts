@@ -5,6 +5,7 @@ import { InteractionSession, resolveSessionOptions, type SessionConfigInput, typ
 import type { Transport } from "./transport.js";
 import type { WebSocketConstructor, WebSocketTlsOptions } from "./websocket-transport.js";
 import { type Endpoint, parseEndpoint } from "../internal/url.js";
+import { MAX_TIMER_MS, optionNumber } from "../internal/validate.js";
 
 export interface MicroturnOptions extends SessionOptions {
   /** Sidecar URL: grpc://host:port, host:port, grpcs://host:port, unix:///path (a sidecar's --socket), ws(s)://host:port. Defaults to env MICROTURN_URL. */
@@ -19,6 +20,12 @@ export interface MicroturnOptions extends SessionOptions {
   tls?: TlsOptions;
   /** WebSocket implementation for ws(s):// URLs where globalThis.WebSocket is missing (Node 20). */
   WebSocket?: WebSocketConstructor;
+  /**
+   * ws(s):// only: while input chunks await their ack, this long without any
+   * server event presumes the connection dead and resumes (browsers cannot
+   * send pings). Default 15000; 0 or Infinity: off.
+   */
+  ackTimeoutMs?: number;
   /** Use this transport instead of one built from the URL (custom carriers, tests). */
   transport?: () => Transport;
 }
@@ -51,6 +58,7 @@ export class MicroturnClientBase {
     this.apiKey = options.apiKey ?? env("MICROTURN_API_KEY");
     // Bad session options fail here, not at the first session.
     resolveSessionOptions(options);
+    optionNumber(options.ackTimeoutMs, "ackTimeoutMs", 0, { min: 0, max: MAX_TIMER_MS, infinite: true });
     this.options = options;
     this.makeTransport = makeTransport;
   }

@@ -80,10 +80,24 @@ function metadataString(status: GrpcStatusLike, key: string): string | undefined
   return typeof value === "string" && value !== "" ? value : undefined;
 }
 
+/**
+ * A message over the receiver's size limit: not retryable, since a resume would send (or replay) the same message
+ * and fail again. A BadRequestError, as the server's in-stream TOO_LARGE is; HTTP's 413.
+ */
+const MESSAGE_TOO_LARGE: CodeMapping = { ctor: BadRequestError, status: 413, retryable: false };
+
+/**
+ * grpc-js's words for a message over max_receive_message_length (or max_send), from either side: "Received message
+ * larger than max (N vs. M)", "Sent message larger than max …", "Received message that decompresses to a size
+ * larger than M". Other RESOURCE_EXHAUSTED (a full queue, a session limit) stays retryable.
+ */
+const MESSAGE_TOO_LARGE_DETAILS = /\bmessage\b.*\blarger than\b/i;
+
 /** The typed error for a gRPC status that ended a call. */
 export function errorFromGrpcStatus(status: GrpcStatusLike, options: { sessionId?: string; cause?: unknown } = {}): APIError {
-  const mapping = BY_GRPC_CODE[status.code] ?? { ctor: InternalServerError, status: 500, retryable: false };
   const detail = status.details || status.message || `gRPC status ${status.code}`;
+  const tooLarge = status.code === GrpcCode.RESOURCE_EXHAUSTED && MESSAGE_TOO_LARGE_DETAILS.test(detail);
+  const mapping = tooLarge ? MESSAGE_TOO_LARGE : (BY_GRPC_CODE[status.code] ?? { ctor: InternalServerError, status: 500, retryable: false });
   return new mapping.ctor(detail, {
     status: mapping.status,
     grpcCode: status.code,
@@ -92,6 +106,12 @@ export function errorFromGrpcStatus(status: GrpcStatusLike, options: { sessionId
     retryable: mapping.retryable,
     cause: options.cause,
   });
+}
+
+/** The same failure told another way (a WebSocket closed with 1009); `grpcCode` is what gRPC reports for it. */
+export function messageTooLargeError(message: string): APIError {
+  const { ctor, status, retryable } = MESSAGE_TOO_LARGE;
+  return new ctor(message, { status, grpcCode: GrpcCode.RESOURCE_EXHAUSTED, retryable });
 }
 
 const BY_ERROR_CODE: Readonly<Record<number, number>> = {

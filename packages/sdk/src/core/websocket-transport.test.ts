@@ -109,5 +109,7 @@ describe("WebSocketTransport", () => {
     expect(closeCodeError(1006, "")?.message).toMatch(/WebSocket closed with code 1006/);
     expect(closeCodeError(1012, "restart")?.name).toBe("UnavailableError");
     expect(closeCodeError(1002, "")?.name).toBe("ConnectionError");
+    // Too big for the peer: sent again after a resume it would fail again, so not retryable (message-too-large.test.ts).
+    expect(closeCodeError(1009, "Max payload size exceeded")).toMatchObject({ name: "BadRequestError", retryable: false });
   });
 });

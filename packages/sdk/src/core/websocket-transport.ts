@@ -2,11 +2,13 @@
 // protobuf-encoded ClientEvent / ServerEvent, subprotocol `microturn.v1`, the
 // API key in the `api_key` query parameter (browsers cannot set headers).
 // A server closes with 1000 for a clean end, or 4000 + gRPC code with the
-// message as the reason.
+// message as the reason. A watchdog stands in for the keepalive pings a
+// browser cannot send (see `ackTimeoutMs`).
 import { ClientEvent, ServerEvent } from "@microturn/protocol";
 import { ConnectionError, type MicroturnError } from "./error.js";
-import { errorFromGrpcStatus, GrpcCode } from "./grpc-error.js";
+import { errorFromGrpcStatus, GrpcCode, messageTooLargeError } from "./grpc-error.js";
 import type { Transport, TransportHandlers, TransportStream } from "./transport.js";
+import { MAX_TIMER_MS, optionNumber } from "../internal/validate.js";
 
 export const WEBSOCKET_SUBPROTOCOL = "microturn.v1";
 export const WEBSOCKET_PATH = "/v1/converse";
@@ -41,7 +43,16 @@ export interface WebSocketTransportOptions {
   WebSocket?: WebSocketConstructor;
   /** Passed to the WebSocket class as its options (a wss:// URL, the `ws` package's class). */
   tls?: WebSocketTlsOptions;
+  /**
+   * While input chunks wait for their ack, the longest silence (no server event at all) before the connection is
+   * taken for dead and the stream fails with a retryable UnavailableError, which starts a resume. Browsers cannot
+   * send WebSocket pings, so a proxy or NAT that stops forwarding without closing is noticed only this way. Silence
+   * with nothing awaiting an ack is never a failure. In ms; default 15000; 0 or Infinity turns it off.
+   */
+  ackTimeoutMs?: number;
 }
+
+export const DEFAULT_ACK_TIMEOUT_MS = 15_000;
 
 const OPEN = 1;
 
@@ -52,11 +63,15 @@ const OPEN = 1;
  */
 const UNREACHABLE_CLOSE_CODES = new Set([1001, 1006, 1012, 1013, 1014]);
 
+/** 1009: a message exceeded the peer's limit. Resending it after a resume would fail the same way. */
+const MESSAGE_TOO_BIG = 1009;
+
 export function closeCodeError(code: number, reason: string): MicroturnError | undefined {
   if (code === 1000) return undefined;
   if (code >= 4000 && code <= 4016) return errorFromGrpcStatus({ code: code - 4000, details: reason });
   const message = `WebSocket closed with code ${code}${reason ? `: ${reason}` : ""}`;
   if (UNREACHABLE_CLOSE_CODES.has(code)) return errorFromGrpcStatus({ code: GrpcCode.UNAVAILABLE, details: message });
+  if (code === MESSAGE_TOO_BIG) return messageTooLargeError(`${message} (an event over the peer's size limit; sent again, it would fail again)`);
   return new ConnectionError(message);
 }
 
@@ -64,7 +79,9 @@ export class WebSocketTransport implements Transport {
   private readonly url: string;
   private readonly WebSocketCtor: WebSocketConstructor;
   private readonly tls: WebSocketTlsOptions | undefined;
-  private readonly sockets = new Set<WebSocketLike>();
+  /** Each open socket with the call that cancels its stream. */
+  private readonly sockets = new Map<WebSocketLike, (reason: string) => void>();
+  private readonly ackTimeoutMs: number;
 
   constructor(options: WebSocketTransportOptions) {
     const ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -75,6 +92,8 @@ export class WebSocketTransport implements Transport {
     }
     this.WebSocketCtor = ctor;
     this.tls = options.tls;
+    const ackTimeoutMs = optionNumber(options.ackTimeoutMs, "ackTimeoutMs", DEFAULT_ACK_TIMEOUT_MS, { min: 0, max: MAX_TIMER_MS, infinite: true });
+    this.ackTimeoutMs = ackTimeoutMs === Number.POSITIVE_INFINITY ? 0 : ackTimeoutMs;
     const url = new URL(options.url);
     if (url.pathname === "" || url.pathname === "/") url.pathname = WEBSOCKET_PATH;
     if (options.apiKey) url.searchParams.set("api_key", options.apiKey);
@@ -84,16 +103,61 @@ export class WebSocketTransport implements Transport {
   open(handlers: TransportHandlers): TransportStream {
     const socket = this.tls ? new this.WebSocketCtor(this.url, WEBSOCKET_SUBPROTOCOL, this.tls) : new this.WebSocketCtor(this.url, WEBSOCKET_SUBPROTOCOL);
     socket.binaryType = "arraybuffer";
-    this.sockets.add(socket);
     const backlog: Uint8Array[] = [];
     let finished = false;
     let halfClosed = false;
+    // Input seqs sent on this socket that the server has not answered (acked, or refused with an error naming them).
+    const unanswered = new Set<number>();
+    let watchdog: ReturnType<typeof setTimeout> | undefined;
+    const stopWatchdog = (): void => {
+      if (watchdog !== undefined) clearTimeout(watchdog);
+      watchdog = undefined;
+    };
     const finish = (error?: MicroturnError): void => {
+      stopWatchdog();
       this.sockets.delete(socket);
       if (finished) return;
       finished = true;
       handlers.onClose(error);
     };
+    // Browsers and undici take only 1000 or 3000–4999 from the client side.
+    const closeSocket = (code: number, reason: string): void => {
+      try {
+        socket.close(code, reason);
+      } catch {
+        // Already closing.
+      }
+    };
+    const ackTimeoutMs = this.ackTimeoutMs;
+    const onSilence = (): void => {
+      watchdog = undefined;
+      if (finished) return;
+      finish(
+        errorFromGrpcStatus({
+          code: GrpcCode.UNAVAILABLE,
+          details: `no server event for ${ackTimeoutMs} ms while ${unanswered.size} input chunk(s) awaited their ack: the connection is presumed dead`,
+        }),
+      );
+      // A close handshake would wait on a peer that does not answer: drop the socket at once where the class can.
+      const terminate = (socket as { terminate?: unknown }).terminate;
+      if (typeof terminate === "function") (terminate as () => void).call(socket);
+      else closeSocket(4000 + GrpcCode.UNAVAILABLE, "no server event while input awaited its ack");
+    };
+    // Counts from the last server event, or from the first chunk sent after the server had answered everything.
+    const armWatchdog = (restart: boolean): void => {
+      if (restart) stopWatchdog();
+      if (finished || ackTimeoutMs === 0 || unanswered.size === 0 || watchdog !== undefined) return;
+      watchdog = setTimeout(onSilence, ackTimeoutMs);
+      // Node: the watchdog alone does not keep the process alive.
+      (watchdog as { unref?: () => void }).unref?.();
+    };
+    const cancel = (reason: string): void => {
+      finished = true;
+      stopWatchdog();
+      this.sockets.delete(socket);
+      closeSocket(1000, reason);
+    };
+    this.sockets.set(socket, cancel);
     socket.onopen = () => {
       for (const bytes of backlog.splice(0)) socket.send(bytes);
     };
@@ -102,14 +166,10 @@ export class WebSocketTransport implements Transport {
       const data = message.data;
       const bytes =
         data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
-      // Browsers and undici take only 1000 or 3000–4999 from the client side: 4002 says "protocol error".
+      // 4002 says "protocol error".
       const refuse = (error: ConnectionError, reason: string): void => {
         finish(error);
-        try {
-          socket.close(4002, reason);
-        } catch {
-          // Already closing.
-        }
+        closeSocket(4002, reason);
       };
       if (!bytes) return refuse(new ConnectionError("server sent a non-binary WebSocket message"), "non-binary message");
       let event: ServerEvent;
@@ -118,6 +178,10 @@ export class WebSocketTransport implements Transport {
       } catch (error) {
         return refuse(new ConnectionError("server sent a message that is not a ServerEvent", { cause: error }), "undecodable ServerEvent");
       }
+      const body = event.event;
+      if (body?.$case === "inputAck" || body?.$case === "error") unanswered.delete(body.value.seq);
+      // Any event shows the connection alive; handlers may send (resends after a resume), which arms it afresh.
+      armWatchdog(true);
       handlers.onEvent(event);
     };
     socket.onerror = () => {
@@ -130,20 +194,22 @@ export class WebSocketTransport implements Transport {
         const bytes = ClientEvent.encode(event).finish();
         if (socket.readyState === OPEN) socket.send(bytes);
         else backlog.push(bytes);
+        if (event.event?.$case === "input") {
+          unanswered.add(event.event.value.seq);
+          armWatchdog(false);
+        }
       },
       end(): void {
         // WebSocket has no half-close; SessionEnd already tells the server, which closes with 1000.
         halfClosed = true;
       },
       cancel(): void {
-        finished = true;
-        socket.close(1000, "client cancelled");
+        cancel("client cancelled");
       },
     };
   }
 
   close(): void {
-    for (const socket of this.sockets) socket.close(1000, "client closed");
-    this.sockets.clear();
+    for (const cancel of [...this.sockets.values()]) cancel("client closed");
   }
 }
