@@ -4,7 +4,7 @@ import { createBackgroundClient } from "./background/from-config.js";
 import type { BackgroundClient } from "./background/client.js";
 import { BackgroundManager } from "./background/manager.js";
 import { ManagerSessionBackground } from "./background/session-background.js";
-import type { SidecarConfig } from "./config.js";
+import { parseAllowedOrigins, type SidecarConfig } from "./config.js";
 import type { Engine } from "./engines/engine.js";
 import { PeerClient } from "./handoff/peer-client.js";
 import { PeerKey } from "./handoff/peer-key.js";
@@ -135,6 +135,7 @@ export async function startSidecar(config: SidecarConfig, overrides: SidecarOver
       logger,
       metrics,
       apiKey: config.apiKey,
+      allowedOrigins: parseAllowedOrigins(config.allowedOrigins),
       ...(tls ? { tls } : {}),
       host: config.host,
       port: config.port,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, configHelp, loadConfig } from "./config.js";
+import { ConfigError, configHelp, loadConfig, parseAllowedOrigins } from "./config.js";
 
 describe("loadConfig", () => {
   it("takes defaults, then environment, then flags", () => {
@@ -86,6 +86,23 @@ describe("loadConfig", () => {
     expect(() => loadConfig([], { MICROTURN_PORT: "9464" })).toThrow(/--port \/ MICROTURN_PORT and --metrics-port \/ MICROTURN_METRICS_PORT are both 9464/);
     expect(loadConfig(["--port", "0", "--metrics-port", "0"], {})).toMatchObject({ port: 0, httpPort: 0 });
     expect(loadConfig(["--port", "7000", "--metrics-port=-1"], {}).httpPort).toBe(-1);
+  });
+
+  it("takes web origins for the WebSocket endpoint as browsers write them, or *, and refuses anything else", () => {
+    expect(loadConfig([], {}).allowedOrigins).toBe("");
+    expect(parseAllowedOrigins("")).toEqual([]);
+    const config = loadConfig(["--allowed-origins", "https://App.Example.com:443, http://localhost:8080,http://[::1]:3000"], {});
+    expect(parseAllowedOrigins(config.allowedOrigins)).toEqual(["https://app.example.com", "http://localhost:8080", "http://[::1]:3000"]);
+    expect(parseAllowedOrigins(loadConfig([], { MICROTURN_ALLOWED_ORIGINS: "*" }).allowedOrigins)).toEqual(["*"]);
+    expect(() => loadConfig(["--allowed-origins", "app.example.com"], {})).toThrow(
+      /--allowed-origins \/ MICROTURN_ALLOWED_ORIGINS: "app.example.com" is not an origin: write http\(s\):\/\/host\[:port\], or \* for any/,
+    );
+    expect(() => loadConfig([], { MICROTURN_ALLOWED_ORIGINS: "https://app.example.com/" })).toThrow(
+      /--allowed-origins \/ MICROTURN_ALLOWED_ORIGINS: "https:\/\/app.example.com\/" has a path or query; an origin is scheme:\/\/host\[:port\] \(https:\/\/app.example.com\)/,
+    );
+    for (const bad of ["https://app.example.com/app", "https://app.example.com?x=1", "ftp://files.example.com", "https://user@app.example.com", "https://a.example:99999", "https://*.example.com", "null"]) {
+      expect(() => loadConfig(["--allowed-origins", `https://ok.example,${bad}`], {}), bad).toThrow(ConfigError);
+    }
   });
 
   it("documents every flag with its variable", () => {

@@ -29,6 +29,11 @@ export interface SidecarConfig {
   backgroundApiKey: string;
   /** Bearer token clients must present; empty accepts any client. */
   apiKey: string;
+  /**
+   * Web origins whose pages may open WebSocket sessions (comma-separated, `*`: any); empty: loopback
+   * pages only, or any page when apiKey is set. Clients that send no Origin (not browsers) always may.
+   */
+  allowedOrigins: string;
   /** PEM certificate chain and key: both servers (gRPC, HTTP) speak TLS; empty: plaintext. */
   tlsCert: string;
   tlsKey: string;
@@ -114,6 +119,13 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
   backgroundModel: { flag: "background-model", env: "MICROTURN_BACKGROUND_MODEL", kind: "string", default: "default", help: "background model name" },
   backgroundApiKey: { flag: "background-api-key", env: "MICROTURN_BACKGROUND_API_KEY", kind: "string", default: "", help: "API key for the background model" },
   apiKey: { flag: "api-key", env: "MICROTURN_API_KEY", kind: "string", default: "", help: "bearer token clients must send (empty: none)" },
+  allowedOrigins: {
+    flag: "allowed-origins",
+    env: "MICROTURN_ALLOWED_ORIGINS",
+    kind: "string",
+    default: "",
+    help: "web pages that may open WebSocket sessions: origins, comma-separated (https://app.example.com), or * for any (empty: pages on localhost, 127.0.0.0/8 or [::1], or any page when --api-key is set; clients that send no Origin always may)",
+  },
   tlsCert: {
     flag: "tls-cert",
     env: "MICROTURN_TLS_CERT",
@@ -320,6 +332,7 @@ function validate(c: SidecarConfig): void {
     const short = c.peerKeysAccepted.split(",").findIndex((k) => k.length < MIN_PEER_KEY_CHARS);
     if (short >= 0) throw new ConfigError(`--peer-keys-accepted / MICROTURN_PEER_KEYS_ACCEPTED: key ${short + 1} is shorter than ${MIN_PEER_KEY_CHARS} characters (keys are comma-separated)`);
   }
+  parseAllowedOrigins(c.allowedOrigins);
   if (c.peerCa && !c.peerKey) throw new ConfigError("--peer-ca / MICROTURN_PEER_CA is for reaching peers: give --peer-key and --advertise-url too");
   if (c.engine.startsWith("sglang-") && !c.engineUrl) {
     throw new ConfigError(`--engine ${c.engine} needs --engine-url / MICROTURN_ENGINE_URL (where SGLang listens)`);
@@ -353,6 +366,36 @@ function validate(c: SidecarConfig): void {
   for (const key of ["resumeGraceMs", "backgroundTimeoutMs", "toolTimeoutMs", "drainMs", "tlsReloadMs", "moveLeaseMs"] as const) {
     if (c[key] > MAX_TIMER_MS) throw new ConfigError(`${named(key)} must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest a timer waits), got ${c[key]}`);
   }
+}
+
+/**
+ * The entries of --allowed-origins as browsers write an Origin header (lower case, no default
+ * port), or "*"; a ConfigError for an entry that is neither. An origin has no path: a page's
+ * Origin never carries one, so an entry with one would never match.
+ */
+export function parseAllowedOrigins(value: string): string[] {
+  const origins: string[] = [];
+  for (const entry of value.split(",").map((e) => e.trim()).filter((e) => e !== "")) {
+    if (entry === "*") {
+      origins.push(entry);
+      continue;
+    }
+    let url: URL | undefined;
+    try {
+      url = new URL(entry);
+    } catch {
+      url = undefined;
+    }
+    // No wildcard hosts: a page's Origin names one host, so an entry must too.
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password || url.hostname.includes("*")) {
+      throw new ConfigError(`${named("allowedOrigins")}: "${entry}" is not an origin: write http(s)://host[:port], or * for any (comma-separated)`);
+    }
+    if (!/^[a-z]+:\/\/[^/?#]+$/i.test(entry)) {
+      throw new ConfigError(`${named("allowedOrigins")}: "${entry}" has a path or query; an origin is scheme://host[:port] (${url.origin})`);
+    }
+    origins.push(url.origin);
+  }
+  return origins;
 }
 
 /** How messages name a setting: its flag and its variable, whichever the value came from. */

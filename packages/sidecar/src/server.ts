@@ -4,7 +4,7 @@
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
-import { connect } from "node:net";
+import { connect, isIPv4 } from "node:net";
 import type { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { ClientEvent, ErrorCode, grpcHealth, HandoffService, InteractionService, MAX_MESSAGE_BYTES, ServerEvent, SettleResult, type HandoffServer, type InteractionServer } from "@microturn/protocol";
@@ -98,6 +98,8 @@ export interface ServerOptions {
   socketPath?: string;
   /** -1: no HTTP server. */
   httpPort: number;
+  /** Web origins whose pages may open WebSocket sessions, as parseAllowedOrigins gives them ("*": any); none: see originAllowed. */
+  allowedOrigins?: readonly string[];
   isServing: () => boolean;
   /** Serves Handoff.Take to the sidecars that share this key: they take the sessions their clients resumed on them. */
   peerKey?: PeerKey;
@@ -177,6 +179,34 @@ async function claimSocketPath(path: string): Promise<void> {
   if (live) throw new ConfigError(`--socket ${path}: another process serves on it`);
   unlinkSync(path);
 }
+
+/**
+ * Whether a WebSocket handshake's Origin may open a session. Browsers send the
+ * page's origin and let no page forge it, so a page of another site (or one
+ * that rebinds its DNS name to 127.0.0.1) is told apart from a loopback page;
+ * clients that send none are not browsers, and no web page can make them
+ * connect. Without a list: loopback pages, or any page when an API key is set
+ * (then the key, not the page, is what lets a client in).
+ */
+function originAllowed(origin: string | undefined, allowed: readonly string[], keyed: boolean): boolean {
+  if (origin === undefined) return true;
+  if (allowed.length > 0) return allowed.includes("*") || allowed.includes(origin);
+  return keyed || isLoopbackOrigin(origin);
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false; // "null": a sandboxed frame or a file:// page
+  }
+  const host = url.hostname;
+  return (url.protocol === "http:" || url.protocol === "https:") && (host === "localhost" || host === "[::1]" || (isIPv4(host) && host.startsWith("127.")));
+}
+
+/** Distinct refused origins logged; Origin is whatever text a non-browser client makes up, so the log is bounded. */
+const MAX_LOGGED_ORIGINS = 100;
 
 function bearer(value: string | undefined): string | undefined {
   return value?.startsWith("Bearer ") ? value.slice(7) : undefined;
@@ -353,6 +383,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       ? createHttpsServer({ ...secureContextOptions(tls), ...(tls.clientCa ? { requestCert: true, rejectUnauthorized: false } : {}) }, listener)
       : createServer(listener);
     wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, handleProtocols: (protocols) => (protocols.has(WEBSOCKET_PROTOCOL) ? WEBSOCKET_PROTOCOL : false) });
+    const allowedOrigins = opts.allowedOrigins ?? [];
+    const loggedOrigins = new Set<string>();
     http.on("upgrade", (req: IncomingMessage, socket, head) => {
       // Node takes its own error listener off an upgraded socket: without one a reset would end the process.
       socket.on("error", () => socket.destroy());
@@ -366,10 +398,26 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         return refuse("400 Bad Request");
       }
       if (url.pathname !== WEBSOCKET_PATH) return refuse("404 Not Found");
-      if (opts.tls?.clientCa && !(socket as TLSSocket).authorized) return refuse("403 Forbidden");
+      const origin = req.headers.origin;
+      if (!originAllowed(origin, allowedOrigins, opts.apiKey !== "")) {
+        // A page of another site is no client of ours: no handshake for it, one log line per origin for the operator.
+        const shown = origin!.slice(0, 200);
+        if (!loggedOrigins.has(shown) && loggedOrigins.size < MAX_LOGGED_ORIGINS) {
+          loggedOrigins.add(shown);
+          logger.warn("WebSocket refused: a web page of an origin not allowed (--allowed-origins / MICROTURN_ALLOWED_ORIGINS)", { origin: shown });
+        }
+        return refuse("403 Forbidden");
+      }
+      // Refused credentials complete the handshake and close with 4000 + gRPC status, as a stream's end does:
+      // a browser learns nothing of a refused upgrade but 1006, which the SDK retries as an unreachable sidecar.
       const key = url.searchParams.get("api_key") ?? bearer(req.headers.authorization);
-      if (opts.apiKey && key !== opts.apiKey) return refuse("401 Unauthorized");
-      wss!.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, hub, logger, metrics, keepalive.timeMs));
+      const denied =
+        opts.tls?.clientCa && !(socket as TLSSocket).authorized
+          ? { code: 4000 + grpc.status.PERMISSION_DENIED, reason: "client certificate required, signed by the sidecar's client CA" }
+          : opts.apiKey && key !== opts.apiKey
+            ? { code: 4000 + grpc.status.UNAUTHENTICATED, reason: "missing or wrong API key: add ?api_key=<MICROTURN_API_KEY> to the URL" }
+            : undefined;
+      wss!.handleUpgrade(req, socket, head, (ws) => (denied ? ws.close(denied.code, denied.reason) : serveWebSocket(ws, hub, logger, metrics, keepalive.timeMs)));
     });
     try {
       await new Promise<void>((resolve, reject) => {

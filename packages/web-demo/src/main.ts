@@ -87,8 +87,23 @@ async function start(): Promise<void> {
   await audio.resume();
   const client = new Microturn({ url: view.url.value, apiKey });
   const tl = view.timeline;
-  const live = await connectSpeakingIfPossible(client, audio.sampleRate);
+  // The microphone first: a refused permission stops here, before a session is opened for nothing.
+  let connected: InteractionSession | undefined;
+  const rateHz = audio.sampleRate;
+  const mic = view.useMic.checked
+    ? await startMicrophone(audio, new URL("./mic-worklet.js", import.meta.url), (samples) => {
+        if (connected && session === connected) connected.sendAudio(samples, rateHz);
+      })
+    : undefined;
+  try {
+    connected = await connectSpeakingIfPossible(client, audio.sampleRate);
+  } catch (err) {
+    mic?.stop();
+    throw err;
+  }
+  const live = connected;
   session = live;
+  microphone = mic;
   const player = new OutputPlayer(audio, (playedUpToMs) => {
     if (session === live) live.ackPlayback(playedUpToMs);
   });
@@ -119,18 +134,7 @@ async function start(): Promise<void> {
   void (async () => {
     for await (const piece of live.audio()) player.play(piece.samples, piece.sampleRateHz, piece.startMs);
   })().catch(() => undefined); // the close listener already reports how the session ended
-  if (view.useMic.checked) {
-    const rateHz = audio.sampleRate;
-    const mic = await startMicrophone(audio, new URL("./mic-worklet.js", import.meta.url), (samples) => {
-      if (session === live) live.sendAudio(samples, rateHz);
-    });
-    if (session !== live) {
-      mic.stop(); // the session ended while the microphone was starting
-      return;
-    }
-    microphone = mic;
-    tl.event("microphone", `capturing at ${microphone.sampleRateHz} Hz, sent in 200 ms pieces`);
-  }
+  if (mic) tl.event("microphone", `capturing at ${mic.sampleRateHz} Hz, sent in 200 ms pieces`);
 }
 
 view.start.addEventListener("click", () => {
