@@ -93,7 +93,7 @@ export class Timeline {
     this.line(`   background tasks   ${s.backgroundDone} finished`);
     this.line(`   tool calls         ${s.toolCalls} (answered by the app, woven in at the next micro-turn)`);
     this.line(`   errors             ${s.errors}`);
-    if (s.recordingPath) this.line(`   recording          ${s.recordingPath} (again on any engine: npx microturn replay <file> [flags])`);
+    if (s.recordingPath) this.line(`   recording          ${s.recordingPath} (again on any engine: npm run microturn -- replay <file> [flags])`);
     if (s.randomWeights) this.line(dim("   (random-weight model: the words are noise; the timing and the plumbing are real)"));
   }
 }
