@@ -124,7 +124,7 @@ export const SETTINGS: Record<keyof SidecarConfig, Setting> = {
     env: "MICROTURN_ALLOWED_ORIGINS",
     kind: "string",
     default: "",
-    help: "web pages that may open WebSocket sessions: origins, comma-separated (https://app.example.com), or * for any (empty: pages on localhost, 127.0.0.0/8 or [::1], or any page when --api-key is set; clients that send no Origin always may)",
+    help: "web pages that may open WebSocket sessions: origins, comma-separated (https://app.example.com), or * for any (empty: pages on localhost, *.localhost, 127.0.0.0/8 or [::1], or any page when --api-key is set; clients that send no Origin always may)",
   },
   tlsCert: {
     flag: "tls-cert",

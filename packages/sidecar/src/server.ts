@@ -202,7 +202,9 @@ function isLoopbackOrigin(origin: string): boolean {
     return false; // "null": a sandboxed frame or a file:// page
   }
   const host = url.hostname;
-  return (url.protocol === "http:" || url.protocol === "https:") && (host === "localhost" || host === "[::1]" || (isIPv4(host) && host.startsWith("127.")));
+  // Browsers take *.localhost as loopback too; [::ffff:127.x.y.z] is written back as [::ffff:7fxx:xxxx].
+  const loopback = host === "localhost" || host.endsWith(".localhost") || host === "[::1]" || (isIPv4(host) && host.startsWith("127.")) || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(host);
+  return (url.protocol === "http:" || url.protocol === "https:") && loopback;
 }
 
 /** Distinct refused origins logged; Origin is whatever text a non-browser client makes up, so the log is bounded. */

@@ -127,13 +127,13 @@ describe("WebSocket origins", () => {
   it("by default lets in clients without an Origin and loopback pages, and refuses other pages with 403, logged once per origin", async () => {
     const { address, warnings } = await setup();
     expect(await attempt(url(address))).toEqual({ open: true });
-    for (const origin of ["http://localhost:1234", "http://127.0.0.1:8080", "https://127.1.2.3", "http://[::1]:9"]) {
+    for (const origin of ["http://localhost:1234", "http://127.0.0.1:8080", "https://127.1.2.3", "http://[::1]:9", "http://app.localhost:3000", "http://[::ffff:127.0.0.1]:80"]) {
       expect(await attempt(url(address), { origin }), origin).toEqual({ open: true });
     }
-    for (const origin of ["https://evil.example", "https://evil.example", "http://localhost.evil.example", "null"]) {
+    for (const origin of ["https://evil.example", "https://evil.example", "http://localhost.evil.example", "http://evil-localhost", "http://[::ffff:10.0.0.1]", "null"]) {
       expect(await attempt(url(address), { origin }), origin).toEqual({ status: 403 });
     }
-    expect(warnings().map((w) => w.origin)).toEqual(["https://evil.example", "http://localhost.evil.example", "null"]);
+    expect(warnings().map((w) => w.origin)).toEqual(["https://evil.example", "http://localhost.evil.example", "http://evil-localhost", "http://[::ffff:10.0.0.1]", "null"]);
     expect(warnings()[0]!.msg).toMatch(/--allowed-origins/);
   });
 

@@ -17,6 +17,8 @@ export const WEBSOCKET_PATH = "/v1/converse";
 export interface WebSocketLike {
   binaryType: string;
   readonly readyState: number;
+  /** Bytes sent and not yet handed to the network (browsers and `ws` have it). */
+  readonly bufferedAmount?: number;
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
   onopen: ((event: unknown) => void) | null;
@@ -129,9 +131,19 @@ export class WebSocketTransport implements Transport {
       }
     };
     const ackTimeoutMs = this.ackTimeoutMs;
+    // What was still to upload when the countdown began: a chunk still going out on a slow uplink is no dead link.
+    let uploadMark = 0;
+    const buffered = (): number => socket.bufferedAmount ?? 0;
     const onSilence = (): void => {
       watchdog = undefined;
       if (finished) return;
+      const left = buffered();
+      if (left < uploadMark) {
+        // The upload moved on (a large chunk on a slow uplink): the server acks a chunk once it has all of it.
+        uploadMark = left;
+        startCountdown();
+        return;
+      }
       finish(
         errorFromGrpcStatus({
           code: GrpcCode.UNAVAILABLE,
@@ -146,7 +158,13 @@ export class WebSocketTransport implements Transport {
     // Counts from the last server event, or from the first chunk sent after the server had answered everything.
     const armWatchdog = (restart: boolean): void => {
       if (restart) stopWatchdog();
-      if (finished || ackTimeoutMs === 0 || unanswered.size === 0 || watchdog !== undefined) return;
+      if (finished || ackTimeoutMs === 0 || unanswered.size === 0) return;
+      // Bytes still to upload (this chunk, or one sent while the countdown runs): silence counts only once they stop moving.
+      if (buffered() > 0) uploadMark = Number.POSITIVE_INFINITY;
+      else if (watchdog === undefined) uploadMark = 0;
+      if (watchdog === undefined) startCountdown();
+    };
+    const startCountdown = (): void => {
       watchdog = setTimeout(onSilence, ackTimeoutMs);
       // Node: the watchdog alone does not keep the process alive.
       (watchdog as { unref?: () => void }).unref?.();

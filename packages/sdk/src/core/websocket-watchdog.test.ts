@@ -20,6 +20,7 @@ class ScriptedSocket implements WebSocketLike {
   static last: ScriptedSocket | undefined;
   binaryType = "";
   readyState = 1;
+  bufferedAmount = 0;
   closed: { code?: number; reason?: string } | undefined;
   onopen: ((event: unknown) => void) | null = null;
   onmessage: ((event: { data: unknown }) => void) | null = null;
@@ -120,6 +121,37 @@ describe("WebSocket ack watchdog (timers)", () => {
       // The client's option is checked when the client is made, not at its first session.
       expect(() => new Microturn({ url: "ws://127.0.0.1:1", ackTimeoutMs: bad as number })).toThrow(/ackTimeoutMs/);
     }
+  });
+
+  it("waits while a chunk is still uploading (a slow uplink), and fires once the bytes stop moving (it once resumed forever on a working link)", () => {
+    vi.useFakeTimers();
+    const { stream, socket, closes } = openScripted(1000);
+    socket.bufferedAmount = 12_000_000;
+    stream.send(input(0));
+    vi.advanceTimersByTime(1000);
+    socket.bufferedAmount = 6_000_000;
+    vi.advanceTimersByTime(1000);
+    // A second chunk sent while the countdown runs adds bytes: still moving, not silence.
+    socket.bufferedAmount = 9_000_000;
+    stream.send(input(1));
+    vi.advanceTimersByTime(1000);
+    socket.bufferedAmount = 0;
+    vi.advanceTimersByTime(1000);
+    expect(closes).toEqual([]);
+    // All handed to the network, and still no answer a whole timeout later: presumed dead.
+    vi.advanceTimersByTime(1000);
+    expect(closes).toEqual([expect.any(UnavailableError)]);
+  });
+
+  it("fires when the upload stops moving", () => {
+    vi.useFakeTimers();
+    const { stream, socket, closes } = openScripted(1000);
+    socket.bufferedAmount = 5_000;
+    stream.send(input(0));
+    vi.advanceTimersByTime(1000);
+    expect(closes).toEqual([]);
+    vi.advanceTimersByTime(1000);
+    expect(closes).toEqual([expect.any(UnavailableError)]);
   });
 
   it("clears its timer on cancel() and on transport.close()", () => {

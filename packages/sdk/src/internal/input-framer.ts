@@ -7,11 +7,8 @@ import { int16Bytes } from "./pcm.js";
 
 export const INPUT_SAMPLE_RATE_HZ = 16_000;
 
-/**
- * What one chunk's text and video may add up to: a message's limit less room
- * for its audio (2 s at 16 kHz at most) and the encoding around the parts.
- */
-export const MAX_CHUNK_CONTENT_BYTES = MAX_MESSAGE_BYTES - 128 * 1024;
+/** Bytes a frame costs on the wire beyond its RGB (its fields and their tags), rounded up. */
+export const FRAME_OVERHEAD_BYTES = 32;
 
 /** Bytes fields are typed as Node Buffers by codegen, but the codec only needs a Uint8Array. */
 export function wireBytes(bytes: Uint8Array): Buffer {
@@ -22,6 +19,11 @@ export class InputFramer {
   readonly chunkDurationMs: number;
   readonly samplesPerChunk: number;
   private readonly maxPendingSamples: number;
+  /**
+   * What one chunk's text and video may add up to: a message's limit less its
+   * audio (one chunk's worth) and 64 KiB for the encoding around the parts.
+   */
+  readonly maxContentBytes: number;
   private seq = 0;
   private text: string[] = [];
   private audio: Int16Array[] = [];
@@ -36,6 +38,7 @@ export class InputFramer {
     this.chunkDurationMs = options.chunkDurationMs ?? 200;
     this.samplesPerChunk = (INPUT_SAMPLE_RATE_HZ * this.chunkDurationMs) / 1000;
     this.maxPendingSamples = ((options.maxPendingAudioMs ?? 60_000) * INPUT_SAMPLE_RATE_HZ) / 1000;
+    this.maxContentBytes = MAX_MESSAGE_BYTES - this.samplesPerChunk * 2 - 64 * 1024;
   }
 
   /** Seq the next cut chunk will carry. */
@@ -63,10 +66,10 @@ export class InputFramer {
    * than a message may be (MAX_MESSAGE_BYTES: the stream would end on it).
    */
   assertRoomForContent(bytes: number, what: string): void {
-    if (this.contentBytes + bytes > MAX_CHUNK_CONTENT_BYTES) {
+    if (this.contentBytes + bytes > this.maxContentBytes) {
       const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
       throw new InvalidInputError(
-        `${what} (${mib(bytes)} MiB) would make chunk ${this.seq} ${mib(this.contentBytes + bytes)} MiB, over the ${mib(MAX_CHUNK_CONTENT_BYTES)} MiB ` +
+        `${what} (${mib(bytes)} MiB) would make chunk ${this.seq} ${mib(this.contentBytes + bytes)} MiB, over the ${mib(this.maxContentBytes)} MiB ` +
           "a chunk's text and video may take on the wire: send fewer or smaller frames per chunk (two 1080p RGB frames fit)",
       );
     }
@@ -96,8 +99,8 @@ export class InputFramer {
   }
 
   addFrame(frame: VideoFrame): void {
-    this.assertRoomForContent(frame.rgb.length, `a ${frame.widthPx}x${frame.heightPx} video frame`);
-    this.contentBytes += frame.rgb.length;
+    this.assertRoomForContent(frame.rgb.length + FRAME_OVERHEAD_BYTES, `a ${frame.widthPx}x${frame.heightPx} video frame`);
+    this.contentBytes += frame.rgb.length + FRAME_OVERHEAD_BYTES;
     this.frames.push({ ...frame, offsetMs: Math.min(Math.max(0, Math.round(frame.offsetMs)), this.chunkDurationMs - 1) });
   }
 
