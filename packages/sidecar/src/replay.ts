@@ -81,8 +81,7 @@ class RecordingReader {
     if (this.header === undefined) this.header = parseHeader(value, lineNumber);
     else if (isObject(value) && "context" in value && this.header.format !== "microturn-recording/1") {
       const { seq, items } = parseContext(value, lineNumber);
-      // A seq twice: its micro-turn ran again after the session moved (each part kept its own); the model had both.
-      this.context.set(seq, [...(this.context.get(seq) ?? []), ...items]);
+      appendContext(this.context, seq, items);
     } else this.events.push(parseEvent(value, lineNumber));
   }
 
@@ -329,12 +328,29 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
   if (first.header.part !== undefined) {
     throw new RecordingError(`${path} is part ${first.header.part} of session ${sessionId}'s recording: replay its first part, ${recordingFileName(sessionId)}, and the later parts are read beside it`);
   }
-  const files = [path];
-  const events = [...first.events];
-  let context = first.context && new Map(first.context);
-  /** The first file that kept no context (written by an older sidecar). */
-  let noContextIn = first.context ? undefined : path;
-  const warnings = first.warnings.map((w) => `${path}: ${w}`);
+  const files: string[] = [];
+  const events: ClientEvent[] = [];
+  const context = new Map<number, ContextItem[]>();
+  /** The first file that kept no context (written by an older sidecar): the replay cannot hold the model to what it read. */
+  let noContextIn: string | undefined;
+  const warnings: string[] = [];
+  let lastSeq: number | undefined;
+  const add = (file: string, recording: Recording): void => {
+    // A later part goes on from the seq the client sent next (or one it sends again): a later first seq means
+    // the part before stopped early (its sidecar could not keep writing it), and the replay will meet the gap.
+    const seqs = inputSeqs(recording.events);
+    if (lastSeq !== undefined && seqs[0] !== undefined && seqs[0] > lastSeq + 1) {
+      warnings.push(`${file} starts at input seq ${seqs[0]}, but the parts before it end at seq ${lastSeq}: part ${files.length} stopped early (its sidecar could not keep writing it), so the replay meets a seq gap there`);
+    }
+    lastSeq = seqs.at(-1) ?? lastSeq;
+    files.push(file);
+    events.push(...recording.events);
+    if (recording.context) for (const [seq, items] of recording.context) appendContext(context, seq, items);
+    else noContextIn ??= file;
+    warnings.push(...recording.warnings.map((w) => `${file}: ${w}`));
+  };
+  add(path, first);
+  let missingPart: number | undefined;
   for (let part = 2; ; part++) {
     const next = join(dirname(path), recordingFileName(sessionId, part));
     if (!existsSync(next)) {
@@ -343,7 +359,7 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
       const later = await laterParts(dirname(path), sessionId, part);
       if (later.length > 0) {
         warnings.push(`part ${part} of session ${sessionId} is missing; not replayed after it: ${later.join(", ")}`);
-        return { header: first.header, events, context, warnings, files, missingPart: part, ...(noContextIn ? { noContextIn } : {}) };
+        missingPart = part;
       }
       break;
     }
@@ -351,21 +367,22 @@ export async function readSessionRecording(path: string): Promise<Recording & { 
     if (more.header.sessionId !== sessionId || more.header.part !== part) {
       throw new RecordingError(`${next}: expected part ${part} of session ${sessionId}, its header says part ${more.header.part ?? 1} of ${more.header.sessionId}`);
     }
-    // The taker's part goes on from the seq the client sent next (or one it sends again): a later first seq means
-    // the part before stopped early (its sidecar could not keep writing it), and the replay will meet the gap.
-    const [lastSeq, firstSeq] = [inputSeqs(events).at(-1), inputSeqs(more.events)[0]];
-    if (lastSeq !== undefined && firstSeq !== undefined && firstSeq > lastSeq + 1) {
-      warnings.push(`${next} starts at input seq ${firstSeq}, but the parts before it end at seq ${lastSeq}: part ${part - 1} stopped early (its sidecar could not keep writing it), so the replay meets a seq gap there`);
-    }
-    files.push(next);
-    events.push(...more.events);
-    // A part written by an older sidecar kept no context: the replay cannot hold the model to what it read.
-    if (context && more.context) for (const [seq, items] of more.context) context.set(seq, [...(context.get(seq) ?? []), ...items]);
-    else context = undefined;
-    if (!more.context) noContextIn ??= next;
-    warnings.push(...more.warnings.map((w) => `${next}: ${w}`));
+    add(next, more);
   }
-  return { header: first.header, events, context, warnings, files, ...(noContextIn ? { noContextIn } : {}) };
+  return {
+    header: first.header,
+    events,
+    context: noContextIn ? undefined : context,
+    warnings,
+    files,
+    ...(missingPart !== undefined ? { missingPart } : {}),
+    ...(noContextIn ? { noContextIn } : {}),
+  };
+}
+
+/** Adds `items` to what the model read at `seq` (a seq met twice: its micro-turn ran again after a move, and the model had both). */
+function appendContext(context: Map<number, ContextItem[]>, seq: number, items: readonly ContextItem[]): void {
+  context.set(seq, [...(context.get(seq) ?? []), ...items]);
 }
 
 /** The seqs of the input chunks among `events`, in order. */
