@@ -3,9 +3,8 @@
 import { InvalidInputError } from "./session-errors.js";
 import { InteractionSession, resolveSessionOptions, type SessionConfigInput, type SessionOptions } from "./session.js";
 import type { Transport } from "./transport.js";
-import type { WebSocketConstructor, WebSocketTlsOptions } from "./websocket-transport.js";
+import { resolveAckTimeoutMs, type WebSocketConstructor, type WebSocketTlsOptions } from "./websocket-transport.js";
 import { type Endpoint, parseEndpoint } from "../internal/url.js";
-import { MAX_TIMER_MS, optionNumber } from "../internal/validate.js";
 
 export interface MicroturnOptions extends SessionOptions {
   /** Sidecar URL: grpc://host:port, host:port, grpcs://host:port, unix:///path (a sidecar's --socket), ws(s)://host:port. Defaults to env MICROTURN_URL. */
@@ -58,7 +57,7 @@ export class MicroturnClientBase {
     this.apiKey = options.apiKey ?? env("MICROTURN_API_KEY");
     // Bad session options fail here, not at the first session.
     resolveSessionOptions(options);
-    optionNumber(options.ackTimeoutMs, "ackTimeoutMs", 0, { min: 0, max: MAX_TIMER_MS, infinite: true });
+    resolveAckTimeoutMs(options.ackTimeoutMs);
     this.options = options;
     this.makeTransport = makeTransport;
   }

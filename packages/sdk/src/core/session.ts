@@ -23,7 +23,7 @@ import { throwIfAborted } from "../internal/abort.js";
 import { AsyncQueue } from "../internal/async-queue.js";
 import { type ReconnectOptions, type ResolvedReconnectOptions, resolveReconnectOptions } from "../internal/backoff.js";
 import { InputClock } from "../internal/input-clock.js";
-import { FRAME_OVERHEAD_BYTES, INPUT_SAMPLE_RATE_HZ, InputFramer, wireBytes } from "../internal/input-framer.js";
+import { frameCost, INPUT_SAMPLE_RATE_HZ, InputFramer, textCost, wireBytes } from "../internal/input-framer.js";
 import { bytesToInt16, PcmResampler, toInt16, validateSampleRate } from "../internal/pcm.js";
 import { SessionLink } from "../internal/session-link.js";
 import { type ToolDefinition, type ToolHandler, ToolRunner } from "../internal/tool-runner.js";
@@ -284,10 +284,10 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     for (const frame of parts.frames ?? []) {
       validateVideoFrame(frame.rgb, frame.width, frame.height);
       validateMs(frame.offsetMs ?? 0, "offsetMs");
-      frameBytes += frame.rgb.length + FRAME_OVERHEAD_BYTES;
+      frameBytes += frameCost(frame.rgb.length);
     }
     if (parts.text !== undefined && typeof parts.text !== "string") throw new InvalidInputError("sendChunk expects text to be a string");
-    this.framer.assertRoomForContent(frameBytes + (parts.text?.length ?? 0) * 3, "its text and video");
+    this.framer.assertRoomForContent(frameBytes + textCost(parts.text ?? ""), "its text and video");
     const samples = parts.audio ? toInt16(parts.audio.samples) : undefined;
     if (parts.audio) {
       const rate = validateSampleRate(parts.audio.sampleRateHz);

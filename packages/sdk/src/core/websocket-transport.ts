@@ -56,6 +56,12 @@ export interface WebSocketTransportOptions {
 
 export const DEFAULT_ACK_TIMEOUT_MS = 15_000;
 
+/** The watchdog's wait (WebSocketTransportOptions.ackTimeoutMs), checked; 0 when it is off. Throws InvalidInputError. */
+export function resolveAckTimeoutMs(value: number | undefined): number {
+  const ms = optionNumber(value, "ackTimeoutMs", DEFAULT_ACK_TIMEOUT_MS, { min: 0, max: MAX_TIMER_MS, infinite: true });
+  return ms === Number.POSITIVE_INFINITY ? 0 : ms;
+}
+
 const OPEN = 1;
 
 /**
@@ -94,8 +100,7 @@ export class WebSocketTransport implements Transport {
     }
     this.WebSocketCtor = ctor;
     this.tls = options.tls;
-    const ackTimeoutMs = optionNumber(options.ackTimeoutMs, "ackTimeoutMs", DEFAULT_ACK_TIMEOUT_MS, { min: 0, max: MAX_TIMER_MS, infinite: true });
-    this.ackTimeoutMs = ackTimeoutMs === Number.POSITIVE_INFINITY ? 0 : ackTimeoutMs;
+    this.ackTimeoutMs = resolveAckTimeoutMs(options.ackTimeoutMs);
     const url = new URL(options.url);
     if (url.pathname === "" || url.pathname === "/") url.pathname = WEBSOCKET_PATH;
     if (options.apiKey) url.searchParams.set("api_key", options.apiKey);

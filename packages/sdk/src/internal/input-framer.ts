@@ -8,7 +8,13 @@ import { int16Bytes } from "./pcm.js";
 export const INPUT_SAMPLE_RATE_HZ = 16_000;
 
 /** Bytes a frame costs on the wire beyond its RGB (its fields and their tags), rounded up. */
-export const FRAME_OVERHEAD_BYTES = 32;
+const FRAME_OVERHEAD_BYTES = 32;
+
+/** What text counts against a chunk's bound: 3 bytes a UTF-16 unit, UTF-8's worst. */
+export const textCost = (text: string): number => text.length * 3;
+
+/** What a video frame counts against a chunk's bound: its RGB and the encoding around it. */
+export const frameCost = (rgbBytes: number): number => rgbBytes + FRAME_OVERHEAD_BYTES;
 
 /** Bytes fields are typed as Node Buffers by codegen, but the codec only needs a Uint8Array. */
 export function wireBytes(bytes: Uint8Array): Buffer {
@@ -29,7 +35,7 @@ export class InputFramer {
   private audio: Int16Array[] = [];
   private audioSamples = 0;
   private frames: VideoFrame[] = [];
-  /** Bytes of the text and frames waiting for the next cut (text counted at 3 bytes a UTF-16 unit, UTF-8's worst). */
+  /** What the text and frames waiting for the next cut count against the bound (textCost, frameCost). */
   private contentBytes = 0;
   private userSpeaking = false;
   private toolChoice = "";
@@ -76,9 +82,10 @@ export class InputFramer {
   }
 
   addText(text: string): void {
-    this.assertRoomForContent(text.length * 3, "text");
+    const cost = textCost(text);
+    this.assertRoomForContent(cost, "text");
     this.text.push(text);
-    this.contentBytes += text.length * 3;
+    this.contentBytes += cost;
   }
 
   /** Throws when `samples16k` more samples would pass the pending-audio limit. */
@@ -99,8 +106,9 @@ export class InputFramer {
   }
 
   addFrame(frame: VideoFrame): void {
-    this.assertRoomForContent(frame.rgb.length + FRAME_OVERHEAD_BYTES, `a ${frame.widthPx}x${frame.heightPx} video frame`);
-    this.contentBytes += frame.rgb.length + FRAME_OVERHEAD_BYTES;
+    const cost = frameCost(frame.rgb.length);
+    this.assertRoomForContent(cost, `a ${frame.widthPx}x${frame.heightPx} video frame`);
+    this.contentBytes += cost;
     this.frames.push({ ...frame, offsetMs: Math.min(Math.max(0, Math.round(frame.offsetMs)), this.chunkDurationMs - 1) });
   }
 
