@@ -204,4 +204,27 @@ describe("results in the model's memory", () => {
     await client.waitCount("output", 2);
     expect(engine.sessions[0]!.text).toBe(`<0>weather?${call("get_weather", {})}[tool get_weather result] {"sky":"sunny"}<2>`);
   });
+
+  it("gives a result a failed turn gave back to the model once when the next turn rolls over (it was carried and appended)", async () => {
+    let capacity = 1 << 20;
+    const { engine, client } = await start((chunk) => (chunk.seq === 0 ? call("get_weather", {}) : ""), undefined, {
+      failBefore: (chunk) => chunk.seq === 1,
+      capacityTokens: () => capacity,
+    });
+    client.start({ tools });
+    client.input(0, `weather? ${"w".repeat(60)}`);
+    await answerTheCall(client);
+    client.input(1, "lost");
+    await client.waitCount("error", 1);
+    // Seq 2's turn no longer fits: it rolls over, carrying the conversation, and delivers the result given back.
+    capacity = 300;
+    client.input(2, "");
+    await client.waitCount("output", 2);
+    expect(engine.sessions).toHaveLength(2);
+    const fresh = engine.sessions[1]!;
+    expect(fresh.systemPrompt).toContain("weather?");
+    const result = '{"sky":"sunny"}';
+    expect(fresh.systemPrompt).not.toContain(result);
+    expect(fresh.text).toBe(`[tool get_weather result] ${result}<2>`);
+  });
 });

@@ -145,8 +145,11 @@ export class InteractionSession {
   private released = false;
   /** The results the turn being set up took at its boundary (takeDeliveries), for runTurn to settle. */
   private taken: PendingDelivery[] = [];
-  /** Results already in the conversation log (one given back by a failed turn is not logged twice). */
-  private readonly loggedContext = new WeakSet<ContextItem>();
+  /**
+   * Results already in the conversation log, with their line: one given back by a failed turn is not logged
+   * twice, and a rollover does not carry the line of a result the turn appends itself.
+   */
+  private readonly loggedContext = new WeakMap<ContextItem, ConversationEntry>();
 
   constructor({ engineSession, ...options }: InteractionSessionOptions) {
     this.opts = { ...options, emit: (event) => this.released || options.emit(event) };
@@ -447,7 +450,7 @@ export class InteractionSession {
       turn = await this.sequence.turn(
         engineChunk,
         options,
-        () => this.conversation.filter((entry) => entry.seq !== chunk.seq),
+        () => this.carriedConversation(engineChunk),
         (delta) => this.toolCalls.visibleText(delta, chunk.seq),
       );
     } catch (err) {
@@ -591,10 +594,25 @@ export class InteractionSession {
     for (const item of engineChunk.context ?? []) {
       // A result given back by a failed turn was logged when that turn took it.
       if (this.loggedContext.has(item)) continue;
-      this.loggedContext.add(item);
-      this.conversation.push({ role: item.source === ContextSource.CONTEXT_SOURCE_TOOL ? "tool" : "background", text: item.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
+      const entry: ConversationEntry = { role: item.source === ContextSource.CONTEXT_SOURCE_TOOL ? "tool" : "background", text: item.text, startMs: engineChunk.startMs, seq: engineChunk.seq };
+      this.loggedContext.set(item, entry);
+      this.conversation.push(entry);
     }
     if (engineChunk.text) this.conversation.push({ role: "user", text: engineChunk.text, startMs: engineChunk.startMs, seq: engineChunk.seq });
+  }
+
+  /**
+   * What a rollover during this turn carries: the conversation without the turn's own input, which is appended
+   * after it. That input includes the results it delivers, also those a failed earlier turn gave back and logged
+   * under its own seq (carried as well, the model would read them twice).
+   */
+  private carriedConversation(engineChunk: EngineChunk): ConversationEntry[] {
+    const own = new Set<ConversationEntry>();
+    for (const item of engineChunk.context ?? []) {
+      const entry = this.loggedContext.get(item);
+      if (entry) own.add(entry);
+    }
+    return this.conversation.filter((entry) => entry.seq !== engineChunk.seq && !own.has(entry));
   }
 
   private notePlayed(playedUpToMs: number): void {

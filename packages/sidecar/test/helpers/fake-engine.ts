@@ -14,6 +14,8 @@ export interface FakeEngineOptions {
   failAfter?: (chunk: EngineChunk) => number | undefined;
   /** For a chunk it returns true for: the engine fails (internal) before taking its input. */
   failBefore?: (chunk: EngineChunk) => boolean;
+  /** The capacity each session reports, asked each time (a test can shrink it to bring a rollover on); default 2^20. */
+  capacityTokens?: () => number;
 }
 
 export class FakeSession implements EngineSession {
@@ -86,7 +88,7 @@ export class FakeSession implements EngineSession {
   }
 
   stats() {
-    return { positionTokens: this.sequence.length, appends: this.appends, lastAppendMs: 0, capacityTokens: 1 << 20 };
+    return { positionTokens: this.sequence.length, appends: this.appends, lastAppendMs: 0, capacityTokens: this.opts.capacityTokens?.() ?? 1 << 20 };
   }
 }
 
