@@ -3,7 +3,9 @@
 // the shape a reverse proxy in front of the sidecar gives in production.
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage } from "node:http";
+import { X509Certificate } from "node:crypto";
 import { connect, type AddressInfo, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
 import { extname, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,6 +20,13 @@ const TYPES: Record<string, string> = {
 export interface PageServerOptions {
   /** host:port of the sidecar's HTTP server (where its WebSocket endpoint lives). */
   sidecarHttpAddress: string;
+  /**
+   * The sidecar serves TLS (`--tls-cert`): the tunnel speaks TLS to it and
+   * accepts only the certificate it is given here (PEM, its first
+   * certificate; asked again for each connection, so a reloaded one is
+   * followed). The page itself stays plain HTTP on this server.
+   */
+  sidecarTls?: { certificate: () => string | Buffer };
   host?: string;
   /** 0 picks a free port. */
   port?: number;
@@ -52,17 +61,43 @@ function fileFor(pathname: string | undefined): string | undefined {
   return undefined;
 }
 
-function passUpgrade(req: IncomingMessage, client: Socket, head: Buffer, target: { host: string; port: number }): void {
-  const upstream = connect(target.port, target.host, () => {
+function passUpgrade(req: IncomingMessage, client: Socket, head: Buffer, target: Target): void {
+  const forward = () => {
     const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
     for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
     upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
     if (head.length) upstream.write(head);
     upstream.pipe(client).pipe(upstream);
-  });
+  };
+  let upstream: Socket;
+  /** The client was answered 502: its socket ends once that is written, not at once. */
+  let refused = false;
+  if (target.tls) {
+    let expected: X509Certificate;
+    try {
+      expected = new X509Certificate(target.tls.certificate());
+    } catch (err) {
+      badGateway(client, `the sidecar's certificate cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    // The sidecar is this process's own (or the one named to it): the certificate it presents is the one its
+    // flags name, whoever signed it and whatever names it carries.
+    const tlsSocket = connectTls({ host: target.host, port: target.port, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, () => {
+      if (!tlsSocket.getPeerX509Certificate()?.raw.equals(expected.raw)) {
+        refused = true;
+        badGateway(client, "the sidecar presented another certificate than the one it was started with");
+        tlsSocket.destroy();
+        return;
+      }
+      forward();
+    });
+    upstream = tlsSocket;
+  } else {
+    upstream = connect(target.port, target.host, forward);
+  }
   const drop = () => {
     upstream.destroy();
-    client.destroy();
+    if (!refused) client.destroy();
   };
   upstream.on("error", drop);
   client.on("error", drop);
@@ -70,9 +105,21 @@ function passUpgrade(req: IncomingMessage, client: Socket, head: Buffer, target:
   client.on("close", drop);
 }
 
+interface Target {
+  host: string;
+  port: number;
+  tls?: { certificate: () => string | Buffer };
+}
+
+/** Ends an upgrade the sidecar cannot take, saying why. */
+function badGateway(client: Socket, why: string): void {
+  if (client.destroyed || client.writableEnded) return;
+  client.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
+}
+
 export async function startPageServer(opts: PageServerOptions): Promise<PageServer> {
   const sidecar = new URL(`http://${opts.sidecarHttpAddress}`);
-  const target = { host: sidecar.hostname.replace(/^\[|\]$/g, ""), port: Number(sidecar.port) };
+  const target: Target = { host: sidecar.hostname.replace(/^\[|\]$/g, ""), port: Number(sidecar.port), ...(opts.sidecarTls ? { tls: opts.sidecarTls } : {}) };
   const tunnels = new Set<Socket>();
   const server = createServer((req, res) => {
     const file = fileFor(pathOf(req.url));
