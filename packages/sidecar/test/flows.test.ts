@@ -205,6 +205,27 @@ describe("results in the model's memory", () => {
     expect(engine.sessions[0]!.text).toBe(`<0>weather?${call("get_weather", {})}[tool get_weather result] {"sky":"sunny"}<2>`);
   });
 
+  it("does not give again the results of a turn that rolled over and then failed mid-answer (the model read them twice)", async () => {
+    let capacity = 1 << 20;
+    const { engine, client } = await start((chunk) => (chunk.seq === 0 ? call("get_weather", {}) : "hello"), undefined, {
+      supportsRewind: false,
+      failAfter: (chunk) => (chunk.seq === 1 ? 2 : undefined),
+      capacityTokens: () => capacity,
+    });
+    client.start({ tools });
+    client.input(0, `weather? ${"w".repeat(60)}`);
+    await answerTheCall(client);
+    capacity = 300;
+    client.input(1, "");
+    await client.waitCount("error", 1);
+    capacity = 1 << 20;
+    client.input(2, "");
+    await client.waitCount("output", 2);
+    expect(engine.sessions).toHaveLength(2);
+    // The new engine session took seq 1's input with the result; seq 2 comes without it.
+    expect(engine.sessions[1]!.text).toBe(`[tool get_weather result] {"sky":"sunny"}<1>he<2>hello`);
+  });
+
   it("gives a result a failed turn gave back to the model once when the next turn rolls over (it was carried and appended)", async () => {
     let capacity = 1 << 20;
     const { engine, client } = await start((chunk) => (chunk.seq === 0 ? call("get_weather", {}) : ""), undefined, {

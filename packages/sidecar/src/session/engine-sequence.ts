@@ -109,6 +109,8 @@ export class EngineSequence {
   private heldAudio: Uint8Array[] = [];
   private heldAudioRate = 0;
   private count = 0;
+  /** Where the last append began, in the current engine session (after any rollover of its turn). */
+  private appendFrom = 0;
 
   /** The options less the first session, which is not kept once a rollover replaced it. */
   private readonly opts: Omit<EngineSequenceOptions, "session">;
@@ -126,6 +128,15 @@ export class EngineSequence {
 
   get rollovers(): number {
     return this.count;
+  }
+
+  /**
+   * Whether the last turn's input is in the engine's sequence: the position
+   * moved from where its append began, in whichever engine session it ran
+   * (a turn that rolled over appended to the new one).
+   */
+  get lastInputTaken(): boolean {
+    return this.current.positionTokens !== this.appendFrom;
   }
 
   /**
@@ -160,6 +171,7 @@ export class EngineSequence {
   /** Appends, retrying transient failures before any output (see retry); a full sequence comes out as SequenceFull. */
   private async appendRetrying(chunk: EngineChunk, options: AppendOptions, onDelta: (text: string) => string): Promise<TurnOutput> {
     const before = this.current.positionTokens;
+    this.appendFrom = before;
     // Speech held for text the parser holds, as it was before the turn: a taken-back answer puts it back.
     const heldBefore = this.heldAudio.length > 0 ? [...this.heldAudio] : [];
     const started = performance.now();

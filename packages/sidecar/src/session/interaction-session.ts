@@ -438,8 +438,6 @@ export class InteractionSession {
     const taken = this.taken;
     this.taken = [];
     this.logInput(engineChunk);
-    const positionBefore = this.sequence.positionTokens;
-    const rolloversBefore = this.sequence.rollovers;
     const start = this.now();
     const maxOutputTokens = this.outputBudget(chunk);
     const signal = this.aborter.signal;
@@ -456,7 +454,7 @@ export class InteractionSession {
     } catch (err) {
       // The results reached the model if the input went in (the sequence moved on, or the answer was taken back
       // and the input appended again); else they wait for the next boundary.
-      const inputIn = (err instanceof TurnFailed && err.recovered !== undefined) || (this.sequence.rollovers === rolloversBefore && this.sequence.positionTokens !== positionBefore);
+      const inputIn = (err instanceof TurnFailed && err.recovered !== undefined) || this.sequence.lastInputTaken;
       if (!this.closed) this.settleContext(chunk.seq, taken, inputIn);
       if (!(err instanceof TurnFailed)) throw err;
       if (err.recovered && !this.closed) {
