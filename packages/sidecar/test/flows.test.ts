@@ -24,9 +24,9 @@ afterEach(async () => {
   background = undefined;
 });
 
-async function start(reply: (chunk: EngineChunk) => string, backgroundUrl?: string, engineOptions: Omit<FakeEngineOptions, "reply"> = {}) {
+async function start(reply: (chunk: EngineChunk) => string, backgroundUrl?: string, engineOptions: Omit<FakeEngineOptions, "reply"> = {}, extraFlags: string[] = []) {
   const engine = new FakeEngine({ reply, ...engineOptions });
-  const flags = ["--port", "0", "--metrics-port=-1", "--drain-ms", "0", "--tool-timeout-ms", "2000", "--max-output-tokens", "400"];
+  const flags = ["--port", "0", "--metrics-port=-1", "--drain-ms", "0", "--tool-timeout-ms", "2000", "--max-output-tokens", "400", ...extraFlags];
   if (backgroundUrl) flags.push("--background-url", backgroundUrl);
   else flags.push("--background", "none");
   sidecar = await startSidecar(loadConfig(flags, {}), { engine, logger: createLogger("error") });
@@ -84,6 +84,37 @@ describe("background delegation", () => {
     // The conversation never stalled.
     client.input(0, "");
     await client.waitCount("output", 1);
+  });
+});
+
+describe("delegations the sidecar refuses", () => {
+  it("fails the client's task by its id when the queue is full (its handle waited until the session closed), not a task whose id is in use", async () => {
+    background = await startOpenAiTestServer({ kind: "hang" });
+    const { client } = await start(() => "", background.url, {}, ["--background-max-concurrent", "1"]);
+    client.start();
+    // One runs, 32 wait (the queue's bound), the next is refused.
+    for (let i = 0; i <= 33; i++) client.send({ $case: "delegate", value: { taskId: `t${i}`, task: `job ${i}`, delivery: DeliveryMode.DELIVERY_MODE_SILENT, timeoutMs: 0 } });
+    await client.waitFor(() => client.of("background").some((b) => b.taskId === "t33" && b.status === TaskStatus.TASK_STATUS_FAILED), "t33 failed");
+    expect(client.of("background").find((b) => b.taskId === "t33")!.errorMessage).toMatch(/already waiting/);
+    await client.waitCount("error", 1);
+    expect(client.of("error")[0]).toMatchObject({ code: ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED });
+    // Asking again under the id of the running task is refused, and that task is not reported failed.
+    client.send({ $case: "delegate", value: { taskId: "t0", task: "again", delivery: DeliveryMode.DELIVERY_MODE_SILENT, timeoutMs: 0 } });
+    await client.waitCount("error", 2);
+    expect(client.of("background").filter((b) => b.taskId === "t0").map((b) => b.status)).not.toContain(TaskStatus.TASK_STATUS_FAILED);
+  });
+
+  it("tells the model its delegation was refused (it waited for a task that never started)", async () => {
+    background = await startOpenAiTestServer({ kind: "hang" });
+    const { engine, client } = await start((chunk) => (chunk.seq === 0 ? call("delegate", { task: "find dinner", delivery: "someday" }) : ""), background.url);
+    client.start();
+    client.input(0, "find me dinner");
+    await client.waitCount("error", 1);
+    expect(client.of("error")[0]).toMatchObject({ code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT, seq: 0 });
+    client.input(1, "");
+    await client.waitCount("output", 2);
+    expect(engine.sessions[0]!.appended[1]!.context!.map((c) => c.text)).toEqual([expect.stringMatching(/^\[tool delegate result\] error: .*delivery/)]);
+    expect(background.requests).toHaveLength(0);
   });
 });
 

@@ -15,6 +15,7 @@ import {
   type ToolSpec,
 } from "@microturn/protocol";
 import type { EngineCapabilities, EngineChunk, EngineSession } from "../engines/engine.js";
+import { BackgroundError } from "../background/errors.js";
 import { SessionFault, toSessionError } from "../errors.js";
 import { ConversationLog } from "./conversation-log.js";
 import { ContextDeliveries, resolveDelivery, type ContextScript, type PendingDelivery } from "./context-deliveries.js";
@@ -325,26 +326,26 @@ export class InteractionSession {
 
   /** Starts a background task asked for by the client. */
   delegate(task: string, delivery: DeliveryMode, options: { taskId?: string; timeoutMs?: number } = {}): void {
-    let background: SessionBackground;
     try {
-      background = this.requireBackground();
+      const background = this.requireBackground();
       if (!task.trim()) throw new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, "delegate: task is empty");
+      background.start({
+        ...(options.taskId ? { taskId: options.taskId } : {}),
+        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+        task,
+        delivery: resolveDelivery(delivery, this.opts.config.defaultDelivery),
+        fromModel: false,
+        conversation: this.conversation.snapshot(),
+      });
     } catch (err) {
-      // The task fails as a task too, so a client waiting on its id hears why.
-      if (options.taskId) {
+      // The task fails as a task too, so a client waiting on its id hears why (a full queue included); not when the
+      // id is one already running, whose own updates follow.
+      if (options.taskId && !idInUse(err)) {
         const update = { taskId: options.taskId, status: TaskStatus.TASK_STATUS_FAILED, content: "", delivery, errorMessage: (err as Error).message, deliveredAtSeq: 0, fromModel: false, task };
         this.opts.emit({ $case: "background", value: update });
       }
       throw err;
     }
-    background.start({
-      ...(options.taskId ? { taskId: options.taskId } : {}),
-      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
-      task,
-      delivery: resolveDelivery(delivery, this.opts.config.defaultDelivery),
-      fromModel: false,
-      conversation: this.conversation.snapshot(),
-    });
   }
 
   cancelTask(taskId: string): void {
@@ -635,4 +636,10 @@ export class InteractionSession {
     this.speech.reset();
     this.conversation.push({ role: "system", text: `[user interrupted at ${(playedUpToMs / 1000).toFixed(1)}s; unheard: "${plan.droppedText}"]`, startMs: playedUpToMs });
   }
+}
+
+/** A delegation refused because its task id is one already queued or running here (the adapter keeps the cause). */
+function idInUse(err: unknown): boolean {
+  const cause = err instanceof Error ? err.cause : undefined;
+  return (BackgroundError.isInstance(err) && err.code === "already_exists") || (BackgroundError.isInstance(cause) && cause.code === "already_exists");
 }

@@ -133,6 +133,8 @@ export class SessionToolCalls {
         });
       } catch (err) {
         this.opts.reportError(ToolError.isInstance(err) ? new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, err.message, { seq }) : err, { seq });
+        // The model hears it too, like any tool that failed: else it waits for a task that never started.
+        this.opts.deliveries.addToolResult(name, `error: ${err instanceof Error ? err.message : String(err)}`, this.opts.inputTimeMs());
       }
       return;
     }
