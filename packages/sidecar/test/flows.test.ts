@@ -87,6 +87,20 @@ describe("background delegation", () => {
   });
 });
 
+describe("background tasks of many sessions", () => {
+  it("runs every session's tasks at once up to each session's cap (8 pooled connections held the ninth back)", async () => {
+    background = await startOpenAiTestServer({ kind: "hang" });
+    const { client } = await start(() => "", background.url);
+    const all = [client, ...Array.from({ length: 4 }, () => new TestClient(sidecar!.server.grpcAddress))];
+    clients.push(...all.slice(1));
+    for (const [s, c] of all.entries()) {
+      c.start();
+      for (const t of [0, 1]) c.send({ $case: "delegate", value: { taskId: `s${s}t${t}`, task: "long job", delivery: DeliveryMode.DELIVERY_MODE_SILENT, timeoutMs: 0 } });
+    }
+    await client.waitFor(() => background!.inFlight === 10, "10 requests at the background model");
+  });
+});
+
 describe("delegations the sidecar refuses", () => {
   it("fails the client's task by its id when the queue is full (its handle waited until the session closed), not a task whose id is in use", async () => {
     background = await startOpenAiTestServer({ kind: "hang" });

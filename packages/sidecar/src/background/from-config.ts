@@ -17,7 +17,13 @@ export async function createBackgroundClient(
     case "none":
       return undefined;
     case "openai":
-      return new OpenAiChatClient({ baseUrl: config.backgroundUrl, apiKey: config.backgroundApiKey || undefined, model: config.backgroundModel });
+      // A connection for every task the sidecar may run at once: one session's long tasks must not hold the others' back.
+      return new OpenAiChatClient({
+        baseUrl: config.backgroundUrl,
+        apiKey: config.backgroundApiKey || undefined,
+        model: config.backgroundModel,
+        connections: config.maxSessions * config.backgroundMaxConcurrent,
+      });
     case "sglang-grpc": {
       const client = new SglangRuntimeClient({ address: config.backgroundUrl, model: config.backgroundModel });
       try {

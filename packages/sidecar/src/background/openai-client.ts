@@ -14,7 +14,7 @@ export interface OpenAiChatClientOptions {
   apiKey?: string;
   /** Default model name; SGLang accepts any name for its one served model. Default "default". */
   model?: string;
-  /** Pooled keep-alive connections. Default 8. */
+  /** Pooled keep-alive connections, the most requests in flight at once (one stream each). Default 8; the sidecar sizes it for every task it may run at once. */
   connections?: number;
   /** Deadline for the response headers, ms. Default 30000. */
   headersTimeoutMs?: number;
