@@ -132,6 +132,21 @@ describe("delegations the sidecar refuses", () => {
   });
 });
 
+describe("a session that ends with a task running", () => {
+  it("sends the task's CANCELLED before SessionEnded, and nothing after it", async () => {
+    background = await startOpenAiTestServer({ kind: "hang" });
+    const { client } = await start(() => "", background.url);
+    client.start();
+    client.send({ $case: "delegate", value: { taskId: "t1", task: "slow job", delivery: DeliveryMode.DELIVERY_MODE_SILENT, timeoutMs: 0 } });
+    await client.waitFor(() => background!.inFlight === 1, "request in flight");
+    client.send({ $case: "end", value: { reason: "bye" } });
+    await client.waitCount("ended", 1);
+    await new Promise((r) => setTimeout(r, 50));
+    const order = client.events.map((e) => (e.event?.$case === "background" ? `background:${TaskStatus[e.event.value.status]}` : e.event?.$case));
+    expect(order.slice(-2)).toEqual(["background:TASK_STATUS_CANCELLED", "ended"]);
+  });
+});
+
 describe("when_idle delivery", () => {
   it("waits for a pause, but at most WHEN_IDLE_MAX_WAIT_MS of input time", async () => {
     background = await startOpenAiTestServer({ kind: "stream", content: ["result"] });

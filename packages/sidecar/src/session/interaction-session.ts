@@ -144,6 +144,7 @@ export class InteractionSession {
   private turnChunk: InputChunk | undefined;
   /** Set once the session moved to another sidecar: nothing more reaches its client from here. */
   private released = false;
+  private closing: Promise<void> | undefined;
   /** The results the turn being set up took at its boundary (takeDeliveries), for runTurn to settle. */
   private taken: PendingDelivery[] = [];
   /**
@@ -371,15 +372,24 @@ export class InteractionSession {
     return this.stats.chunks;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops the session's work: no further micro-turn, the one running cut, its
+   * background tasks and tool calls cancelled (their CANCELLED updates go out
+   * now, ahead of a SessionEnded). close() does this first.
+   */
+  stop(): void {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
     this.aborter.abort();
     this.opts.background?.cancelAll();
     this.opts.tools?.cancelAll();
-    await this.whenIdle();
-    await this.sequence.close();
+  }
+
+  async close(): Promise<void> {
+    this.stop();
+    this.closing ??= this.whenIdle().then(() => this.sequence.close());
+    await this.closing;
   }
 
   private queuedChunks(): number {

@@ -795,6 +795,8 @@ export class SessionHub {
     // Queued micro-turns still run (SessionEnd and half-close promise that), but an engine that stopped answering cannot hold the end.
     await waitAtMost(handle.session.whenIdle(), this.opts.endWaitMs ?? END_WAIT_MS);
     const recordingPath = (await handle.recorder?.close()) ?? "";
+    // Its tasks' and tool calls' cancellations go out before SessionEnded: nothing follows that.
+    handle.session.stop();
     handle.outbox.push({ $case: "ended", value: { reason, chunks: handle.session.chunkCount, recordingPath } });
     await handle.session.close().catch((err: unknown) => this.opts.logger.warn("engine close failed", { session: handle.session.id, error: String(err) }));
     this.opts.logger.info("session ended", { session: handle.session.id, reason, chunks: handle.session.chunkCount });
