@@ -74,6 +74,11 @@ export class ChatChunkReader {
     return this.finishReason !== undefined;
   }
 
+  /** Whether the usage chunk came (with stream_options.include_usage it follows the finish reason, last before [DONE]). */
+  get hasUsage(): boolean {
+    return this.usage !== undefined;
+  }
+
   /** Reads one chunk; returns true when the answer reached MAX_ANSWER_CHARS (it ends there: read no more). */
   *read(data: string): Generator<BackgroundDelta, boolean> {
     const what = this.what;

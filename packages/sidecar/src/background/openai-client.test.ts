@@ -148,6 +148,26 @@ describe("OpenAiChatClient", () => {
     expect(Date.now() - started).toBeLessThan(400);
   });
 
+  it("ends a finished answer when the server keeps the body open without [DONE] (it timed out and the answer was lost)", async () => {
+    const finish = '{"choices":[{"delta":{},"finish_reason":"stop"}]}';
+    // Finish reason, then usage: whole at once.
+    server.setScript({ kind: "raw", events: ['{"choices":[{"delta":{"content":"hi"}}]}', finish, '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}'], keepOpen: true });
+    let started = Date.now();
+    expect(await collect(client.streamChat(user))).toEqual([
+      { type: "content", text: "hi" },
+      { type: "done", finishReason: "stop", usage: { promptTokens: 3, completionTokens: 1 } },
+    ]);
+    expect(Date.now() - started).toBeLessThan(400);
+    // No usage (a server without include_usage): heartbeats do not hold it; the stall timer ends it, whole.
+    server.setScript({ kind: "raw", events: ['{"choices":[{"delta":{"content":"hi"}}]}', finish], keepOpen: true });
+    started = Date.now();
+    expect(await collect(client.streamChat(user))).toEqual([
+      { type: "content", text: "hi" },
+      { type: "done", finishReason: "stop" },
+    ]);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it("refuses an event that is not an object as a bad response", async () => {
     server.setScript({ kind: "raw", events: ["null", "[DONE]"] });
     expect((await failure(client.streamChat(user))).code).toBe("bad_response");

@@ -133,12 +133,15 @@ export class OpenAiChatClient implements BackgroundClient {
     async function* watched(): AsyncGenerator<Uint8Array> {
       armStallTimer();
       for await (const chunk of stream) {
-        armStallTimer();
+        // Once the answer has its finish reason, heartbeats do not hold it open: only [DONE] or usage may follow.
+        if (!reader.finished) armStallTimer();
         yield chunk as Uint8Array;
       }
     }
     const reader = new ChatChunkReader(what);
     let sawDone = false;
+    /** The failure is the answer's own (an abort finish, a bad event), not the transport's. */
+    let fromReader = false;
     try {
       for await (const data of readSseData(watched(), { maxEventChars: MAX_EVENT_CHARS })) {
         // Nothing after [DONE] counts; a proxy that keeps the body open (heartbeats) must not hold a finished answer.
@@ -146,10 +149,20 @@ export class OpenAiChatClient implements BackgroundClient {
           sawDone = true;
           break;
         }
-        if (yield* reader.read(data)) break;
+        let cap: boolean;
+        try {
+          cap = yield* reader.read(data);
+        } catch (err) {
+          fromReader = true;
+          throw err;
+        }
+        if (cap) break;
+        // Finish reason and usage: the answer is whole, whether or not the server ever sends [DONE].
+        if (reader.finished && reader.hasUsage) break;
       }
     } catch (err) {
-      throw mapTransportError(err, signal, what);
+      // An answer that had its finish reason is whole: a stream that stalls or drops before [DONE] loses nothing.
+      if (fromReader || !reader.finished || signal?.aborted) throw mapTransportError(err, signal, what);
     } finally {
       clearTimeout(stallTimer);
       // Also reached when the consumer stops iterating early: never leave a half-read body.
