@@ -238,6 +238,17 @@ describe("BackgroundManager", () => {
     expect(server.requests.length - before).toBe(3);
   });
 
+  it("announces a moved task QUEUED once, whether it runs at once or waits for a slot (one that waited was announced twice)", async () => {
+    server.setScript({ kind: "hang" });
+    const manager = make({ maxConcurrent: 1 });
+    const updates = collectUpdates(manager);
+    const moved = (taskId: string) => ({ taskId, task: taskId, delivery: DeliveryMode.DELIVERY_MODE_SILENT, fromModel: true, remainingMs: 5_000 });
+    manager.adopt(2, [moved("task_1"), moved("task_2")], conversation);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(statuses(updates, "task_1")).toEqual(["TASK_STATUS_QUEUED", "TASK_STATUS_RUNNING"]);
+    expect(statuses(updates, "task_2")).toEqual(["TASK_STATUS_QUEUED"]);
+  });
+
   it("survives a listener that throws", async () => {
     server.setScript({ kind: "stream", content: ["ok"] });
     const manager = make();

@@ -251,7 +251,8 @@ export class BackgroundManager extends EventEmitter<BackgroundManagerEvents> {
       task: moved.task,
     });
     for (const moved of tasks) {
-      this.safeEmit("update", update(moved, TaskStatus.TASK_STATUS_QUEUED));
+      // A task that must wait for a slot is announced QUEUED by start() itself.
+      if (this.running < this.maxConcurrent) this.safeEmit("update", update(moved, TaskStatus.TASK_STATUS_QUEUED));
       try {
         this.start({ taskId: moved.taskId, task: moved.task, delivery: moved.delivery, timeoutMs: moved.remainingMs, fromModel: moved.fromModel, conversation });
       } catch (err) {
