@@ -138,6 +138,21 @@ describe("a session moving between hubs", () => {
     expect(second.events.some((e) => e.event?.$case === "inputAck" && e.event.value.seq === 2 && e.event.value.duplicate)).toBe(true);
   });
 
+  it("moves the results the cut turn had taken with it: the taker's model gets them with that chunk, once (they were lost)", async () => {
+    const { a, b, engines } = hubs(100);
+    const { handle, first } = await talkingOn(a);
+    // A tool's result waits for the next boundary (reached into: the fake engine writes no tool calls).
+    (handle.session as unknown as { deliveries: { addToolResult(name: string, text: string, at: number): void } }).deliveries.addToolResult("get_weather", '{"sky":"sunny"}', 200);
+    handle.session.acceptInput(chunk(1, "two"));
+    await new Promise((r) => setTimeout(r, 20)); // seq 1's turn took the result and is in the engine
+    expect(engines.a.sessions.at(-1)!.appended.map((c) => c.seq)).toEqual([0]);
+    const moved = await b.resume(handle.resumeToken, first.events.at(-1)!.eventSeq, sink());
+    await moved.session.whenIdle();
+    const bSession = engines.b.sessions.at(-1)!;
+    expect(bSession.systemPrompt).not.toContain("sunny");
+    expect(bSession.appended.map((c) => [c.seq, (c.context ?? []).map((i) => i.text)])).toEqual([[1, ['[tool get_weather result] {"sky":"sunny"}']]]);
+  });
+
   it("lets the owner finish a short queue first: its answers reach the client through the taker's replay", async () => {
     const { a, b, engines } = hubs(30, 2000);
     const first = sink();

@@ -145,6 +145,8 @@ export class InteractionSession {
   /** Set once the session moved to another sidecar: nothing more reaches its client from here. */
   private released = false;
   private closing: Promise<void> | undefined;
+  /** The results the running micro-turn took at its boundary, until it settles them. */
+  private turnTaken: readonly PendingDelivery[] = [];
   /** The results the turn being set up took at its boundary (takeDeliveries), for runTurn to settle. */
   private taken: PendingDelivery[] = [];
   /**
@@ -237,6 +239,9 @@ export class InteractionSession {
       else if (item.kind === "playback") this.notePlayed(item.playedUpToMs);
     }
     const rerun = new Set(queuedInput.map((chunk) => chunk.seq));
+    // The results the cut turn took run again with it on the taker, first in line; their lines here are not carried.
+    const cut = this.turnChunk ? this.turnTaken : [];
+    const cutLines = new Set(cut.flatMap((p) => this.loggedContext.get(p.item) ?? []));
     const tools = this.toolCalls.release();
     for (const name of tools.interrupted) this.deliveries.addToolResult(name, "error: cut short when the session moved to another sidecar; call it again if still needed", this.inputTimeMs);
     const moved: MovedSession = {
@@ -244,8 +249,8 @@ export class InteractionSession {
       inputTimeMs: this.inputTimeMs,
       chunks: this.stats.chunks,
       // A chunk that runs again on the taker logs its input again there.
-      conversation: this.conversation.filter((entry) => !(entry.role === "user" && entry.seq !== undefined && rerun.has(entry.seq))),
-      pending: this.deliveries.waiting(),
+      conversation: this.conversation.filter((entry) => !(entry.role === "user" && entry.seq !== undefined && rerun.has(entry.seq)) && !cutLines.has(entry)),
+      pending: [...cut.map((p) => ({ ...p })), ...this.deliveries.waiting()],
       pendingCalls: tools.pendingCalls,
       callsMade: tools.callsMade,
       taskIdsMade: this.opts.background?.idsMade ?? 0,
@@ -434,6 +439,7 @@ export class InteractionSession {
           if (!this.closed) this.reportError(err, item.kind === "chunk" ? { seq: item.chunk.seq } : {});
         } finally {
           this.turnChunk = undefined;
+          this.turnTaken = [];
         }
       }
     } finally {
@@ -448,6 +454,7 @@ export class InteractionSession {
     const engineChunk = this.input.toEngineChunk(chunk);
     const taken = this.taken;
     this.taken = [];
+    this.turnTaken = taken;
     this.logInput(engineChunk);
     const start = this.now();
     const maxOutputTokens = this.outputBudget(chunk);
