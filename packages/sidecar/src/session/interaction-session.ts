@@ -467,7 +467,8 @@ export class InteractionSession {
         engineChunk,
         options,
         () => this.carriedConversation(engineChunk),
-        (delta) => this.toolCalls.visibleText(delta, chunk.seq),
+        // Output after the session closed reaches nobody, and a call in it must not start work nothing would cancel.
+        (delta) => (this.closed ? "" : this.toolCalls.visibleText(delta, chunk.seq)),
       );
     } catch (err) {
       // The results reached the model if the input went in (the sequence moved on, or the answer was taken back
