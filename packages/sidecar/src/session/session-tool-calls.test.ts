@@ -109,12 +109,14 @@ describe("SessionToolCalls", () => {
     expect(results()).toEqual(['[tool lookup_contact result] {"phone":"123"}']);
   });
 
-  it("runs server tools itself and answers unknown tools with an error result", async () => {
-    const { toolCalls, sent, results } = toolCallsFor();
+  it("runs server tools itself and answers unknown tools with an error result, telling the client too", async () => {
+    const { toolCalls, sent, results, errors } = toolCallsFor();
     await toolCalls.runToolCall("calculator", '{"expression": "6*7"}', 1);
+    expect(errors).toEqual([]);
     await toolCalls.runToolCall("nope", "{}", 1);
     expect(sent).toEqual([]);
     expect(results()).toEqual(['[tool calculator result] {"expression":"6*7","result":42}', '[tool nope result] error: unknown tool "nope"']);
+    expect(errors).toEqual([expect.objectContaining({ code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT, seq: 1, message: expect.stringContaining('unknown tool "nope"') })]);
   });
 
   it("refuses a client's tool result when the session has no tools", () => {

@@ -148,7 +148,11 @@ export class SessionToolCalls {
         this.serverRuns.splice(this.serverRuns.indexOf(name), 1);
       }
     } else if (spec) outcome = await tools.callClientTool(spec, argumentsJson, seq, (event) => this.opts.emit(event));
-    else outcome = { ok: false as const, error: `unknown tool "${name}"` };
+    else {
+      outcome = { ok: false as const, error: `unknown tool "${name}"` };
+      // The client hears of it too: a model calling tools nobody declared is worth knowing about.
+      this.opts.reportError(new SessionFault(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `model called unknown tool "${name}" (neither the session's nor a server tool)`, { seq }), { seq });
+    }
     this.opts.deliveries.addToolResult(name, outcome.ok ? outcome.output : `error: ${outcome.error}`, this.opts.inputTimeMs());
   }
 
