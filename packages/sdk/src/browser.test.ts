@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { Microturn } from "./browser.js";
+import { ConnectionError } from "./core/error.js";
 import { InvalidInputError } from "./core/session-errors.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -40,5 +41,22 @@ describe("browser entry", () => {
     expect(() => new Microturn({ url: "grpc://127.0.0.1:50051" })).toThrow(InvalidInputError);
     expect(() => new Microturn({ url: "grpc://127.0.0.1:50051" })).toThrow(/WebSocket only/);
     expect(new Microturn({ url: "ws://127.0.0.1:9464" }).endpoint.kind).toBe("websocket");
+  });
+
+  it("turns a WebSocket constructor's throw (ws:// from an https page) into a ConnectionError with the cause", async () => {
+    const refusal = new DOMException("An insecure WebSocket connection may not be initiated from a page loaded over HTTPS.", "SecurityError");
+    class MixedContentWebSocket {
+      constructor() {
+        throw refusal;
+      }
+    }
+    const session = new Microturn({ url: "ws://127.0.0.1:1", WebSocket: MixedContentWebSocket as never }).session();
+    let closeError: unknown;
+    session.on("close", ({ error }) => (closeError = error));
+    const error: unknown = await session.connect().catch((e: unknown) => e);
+    expect(ConnectionError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toMatch(/SecurityError/);
+    expect((error as Error).cause).toBe(refusal);
+    expect(closeError).toBe(error);
   });
 });

@@ -380,6 +380,29 @@ describe("tools", () => {
     const result = await fake.session().callTool("lookup", { q: 1 });
     expect(result).toMatchObject({ outputJson: '{"manual":"lookup"}', isError: false });
   });
+
+  it("leaves calls without a handler to an app reading every event with for await, which answers them", async () => {
+    const session = await connect();
+    void (async () => {
+      for await (const event of session) {
+        if (event.type !== "toolCall") continue;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        session.sendToolResult({ callId: event.data.callId, outputJson: '{"sky":"sunny"}', isError: false });
+      }
+    })();
+    const result = await fake.session().callTool("weather", { city: "Oslo" });
+    expect(result).toMatchObject({ outputJson: '{"sky":"sunny"}', isError: false });
+  });
+
+  it("answers unknown tool when the app reads only text(), which shows no tool calls", async () => {
+    const session = await connect();
+    void (async () => {
+      for await (const _ of session.text());
+    })();
+    const result = await fake.session().callTool("weather", {});
+    expect(result.isError).toBe(true);
+    expect(result.outputJson).toMatch(/unknown tool/);
+  });
 });
 
 describe("errors from the server", () => {
@@ -498,6 +521,17 @@ describe("bad input and closed sessions", () => {
     await second;
     expect(session.state).toBe("closed");
     await first;
+  });
+
+  it("session.started follows the SessionStarted of each resume", async () => {
+    const session = await connect(new Microturn({ url: fake.url, clock: "manual", reconnect: { initialDelayMs: 1 } }));
+    const firstToken = session.started!.resumeToken;
+    const reconnected = new Promise((resolve) => session.once("reconnected", resolve));
+    fake.goAway();
+    await reconnected;
+    expect(session.started!.resumed).toBe(true);
+    expect(session.started!.resumeToken).toBe(fake.session().resumeToken);
+    expect(session.started!.resumeToken).not.toBe(firstToken);
   });
 
   it("sends pending input on close", async () => {

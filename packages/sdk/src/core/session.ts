@@ -119,7 +119,7 @@ export interface SessionTools {
 
 export class InteractionSession extends EventEmitter<SessionEvents> {
   readonly tools: SessionTools;
-  /** The server's SessionStarted, once connected. */
+  /** The server's latest SessionStarted: the one that opened the session, then the one answering each resume. */
   started: SessionStarted | undefined;
   private readonly link: SessionLink;
   private readonly framer: InputFramer;
@@ -127,6 +127,8 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
   private readonly runner = new ToolRunner();
   private readonly tasks = new Map<string, BackgroundTask>();
   private readonly iterators = new Set<AsyncQueue<SessionEvent>>();
+  /** The iterators over every event (not text() or audio()): their app may answer tool calls itself. */
+  private readonly eventReaders = new Set<AsyncQueue<SessionEvent>>();
   private readonly resamplers = new Map<number, PcmResampler>();
   private readonly config: SessionConfigInput;
   private readonly closeTimeoutMs: number;
@@ -375,22 +377,13 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
 
   private async closeOnce(options: { reason?: string; signal?: AbortSignal; timeoutMs?: number }): Promise<void> {
     this.clock?.stop();
-    if (this.link.state === "open" && this.hasPendingInput()) {
-      try {
-        this.flushChunk();
-      } catch {
-        // A full resend buffer only loses this last partial chunk; closing still proceeds.
-      }
-    }
+    if (this.link.state === "open") this.sendPendingInput();
     await this.link.end(options.reason ?? "client closed", options.timeoutMs ?? this.closeTimeoutMs, options.signal);
   }
 
   /** Every event from now until the session closes. */
   events(): AsyncIterableIterator<SessionEvent> {
-    const queue: AsyncQueue<SessionEvent> = new AsyncQueue(() => this.iterators.delete(queue));
-    if (this.closed) queue.end(this.closeError);
-    else this.iterators.add(queue);
-    return queue;
+    return this.subscribe(true);
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<SessionEvent> {
@@ -399,19 +392,34 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
 
   /** Text deltas of the output, until the session closes. */
   async *text(): AsyncGenerator<string> {
-    for await (const event of this.events()) {
+    for await (const event of this.subscribe(false)) {
       if (event.type === "output" && event.data.text !== "") yield event.data.text;
     }
   }
 
   /** Output audio, until the session closes. */
   async *audio(): AsyncGenerator<OutputAudio> {
-    for await (const event of this.events()) {
+    for await (const event of this.subscribe(false)) {
       const pcm = event.type === "output" ? event.data.audio : undefined;
       if (event.type === "output" && pcm && pcm.pcm16.length > 0) {
         yield { samples: bytesToInt16(pcm.pcm16), sampleRateHz: pcm.sampleRateHz, startMs: event.data.startMs, seq: event.data.seq };
       }
     }
+  }
+
+  /** An iterator over the events from now on; `readsToolCalls`: its reader sees toolCall events (see answerToolCall). */
+  private subscribe(readsToolCalls: boolean): AsyncQueue<SessionEvent> {
+    const queue: AsyncQueue<SessionEvent> = new AsyncQueue(() => {
+      this.iterators.delete(queue);
+      this.eventReaders.delete(queue);
+    });
+    if (this.closed) {
+      queue.end(this.closeError);
+    } else {
+      this.iterators.add(queue);
+      if (readsToolCalls) this.eventReaders.add(queue);
+    }
+    return queue;
   }
 
   private tick(): void {
@@ -420,6 +428,20 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
       this.flushChunk();
     } catch (error) {
       this.dispatch("error", error as MicroturnError);
+    }
+  }
+
+  /**
+   * The input ends here: what the resampler held back joins the pending audio, and chunks are cut until none is left
+   * (each takes one chunk of audio; the resend buffer's limit bounds how many go).
+   */
+  private sendPendingInput(): void {
+    try {
+      for (const resampler of this.resamplers.values()) this.framer.addAudio(resampler.flush());
+      this.resamplers.clear();
+      while (this.hasPendingInput()) this.flushChunk();
+    } catch {
+      // A full resend buffer (or pending-audio limit) loses what is left; closing still proceeds.
     }
   }
 
@@ -446,6 +468,9 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
         this.emittedErrors.add(error);
         return this.dispatch("error", error);
       }
+      case "started":
+        this.started = body.value;
+        return this.dispatch("started", body.value, meta);
       case "toolCall":
         this.dispatch("toolCall", body.value, meta);
         return this.answerToolCall(body.value);
@@ -457,8 +482,13 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     }
   }
 
+  /**
+   * Runs the call's handler; a call with none is left to the app when it can see the call (a toolCall listener, or an
+   * iterator over every event), and answered "unknown tool" otherwise, so the model does not wait out the deadline.
+   */
   private answerToolCall(call: Parameters<ToolRunner["run"]>[0]): void {
-    if (!this.runner.has(call.name) && this.listenerCount("toolCall") > 0) return;
+    const appSeesCall = this.listenerCount("toolCall") > 0 || this.eventReaders.size > 0;
+    if (!this.runner.has(call.name) && appSeesCall) return;
     void this.runner.run(call).then((result) => {
       if (!this.closed && this.link.state !== "closing") this.link.sendControl({ $case: "toolResult", value: result });
     });
@@ -478,6 +508,7 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
     this.dispatch("close", { error });
     for (const queue of this.iterators) queue.end(error);
     this.iterators.clear();
+    this.eventReaders.clear();
   }
 
   private dispatch<K extends keyof SessionEvents>(type: K, ...args: SessionEvents[K]): void {

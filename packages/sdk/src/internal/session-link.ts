@@ -11,7 +11,7 @@ import {
   type SessionStart,
   type SessionStarted,
 } from "@microturn/protocol";
-import { AbortError, ConnectionError, type MicroturnError, ResourceExhaustedError, TimeoutError } from "../core/error.js";
+import { AbortError, ConnectionError, MicroturnError, ResourceExhaustedError, TimeoutError } from "../core/error.js";
 import { errorFromSessionError, type SessionAPIError } from "../core/grpc-error.js";
 import { ProtocolVersionError, SessionClosedError } from "../core/session-errors.js";
 import { isRetryableFailure, type Transport, type TransportStream } from "../core/transport.js";
@@ -68,7 +68,8 @@ export class SessionLink {
   private readonly unacked = new Map<number, InputChunk>();
   private readonly pendingControl: ClientEvent[] = [];
   private readonly lifetime = new AbortController();
-  private endWaiter: (() => void) | undefined;
+  /** Told when the stream ends after SessionEnd went out, with the stream's error if it failed. */
+  private endWaiter: ((error: MicroturnError | undefined) => void) | undefined;
   /** The resume attempt whose stream is opening (for `reconnected`). */
   private resumeAttempt = 0;
 
@@ -118,18 +119,24 @@ export class SessionLink {
     else this.pendingControl.push({ eventId: "", event });
   }
 
-  /** Sends SessionEnd and waits for the server to end the stream (or the timeout). */
+  /**
+   * Sends SessionEnd and waits for the server to end the stream (or the timeout). The link closes with an error
+   * when SessionEnded never came (unless timeoutMs is 0: the caller chose not to wait for it).
+   */
   async end(reason: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.state === "closed" || this.state === "closing") return;
     const wasOpen = this.state === "open";
     this.state = "closing";
+    let error: MicroturnError | undefined;
     if (wasOpen && this.stream) {
-      const ended = new Promise<void>((resolve) => (this.endWaiter = resolve));
+      const ended = new Promise<MicroturnError | undefined>((resolve) => (this.endWaiter = resolve));
       this.stream.send({ eventId: "", event: { $case: "end", value: { reason } } });
       this.stream.end();
-      await race(ended, "session close", signal, timeoutMs).catch(() => undefined);
+      error = await race(ended, "waiting for SessionEnded", signal, timeoutMs).catch((failure: MicroturnError) => failure);
+      if (this.endedSeen || timeoutMs === 0) error = undefined;
+      else error ??= new ConnectionError("the stream ended without SessionEnded");
     }
-    this.finish(undefined);
+    this.finish(error);
   }
 
   /** Tears everything down without telling the server (the session stays resumable there). */
@@ -148,10 +155,19 @@ export class SessionLink {
     const generation = ++this.generation;
     this.stream?.cancel();
     const waiting = new Promise<SessionStarted>((resolve, reject) => (this.waiter = { resolve, reject }));
-    const stream = this.transport.open({
-      onEvent: (event) => this.onEvent(generation, event),
-      onClose: (error) => this.onClose(generation, error),
-    });
+    let stream: TransportStream;
+    try {
+      stream = this.transport.open({
+        onEvent: (event) => this.onEvent(generation, event),
+        onClose: (error) => this.onClose(generation, error),
+      });
+    } catch (error) {
+      // A browser refuses ws:// from an https page by throwing (a SecurityError) rather than by closing the socket.
+      this.waiter = undefined;
+      if (MicroturnError.isInstance(error)) throw error;
+      const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      throw new ConnectionError(`could not open the stream: ${reason}`, { cause: error });
+    }
     this.stream = stream;
     stream.send({ eventId: "", event: first });
     return race(waiting, first.$case === "start" ? "session start" : "session resume", signal, timeoutMs).catch((error: unknown) => {
@@ -230,15 +246,16 @@ export class SessionLink {
       waiter.reject(error ?? new ConnectionError("server closed the stream before the session started"));
       return;
     }
-    if (this.state === "closing") return this.endWaiter?.();
+    if (this.state === "closing") return this.endWaiter?.(error);
     if (this.state !== "open") return;
     if (this.fatal) return this.finish(this.fatal);
     if (this.endedSeen) return this.finish(undefined);
-    const cleanEndWithoutEnded = error === undefined;
-    if (this.options.reconnect.enabled && (cleanEndWithoutEnded || isRetryableFailure(error))) {
-      void this.reconnect(error ?? new ConnectionError("stream ended without SessionEnded"));
+    // A stream that ended cleanly without SessionEnded dropped all the same: the session did not end.
+    const dropped = error ?? new ConnectionError("stream ended without SessionEnded");
+    if (this.options.reconnect.enabled && isRetryableFailure(dropped)) {
+      void this.reconnect(dropped);
     } else {
-      this.finish(error);
+      this.finish(dropped);
     }
   }
 

@@ -92,11 +92,20 @@ export class ToolRunner {
     const controller = new AbortController();
     this.running.set(call.callId, controller);
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    // Settles at the deadline, or at once when abortAll() aborts the call: a handler that ignores its signal must
+    // not hold the timer (and with it the process) for the rest of the deadline after the session closed.
     const deadline = new Promise<ToolResult>((resolve) => {
       timer = setTimeout(() => {
-        controller.abort();
         resolve(failure(call, `tool ${call.name} timed out after ${timeoutMs} ms`));
+        controller.abort();
       }, timeoutMs);
+      (timer as { unref?: () => void }).unref?.();
+      onAbort = () => {
+        clearTimeout(timer);
+        resolve(failure(call, `tool ${call.name} was aborted: the session closed`));
+      };
+      controller.signal.addEventListener("abort", onAbort, { once: true });
     });
     const work = (async (): Promise<ToolResult> => {
       try {
@@ -110,6 +119,7 @@ export class ToolRunner {
       return await Promise.race([work, deadline]);
     } finally {
       clearTimeout(timer);
+      if (onAbort) controller.signal.removeEventListener("abort", onAbort);
       this.running.delete(call.callId);
     }
   }
