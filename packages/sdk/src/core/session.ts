@@ -156,7 +156,8 @@ export class InteractionSession extends EventEmitter<SessionEvents> {
       },
     );
     if (resolved.clock === "realtime") {
-      this.clock = new InputClock(this.framer.chunkDurationMs, () => this.tick());
+      // After a stall the clock makes up every tick owed while audio waits, so later chunks are not late by it.
+      this.clock = new InputClock(this.framer.chunkDurationMs, () => this.tick(), undefined, () => this.framer.pendingAudioMs >= this.framer.chunkDurationMs);
     }
     this.tools = {
       register: (name, definition, handler) => this.runner.register(name, definition, handler),

@@ -1,17 +1,26 @@
 // The realtime input clock: calls `tick` once per chunk of wall time,
 // correcting for timer drift and catching up on ticks the event loop missed.
 
-const MAX_CATCH_UP_TICKS = 5;
+/** Ticks one timer callback catches up on; more owed ones go in later callbacks, or are let go (see fire). */
+export const MAX_CATCH_UP_TICKS = 5;
 
 export class InputClock {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private startedAt = 0;
   private ticks = 0;
 
+  /**
+   * `backlog`: whether input waits that a tick would send (at least a chunk's
+   * worth of audio). Ticks owed past a stall are then all made up, a batch per
+   * timer callback, so the audio pushed meanwhile goes out and later chunks
+   * are not late by the stall; without a backlog (nothing was pushed: a
+   * suspended tab or laptop) they are let go instead of cutting empty chunks.
+   */
   constructor(
     private readonly chunkDurationMs: number,
     private readonly tick: () => void,
     private readonly now: () => number = () => performance.now(),
+    private readonly backlog: () => boolean = () => false,
   ) {}
 
   start(): void {
@@ -45,7 +54,8 @@ export class InputClock {
       this.ticks++;
       this.tick();
     }
-    if (owed > MAX_CATCH_UP_TICKS) this.ticks += owed - MAX_CATCH_UP_TICKS;
+    // More owed: made up in the next callback (at once) while input waits, else let go.
+    if (owed > MAX_CATCH_UP_TICKS && !this.backlog()) this.ticks += owed - MAX_CATCH_UP_TICKS;
     if (this.timer !== undefined) this.schedule();
   }
 }
