@@ -35,11 +35,19 @@ def load() -> None:
     global _loaded
     if _loaded:
         return
+    from microturn_sglang import grpc_in_server
+
+    # Before anything is registered: load_plugins() logs and swallows an
+    # Exception, which would leave the server half-patched (no StreamingSession
+    # gRPC service, health checks passing). SystemExit is not swallowed.
+    try:
+        grpc_port = grpc_in_server.check_env_for_sglang()
+    except ValueError as err:
+        raise SystemExit(f"microturn: {err}") from err
     from sglang.srt.arg_groups.choices import add_moe_runner_backend_choices
     from sglang.srt.layers.moe.moe_runner.runner import register_moe_runner_core
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
-    from microturn_sglang import grpc_in_server
     from microturn_sglang.moe_runner_core import make_runner_core
 
     register_interaction_config()
@@ -48,7 +56,7 @@ def load() -> None:
     HookRegistry.register(UNQUANT_CREATE_MOE_RUNNER, use_gather_gemv_runner, HookType.AFTER)
     logger.info("microturn: MoE runner backend %r registered", MOE_BACKEND_NAME)
     register_session_hooks(HookRegistry, HookType)
-    if grpc_in_server.grpc_port_from_env() is not None and grpc_in_server.in_main_process():
+    if grpc_port is not None and grpc_in_server.in_main_process():
         # Registered only where the HTTP server runs: applying it imports
         # http_server, which scheduler processes have no use for.
         HookRegistry.register(HTTP_SETUP_AND_RUN, grpc_in_server.serve_session_grpc_with_http, HookType.AROUND)

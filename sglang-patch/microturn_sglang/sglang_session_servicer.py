@@ -11,6 +11,7 @@ with FAILED_PRECONDITION and capabilities say supports_rewind=false."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from microturn_sglang import session_rewind
 from microturn_sglang.chunk_text import render_chunk_text
 from microturn_sglang.engine_servicer import ENGINE_NAME, ERROR_CODE_TRAILER, PROTOCOL_VERSION, _major
 from microturn_sglang.gen.microturn.v1 import common_pb2, engine_pb2, engine_pb2_grpc
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT_MS = 60_000
 
@@ -35,10 +38,13 @@ _FINISH = {
 # hook), or no hook in the scheduler (stock refusal).
 _OFFSET_REFUSED = "Streaming sessions do not support offset"
 
+# SGLang's scheduler no longer has the session (reaped or closed): nothing to close.
+_SESSION_GONE = "does not exist"
+
 # SGLang reports these refusals as text (a ValueError from the TokenizerManager,
 # or an abort finish_reason from the scheduler); the message is all there is.
 _MESSAGE_CODES = (
-    ("does not exist", grpc.StatusCode.NOT_FOUND),
+    (_SESSION_GONE, grpc.StatusCode.NOT_FOUND),
     ("close was requested for session", grpc.StatusCode.NOT_FOUND),
     ("already has an active request", grpc.StatusCode.FAILED_PRECONDITION),
     ("Streaming sessions are disabled", grpc.StatusCode.FAILED_PRECONDITION),
@@ -257,9 +263,15 @@ class SglangStreamingSessionServicer(engine_pb2_grpc.StreamingSessionServicer):
             try:
                 async for _ in self._generate(session, request.system_prompt, {"max_new_tokens": 0}, turn):
                     pass
-            except BaseException:
-                del self.sessions[opened]
-                await self.tm.close_session(CloseSessionReqInput(session_id=opened), None)
+            except BaseException as err:
+                # _generate already forgot the session when SGLang answered NOT_FOUND.
+                self.sessions.pop(opened, None)
+                if not (isinstance(err, Refusal) and _SESSION_GONE in str(err)):
+                    # Also on "close was requested": closing again is harmless there.
+                    try:
+                        await self.tm.close_session(CloseSessionReqInput(session_id=opened), None)
+                    except Exception:  # keep the refusal the client is owed
+                        logger.exception("microturn: closing session %r after a refused system prompt failed", opened)
                 raise
             session.position_tokens = (turn.prompt_tokens or 0) + turn.completion_tokens
             session.floor_tokens = session.position_tokens

@@ -125,6 +125,83 @@ def test_bad_port_is_refused_with_a_clear_message(monkeypatch):
     assert grpc_in_server.grpc_port_from_env() is None
 
 
+@pytest.mark.parametrize("host, address", [
+    ("127.0.0.1", "127.0.0.1:50061"),
+    ("localhost", "localhost:50061"),
+    ("0.0.0.0", "0.0.0.0:50061"),
+    ("::", "[::]:50061"),
+    ("::1", "[::1]:50061"),
+    ("[::1]", "[::1]:50061"),
+    ("fe80::1%eth0", "[fe80::1%eth0]:50061"),
+])
+def test_grpc_address_brackets_ipv6_hosts(host, address):
+    assert grpc_in_server.grpc_address(host, 50061) == address
+
+
+def test_grpc_host_from_env(monkeypatch):
+    monkeypatch.delenv("MICROTURN_GRPC_HOST", raising=False)
+    assert grpc_in_server.grpc_host_from_env() == "127.0.0.1"
+    for ok in (" 0.0.0.0 ", "::", "[::1]", "engine.internal", "fe80::1%eth0"):
+        monkeypatch.setenv("MICROTURN_GRPC_HOST", ok)
+        assert grpc_in_server.grpc_host_from_env() == ok.strip()
+    for bad in ("0.0.0.0:50061", "[::1]:50061", "localhost:50061", "local host", "[::1", "http://x"):
+        monkeypatch.setenv("MICROTURN_GRPC_HOST", bad)
+        with pytest.raises(ValueError, match="MICROTURN_GRPC_HOST must be a host name or an IP address"):
+            grpc_in_server.grpc_host_from_env()
+
+
+def test_port_zero_is_for_tests_only(monkeypatch):
+    """grpc_port_from_env (the hook, these tests) takes 0 for any free port;
+    inside SGLang the plugin refuses it: the sidecar could not find the port."""
+    monkeypatch.delenv("MICROTURN_GRPC_HOST", raising=False)
+    monkeypatch.setenv("MICROTURN_GRPC_PORT", "0")
+    assert grpc_in_server.grpc_port_from_env() == 0
+    with pytest.raises(ValueError, match="MICROTURN_GRPC_PORT must be a fixed TCP port"):
+        grpc_in_server.check_env_for_sglang()
+    monkeypatch.setenv("MICROTURN_GRPC_PORT", "50061")
+    assert grpc_in_server.check_env_for_sglang() == 50061
+    monkeypatch.delenv("MICROTURN_GRPC_PORT")
+    monkeypatch.setenv("MICROTURN_GRPC_HOST", "not a host")  # not checked while the service is off
+    assert grpc_in_server.check_env_for_sglang() is None
+
+
+def ipv6_loopback_available():
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]", "::"])
+def test_serves_on_an_ipv6_host(http_server, monkeypatch, host):
+    if not ipv6_loopback_available():
+        pytest.skip("IPv6 loopback (::1) is not available on this machine")
+    module, events = http_server
+    monkeypatch.setenv("MICROTURN_GRPC_HOST", host)
+    seen = {}
+
+    async def while_up():
+        port = module.app.state.microturn_grpc_port
+        async with grpc.aio.insecure_channel(f"[::1]:{port}") as channel:
+            health = await engine_pb2_grpc.StreamingSessionStub(channel).Health(engine_pb2.HealthRequest(), timeout=10)
+            seen["serving"] = health.serving
+
+    grpc_in_server.serve_session_grpc_with_http(serve_http(module.app, events, while_up))
+    assert seen["serving"]
+
+
+def test_unbindable_address_is_a_clear_error():
+    async def main():
+        with pytest.raises(RuntimeError, match="cannot bind the StreamingSession gRPC server to no such host:0"):
+            await grpc_in_server.start_session_grpc(FakeTokenizerManager(), "no such host", 0)
+
+    asyncio.run(main())
+
+
 def test_real_fastapi_app_under_uvicorn_with_uvloop(monkeypatch):
     """SGLang's default path: a FastAPI app built with lifespan=..., served by
     uvicorn.Server(loop="uvloop"). The hook must reach Starlette's lifespan and

@@ -192,6 +192,69 @@ def test_grpc_hook_is_registered_only_with_a_port_in_the_main_process(fake_sglan
     assert calls["hooks"][len(SESSION_HOOKS) + 1] == (HTTP_SETUP_AND_RUN, serve_session_grpc_with_http, "around")
 
 
+@pytest.mark.parametrize("env, named", [
+    ({"MICROTURN_GRPC_PORT": "5006l"}, "MICROTURN_GRPC_PORT"),
+    ({"MICROTURN_GRPC_PORT": "70000"}, "MICROTURN_GRPC_PORT"),
+    ({"MICROTURN_GRPC_PORT": "0"}, "MICROTURN_GRPC_PORT"),  # the sidecar could never find a random port
+    ({"MICROTURN_GRPC_PORT": "50061", "MICROTURN_GRPC_HOST": "0.0.0.0:50061"}, "MICROTURN_GRPC_HOST"),
+    ({"MICROTURN_GRPC_PORT": "50061", "MICROTURN_GRPC_HOST": "local host"}, "MICROTURN_GRPC_HOST"),
+], ids=["typo", "range", "zero", "host-with-port", "space"])
+def test_bad_grpc_env_stops_before_anything_is_registered(fake_sglang, monkeypatch, env, named):
+    """load_plugins() swallows an Exception from a plugin: a ValueError after the
+    MoE backend and session hooks were registered left a half-patched server
+    without the gRPC service. The plugin checks the environment first and
+    raises SystemExit, which load_plugins does not catch."""
+    plugin, calls = fake_sglang
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("multiprocessing.parent_process", lambda: None)
+    with pytest.raises(SystemExit) as info:
+        try:
+            plugin.load()
+        except Exception:  # what sglang.srt.plugins.load_plugins does
+            pytest.fail("swallowed by load_plugins")
+    assert named in str(info.value.code) and repr(env[named]) in str(info.value.code)
+    assert calls["choices"] == [] and calls["cores"] == {} and calls["hooks"] == [] and calls["configs"] == {}
+    assert not plugin._loaded and not session_rewind.rewind_enabled()
+
+
+def test_ipv6_host_is_accepted_in_the_main_process(fake_sglang, monkeypatch):
+    plugin, calls = fake_sglang
+    monkeypatch.setenv("MICROTURN_GRPC_PORT", "50061")
+    monkeypatch.setenv("MICROTURN_GRPC_HOST", "::")
+    monkeypatch.setattr("multiprocessing.parent_process", lambda: None)
+    plugin.load()
+    assert calls["hooks"][-1][0] == HTTP_SETUP_AND_RUN
+
+
+def test_real_load_plugins_does_not_swallow_a_bad_port(tmp_path):
+    """Against SGLang's own load_plugins() (entry point group
+    sglang.srt.plugins): the process stops with the message instead of
+    serving half-patched."""
+    import importlib.metadata
+    import os
+    import subprocess
+
+    if not any(ep.value.startswith("microturn_sglang") for ep in importlib.metadata.entry_points(group="sglang.srt.plugins")):
+        pytest.skip("microturn_sglang is not installed as an sglang.srt.plugins entry point")
+    probe = ("import importlib.util, sys\n"
+             "if importlib.util.find_spec('sglang.srt.plugins') is None: sys.exit(77)\n"
+             "try:\n"
+             "    from sglang.srt.plugins import load_plugins\n"
+             "except Exception as err:\n"
+             "    print('cannot import SGLang:', err); sys.exit(77)\n"
+             "load_plugins()\n"
+             "print('SERVED HALF-PATCHED')\n")
+    env = {**os.environ, "MICROTURN_GRPC_PORT": "5006l"}
+    env.pop("MICROTURN_GRPC_HOST", None)
+    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    if done.returncode == 77:
+        pytest.skip(f"SGLang's plugin loader cannot be imported here: {done.stdout.strip()}")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SERVED HALF-PATCHED" not in done.stdout
+    assert "microturn: MICROTURN_GRPC_PORT must be a TCP port" in done.stderr and "'5006l'" in done.stderr
+
+
 def test_after_hook_swaps_runner_only_when_selected(fake_sglang):
     plugin, calls = fake_sglang
     method = types.SimpleNamespace(runner=FakeMoeRunner(Backend.TRITON, RunnerConfig()))

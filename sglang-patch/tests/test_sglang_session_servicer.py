@@ -190,6 +190,30 @@ def test_refusals_from_sglang_at_open():
     run(scenario, FakeTokenizerManager(enable_streaming_session=False))
 
 
+@pytest.mark.parametrize("message, closes", [
+    ("Invalid request: session id s1 does not exist", False),
+    ("Invalid request: close was requested for session s1", True),
+], ids=["reaped", "closing"])
+def test_system_prompt_refused_because_the_session_is_gone(message, closes):
+    """SGLang reaps or closes the session before the system-prompt prefill runs
+    (an abort with status 400): the client gets the typed NOT_FOUND, not
+    UNKNOWN from cleaning up twice, and the session is closed in SGLang unless
+    SGLang says it no longer exists there."""
+    async def scenario(stub, tm):
+        tm.abort_next = (400, message)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await open_session(stub, session_id="s1", system_prompt="sys")
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND, info.value.details()
+        assert dict(info.value.trailing_metadata() or ()).get("microturn-error-code") == "unknown_session"
+        assert tm.closed == (["s1"] if closes else [])
+        assert (await stub.Health(engine_pb2.HealthRequest())).active_sessions == 0
+        # The id is free again on our side.
+        tm.sessions.pop("s1", None)
+        assert (await open_session(stub, session_id="s1")).session_id == "s1"
+
+    run(scenario)
+
+
 def test_second_append_in_flight_is_refused_and_cancel_aborts():
     async def scenario(stub, tm):
         tm.replies = ["a long answer"]
