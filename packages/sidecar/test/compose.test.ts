@@ -12,7 +12,9 @@ const root = join(__dirname, "../../..");
 const text = readFileSync(join(root, "docker-compose.yml"), "utf8");
 /** Compose interpolation with every variable unset: ${VAR:-default} -> default. */
 const resolved = text.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, "$1");
-const compose = parse(resolved) as { services: Record<string, { command?: string[]; environment?: Record<string, string>; image?: string; build?: unknown }> };
+const compose = parse(resolved) as {
+  services: Record<string, { command?: string[]; environment?: Record<string, string>; image?: string; build?: unknown; healthcheck?: { test: string[] } }>;
+};
 
 describe("docker-compose.yml", () => {
   it("has the three services, each with an image", () => {
@@ -33,6 +35,8 @@ describe("docker-compose.yml", () => {
     expect(config).toMatchObject({ engine: "sglang-grpc", engineUrl: "interaction:50061", background: "sglang-grpc", host: "0.0.0.0", port: 50051, spinWindowMs: 2 });
     // The interaction server serves StreamingSession on the port the sidecar dials.
     expect(compose.services.interaction!.environment!.MICROTURN_GRPC_PORT).toBe(config.engineUrl.split(":")[1]);
+    // Its health check probes that port too: a server without the gRPC service is not healthy.
+    expect(compose.services.interaction!.healthcheck!.test.join(" ")).toContain(`'127.0.0.1', ${config.engineUrl.split(":")[1]})`);
   });
 
   it("sends the sidecar's image build only what its Dockerfile copies, not models, venvs or build output", () => {
