@@ -2,11 +2,12 @@
 // that turn's output holds is not acted on (the session is gone).
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../src/logger.js";
-import type { DelegateRequest, SessionBackground } from "../src/session/ports.js";
+import type { DelegateRequest } from "../src/session/ports.js";
 import { SessionHub } from "../src/session/session-hub.js";
 import { ServerToolRegistry } from "../src/tools/registry.js";
 import { RegistrySessionTools } from "../src/tools/session-tools.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
+import { recordingBackground } from "../src/session/testing/recording-background.js";
 import { TestClient } from "./helpers/test-client.js";
 
 describe("a session ended during a micro-turn", () => {
@@ -14,16 +15,7 @@ describe("a session ended during a micro-turn", () => {
     // The engine goes on answering after the abort, as a remote one may with output already buffered.
     const engine = new FakeEngine({ delayMs: 150, reply: () => '<tool_call>{"name":"delegate","arguments":{"task":"late"}}</tool_call>' });
     const started: DelegateRequest[] = [];
-    const background: SessionBackground = {
-      start: (request) => (started.push(request), `task_${started.length}`),
-      cancel: () => undefined,
-      cancelAll: () => undefined,
-      running: 0,
-      onUpdate: () => undefined,
-      idsMade: 0,
-      release: () => [],
-      adopt: () => undefined,
-    };
+    const background = recordingBackground(started);
     const hub = new SessionHub({
       engine,
       limits: { maxOutputTokensPerTurn: 400, maxQueuedChunks: 50 },

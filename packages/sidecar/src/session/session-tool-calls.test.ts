@@ -6,7 +6,8 @@ import { DELEGATE_TOOL_SPEC } from "../tools/delegate.js";
 import { ServerToolRegistry } from "../tools/registry.js";
 import { RegistrySessionTools } from "../tools/session-tools.js";
 import { ContextDeliveries } from "./context-deliveries.js";
-import type { ConversationEntry, DelegateRequest, ServerPayload, SessionBackground } from "./ports.js";
+import { recordingBackground } from "./testing/recording-background.js";
+import type { ConversationEntry, DelegateRequest, ServerPayload } from "./ports.js";
 import { MAX_OPEN_CALL_TURNS, SessionToolCalls } from "./session-tool-calls.js";
 
 const LOOKUP: ToolSpec = { name: "lookup_contact", description: "Phone number of a contact", parametersJson: '{"type":"object"}', timeoutMs: 5000 };
@@ -19,19 +20,7 @@ function toolCallsFor(options: { forcedToolCalls?: boolean; withTools?: boolean;
   const started: DelegateRequest[] = [];
   const conversation: ConversationEntry[] = [{ role: "user", text: "find flights", startMs: 0, seq: 0 }];
   const deliveries = new ContextDeliveries();
-  const background: SessionBackground = {
-    start: (request) => {
-      started.push(request);
-      return "task_1";
-    },
-    cancel: () => undefined,
-    cancelAll: () => undefined,
-    running: 0,
-    onUpdate: () => undefined,
-    idsMade: 0,
-    release: () => [],
-    adopt: () => undefined,
-  };
+  const background = recordingBackground(started);
   const toolCalls = new SessionToolCalls({
     capabilities: { engine: "test-engine", forcedToolCalls: options.forcedToolCalls ?? true },
     config: { tools: [LOOKUP], defaultDelivery: options.defaultDelivery ?? DeliveryMode.DELIVERY_MODE_UNSPECIFIED },
