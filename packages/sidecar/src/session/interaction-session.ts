@@ -144,6 +144,7 @@ export class InteractionSession {
   private turnChunk: InputChunk | undefined;
   /** Set once the session moved to another sidecar: nothing more reaches its client from here. */
   private released = false;
+  /** close()'s work once begun: a second close waits for the same. */
   private closing: Promise<void> | undefined;
   /** The results the running micro-turn took at its boundary, until it settles them. */
   private turnTaken: readonly PendingDelivery[] = [];
