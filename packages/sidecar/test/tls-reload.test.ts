@@ -8,16 +8,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
 import { fileURLToPath } from "node:url";
-import { Microturn, type InteractionSession } from "@microturn/sdk";
+import { Microturn } from "@microturn/sdk";
 import { afterEach, describe, expect, it } from "vitest";
-import { startSidecar, type Sidecar } from "../src/app.js";
+import { startSidecar } from "../src/app.js";
 import { ConfigError, loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
 import { SidecarMetrics } from "../src/metrics.js";
-import { startServer, type RunningServer } from "../src/server.js";
+import { startServer } from "../src/server.js";
 import { SessionHub } from "../src/session/session-hub.js";
 import { loadTls } from "../src/tls.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
+import { Started } from "./helpers/started.js";
 import { say } from "./helpers/sdk-hello.js";
 import { spawnTsx } from "./helpers/spawn-tsx.js";
 
@@ -46,17 +47,12 @@ async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {
   }
 }
 
-let running: RunningServer | undefined;
-let sidecar: Sidecar | undefined;
-const sessions: InteractionSession[] = [];
+const started = new Started();
+const sessions = started.sessions;
 const dirs: string[] = [];
 
 afterEach(async () => {
-  for (const s of sessions.splice(0)) await s.close().catch(() => undefined);
-  await running?.close();
-  running = undefined;
-  await sidecar?.shutdown();
-  sidecar = undefined;
+  await started.close();
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -77,7 +73,7 @@ describe("TLS reload", () => {
     const logger = createLogger("error");
     const hub = new SessionHub({ engine: new FakeEngine(), limits: { maxOutputTokensPerTurn: 32, maxQueuedChunks: 50 }, maxSessions: 8, resumeGraceMs: 5000, recordDir: "", logger });
     const tls = loadTls({ tlsCert: fixture("server.pem"), tlsKey: fixture("server.key"), tlsClientCa: "" })!;
-    running = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", tls, host: "127.0.0.1", port: 0, httpPort: 0, isServing: () => true });
+    const running = (started.server = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", tls, host: "127.0.0.1", port: 0, httpPort: 0, isServing: () => true }));
     const client = new Microturn({ url: `grpcs://localhost:${port(running.grpcAddress)}`, tls: { ca: pem("ca.pem") }, clock: "manual" });
     const before = client.session();
     sessions.push(before);
@@ -100,29 +96,29 @@ describe("TLS reload", () => {
     const logger = createLogger("error");
     const hub = new SessionHub({ engine: new FakeEngine(), limits: { maxOutputTokensPerTurn: 32, maxQueuedChunks: 50 }, maxSessions: 8, resumeGraceMs: 5000, recordDir: "", logger });
     const tls = loadTls({ tlsCert: fixture("server.pem"), tlsKey: fixture("server.key"), tlsClientCa: "" })!;
-    running = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", tls, host: "127.0.0.1", port: 0, httpPort: -1, isServing: () => true });
+    const running = (started.server = await startServer({ hub, logger, metrics: new SidecarMetrics(false), apiKey: "", tls, host: "127.0.0.1", port: 0, httpPort: -1, isServing: () => true }));
     const mutual = loadTls({ tlsCert: fixture("server2.pem"), tlsKey: fixture("server2.key"), tlsClientCa: fixture("ca.pem") })!;
-    expect(() => running!.updateTls(mutual)).toThrow(ConfigError);
-    expect(() => running!.updateTls(mutual)).toThrow(/takes a restart/);
+    expect(() => running.updateTls(mutual)).toThrow(ConfigError);
+    expect(() => running.updateTls(mutual)).toThrow(/takes a restart/);
     expect(await servedName(running.grpcAddress)).toBe(FIRST);
   });
 
   it("picks up renewed files by itself, refuses a half-written pair and keeps serving the old one", async () => {
     const files = tlsDir();
     const flags = ["--port", "0", "--metrics-port", "0", "--background", "none", "--drain-ms", "0", "--tls-reload-ms", "100"];
-    sidecar = await startSidecar(loadConfig([...flags, "--tls-cert", join(files.dir, "server.pem"), "--tls-key", join(files.dir, "server.key")], {}), {
+    const sidecar = (started.sidecar = await startSidecar(loadConfig([...flags, "--tls-cert", join(files.dir, "server.pem"), "--tls-key", join(files.dir, "server.key")], {}), {
       engine: new FakeEngine(),
       logger: createLogger("error"),
-    });
+    }));
     const grpcAddress = sidecar.server.grpcAddress;
     expect(sidecar.reloadTls()).toBe("unchanged");
-    const metrics = () => sidecar!.metrics.render();
+    const metrics = () => sidecar.metrics.render();
     const expiry = new Date(new X509Certificate(pem("server.pem")).validTo).getTime() / 1000;
     expect(await metrics()).toMatch(new RegExp(`^microturn_tls_certificate_expiry_timestamp_seconds ${expiry}$`, "m"));
 
     // The renewed certificate landed, its key not yet: refused, the old pair still served.
     files.put("server2.pem", "server.key");
-    expect(() => sidecar!.reloadTls()).toThrow(/is not the key of the certificate/);
+    expect(() => sidecar.reloadTls()).toThrow(/is not the key of the certificate/);
     expect(await servedName(grpcAddress)).toBe(FIRST);
     expect(await metrics()).toMatch(/^microturn_tls_reloads_total\{result="failed"\} [1-9]/m);
 
@@ -130,7 +126,7 @@ describe("TLS reload", () => {
     // the leaf and key match, TLS cannot use the file, and the old pair stays served on both ports.
     files.put("server2.pem", "server2.key");
     files.write("server.pem", Buffer.concat([pem("server2.pem"), Buffer.from(pem("ca.pem").toString().slice(0, 120))]));
-    expect(() => sidecar!.reloadTls()).toThrow(/TLS cannot use them/);
+    expect(() => sidecar.reloadTls()).toThrow(/TLS cannot use them/);
     expect(await servedName(grpcAddress)).toBe(FIRST);
     expect(await servedName(sidecar.server.httpAddress!)).toBe(FIRST);
 
@@ -145,7 +141,7 @@ describe("TLS reload", () => {
   });
 
   it("says TLS is off when there is nothing to reload", async () => {
-    sidecar = await startSidecar(loadConfig(["--port", "0", "--metrics-port=-1", "--background", "none", "--drain-ms", "0"], {}), { engine: new FakeEngine(), logger: createLogger("error") });
+    const sidecar = (started.sidecar = await startSidecar(loadConfig(["--port", "0", "--metrics-port=-1", "--background", "none", "--drain-ms", "0"], {}), { engine: new FakeEngine(), logger: createLogger("error") }));
     expect(sidecar.reloadTls()).toBe("off");
   });
 

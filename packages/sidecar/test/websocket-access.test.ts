@@ -4,24 +4,24 @@
 // sidecar), and browser pages are let in by their Origin.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Microturn, type InteractionSession } from "@microturn/sdk";
+import { Microturn } from "@microturn/sdk";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket, type ClientOptions } from "ws";
-import { startSidecar, type Sidecar } from "../src/app.js";
+import { startSidecar } from "../src/app.js";
 import { loadConfig, parseAllowedOrigins } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
 import { SidecarMetrics } from "../src/metrics.js";
-import { startServer, type RunningServer } from "../src/server.js";
+import { startServer } from "../src/server.js";
 import { SessionHub } from "../src/session/session-hub.js";
 import { loadTls } from "../src/tls.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
+import { Started } from "./helpers/started.js";
 import { hello } from "./helpers/sdk-hello.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url));
 
-let running: RunningServer | undefined;
-let sidecar: Sidecar | undefined;
-const sessions: InteractionSession[] = [];
+const started = new Started();
+const sessions = started.sessions;
 
 async function setup(opts: { apiKey?: string; allowedOrigins?: string; mutual?: boolean } = {}) {
   const engine = new FakeEngine();
@@ -29,7 +29,7 @@ async function setup(opts: { apiKey?: string; allowedOrigins?: string; mutual?: 
   const logger = createLogger("warn", (line) => lines.push(line));
   const hub = new SessionHub({ engine, limits: { maxOutputTokensPerTurn: 32, maxQueuedChunks: 50 }, maxSessions: 8, resumeGraceMs: 5000, recordDir: "", logger });
   const tls = opts.mutual ? loadTls({ tlsCert: fixture("server.pem"), tlsKey: fixture("server.key"), tlsClientCa: fixture("ca.pem") }) : undefined;
-  running = await startServer({
+  const running = (started.server = await startServer({
     hub,
     logger,
     metrics: new SidecarMetrics(false),
@@ -40,18 +40,12 @@ async function setup(opts: { apiKey?: string; allowedOrigins?: string; mutual?: 
     port: 0,
     httpPort: 0,
     isServing: () => true,
-  });
+  }));
   const warnings = () => lines.map((line) => JSON.parse(line) as { level: string; msg: string; origin?: string }).filter((l) => l.level === "warn");
   return { address: running.httpAddress!, warnings };
 }
 
-afterEach(async () => {
-  for (const s of sessions.splice(0)) await s.close().catch(() => undefined);
-  await running?.close();
-  running = undefined;
-  await sidecar?.shutdown();
-  sidecar = undefined;
-});
+afterEach(() => started.close());
 
 type Outcome = { open: true } | { close: number; reason: string } | { status: number };
 
@@ -162,7 +156,7 @@ describe("WebSocket origins", () => {
 
   it("takes the setting from the config (MICROTURN_ALLOWED_ORIGINS)", async () => {
     const config = loadConfig(["--port", "0", "--metrics-port", "0", "--log-level", "error"], { MICROTURN_ALLOWED_ORIGINS: "https://App.Example.com:443" });
-    sidecar = await startSidecar(config, { engine: new FakeEngine(), background: null });
+    const sidecar = (started.sidecar = await startSidecar(config, { engine: new FakeEngine(), background: null }));
     const address = sidecar.server.httpAddress!;
     expect(await attempt(url(address), { origin: "https://app.example.com" })).toEqual({ open: true });
     expect(await attempt(url(address), { origin: "http://localhost:1234" })).toEqual({ status: 403 });
