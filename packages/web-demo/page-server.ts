@@ -17,6 +17,11 @@ const TYPES: Record<string, string> = {
   ".map": "application/json",
 };
 
+/** The certificate a TLS sidecar presents (PEM, its first certificate), asked for each connection. */
+export interface SidecarTls {
+  certificate: () => string | Buffer;
+}
+
 export interface PageServerOptions {
   /** host:port of the sidecar's HTTP server (where its WebSocket endpoint lives). */
   sidecarHttpAddress: string;
@@ -26,7 +31,7 @@ export interface PageServerOptions {
    * certificate; asked again for each connection, so a reloaded one is
    * followed). The page itself stays plain HTTP on this server.
    */
-  sidecarTls?: { certificate: () => string | Buffer };
+  sidecarTls?: SidecarTls;
   host?: string;
   /** 0 picks a free port. */
   port?: number;
@@ -108,7 +113,7 @@ function passUpgrade(req: IncomingMessage, client: Socket, head: Buffer, target:
 interface Target {
   host: string;
   port: number;
-  tls?: { certificate: () => string | Buffer };
+  tls?: SidecarTls;
 }
 
 /** Ends an upgrade the sidecar cannot take, saying why. */

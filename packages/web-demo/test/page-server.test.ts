@@ -5,7 +5,7 @@ import { createServer, request, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { startPageServer, type PageServer } from "../page-server.js";
+import { startPageServer, type PageServer, type SidecarTls } from "../page-server.js";
 
 const servers: Array<{ close(): unknown }> = [];
 afterEach(async () => {
@@ -20,7 +20,7 @@ async function listen(server: Server): Promise<string> {
 
 const tlsFixture = (name: string) => readFileSync(new URL(`../../sidecar/test/fixtures/tls/${name}`, import.meta.url));
 
-async function page(sidecarHttpAddress: string, sidecarTls?: { certificate: () => string | Buffer }): Promise<PageServer> {
+async function page(sidecarHttpAddress: string, sidecarTls?: SidecarTls): Promise<PageServer> {
   const p = await startPageServer({ sidecarHttpAddress, ...(sidecarTls ? { sidecarTls } : {}) });
   servers.unshift(p); // closed before the upstream it points at
   return p;
